@@ -1,0 +1,34 @@
+#pragma once
+// A socket address as written in the config ("127.0.0.1:8443", "[::1]:8443", "0.0.0.0:6443").
+// Only numeric IP literals: name resolution is the endpoint watcher's job, not the parser's.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace passgate::config {
+
+struct Address {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+
+    int family() const { return storage.ss_family; }
+    const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage); }
+    std::uint16_t port() const;
+    // Canonical text: "127.0.0.1:8443" or "[::1]:8443".
+    std::string to_string() const;
+
+    friend bool operator==(const Address& a, const Address& b);
+};
+
+// Parses "a.b.c.d:port" or "[v6]:port". Port 1..65535 (0 allowed only when allow_port_zero).
+// Returns nullopt on any malformed input; the caller words the error.
+std::optional<Address> parse_address(std::string_view text, bool allow_port_zero = false);
+
+// Formats any sockaddr (as returned by accept/getsockname) like Address::to_string.
+std::string format_sockaddr(const sockaddr* address, socklen_t length);
+
+}  // namespace passgate::config

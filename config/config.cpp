@@ -1,0 +1,592 @@
+// Config loading: TOML text -> validated, immutable Config. Every key is documented in
+// config/README.md; keep the two in step.
+
+#include "config/config.h"
+
+#include "config/hostname.h"
+#include "config/toml_reader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+namespace passgate::config {
+
+namespace {
+
+using detail::fail_type;
+using detail::line_of;
+using detail::quote;
+using detail::Source;
+using detail::TableReader;
+
+constexpr std::string_view kRootKeys[] = {"runtime", "admin", "listener", "route", "service"};
+constexpr std::string_view kRuntimeKeys[] = {"workers"};
+constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kListenerKeys[] = {
+    "name",         "address",      "hostname",     "client_hello_timeout", "max_client_hello_size",
+    "idle_timeout", "default_route"};
+constexpr std::string_view kRouteKeys[] = {"name", "listeners", "hostnames", "alpn", "backends"};
+constexpr std::string_view kBackendKeys[] = {"service", "weight"};
+constexpr std::string_view kServiceKeys[] = {"name", "endpoints", "balance", "connect_timeout",
+                                             "connect_attempts"};
+constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
+
+constexpr std::string_view kAddressHelp =
+    "expected \"a.b.c.d:port\" or \"[ipv6]:port\" with a port from 1 to 65535 (host names are "
+    "not resolved)";
+
+constexpr unsigned kMaxWorkers = 1024;
+constexpr std::int64_t kMinHelloSize = 512;
+constexpr std::int64_t kMaxHelloSize = 1024 * 1024;
+constexpr std::int64_t kMaxBackendWeight = 1'000'000;
+constexpr std::int64_t kMaxEndpointWeight = 10'000;
+constexpr std::int64_t kMaxConnectAttempts = 16;
+constexpr std::size_t kMaxConfigFileBytes = 16 * 1024 * 1024;
+constexpr Duration kMaxDuration = std::chrono::hours(24 * 365);
+
+std::string index_path(std::string_view base, std::size_t index) {
+    return std::string(base) + "[" + std::to_string(index) + "]";
+}
+
+bool valid_name(std::string_view name) {
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '.' || c == '-';
+    });
+}
+
+bool is_unspecified(const Address& address) {
+    if (address.family() == AF_INET) {
+        return reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr.s_addr == INADDR_ANY;
+    }
+    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(address.storage);
+    return IN6_IS_ADDR_UNSPECIFIED(&sin6.sin6_addr);
+}
+
+// Lines of values that later cross-reference checks point at.
+struct ListenerLines {
+    int address = 0;
+    int default_route = 0;
+};
+struct RouteLines {
+    std::vector<int> listeners;
+    std::vector<int> backend_services;
+};
+
+class Builder {
+public:
+    Builder(const Source& source, const toml::table& root) : source_(source), root_(root) {}
+
+    Config build(std::string_view source_name) {
+        config_.source = std::string(source_name);
+        TableReader root(source_, root_, "", kRootKeys);
+        read_runtime(root);
+        read_admin(root);
+        const auto listeners = tables(root, "listener");
+        if (listeners.empty()) {
+            source_.fail(1, "listener", "at least one [[listener]] is required");
+        }
+        for (std::size_t i = 0; i < listeners.size(); ++i) read_listener(*listeners[i], i);
+        const auto services = tables(root, "service");
+        for (std::size_t i = 0; i < services.size(); ++i) read_service(*services[i], i);
+        const auto routes = tables(root, "route");
+        for (std::size_t i = 0; i < routes.size(); ++i) read_route(*routes[i], i);
+        check_default_routes();
+        add_warnings();
+        return std::move(config_);
+    }
+
+private:
+    // An array of tables ([[key]] or key = [ {...}, ... ]); empty when the key is absent.
+    std::vector<const toml::table*> tables(const TableReader& root, std::string_view key) {
+        std::vector<const toml::table*> out;
+        const toml::node* node = root.find(key);
+        if (node == nullptr) return out;
+        const std::string path = root.path_of(key);
+        if (!node->is_array()) {
+            fail_type(source_, *node, path,
+                      "an array of tables ([[" + std::string(key) + "]] sections)");
+        }
+        const toml::array& array = *node->as_array();
+        for (std::size_t i = 0; i < array.size(); ++i) {
+            if (!array[i].is_table()) fail_type(source_, array[i], index_path(path, i), "a table");
+            out.push_back(array[i].as_table());
+        }
+        return out;
+    }
+
+    // A table-valued key ([runtime]); nullptr when absent.
+    const toml::table* table(const TableReader& root, std::string_view key) {
+        const toml::node* node = root.find(key);
+        if (node == nullptr) return nullptr;
+        if (!node->is_table()) {
+            fail_type(source_, *node, root.path_of(key),
+                      "a table ([" + std::string(key) + "] section)");
+        }
+        return node->as_table();
+    }
+
+    // A string that must parse as an address: `node` at `path`.
+    Address address(const toml::node& node, const std::string& path) {
+        if (!node.is_string()) fail_type(source_, node, path, "an address string like \"1.2.3.4:443\"");
+        const std::string& text = node.as_string()->get();
+        auto parsed = parse_address(text);
+        if (!parsed) {
+            source_.fail(line_of(node), path,
+                         "invalid address " + quote(text) + ": " + std::string(kAddressHelp));
+        }
+        return *parsed;
+    }
+
+    std::string name(const TableReader& table) {
+        std::string value = *table.string("name", true);
+        if (value.empty()) table.fail("name", "must not be empty");
+        if (!valid_name(value)) {
+            table.fail("name", "invalid name " + quote(value) +
+                                   ": use only letters, digits, '_', '.' and '-'");
+        }
+        return value;
+    }
+
+    template <typename T>
+    void check_unique_name(const TableReader& table, const std::vector<T>& existing,
+                           std::string_view kind, const std::string& value) {
+        for (const T& item : existing) {
+            if (item.name == value) {
+                table.fail("name", "duplicate " + std::string(kind) + " name " + quote(value) +
+                                       " (first defined at line " + std::to_string(item.line) +
+                                       ")");
+            }
+        }
+    }
+
+    // Lowercased and validated hostname pattern from a string node.
+    std::string hostname(const toml::node& node, const std::string& path) {
+        if (!node.is_string()) fail_type(source_, node, path, "a hostname string");
+        const std::string& text = node.as_string()->get();
+        std::string lowered = ascii_lower(text);
+        const std::string error = validate_hostname_pattern(lowered);
+        if (!error.empty()) {
+            source_.fail(line_of(node), path, "invalid hostname " + quote(text) + ": " + error);
+        }
+        return lowered;
+    }
+
+    void read_runtime(const TableReader& root) {
+        const toml::table* node = table(root, "runtime");
+        if (node == nullptr) return;
+        TableReader runtime(source_, *node, root.path_of("runtime"), kRuntimeKeys);
+        if (auto workers = runtime.integer("workers", 0, kMaxWorkers)) {
+            config_.runtime.workers = static_cast<unsigned>(*workers);
+        }
+    }
+
+    void read_admin(const TableReader& root) {
+        config_.admin.address = *parse_address("127.0.0.1:9901");
+        const toml::table* node = table(root, "admin");
+        if (node == nullptr) return;
+        TableReader admin(source_, *node, root.path_of("admin"), kAdminKeys);
+        if (const toml::node* value = admin.find("address")) {
+            config_.admin.address = address(*value, admin.path_of("address"));
+            admin_address_line_ = line_of(*value);
+        }
+    }
+
+    void read_listener(const toml::table& node, std::size_t index) {
+        TableReader table(source_, node, index_path("listener", index), kListenerKeys);
+        Listener listener;
+        listener.line = table.line();
+        listener.name = name(table);
+        check_unique_name(table, config_.listeners, "listener", listener.name);
+
+        const toml::node* address_node = table.find("address");
+        if (address_node == nullptr) table.fail_missing("address");
+        listener.address = address(*address_node, table.path_of("address"));
+        ListenerLines lines;
+        lines.address = line_of(*address_node);
+        for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+            if (config_.listeners[i].address == listener.address) {
+                table.fail("address", listener.address.to_string() + " is already used by listener " +
+                                          quote(config_.listeners[i].name) + " (line " +
+                                          std::to_string(listener_lines_[i].address) + ")");
+            }
+        }
+        if (listener.address == config_.admin.address) {
+            table.fail("address", listener.address.to_string() + " is also the admin address" +
+                                      (admin_address_line_ != 0
+                                           ? " (line " + std::to_string(admin_address_line_) + ")"
+                                           : std::string(" (the default)")));
+        }
+
+        if (const toml::node* value = table.find("hostname")) {
+            listener.hostname = hostname(*value, table.path_of("hostname"));
+        }
+        if (auto value = table.duration("client_hello_timeout")) {
+            listener.client_hello_timeout = *value;
+        }
+        if (auto value = table.integer("max_client_hello_size", kMinHelloSize, kMaxHelloSize)) {
+            listener.max_client_hello_size = static_cast<std::uint32_t>(*value);
+        }
+        if (auto value = table.duration("idle_timeout")) listener.idle_timeout = *value;
+        if (auto value = table.string("default_route", false)) {
+            listener.default_route = std::move(*value);
+            lines.default_route = line_of(*table.find("default_route"));
+        }
+        config_.listeners.push_back(std::move(listener));
+        listener_lines_.push_back(lines);
+    }
+
+    void read_service(const toml::table& node, std::size_t index) {
+        TableReader table(source_, node, index_path("service", index), kServiceKeys);
+        Service service;
+        service.line = table.line();
+        service.name = name(table);
+        check_unique_name(table, config_.services, "service", service.name);
+
+        const toml::array& endpoints = *table.array("endpoints", true);
+        const std::string endpoints_path = table.path_of("endpoints");
+        if (endpoints.empty()) table.fail("endpoints", "must list at least one endpoint");
+        std::vector<int> endpoint_lines;
+        for (std::size_t i = 0; i < endpoints.size(); ++i) {
+            const toml::node& item = endpoints[i];
+            const std::string item_path = index_path(endpoints_path, i);
+            Endpoint endpoint;
+            std::string address_path = item_path;
+            const toml::node* address_node = &item;
+            if (item.is_table()) {
+                TableReader entry(source_, *item.as_table(), item_path, kEndpointKeys);
+                address_node = entry.find("address");
+                if (address_node == nullptr) entry.fail_missing("address");
+                address_path = entry.path_of("address");
+                if (auto weight = entry.integer("weight", 0, kMaxEndpointWeight)) {
+                    endpoint.weight = static_cast<std::uint32_t>(*weight);
+                }
+            } else if (!item.is_string()) {
+                fail_type(source_, item, item_path,
+                          "an \"ip:port\" string or a table { address = \"ip:port\", weight = N }");
+            }
+            endpoint.address = address(*address_node, address_path);
+            if (is_unspecified(endpoint.address)) {
+                source_.fail(line_of(*address_node), address_path,
+                             "invalid endpoint " + endpoint.address.to_string() +
+                                 ": the unspecified address (0.0.0.0 or ::) cannot be connected to");
+            }
+            for (std::size_t j = 0; j < service.endpoints.size(); ++j) {
+                if (service.endpoints[j].address == endpoint.address) {
+                    source_.fail(line_of(*address_node), address_path,
+                                 "duplicate endpoint " + endpoint.address.to_string() + " (line " +
+                                     std::to_string(endpoint_lines[j]) + ")");
+                }
+            }
+            endpoint_lines.push_back(line_of(*address_node));
+            service.endpoints.push_back(endpoint);
+        }
+
+        if (auto balance = table.string("balance", false)) {
+            if (*balance != "round_robin") {
+                table.fail("balance", "unknown balance " + quote(*balance) +
+                                          "; supported: round_robin");
+            }
+            service.balance = Balance::round_robin;
+        }
+        if (auto value = table.duration("connect_timeout")) service.connect_timeout = *value;
+        if (auto value = table.integer("connect_attempts", 1, kMaxConnectAttempts)) {
+            service.connect_attempts = static_cast<unsigned>(*value);
+        }
+        config_.services.push_back(std::move(service));
+    }
+
+    void read_route(const toml::table& node, std::size_t index) {
+        TableReader table(source_, node, index_path("route", index), kRouteKeys);
+        Route route;
+        route.line = table.line();
+        route.name = name(table);
+        check_unique_name(table, config_.routes, "route", route.name);
+        RouteLines lines;
+
+        // listeners: non-empty, each an existing listener, no repeats.
+        const toml::array& listeners = *table.array("listeners", true);
+        const std::string listeners_path = table.path_of("listeners");
+        if (listeners.empty()) table.fail("listeners", "must name at least one listener");
+        for (std::size_t i = 0; i < listeners.size(); ++i) {
+            const toml::node& item = listeners[i];
+            const std::string item_path = index_path(listeners_path, i);
+            if (!item.is_string()) fail_type(source_, item, item_path, "a listener name string");
+            const std::string& value = item.as_string()->get();
+            if (config_.find_listener(value) == nullptr) {
+                source_.fail(line_of(item), item_path, "unknown listener " + quote(value));
+            }
+            if (std::find(route.listeners.begin(), route.listeners.end(), value) !=
+                route.listeners.end()) {
+                source_.fail(line_of(item), item_path, "listener " + quote(value) + " is listed twice");
+            }
+            route.listeners.push_back(value);
+            lines.listeners.push_back(line_of(item));
+        }
+
+        // hostnames: optional, may be empty; lowercased, validated, no repeats.
+        if (const toml::array* hostnames = table.array("hostnames", false)) {
+            const std::string path = table.path_of("hostnames");
+            for (std::size_t i = 0; i < hostnames->size(); ++i) {
+                const std::string item_path = index_path(path, i);
+                std::string value = hostname((*hostnames)[i], item_path);
+                if (std::find(route.hostnames.begin(), route.hostnames.end(), value) !=
+                    route.hostnames.end()) {
+                    source_.fail(line_of((*hostnames)[i]), item_path,
+                                 "hostname " + quote(value) + " is listed twice");
+                }
+                route.hostnames.push_back(std::move(value));
+            }
+        }
+
+        // alpn: optional; when present non-empty, 1..255 visible ASCII bytes each, no repeats.
+        if (const toml::array* alpn = table.array("alpn", false)) {
+            const std::string path = table.path_of("alpn");
+            if (alpn->empty()) {
+                table.fail("alpn", "must not be empty (omit the key to match any ALPN)");
+            }
+            for (std::size_t i = 0; i < alpn->size(); ++i) {
+                const toml::node& item = (*alpn)[i];
+                const std::string item_path = index_path(path, i);
+                if (!item.is_string()) fail_type(source_, item, item_path, "a protocol name string");
+                const std::string& value = item.as_string()->get();
+                const bool visible = std::all_of(value.begin(), value.end(), [](char c) {
+                    return c > 0x20 && c < 0x7f;
+                });
+                if (value.empty() || value.size() > 255 || !visible) {
+                    source_.fail(line_of(item), item_path,
+                                 "invalid ALPN protocol " + quote(value) +
+                                     ": expected 1 to 255 visible ASCII characters, like \"h2\" "
+                                     "or \"http/1.1\"");
+                }
+                if (std::find(route.alpn.begin(), route.alpn.end(), value) != route.alpn.end()) {
+                    source_.fail(line_of(item), item_path,
+                                 "ALPN protocol " + quote(value) + " is listed twice");
+                }
+                route.alpn.push_back(value);
+            }
+        }
+
+        // backends: non-empty tables { service, weight }, existing services, not all weight 0.
+        const toml::array& backends = *table.array("backends", true);
+        const std::string backends_path = table.path_of("backends");
+        if (backends.empty()) table.fail("backends", "must list at least one backend");
+        for (std::size_t i = 0; i < backends.size(); ++i) {
+            const toml::node& item = backends[i];
+            const std::string item_path = index_path(backends_path, i);
+            if (!item.is_table()) {
+                fail_type(source_, item, item_path, "a table like { service = \"name\", weight = 1 }");
+            }
+            TableReader entry(source_, *item.as_table(), item_path, kBackendKeys);
+            BackendRef backend;
+            backend.service = *entry.string("service", true);
+            const int service_line = line_of(*entry.find("service"));
+            if (config_.find_service(backend.service) == nullptr) {
+                entry.fail("service", "unknown service " + quote(backend.service));
+            }
+            for (std::size_t j = 0; j < route.backends.size(); ++j) {
+                if (route.backends[j].service == backend.service) {
+                    entry.fail("service", "service " + quote(backend.service) +
+                                              " is already a backend of this route (line " +
+                                              std::to_string(lines.backend_services[j]) + ")");
+                }
+            }
+            if (auto weight = entry.integer("weight", 0, kMaxBackendWeight)) {
+                backend.weight = static_cast<std::uint32_t>(*weight);
+            }
+            route.backends.push_back(std::move(backend));
+            lines.backend_services.push_back(service_line);
+        }
+        if (std::all_of(route.backends.begin(), route.backends.end(),
+                        [](const BackendRef& b) { return b.weight == 0; })) {
+            table.fail("backends", "all backend weights are 0");
+        }
+
+        config_.routes.push_back(std::move(route));
+        route_lines_.push_back(std::move(lines));
+    }
+
+    void check_default_routes() {
+        for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+            const Listener& listener = config_.listeners[i];
+            if (!listener.default_route) continue;
+            const std::string path = index_path("listener", i) + ".default_route";
+            const int line = listener_lines_[i].default_route;
+            const Route* route = config_.find_route(*listener.default_route);
+            if (route == nullptr) {
+                source_.fail(line, path, "unknown route " + quote(*listener.default_route));
+            }
+            if (std::find(route->listeners.begin(), route->listeners.end(), listener.name) ==
+                route->listeners.end()) {
+                source_.fail(line, path,
+                             "route " + quote(route->name) + " (line " + std::to_string(route->line) +
+                                 ") does not list listener " + quote(listener.name) +
+                                 " in its listeners");
+            }
+        }
+    }
+
+    void add_warnings() {
+        std::vector<bool> listener_has_routes(config_.listeners.size(), false);
+        for (const Route& route : config_.routes) {
+            bool default_somewhere = false;
+            for (const std::string& listener_name : route.listeners) {
+                const auto it = std::find_if(config_.listeners.begin(), config_.listeners.end(),
+                                             [&](const Listener& l) { return l.name == listener_name; });
+                const Listener& listener = *it;
+                const bool is_default = listener.default_route == route.name;
+                default_somewhere = default_somewhere || is_default;
+                const auto effective = effective_hostnames(listener.hostname, route.hostnames);
+                if (is_default || !effective.empty()) {
+                    listener_has_routes[static_cast<std::size_t>(it - config_.listeners.begin())] =
+                        true;
+                }
+                if (!route.hostnames.empty() && effective.empty() && !is_default &&
+                    listener.hostname) {
+                    config_.warnings.push_back(source_.warning(
+                        route.line, "route " + quote(route.name) +
+                                        " has no hostname that intersects listener " +
+                                        quote(listener.name) + " hostname " +
+                                        quote(*listener.hostname) + "; not attached to " +
+                                        quote(listener.name)));
+                }
+            }
+            if (route.hostnames.empty() && !default_somewhere) {
+                config_.warnings.push_back(source_.warning(
+                    route.line, "route " + quote(route.name) +
+                                    " has no hostnames and is not the default_route of any of its "
+                                    "listeners; it can never match"));
+            }
+        }
+        for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+            if (listener_has_routes[i]) continue;
+            const Listener& listener = config_.listeners[i];
+            config_.warnings.push_back(source_.warning(
+                listener.line, "listener " + quote(listener.name) +
+                                   " has no routes attached and no default_route; every "
+                                   "connection to it is closed"));
+        }
+        for (const Service& service : config_.services) {
+            const bool used = std::any_of(
+                config_.routes.begin(), config_.routes.end(), [&](const Route& route) {
+                    return std::any_of(route.backends.begin(), route.backends.end(),
+                                       [&](const BackendRef& b) { return b.service == service.name; });
+                });
+            if (!used) {
+                config_.warnings.push_back(source_.warning(
+                    service.line, "service " + quote(service.name) + " is not used by any route"));
+            }
+            if (std::all_of(service.endpoints.begin(), service.endpoints.end(),
+                            [](const Endpoint& e) { return e.weight == 0; })) {
+                config_.warnings.push_back(source_.warning(
+                    service.line, "service " + quote(service.name) +
+                                      ": every endpoint has weight 0; connections routed to it "
+                                      "are rejected"));
+            }
+        }
+    }
+
+    const Source& source_;
+    const toml::table& root_;
+    Config config_;
+    int admin_address_line_ = 0;
+    std::vector<ListenerLines> listener_lines_;
+    std::vector<RouteLines> route_lines_;
+};
+
+}  // namespace
+
+const Listener* Config::find_listener(std::string_view name) const {
+    for (const Listener& listener : listeners) {
+        if (listener.name == name) return &listener;
+    }
+    return nullptr;
+}
+
+const Route* Config::find_route(std::string_view name) const {
+    for (const Route& route : routes) {
+        if (route.name == name) return &route;
+    }
+    return nullptr;
+}
+
+const Service* Config::find_service(std::string_view name) const {
+    for (const Service& service : services) {
+        if (service.name == name) return &service;
+    }
+    return nullptr;
+}
+
+std::optional<Duration> parse_duration(std::string_view text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0 || digits > 12) return std::nullopt;  // 12 digits cannot overflow below
+    const std::string_view unit = text.substr(digits);
+    std::int64_t scale = 0;
+    if (unit == "ms") {
+        scale = 1;
+    } else if (unit == "s") {
+        scale = 1000;
+    } else if (unit == "m") {
+        scale = 60 * 1000;
+    } else if (unit == "h") {
+        scale = 60 * 60 * 1000;
+    } else {
+        return std::nullopt;
+    }
+    std::int64_t value = 0;
+    for (std::size_t i = 0; i < digits; ++i) value = value * 10 + (text[i] - '0');
+    // value < 10^12 and scale <= 3.6e6: the product < 3.6e18 fits in int64.
+    const Duration result(value * scale);
+    if (result.count() <= 0 || result > kMaxDuration) return std::nullopt;
+    return result;
+}
+
+Config parse_config(std::string_view toml_text, std::string_view source_name) {
+    const Source source(source_name);
+    toml::table root;
+    try {
+        root = toml::parse(toml_text, std::string_view{});
+    } catch (const toml::parse_error& error) {
+        const auto& begin = error.source().begin;
+        source.fail(begin.line == 0 ? 1 : static_cast<int>(begin.line), "syntax error",
+                    std::string(error.description()) + " (column " +
+                        std::to_string(begin.column) + ")");
+    }
+    Builder builder(source, root);
+    return builder.build(source_name);
+}
+
+Config load_config_file(const std::string& path) {
+    auto fail = [&](const std::string& reason) -> void {
+        throw ConfigError(path + ":0: cannot read: " + reason);
+    };
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(std::strerror(errno));
+    std::string text;
+    char buffer[64 * 1024];
+    while (true) {
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            const int saved = errno;
+            ::close(fd);
+            fail(std::strerror(saved));
+        }
+        if (n == 0) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        if (text.size() > kMaxConfigFileBytes) {
+            ::close(fd);
+            fail("larger than " + std::to_string(kMaxConfigFileBytes / (1024 * 1024)) + " MiB");
+        }
+    }
+    ::close(fd);
+    return parse_config(text, path);
+}
+
+}  // namespace passgate::config

@@ -1,0 +1,102 @@
+#pragma once
+// The validated, immutable configuration snapshot. Built off the hot path by load_config_*;
+// once built it is never modified, and workers share it read-only through shared_ptr<const Config>.
+// Every key is documented in config/README.md.
+
+#include "config/address.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace passgate::config {
+
+using Duration = std::chrono::milliseconds;
+
+// Thrown for any invalid config. what() is "FILE:LINE: key: message" (LINE is the line of the
+// offending key or table; 0 only when the file could not be read at all).
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct Runtime {
+    unsigned workers = 0;  // 0 = one per online CPU
+};
+
+struct Admin {
+    Address address;  // default 127.0.0.1:9901
+};
+
+struct Listener {
+    std::string name;
+    Address address;
+    std::optional<std::string> hostname;  // lowercased; exact or "*.suffix"
+    Duration client_hello_timeout{std::chrono::seconds(10)};
+    std::uint32_t max_client_hello_size = 64 * 1024;  // bytes of TLS records buffered before routing
+    Duration idle_timeout{std::chrono::hours(1)};     // both directions quiet this long: close
+    std::optional<std::string> default_route;         // route name, validated to exist
+    int line = 0;                                     // where the [[listener]] table starts
+};
+
+struct BackendRef {
+    std::string service;  // validated to name a [[service]]
+    std::uint32_t weight = 1;
+};
+
+struct Route {
+    std::string name;
+    std::vector<std::string> listeners;  // validated to name [[listener]]s
+    std::vector<std::string> hostnames;  // lowercased; exact or "*.suffix"; may be empty
+    std::vector<std::string> alpn;       // optional: match only hellos offering one of these
+    std::vector<BackendRef> backends;    // at least one
+    int line = 0;
+};
+
+enum class Balance { round_robin };
+
+struct Endpoint {
+    Address address;
+    std::uint32_t weight = 1;
+};
+
+struct Service {
+    std::string name;
+    std::vector<Endpoint> endpoints;
+    Balance balance = Balance::round_robin;
+    Duration connect_timeout{std::chrono::seconds(3)};
+    unsigned connect_attempts = 3;  // endpoints tried before the client is closed
+    int line = 0;
+};
+
+struct Config {
+    std::string source;  // file path (or a name given to parse_config)
+    Runtime runtime;
+    Admin admin;
+    std::vector<Listener> listeners;
+    std::vector<Route> routes;
+    std::vector<Service> services;
+    std::vector<std::string> warnings;  // "FILE:LINE: message", e.g. a route that attaches nowhere
+
+    const Listener* find_listener(std::string_view name) const;
+    const Route* find_route(std::string_view name) const;
+    const Service* find_service(std::string_view name) const;
+};
+
+Config parse_config(std::string_view toml_text, std::string_view source_name);
+Config load_config_file(const std::string& path);
+
+// Hostname helpers shared by validation and routing.
+// A valid hostname pattern: lowercase DNS labels (letters, digits, '-'), optionally "*." first;
+// not an IP literal. Returns an error message, or empty when valid.
+std::string validate_hostname_pattern(std::string_view pattern);
+// Case-insensitive lowercasing for ASCII.
+std::string ascii_lower(std::string_view text);
+// "10s", "250ms", "1h", "1m30s"? -> only single-unit forms: <digits>(ms|s|m|h). nullopt if malformed.
+std::optional<Duration> parse_duration(std::string_view text);
+
+}  // namespace passgate::config

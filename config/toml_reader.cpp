@@ -1,0 +1,216 @@
+#include "config/toml_reader.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace passgate::config::detail {
+
+namespace {
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                               diagonal + (a[i - 1] == b[j - 1] ? 0u : 1u)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string join(std::span<const std::string_view> words) {
+    std::string out;
+    for (auto word : words) {
+        if (!out.empty()) out += ", ";
+        out += word;
+    }
+    return out;
+}
+
+}  // namespace
+
+int line_of(const toml::node& node) {
+    const auto line = node.source().begin.line;
+    return line == 0 ? 1 : static_cast<int>(line);
+}
+
+std::string_view type_name(toml::node_type type) {
+    switch (type) {
+        case toml::node_type::table: return "a table";
+        case toml::node_type::array: return "an array";
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a float";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::date: return "a date";
+        case toml::node_type::time: return "a time";
+        case toml::node_type::date_time: return "a date-time";
+        case toml::node_type::none: break;
+    }
+    return "nothing";
+}
+
+std::string quote(std::string_view text) {
+    constexpr std::size_t limit = 100;
+    bool cut = false;
+    if (text.size() > limit) {
+        std::size_t end = limit;
+        // Do not split a UTF-8 sequence: back up over continuation bytes.
+        while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+        text = text.substr(0, end);
+        cut = true;
+    }
+    static const char hex[] = "0123456789abcdef";
+    std::string out = "\"";
+    for (char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (byte < 0x20 || byte == 0x7f) {
+            out += "\\x";
+            out += hex[byte >> 4];
+            out += hex[byte & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    out += cut ? "\"..." : "\"";
+    return out;
+}
+
+std::string key_text(std::string_view key) {
+    const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+    return bare ? std::string(key) : quote(key);
+}
+
+void Source::fail(int line, std::string_view key, std::string_view message) const {
+    std::string text = name_;
+    text += ':';
+    text += std::to_string(line);
+    text += ": ";
+    text += key;
+    text += ": ";
+    text += message;
+    throw ConfigError(text);
+}
+
+std::string Source::warning(int line, std::string_view message) const {
+    return name_ + ":" + std::to_string(line) + ": " + std::string(message);
+}
+
+void fail_type(const Source& source, const toml::node& node, std::string_view path,
+               std::string_view expected) {
+    source.fail(line_of(node), path,
+                "expected " + std::string(expected) + ", got " +
+                    std::string(type_name(node.type())));
+}
+
+TableReader::TableReader(const Source& source, const toml::table& table, std::string path,
+                         std::span<const std::string_view> allowed)
+    : source_(source), table_(table), path_(std::move(path)) {
+    const toml::key* first_unknown = nullptr;
+    for (auto&& [key, value] : table_) {
+        (void)value;
+        if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end()) continue;
+        if (first_unknown == nullptr ||
+            key.source().begin.line < first_unknown->source().begin.line) {
+            first_unknown = &key;
+        }
+    }
+    if (first_unknown == nullptr) return;
+
+    std::string message = "unknown key";
+    const std::string_view name = first_unknown->str();
+    std::string_view suggestion;
+    std::size_t best = 3;  // suggest only close misspellings
+    for (auto candidate : allowed) {
+        const std::size_t distance = edit_distance(name, candidate);
+        if (distance < best) {
+            best = distance;
+            suggestion = candidate;
+        }
+    }
+    if (!suggestion.empty()) message += " (did you mean \"" + std::string(suggestion) + "\"?)";
+    message += "; allowed keys: " + join(allowed);
+    const auto line = first_unknown->source().begin.line;
+    source_.fail(line == 0 ? line_of(table_) : static_cast<int>(line), path_of(name), message);
+}
+
+std::string TableReader::path_of(std::string_view key) const {
+    if (path_.empty()) return key_text(key);
+    return path_ + "." + key_text(key);
+}
+
+void TableReader::fail(std::string_view key, std::string_view message) const {
+    const toml::node* node = find(key);
+    source_.fail(node != nullptr ? line_of(*node) : line(), path_of(key), message);
+}
+
+void TableReader::fail_missing(std::string_view key) const {
+    source_.fail(line(), path_of(key), "required key is missing");
+}
+
+const toml::node* TableReader::typed(std::string_view key, toml::node_type type,
+                                     bool required) const {
+    const toml::node* node = find(key);
+    if (node == nullptr) {
+        if (required) fail_missing(key);
+        return nullptr;
+    }
+    if (node->type() != type) fail_type(source_, *node, path_of(key), type_name(type));
+    return node;
+}
+
+std::optional<std::string> TableReader::string(std::string_view key, bool required) const {
+    const toml::node* node = typed(key, toml::node_type::string, required);
+    if (node == nullptr) return std::nullopt;
+    return node->as_string()->get();
+}
+
+std::optional<std::int64_t> TableReader::integer(std::string_view key, std::int64_t min,
+                                                 std::int64_t max) const {
+    const toml::node* node = typed(key, toml::node_type::integer, false);
+    if (node == nullptr) return std::nullopt;
+    const std::int64_t value = node->as_integer()->get();
+    if (value < min || value > max) {
+        fail(key, "must be from " + std::to_string(min) + " to " + std::to_string(max) +
+                      ", got " + std::to_string(value));
+    }
+    return value;
+}
+
+std::optional<Duration> TableReader::duration(std::string_view key) const {
+    const toml::node* node = find(key);
+    if (node == nullptr) return std::nullopt;
+    if (node->type() != toml::node_type::string) {
+        fail_type(source_, *node, path_of(key), "a duration string like \"10s\"");
+    }
+    const std::string& text = node->as_string()->get();
+    const auto value = parse_duration(text);
+    if (!value) {
+        fail(key, "invalid duration " + quote(text) +
+                      ": expected a whole number followed by ms, s, m or h (\"250ms\", \"10s\", "
+                      "\"5m\", \"1h\"), greater than 0 and at most 8760h");
+    }
+    return value;
+}
+
+const toml::array* TableReader::array(std::string_view key, bool required) const {
+    const toml::node* node = typed(key, toml::node_type::array, required);
+    return node == nullptr ? nullptr : node->as_array();
+}
+
+}  // namespace passgate::config::detail

@@ -1,0 +1,39 @@
+#pragma once
+// Accepts on one listening socket with multishot accept. Accept errors (EMFILE, ENFILE, ENOBUFS)
+// end the multishot operation; the acceptor then backs off (doubling, 10 ms to 1 s) instead of
+// spinning, and re-arms.
+
+#include "reactor/fd.h"
+#include "reactor/loop.h"
+
+#include <cstdint>
+#include <functional>
+
+namespace passgate::reactor {
+
+class Acceptor final : public WatchHandler, private Timer {
+public:
+    using OnAccept = std::function<void(Fd)>;
+    // `listen_fd` stays owned by the caller and must outlive the acceptor.
+    Acceptor(Loop& loop, int listen_fd, OnAccept on_accept);
+    ~Acceptor() = default;
+
+    void stop();  // stop accepting (the listening socket stays open)
+    std::uint64_t accept_errors() const { return accept_errors_; }
+    int last_error() const { return last_error_; }
+
+    void on_watch(int result) override;
+
+private:
+    void on_timer() override;
+    Loop& loop_;
+    int listen_fd_;
+    OnAccept on_accept_;
+    Watch watch_;
+    bool stopped_ = false;
+    Millis backoff_ = 0;
+    std::uint64_t accept_errors_ = 0;
+    int last_error_ = 0;
+};
+
+}  // namespace passgate::reactor

@@ -1,0 +1,94 @@
+#pragma once
+// A bounded single-producer single-consumer channel between threads, with an eventfd doorbell
+// that the consumer's loop watches. Used for control messages (config hand-over, shutdown), not
+// per connection. try_send refuses when full: the bound is explicit and the sender decides.
+
+#include "reactor/fd.h"
+#include "reactor/loop.h"
+#include "reactor/system_error.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+namespace passgate::reactor {
+
+template <class T>
+class Channel {
+public:
+    explicit Channel(std::size_t capacity)
+        : slots_(capacity + 1), doorbell_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+        if (!doorbell_) throw_errno("eventfd");
+    }
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+
+    // Producer side. False when the channel is full (the message is not taken).
+    bool try_send(T message) {
+        const std::size_t tail = tail_.load(std::memory_order_relaxed);
+        const std::size_t next = (tail + 1) % slots_.size();
+        if (next == head_.load(std::memory_order_acquire)) return false;
+        slots_[tail] = std::move(message);
+        tail_.store(next, std::memory_order_release);
+        const std::uint64_t one = 1;
+        // A full eventfd counter (2^64-2) cannot happen: the consumer resets it on every drain.
+        [[maybe_unused]] const ssize_t written = ::write(doorbell_.get(), &one, sizeof one);
+        return true;
+    }
+
+    // Consumer side.
+    std::optional<T> try_receive() {
+        const std::size_t head = head_.load(std::memory_order_relaxed);
+        if (head == tail_.load(std::memory_order_acquire)) return std::nullopt;
+        T message = std::move(*slots_[head]);
+        slots_[head].reset();
+        head_.store((head + 1) % slots_.size(), std::memory_order_release);
+        return message;
+    }
+
+    int doorbell_fd() const { return doorbell_.get(); }
+    void reset_doorbell() {
+        std::uint64_t count = 0;
+        [[maybe_unused]] const ssize_t got = ::read(doorbell_.get(), &count, sizeof count);
+    }
+
+private:
+    std::vector<std::optional<T>> slots_;
+    alignas(64) std::atomic<std::size_t> head_{0};
+    alignas(64) std::atomic<std::size_t> tail_{0};
+    Fd doorbell_;
+};
+
+// Runs `handler` in the consumer's loop for each message that arrives on `channel`.
+template <class T>
+class ChannelReceiver final : public WatchHandler {
+public:
+    ChannelReceiver(Loop& loop, Channel<T>& channel, std::function<void(T)> handler)
+        : channel_(channel), handler_(std::move(handler)), watch_(loop, *this) {
+        watch_.poll(channel_.doorbell_fd(), POLLIN, true);
+    }
+    ~ChannelReceiver() = default;
+
+    // Drains everything queued (also useful right before shutdown).
+    void drain() {
+        channel_.reset_doorbell();
+        while (std::optional<T> message = channel_.try_receive()) handler_(std::move(*message));
+    }
+
+    void on_watch(int result) override {
+        if (result < 0) throw_errno("poll on channel doorbell", -result);
+        drain();
+    }
+
+private:
+    Channel<T>& channel_;
+    std::function<void(T)> handler_;
+    Watch watch_;
+};
+
+}  // namespace passgate::reactor

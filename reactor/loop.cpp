@@ -1,0 +1,197 @@
+#include "reactor/loop.h"
+
+#include "reactor/system_error.h"
+
+#include <sys/socket.h>
+
+#include <cassert>
+#include <ctime>
+
+namespace passgate::reactor {
+
+Millis monotonic_millis() {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<Millis>(now.tv_sec) * 1000 + now.tv_nsec / 1'000'000;
+}
+
+// The kernel-facing half of a Watch. Its address is the SQE's user_data.
+class WatchOp {
+public:
+    enum class Kind { poll, accept };
+
+    explicit WatchOp(Loop& loop) : loop_(loop) {}
+
+    void start(Watch* watch, Kind kind, int fd, std::uint32_t events, bool multishot) {
+        watch_ = watch;
+        kind_ = kind;
+        fd_ = fd;
+        events_ = events;
+        multishot_ = multishot;
+        submit();
+    }
+
+    void detach() {
+        assert(watch_ != nullptr);
+        watch_ = nullptr;
+        io_uring_sqe* sqe = loop_.sqe();
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(this), 0);
+        io_uring_sqe_set_data64(sqe, 0);  // the cancel's own completion is not interesting
+    }
+
+    void complete(int result, std::uint32_t flags) {
+        const bool more = (flags & IORING_CQE_F_MORE) != 0;
+        if (watch_ == nullptr) {  // owner gone: wait for the final completion, then recycle
+            if (!more) loop_.recycle_op(this);
+            return;
+        }
+        Watch* watch = watch_;
+        if (!more) {
+            if (multishot_ && result >= 0) {
+                submit();  // the kernel ended a multishot op (e.g. CQ overflow): re-arm
+            } else if (kind_ == Kind::accept && multishot_ && result == -EINVAL &&
+                       loop_.ring_.features().multishot_accept) {
+                // Kernel without multishot accept: switch to one-shot, re-armed per accept.
+                loop_.ring_.mutable_features().multishot_accept = false;
+                multishot_ = false;
+                submit();
+                return;
+            } else if (kind_ == Kind::accept && !multishot_ && result >= 0) {
+                submit();  // one-shot accept mode keeps accepting
+            } else {
+                watch->op_ = nullptr;
+                watch_ = nullptr;
+                loop_.recycle_op(this);
+            }
+        }
+        watch->handler_.on_watch(result);  // may destroy `watch`; nothing of it used after
+    }
+
+private:
+    void submit() {
+        io_uring_sqe* sqe = loop_.sqe();
+        if (kind_ == Kind::poll) {
+            if (multishot_) io_uring_prep_poll_multishot(sqe, fd_, events_);
+            else io_uring_prep_poll_add(sqe, fd_, events_);
+        } else if (multishot_) {
+            io_uring_prep_multishot_accept(sqe, fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        } else {
+            io_uring_prep_accept(sqe, fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        }
+        io_uring_sqe_set_data(sqe, this);
+    }
+
+    Loop& loop_;
+    Watch* watch_ = nullptr;
+    Kind kind_ = Kind::poll;
+    int fd_ = -1;
+    std::uint32_t events_ = 0;
+    bool multishot_ = false;
+};
+
+void Watch::poll(int fd, std::uint32_t events, bool multishot) {
+    assert(op_ == nullptr);
+    op_ = loop_.take_op();
+    op_->start(this, WatchOp::Kind::poll, fd, events, multishot);
+}
+
+void Watch::accept(int listen_fd) {
+    assert(op_ == nullptr);
+    op_ = loop_.take_op();
+    op_->start(this, WatchOp::Kind::accept, listen_fd, 0, loop_.features().multishot_accept);
+}
+
+void Watch::stop() {
+    if (op_ == nullptr) return;
+    op_->detach();
+    op_ = nullptr;
+}
+
+Loop::Loop(const RingOptions& options) : ring_(options), now_(monotonic_millis()) {}
+
+// Members go in reverse order: pooled operations first, the ring last. No completion is
+// dispatched after run() returns, so operations still in flight in the kernel never reach freed
+// memory; ~Ring (io_uring_queue_exit) cancels them.
+Loop::~Loop() = default;
+
+Millis Loop::update_now() {
+    now_ = monotonic_millis();
+    return now_;
+}
+
+io_uring_sqe* Loop::sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+    if (sqe != nullptr) return sqe;
+    const int submitted = io_uring_submit(ring_.get());
+    if (submitted < 0) throw_errno("io_uring_submit", -submitted);
+    stats_.submissions += static_cast<std::uint64_t>(submitted);
+    sqe = io_uring_get_sqe(ring_.get());
+    if (sqe == nullptr) throw_errno("io_uring_get_sqe after submit", EBUSY);
+    return sqe;
+}
+
+WatchOp* Loop::take_op() {
+    ++ops_in_flight_;
+    if (free_ops_.empty()) {
+        all_ops_.push_back(std::make_unique<WatchOp>(*this));
+        return all_ops_.back().get();
+    }
+    WatchOp* op = free_ops_.back();
+    free_ops_.pop_back();
+    return op;
+}
+
+void Loop::recycle_op(WatchOp* op) {
+    --ops_in_flight_;
+    free_ops_.push_back(op);
+}
+
+void Loop::run() {
+    stopping_ = false;
+    while (!stopping_) {
+        update_now();
+        stats_.timers_fired += timers_.fire_expired(now_);
+        if (batch_end_) batch_end_();
+        if (stopping_) break;
+
+        __kernel_timespec timeout{};
+        __kernel_timespec* timeout_ptr = nullptr;
+        const Millis deadline = timers_.next_deadline();
+        if (deadline >= 0) {
+            const Millis wait = deadline > now_ ? deadline - now_ : 0;
+            timeout.tv_sec = wait / 1000;
+            timeout.tv_nsec = (wait % 1000) * 1'000'000;
+            timeout_ptr = &timeout;
+        }
+        io_uring_cqe* cqe = nullptr;
+        const int result =
+            io_uring_submit_and_wait_timeout(ring_.get(), &cqe, 1, timeout_ptr, nullptr);
+        ++stats_.iterations;
+        if (result > 0) stats_.submissions += static_cast<std::uint64_t>(result);
+        if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN &&
+            result != -EBUSY)
+            throw_errno("io_uring_submit_and_wait_timeout", -result);
+        update_now();
+        dispatch_completions();
+        if (batch_end_) batch_end_();
+    }
+}
+
+void Loop::dispatch_completions() {
+    // Each CQE is copied and marked seen before its handler runs, so handlers may submit
+    // (and, with DEFER_TASKRUN, cause new CQEs) freely. Bounded per batch so timers keep firing.
+    const unsigned budget = ring_.features().cq_entries;
+    for (unsigned handled = 0; handled < budget; ++handled) {
+        io_uring_cqe* cqe = nullptr;
+        if (io_uring_peek_cqe(ring_.get(), &cqe) != 0 || cqe == nullptr) break;
+        const std::uint64_t user_data = cqe->user_data;
+        const int result = cqe->res;
+        const std::uint32_t flags = cqe->flags;
+        io_uring_cqe_seen(ring_.get(), cqe);
+        ++stats_.completions;
+        if (user_data == 0) continue;
+        reinterpret_cast<WatchOp*>(user_data)->complete(result, flags);
+    }
+}
+
+}  // namespace passgate::reactor

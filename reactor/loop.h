@@ -1,0 +1,133 @@
+#pragma once
+// One event loop per thread: an io_uring created in that thread, user-space timers, and
+// "watches" (readiness polls and multishot accepts) whose completions are dispatched to handlers.
+//
+// Ownership of operations in flight: a Watch is the owner-facing handle; the kernel-facing
+// operation (WatchOp) is pooled by the loop. Stopping or destroying a Watch detaches its operation
+// and submits a cancel; the operation returns to the pool when its final completion arrives. So an
+// owner (a connection) can be freed at any time, even with operations in flight, and no
+// completion ever reaches freed memory.
+
+#include "reactor/ring.h"
+#include "reactor/timer.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace passgate::reactor {
+
+class Loop;
+class WatchOp;
+
+class WatchHandler {
+public:
+    // Poll: `result` is the revents mask (>= 0) or -errno. Accept: the new fd or -errno.
+    // The handler may stop, restart or destroy the watch (and its owner) from inside.
+    virtual void on_watch(int result) = 0;
+
+protected:
+    ~WatchHandler() = default;
+};
+
+class Watch {
+public:
+    Watch(Loop& loop, WatchHandler& handler) : loop_(loop), handler_(handler) {}
+    Watch(const Watch&) = delete;
+    Watch& operator=(const Watch&) = delete;
+    ~Watch() { stop(); }
+
+    // Readiness on `fd`. Multishot: one completion per wake-up (edge-like: drain to EAGAIN),
+    // re-armed transparently if the kernel ends it. One-shot: a single completion.
+    void poll(int fd, std::uint32_t events, bool multishot);
+    // Multishot accept on a listening socket (falls back to one-shot re-arming on old kernels).
+    // New sockets are non-blocking and close-on-exec.
+    void accept(int listen_fd);
+    // Detaches and cancels the operation in flight, if any. Idempotent.
+    void stop();
+    bool active() const { return op_ != nullptr; }
+
+private:
+    friend class WatchOp;
+    Loop& loop_;
+    WatchHandler& handler_;
+    WatchOp* op_ = nullptr;
+};
+
+struct LoopStats {
+    std::uint64_t completions = 0;  // CQEs handled
+    std::uint64_t submissions = 0;  // SQEs handed to the kernel
+    std::uint64_t iterations = 0;   // trips through io_uring_enter
+    std::uint64_t timers_fired = 0;
+};
+
+class Loop {
+public:
+    explicit Loop(const RingOptions& options = {});
+    Loop(const Loop&) = delete;
+    Loop& operator=(const Loop&) = delete;
+    ~Loop();
+
+    // Runs until stop() is called from inside the loop (a handler or timer).
+    void run();
+    void stop() { stopping_ = true; }
+    bool stopping() const { return stopping_; }
+
+    // Monotonic milliseconds, cached per loop iteration (refresh with update_now()).
+    Millis now() const { return now_; }
+    Millis update_now();
+
+    void arm_timer(Timer& timer, Millis deadline) { timers_.arm(timer, deadline); }
+    void arm_timer_after(Timer& timer, Millis delay) { timers_.arm(timer, now_ + delay); }
+    void cancel_timer(Timer& timer) { timers_.cancel(timer); }
+
+    // Called after each batch of completions and timers: the place to free what handlers
+    // retired during the batch.
+    void set_batch_end(std::function<void()> hook) { batch_end_ = std::move(hook); }
+
+    const RingFeatures& features() const { return ring_.features(); }
+    const LoopStats& stats() const { return stats_; }
+    std::size_t operations_in_flight() const { return ops_in_flight_; }
+
+    // An SQE to fill; submits pending ones first when the SQ is full.
+    io_uring_sqe* sqe();
+
+private:
+    friend class Watch;
+    friend class WatchOp;
+    WatchOp* take_op();
+    void recycle_op(WatchOp* op);
+    void dispatch_completions();
+
+    Ring ring_;
+    TimerHeap timers_;
+    LoopStats stats_;
+    Millis now_ = 0;
+    bool stopping_ = false;
+    std::function<void()> batch_end_;
+    std::vector<std::unique_ptr<WatchOp>> all_ops_;
+    std::vector<WatchOp*> free_ops_;
+    std::size_t ops_in_flight_ = 0;
+};
+
+Millis monotonic_millis();
+
+}  // namespace passgate::reactor
+
+namespace passgate::reactor {
+
+// A watch handler that calls a member function of its owner, so one owner can hold several
+// watches (a connection watches two sockets for reading and writing).
+template <class Owner, void (Owner::*Method)(int)>
+class MemberWatchHandler final : public WatchHandler {
+public:
+    explicit MemberWatchHandler(Owner& owner) : owner_(owner) {}
+    ~MemberWatchHandler() = default;
+    void on_watch(int result) override { (owner_.*Method)(result); }
+
+private:
+    Owner& owner_;
+};
+
+}  // namespace passgate::reactor

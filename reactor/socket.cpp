@@ -1,0 +1,59 @@
+#include "reactor/socket.h"
+
+#include "reactor/system_error.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <cerrno>
+
+namespace passgate::reactor {
+
+Fd listen_tcp(const sockaddr* address, socklen_t length, const ListenOptions& options) {
+    Fd socket(::socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!socket) throw_errno("socket");
+    const int one = 1;
+    if (::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+        throw_errno("setsockopt(SO_REUSEADDR)");
+    if (options.reuse_port &&
+        ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        throw_errno("setsockopt(SO_REUSEPORT)");
+    if (::bind(socket.get(), address, length) != 0) throw_errno("bind");
+    if (::listen(socket.get(), options.backlog) != 0) throw_errno("listen");
+    return socket;
+}
+
+ConnectStart start_connect(const sockaddr* address, socklen_t length) {
+    ConnectStart start;
+    start.socket = Fd(::socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!start.socket) {
+        start.error = errno;
+        return start;
+    }
+    const int one = 1;
+    // Forwarded bytes are already batched by the peers; do not add Nagle delay on top.
+    ::setsockopt(start.socket.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (::connect(start.socket.get(), address, length) == 0) return start;
+    start.error = errno;
+    if (start.error != EINPROGRESS) start.socket.reset();
+    return start;
+}
+
+int socket_error(int fd) {
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
+    return error;
+}
+
+int local_port(int fd) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+        throw_errno("getsockname");
+    if (address.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
+}
+
+}  // namespace passgate::reactor

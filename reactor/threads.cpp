@@ -1,0 +1,38 @@
+#include "reactor/threads.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <vector>
+
+namespace passgate::reactor {
+
+namespace {
+std::vector<int> allowed_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    std::vector<int> cpus;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    return cpus;
+}
+}  // namespace
+
+unsigned usable_cpus() {
+    const std::size_t count = allowed_cpus().size();
+    return count == 0 ? 1 : static_cast<unsigned>(count);
+}
+
+int pin_current_thread(unsigned index) {
+    const std::vector<int> cpus = allowed_cpus();
+    if (cpus.empty()) return -1;
+    const int cpu = cpus[index % cpus.size()];
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) return -1;
+    return cpu;
+}
+
+}  // namespace passgate::reactor

@@ -1,0 +1,11 @@
+#pragma once
+
+namespace passgate::reactor {
+
+// Number of CPUs this process may run on (sched_getaffinity), at least 1.
+unsigned usable_cpus();
+// Pins the calling thread to the index-th CPU of the process's affinity set (wrapping around).
+// Returns the CPU number, or -1 if pinning failed (not fatal: the thread still runs).
+int pin_current_thread(unsigned index);
+
+}  // namespace passgate::reactor

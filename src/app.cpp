@@ -1,0 +1,142 @@
+#include "src/app.h"
+
+#include "reactor/loop.h"
+#include "reactor/signals.h"
+#include "reactor/socket.h"
+#include "reactor/threads.h"
+#include "src/admin_server.h"
+#include "src/log.h"
+#include "src/snapshot.h"
+#include "src/worker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace passgate {
+
+namespace {
+
+struct WorkerSlot {
+    reactor::Channel<WorkerMessage> inbox{8};
+    WorkerStats stats;
+    std::thread thread;
+};
+
+reactor::Fd bind_listener(const config::Listener& listener) {
+    try {
+        return reactor::listen_tcp(listener.address.sockaddr_ptr(), listener.address.length);
+    } catch (const std::system_error& error) {
+        throw std::runtime_error("listener \"" + listener.name + "\" on " +
+                                 listener.address.to_string() + ": " + error.what());
+    }
+}
+
+}  // namespace
+
+int run_app(config::Config config_value, const AppOptions& options) {
+    // splice(2) has no MSG_NOSIGNAL: a write to a reset peer must be an EPIPE, not a signal.
+    ::signal(SIGPIPE, SIG_IGN);
+    // Before any thread starts, so that every thread inherits the mask and only the signalfd
+    // sees these.
+    reactor::block_signals({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
+
+    auto config = std::make_shared<const config::Config>(std::move(config_value));
+    auto snapshot = std::make_shared<const Snapshot>(config);
+    const unsigned worker_count = options.workers_override.value_or(
+        config->runtime.workers != 0 ? config->runtime.workers : reactor::usable_cpus());
+
+    // Bind everything before starting anything: a taken port is reported at once, by name.
+    std::vector<std::vector<reactor::Fd>> listen_sockets(worker_count);
+    for (unsigned worker = 0; worker < worker_count; ++worker)
+        for (const config::Listener& listener : config->listeners)
+            listen_sockets[worker].push_back(bind_listener(listener));
+    reactor::Fd admin_socket;
+    try {
+        admin_socket = reactor::listen_tcp(config->admin.address.sockaddr_ptr(),
+                                           config->admin.address.length,
+                                           reactor::ListenOptions{.backlog = 64, .reuse_port = false});
+    } catch (const std::system_error& error) {
+        throw std::runtime_error("admin address " + config->admin.address.to_string() + ": " +
+                                 error.what());
+    }
+
+    std::vector<std::unique_ptr<WorkerSlot>> workers;
+    std::atomic<unsigned> workers_ready{0};
+    std::atomic<bool> worker_failed{false};
+    for (unsigned index = 0; index < worker_count; ++index) {
+        workers.push_back(std::make_unique<WorkerSlot>());
+        WorkerSlot& slot = *workers.back();
+        slot.thread = std::thread([&, index, sockets = std::move(listen_sockets[index])]() mutable {
+            reactor::pin_current_thread(index);
+            try {
+                WorkerOptions worker_options;
+                worker_options.index = index;
+                Worker worker(worker_options, snapshot, std::move(sockets), slot.inbox, slot.stats);
+                workers_ready.fetch_add(1);
+                worker.run();
+            } catch (const std::exception& error) {
+                log_line(LogLevel::error, "worker " + std::to_string(index) + " failed: " + error.what());
+                worker_failed = true;
+                ::kill(::getpid(), SIGTERM);  // take the process down cleanly, with status 1
+            }
+        });
+    }
+
+    reactor::Loop control(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024});
+    bool stopping = false;
+    reactor::SignalWatcher signals(control, {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [&](int signal) {
+        if (signal == SIGTERM || signal == SIGINT) {
+            if (stopping) return;
+            stopping = true;
+            log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) + ", stopping");
+            for (auto& worker : workers)
+                if (!worker->inbox.try_send(WorkerMessage{WorkerMessage::Kind::stop}))
+                    log_line(LogLevel::error, "worker inbox full; stop message not delivered");
+            control.stop();
+        } else {
+            log_line(LogLevel::warning, std::string("ignoring ") + ::strsignal(signal) +
+                                            ": configuration reload is not implemented yet");
+        }
+    });
+
+    AdminServer admin(control, std::move(admin_socket), [&](const HttpRequest& request) {
+        HttpResponse response;
+        if (request.path == "/healthz") {
+            response.body = "ok\n";
+        } else if (request.path == "/readyz") {
+            const bool ready = !stopping && workers_ready.load() == worker_count;
+            response.status = ready ? 200 : 503;
+            response.body = ready ? "ready\n" : "not ready\n";
+        } else if (request.path == "/metrics") {
+            response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+            std::uint64_t accepted = 0, active = 0;
+            for (const auto& worker : workers) {
+                accepted += worker->stats.accepted.get();
+                active += worker->stats.active.get();
+            }
+            response.body = "# TYPE passgate_accepted_total counter\npassgate_accepted_total " +
+                            std::to_string(accepted) + "\n# TYPE passgate_active gauge\npassgate_active " +
+                            std::to_string(active) + "\n";
+        } else {
+            response.status = 404;
+            response.body = "not found\n";
+        }
+        return response;
+    });
+
+    log_line(LogLevel::info, "started " + std::to_string(worker_count) + " workers; config " +
+                                 options.config_path + "; admin on " +
+                                 config->admin.address.to_string());
+    control.run();
+    for (auto& worker : workers) worker->thread.join();
+    log_line(LogLevel::info, "stopped");
+    return worker_failed ? 1 : 0;
+}
+
+}  // namespace passgate

@@ -1,0 +1,46 @@
+#pragma once
+// Per-worker balancing state for one snapshot. Each worker keeps its own state (no sharing
+// between cores), so smooth weighted round robin interleaves per worker: over all workers the
+// split still follows the weights, since each worker's sequence does.
+//
+// Smooth weighted round robin (as in NGINX): every pick adds each candidate's weight to its
+// running score, takes the highest, and subtracts the total from the winner. Weight 0 is never
+// picked.
+
+#include "src/snapshot.h"
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace passgate {
+
+class SmoothWeightedRoundRobin {
+public:
+    explicit SmoothWeightedRoundRobin(std::vector<std::uint32_t> weights);
+    // Index of the next pick, skipping those in `exclude`; nullopt if none is eligible.
+    std::optional<std::size_t> pick(std::span<const std::size_t> exclude = {});
+    std::size_t size() const { return weights_.size(); }
+
+private:
+    std::vector<std::uint32_t> weights_;
+    std::vector<std::int64_t> scores_;
+};
+
+class Balancer {
+public:
+    explicit Balancer(const Snapshot& snapshot);
+    // Which service of the route takes this connection (by route backend weights).
+    std::optional<std::size_t> pick_service(std::size_t route);
+    // Which endpoint of the service, not one already tried for this connection.
+    std::optional<std::size_t> pick_endpoint(std::size_t service,
+                                             std::span<const std::size_t> tried);
+
+private:
+    const Snapshot& snapshot_;
+    std::vector<SmoothWeightedRoundRobin> routes_;    // by route index
+    std::vector<SmoothWeightedRoundRobin> services_;  // by service index
+};
+
+}  // namespace passgate

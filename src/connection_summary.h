@@ -1,0 +1,50 @@
+#pragma once
+// What a finished connection reports to its worker: the input to metrics and the access log.
+
+#include "src/client_hello.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace passgate {
+
+enum class CloseReason {
+    completed,        // both directions closed in order
+    hello_timeout,    // no complete ClientHello within client_hello_timeout
+    hello_rejected,   // see hello_error
+    client_closed,    // client closed (or reset) before a complete hello
+    no_sni,           // no SNI and no default_route
+    no_route,         // SNI matched no route and no default_route
+    no_endpoint,      // the chosen service has no endpoint to try
+    connect_failed,   // every attempt refused or timed out
+    client_error,     // reset or error on the client socket while forwarding
+    backend_error,    // reset or error on the backend socket while forwarding
+    idle_timeout,     // nothing moved either way for idle_timeout
+    out_of_resources, // no pipe or socket could be created
+    shutdown,         // the process stopped
+};
+
+std::string_view close_reason_name(CloseReason reason);
+
+struct ConnectionSummary {
+    std::size_t listener = 0;                    // index in the snapshot
+    const std::string* route = nullptr;          // names point into the snapshot's config
+    const std::string* service = nullptr;
+    std::string endpoint;                        // "ip:port" of the backend used, if any
+    std::string client;                          // "ip:port"
+    std::string sni;
+    std::vector<std::string> alpn;
+    std::size_t hello_bytes = 0;
+    std::uint64_t bytes_client_to_backend = 0;   // including the hello
+    std::uint64_t bytes_backend_to_client = 0;
+    std::int64_t duration_ms = 0;
+    unsigned connect_attempts = 0;
+    CloseReason reason = CloseReason::completed;
+    HelloError hello_error = HelloError::none;
+    int error = 0;  // errno behind client_error / backend_error / connect_failed, if any
+};
+
+}  // namespace passgate

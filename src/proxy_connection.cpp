@@ -1,0 +1,387 @@
+#include "src/proxy_connection.h"
+
+#include "config/address.h"
+#include "reactor/socket.h"
+#include "src/log.h"
+#include "src/worker.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+namespace passgate {
+
+namespace {
+constexpr std::uint32_t readable_events = POLLIN | POLLRDHUP;
+// Per wake-up, a direction moves at most this many pipe-fulls before yielding to other
+// connections (it resumes on the next loop iteration): one busy stream cannot starve the rest.
+constexpr int pump_rounds_per_turn = 8;
+
+std::string peer_name(int fd) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
+    return config::format_sockaddr(reinterpret_cast<sockaddr*>(&address), length);
+}
+}  // namespace
+
+std::string_view close_reason_name(CloseReason reason) {
+    switch (reason) {
+        case CloseReason::completed: return "completed";
+        case CloseReason::hello_timeout: return "hello_timeout";
+        case CloseReason::hello_rejected: return "hello_rejected";
+        case CloseReason::client_closed: return "client_closed";
+        case CloseReason::no_sni: return "no_sni";
+        case CloseReason::no_route: return "no_route";
+        case CloseReason::no_endpoint: return "no_endpoint";
+        case CloseReason::connect_failed: return "connect_failed";
+        case CloseReason::client_error: return "client_error";
+        case CloseReason::backend_error: return "backend_error";
+        case CloseReason::idle_timeout: return "idle_timeout";
+        case CloseReason::out_of_resources: return "out_of_resources";
+        case CloseReason::shutdown: return "shutdown";
+    }
+    return "unknown";
+}
+
+ProxyConnection::ProxyConnection(Worker& worker, Generation& generation, std::size_t listener,
+                                 reactor::Fd client)
+    : worker_(worker),
+      generation_(generation),
+      client_(std::move(client)),
+      client_readable_(worker.loop(), client_readable_handler_),
+      client_writable_(worker.loop(), client_writable_handler_),
+      backend_readable_(worker.loop(), backend_readable_handler_),
+      backend_writable_(worker.loop(), backend_writable_handler_) {
+    ++generation_.connections;
+    summary_.listener = listener;
+    started_ = worker_.loop().now();
+    last_activity_ = started_;
+}
+
+ProxyConnection::~ProxyConnection() { --generation_.connections; }
+
+const config::Listener& listener_config(const Generation& generation, std::size_t listener) {
+    return *generation.snapshot->listeners()[listener].listener;
+}
+
+// ---- 1. Read the ClientHello ------------------------------------------------------------------
+
+void ProxyConnection::start() {
+    summary_.client = peer_name(client_.get());
+    const config::Listener& listener = listener_config(generation_, summary_.listener);
+    worker_.loop().arm_timer_after(deadline_, listener.client_hello_timeout.count());
+    client_readable_.poll(client_.get(), readable_events, true);
+    // Bytes may already be waiting (they often arrive with the handshake's last ACK).
+    on_client_readable_hello();
+}
+
+void ProxyConnection::on_client_readable_hello() {
+    const std::size_t cap = listener_config(generation_, summary_.listener).max_client_hello_size;
+    // Read what has arrived, at most up to the cap; the buffer grows only by what arrives.
+    for (;;) {
+        std::uint8_t chunk[16 * 1024];
+        const std::size_t room = std::min(sizeof chunk, cap - std::min(cap, hello_.size()));
+        if (room == 0) break;
+        const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
+        if (got > 0) {
+            hello_.insert(hello_.end(), chunk, chunk + got);
+            continue;
+        }
+        if (got == 0) return finish(CloseReason::client_closed);
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        return finish(CloseReason::client_closed, errno);
+    }
+    const HelloParse parse = parse_client_hello(hello_, cap);
+    switch (parse.status) {
+        case HelloParse::Status::need_more:
+            return;  // wait for more bytes (the deadline is running)
+        case HelloParse::Status::rejected:
+            summary_.hello_error = parse.error;
+            return finish(CloseReason::hello_rejected);
+        case HelloParse::Status::complete:
+            summary_.hello_bytes = parse.hello.record_bytes;
+            return route_and_connect(parse.hello);
+    }
+}
+
+// ---- 2. Route ----------------------------------------------------------------------------------
+
+void ProxyConnection::route_and_connect(const ClientHello& hello) {
+    worker_.loop().cancel_timer(deadline_);
+    summary_.sni = hello.sni;
+    summary_.alpn = hello.alpn;
+    const Snapshot& snapshot = *generation_.snapshot;
+    const ListenerRoutes::Match match =
+        snapshot.listeners()[summary_.listener].routes.match(hello.sni, hello.alpn);
+    if (match.route == nullptr)
+        return finish(match.miss == ListenerRoutes::Miss::no_sni ? CloseReason::no_sni
+                                                                  : CloseReason::no_route);
+    summary_.route = &match.route->name;
+    const std::optional<std::size_t> service =
+        generation_.balancer.pick_service(snapshot.route_index(match.route));
+    if (!service) return finish(CloseReason::no_endpoint);
+    service_ = *service;
+    summary_.service = &snapshot.config().services[service_].name;
+    // Until the backend is connected the client's bytes wait in its socket buffer.
+    client_readable_.stop();
+    state_ = State::connecting;
+    connect_next();
+}
+
+// ---- 3. Connect, trying other endpoints on failure ---------------------------------------------
+
+void ProxyConnection::connect_next() {
+    const config::Service& service = generation_.snapshot->config().services[service_];
+    while (summary_.connect_attempts < service.connect_attempts) {
+        const std::optional<std::size_t> endpoint =
+            generation_.balancer.pick_endpoint(service_, tried_endpoints_);
+        if (!endpoint) break;
+        tried_endpoints_.push_back(*endpoint);
+        ++summary_.connect_attempts;
+        const config::Address& address = service.endpoints[*endpoint].address;
+        summary_.endpoint = address.to_string();
+        reactor::ConnectStart attempt = reactor::start_connect(address.sockaddr_ptr(), address.length);
+        if (!attempt.socket) {
+            summary_.error = attempt.error;
+            if (attempt.error == EMFILE || attempt.error == ENFILE || attempt.error == ENOBUFS)
+                return finish(CloseReason::out_of_resources, attempt.error);
+            continue;  // e.g. ENETUNREACH: nothing was sent, try the next endpoint
+        }
+        backend_ = std::move(attempt.socket);
+        worker_.loop().arm_timer_after(deadline_, service.connect_timeout.count());
+        backend_writable_.poll(backend_.get(), POLLOUT, false);
+        return;
+    }
+    if (summary_.connect_attempts == 0) return finish(CloseReason::no_endpoint);
+    finish(CloseReason::connect_failed, summary_.error);
+}
+
+void ProxyConnection::on_connect_result(int error) {
+    worker_.loop().cancel_timer(deadline_);
+    if (error == 0) return start_forwarding();
+    summary_.error = error;
+    backend_writable_.stop();
+    backend_.reset();
+    log_line(LogLevel::debug, "connect to " + summary_.endpoint + " failed: " +
+                                  std::string(strerror(error)));
+    connect_next();
+}
+
+// ---- 4. Replay the hello, then 5. forward ------------------------------------------------------
+
+void ProxyConnection::start_forwarding() {
+    state_ = State::forwarding;
+    client_to_backend_.from = client_.get();
+    client_to_backend_.to = backend_.get();
+    backend_to_client_.from = backend_.get();
+    backend_to_client_.to = client_.get();
+    client_to_backend_.readable = &client_readable_;
+    client_to_backend_.writable = &backend_writable_;
+    backend_to_client_.readable = &backend_readable_;
+    backend_to_client_.writable = &client_writable_;
+    const config::Listener& listener = listener_config(generation_, summary_.listener);
+    last_activity_ = worker_.loop().now();
+    worker_.loop().arm_timer_after(deadline_, listener.idle_timeout.count());
+    client_readable_.poll(client_.get(), readable_events, true);
+    backend_readable_.poll(backend_.get(), readable_events, true);
+    write_hello();
+}
+
+void ProxyConnection::write_hello() {
+    while (hello_sent_ < hello_.size()) {
+        const ssize_t sent = ::send(backend_.get(), hello_.data() + hello_sent_,
+                                    hello_.size() - hello_sent_, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent > 0) {
+            hello_sent_ += static_cast<std::size_t>(sent);
+            continue;
+        }
+        if (sent < 0 && errno == EINTR) continue;
+        if (sent < 0 && errno == EAGAIN) {
+            backend_writable_.poll(backend_.get(), POLLOUT, false);
+            pump_both();  // the backend may already be talking
+            return;
+        }
+        return finish(CloseReason::backend_error, errno);
+    }
+    client_to_backend_.bytes += hello_.size();
+    std::vector<std::uint8_t>().swap(hello_);  // release the buffer: the hello is delivered
+    hello_sent_ = 0;
+    pump_both();
+}
+
+bool hello_pending(const std::vector<std::uint8_t>& hello) { return !hello.empty(); }
+
+ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
+    if (direction.finished || direction.waiting_writable) return Pump::idle;
+    for (int round = 0; round < pump_rounds_per_turn; ++round) {
+        bool source_empty = false;
+        if (!direction.source_eof) {
+            if (!direction.pipe.held() && !direction.pipe.acquire(worker_.pipes()))
+                return Pump::out_of_pipes;
+            const std::size_t room = direction.pipe.capacity() - direction.pipe.bytes_inside;
+            if (room > 0) {
+                const ssize_t moved = ::splice(direction.from, nullptr,
+                                               direction.pipe.pipe().write_end.get(), nullptr, room,
+                                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (moved > 0) direction.pipe.bytes_inside += static_cast<std::size_t>(moved);
+                else if (moved == 0) {
+                    direction.source_eof = true;
+                    // EOF stays readable: stop watching, or every wake-up on this socket
+                    // (ACKs for the other direction) would report it again.
+                    direction.readable->stop();
+                }
+                else if (errno == EAGAIN) source_empty = true;
+                else if (errno != EINTR) return Pump::error_from;
+            }
+        }
+        if (direction.pipe.bytes_inside > 0) {
+            const ssize_t moved = ::splice(direction.pipe.pipe().read_end.get(), nullptr,
+                                           direction.to, nullptr, direction.pipe.bytes_inside,
+                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (moved > 0) {
+                direction.pipe.bytes_inside -= static_cast<std::size_t>(moved);
+                direction.bytes += static_cast<std::uint64_t>(moved);
+                last_activity_ = worker_.loop().now();
+            } else if (moved < 0 && errno == EAGAIN) {
+                // Destination full: wait until it drains. Bytes stay in the pipe meanwhile.
+                direction.waiting_writable = true;
+                direction.writable->poll(direction.to, POLLOUT, false);
+                return Pump::idle;
+            } else if (moved < 0 && errno != EINTR) {
+                return Pump::error_to;
+            }
+        }
+        if (direction.pipe.bytes_inside == 0 && direction.source_eof) {
+            // Half-close passes through: the peer sees our FIN when the source sent its own.
+            direction.pipe.release();
+            if (::shutdown(direction.to, SHUT_WR) != 0 && errno != ENOTCONN) return Pump::error_to;
+            direction.finished = true;
+            return Pump::idle;
+        }
+        if (direction.pipe.bytes_inside == 0 && source_empty) {
+            direction.pipe.release();  // quiet: idle connections hold no pipe
+            return Pump::idle;
+        }
+    }
+    return Pump::budget_spent;
+}
+
+void ProxyConnection::pump_both() {
+    if (state_ != State::forwarding) return;
+    if (!hello_pending(hello_)) {
+        const Pump result = pump(client_to_backend_);
+        after_pump(result, true);
+        if (state_ != State::forwarding) return;
+    }
+    const Pump result = pump(backend_to_client_);
+    after_pump(result, false);
+    if (state_ != State::forwarding) return;
+    if (client_to_backend_.finished && backend_to_client_.finished)
+        finish(CloseReason::completed);
+}
+
+void ProxyConnection::after_pump(Pump result, bool client_to_backend) {
+    const int error = errno;
+    switch (result) {
+        case Pump::idle:
+            return;
+        case Pump::budget_spent:
+            worker_.loop().arm_timer(resume_, worker_.loop().now());
+            return;
+        case Pump::out_of_pipes:
+            return finish(CloseReason::out_of_resources, error);
+        case Pump::error_from:
+            return finish(client_to_backend ? CloseReason::client_error : CloseReason::backend_error,
+                          error);
+        case Pump::error_to:
+            return finish(client_to_backend ? CloseReason::backend_error : CloseReason::client_error,
+                          error);
+    }
+}
+
+// ---- Events ------------------------------------------------------------------------------------
+
+void ProxyConnection::on_client_readable(int result) {
+    if (result < 0) return finish(CloseReason::client_error, -result);
+    if (state_ == State::reading_hello) return on_client_readable_hello();
+    pump_both();
+}
+
+void ProxyConnection::on_backend_readable(int result) {
+    if (result < 0) return finish(CloseReason::backend_error, -result);
+    pump_both();
+}
+
+void ProxyConnection::on_client_writable(int result) {
+    if (result < 0) return finish(CloseReason::client_error, -result);
+    backend_to_client_.waiting_writable = false;
+    pump_both();
+}
+
+void ProxyConnection::on_backend_writable(int result) {
+    if (state_ == State::connecting) {
+        const int error = result < 0 ? -result : reactor::socket_error(backend_.get());
+        return on_connect_result(error);
+    }
+    if (result < 0) return finish(CloseReason::backend_error, -result);
+    if (hello_pending(hello_)) return write_hello();
+    client_to_backend_.waiting_writable = false;
+    pump_both();
+}
+
+void ProxyConnection::on_resume() { pump_both(); }
+
+void ProxyConnection::on_deadline() {
+    switch (state_) {
+        case State::reading_hello:
+            return finish(CloseReason::hello_timeout);
+        case State::connecting:
+            summary_.error = ETIMEDOUT;
+            return on_connect_result(ETIMEDOUT);
+        case State::forwarding: {
+            const reactor::Millis idle =
+                listener_config(generation_, summary_.listener).idle_timeout.count();
+            const reactor::Millis quiet_until = last_activity_ + idle;
+            if (worker_.loop().now() >= quiet_until) return finish(CloseReason::idle_timeout);
+            worker_.loop().arm_timer(deadline_, quiet_until);
+            return;
+        }
+        case State::closed:
+            return;
+    }
+}
+
+// ---- Close -------------------------------------------------------------------------------------
+
+void ProxyConnection::abort(CloseReason reason) { finish(reason); }
+
+void ProxyConnection::finish(CloseReason reason, int error) {
+    if (state_ == State::closed) return;
+    state_ = State::closed;
+    summary_.reason = reason;
+    if (error != 0) summary_.error = error;
+    client_readable_.stop();
+    client_writable_.stop();
+    backend_readable_.stop();
+    backend_writable_.stop();
+    worker_.loop().cancel_timer(deadline_);
+    worker_.loop().cancel_timer(resume_);
+    // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
+    client_to_backend_.pipe.release();
+    backend_to_client_.pipe.release();
+    client_.reset();
+    backend_.reset();
+    summary_.bytes_client_to_backend = client_to_backend_.bytes;
+    summary_.bytes_backend_to_client = backend_to_client_.bytes;
+    summary_.duration_ms = worker_.loop().now() - started_;
+    worker_.retire(*this, summary_);
+}
+
+}  // namespace passgate

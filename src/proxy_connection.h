@@ -1,0 +1,108 @@
+#pragma once
+// One client connection, from accept to close. Its life reads top to bottom in
+// proxy_connection.cpp:
+//   1. read the ClientHello (bounded by max_client_hello_size and client_hello_timeout);
+//   2. route it (SNI, ALPN) and pick a service and an endpoint;
+//   3. connect without blocking (connect_timeout), trying other endpoints on failure;
+//   4. write the buffered hello bytes unchanged, then
+//   5. forward both directions with splice(2) through leased pipes, readiness from io_uring,
+//      passing half-closes through, until both directions are closed, an error, or idle_timeout.
+
+#include "reactor/fd.h"
+#include "reactor/loop.h"
+#include "src/client_hello.h"
+#include "src/connection_summary.h"
+#include "src/pipe_pool.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace passgate {
+
+class Worker;
+struct Generation;
+
+class ProxyConnection {
+public:
+    ProxyConnection(Worker& worker, Generation& generation, std::size_t listener,
+                    reactor::Fd client);
+    ProxyConnection(const ProxyConnection&) = delete;
+    ProxyConnection& operator=(const ProxyConnection&) = delete;
+    ~ProxyConnection();
+
+    void start();
+    // Closes at once (process shutdown).
+    void abort(CloseReason reason);
+
+    std::size_t slot = 0;  // position in the worker's connection table
+
+private:
+    enum class State { reading_hello, connecting, forwarding, closed };
+
+    // One direction of the byte stream.
+    struct Direction {
+        int from = -1;
+        int to = -1;
+        reactor::Watch* readable = nullptr;  // on `from`
+        reactor::Watch* writable = nullptr;  // on `to`, armed only while `to` is full
+        PipeLease pipe;
+        bool source_eof = false;     // read side returned 0
+        bool finished = false;       // EOF forwarded as shutdown(SHUT_WR)
+        bool waiting_writable = false;
+        std::uint64_t bytes = 0;
+    };
+    enum class Pump { idle, error_from, error_to, out_of_pipes, budget_spent };
+
+    // 1. hello
+    void on_client_readable_hello();
+    // 2-3. route and connect
+    void route_and_connect(const ClientHello& hello);
+    void connect_next();
+    void on_connect_result(int error);
+    // 4-5. forward
+    void start_forwarding();
+    void write_hello();
+    Pump pump(Direction& direction);
+    void pump_both();
+    void after_pump(Pump result, bool client_to_backend);
+    void finish(CloseReason reason, int error = 0);
+
+    // Event entry points.
+    void on_client_readable(int result);
+    void on_client_writable(int result);
+    void on_backend_readable(int result);
+    void on_backend_writable(int result);
+    void on_deadline();
+    void on_resume();
+
+    Worker& worker_;
+    Generation& generation_;
+    State state_ = State::reading_hello;
+    reactor::Fd client_;
+    reactor::Fd backend_;
+    ConnectionSummary summary_;
+    reactor::Millis started_ = 0;
+    reactor::Millis last_activity_ = 0;
+
+    std::vector<std::uint8_t> hello_;  // bytes received before routing; forwarded unchanged
+    std::size_t hello_sent_ = 0;
+    std::size_t service_ = 0;
+    std::vector<std::size_t> tried_endpoints_;
+
+    Direction client_to_backend_;
+    Direction backend_to_client_;
+
+    reactor::MemberWatchHandler<ProxyConnection, &ProxyConnection::on_client_readable> client_readable_handler_{*this};
+    reactor::MemberWatchHandler<ProxyConnection, &ProxyConnection::on_client_writable> client_writable_handler_{*this};
+    reactor::MemberWatchHandler<ProxyConnection, &ProxyConnection::on_backend_readable> backend_readable_handler_{*this};
+    reactor::MemberWatchHandler<ProxyConnection, &ProxyConnection::on_backend_writable> backend_writable_handler_{*this};
+    reactor::Watch client_readable_;
+    reactor::Watch client_writable_;
+    reactor::Watch backend_readable_;
+    reactor::Watch backend_writable_;
+    reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_deadline> deadline_{*this};
+    reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_resume> resume_{*this};
+};
+
+}  // namespace passgate

@@ -1,0 +1,24 @@
+#include "src/snapshot.h"
+
+#include <stdexcept>
+
+namespace passgate {
+
+Snapshot::Snapshot(std::shared_ptr<const config::Config> config) : config_(std::move(config)) {
+    const config::Config& cfg = *config_;
+    listeners_.reserve(cfg.listeners.size());
+    for (const config::Listener& listener : cfg.listeners)
+        listeners_.push_back(ListenerPlan{&listener, ListenerRoutes(cfg, listener)});
+    route_backends_.resize(cfg.routes.size());
+    for (std::size_t route = 0; route < cfg.routes.size(); ++route) {
+        for (const config::BackendRef& backend : cfg.routes[route].backends) {
+            const config::Service* service = cfg.find_service(backend.service);
+            // Config validation guarantees the service exists; a miss here is a programming error.
+            if (service == nullptr) throw std::logic_error("unvalidated backend " + backend.service);
+            route_backends_[route].push_back(WeightedService{
+                static_cast<std::size_t>(service - cfg.services.data()), backend.weight});
+        }
+    }
+}
+
+}  // namespace passgate

@@ -1,0 +1,105 @@
+#include "src/worker.h"
+
+#include "src/log.h"
+#include "src/proxy_connection.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <cstring>
+
+namespace passgate {
+
+Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> snapshot,
+               std::vector<reactor::Fd> listen_sockets, reactor::Channel<WorkerMessage>& inbox,
+               WorkerStats& stats)
+    : options_(options),
+      stats_(stats),
+      pipes_(options.pipe_size, options.pipe_pool_idle),
+      listen_sockets_(std::move(listen_sockets)),
+      inbox_(loop_, inbox, [this](WorkerMessage message) { on_message(std::move(message)); }) {
+    generations_.emplace_back(std::move(snapshot));
+    for (std::size_t listener = 0; listener < listen_sockets_.size(); ++listener) {
+        acceptors_.push_back(std::make_unique<reactor::Acceptor>(
+            loop_, listen_sockets_[listener].get(),
+            [this, listener](reactor::Fd client) { accept(listener, std::move(client)); }));
+    }
+    loop_.set_batch_end([this] { free_retired(); });
+}
+
+Worker::~Worker() {
+    // Connections and acceptors hold watches on the loop: they go before it.
+    acceptors_.clear();
+    connections_.clear();
+    retired_.clear();
+}
+
+void Worker::run() { loop_.run(); }
+
+void Worker::accept(std::size_t listener, reactor::Fd client) {
+    stats_.accepted.add();
+    stats_.active.add();
+    const int one = 1;
+    ::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto connection =
+        std::make_unique<ProxyConnection>(*this, generations_.back(), listener, std::move(client));
+    connection->slot = connections_.size();
+    ProxyConnection& started = *connection;
+    connections_.push_back(std::move(connection));
+    started.start();
+}
+
+void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
+    stats_.active.sub();
+    stats_.closed[static_cast<std::size_t>(summary.reason)].add();
+    stats_.bytes_client_to_backend.add(summary.bytes_client_to_backend);
+    stats_.bytes_backend_to_client.add(summary.bytes_backend_to_client);
+    if (summary.reason != CloseReason::completed && summary.reason != CloseReason::shutdown &&
+        log_enabled(LogLevel::info)) {
+        std::string line = "connection closed: reason=" + std::string(close_reason_name(summary.reason));
+        if (summary.reason == CloseReason::hello_rejected)
+            line += " hello_error=" + std::string(hello_error_name(summary.hello_error));
+        line += " client=" + summary.client;
+        if (!summary.sni.empty()) line += " sni=" + summary.sni;
+        if (!summary.endpoint.empty()) line += " endpoint=" + summary.endpoint;
+        if (summary.error != 0) line += " error=\"" + std::string(strerror(summary.error)) + "\"";
+        log_line(LogLevel::info, line);
+    }
+    // Swap-remove from the table; the object itself is freed after this batch of events, since
+    // it is still on the call stack.
+    const std::size_t slot = connection.slot;
+    std::unique_ptr<ProxyConnection> owned = std::move(connections_[slot]);
+    if (slot + 1 != connections_.size()) {
+        connections_[slot] = std::move(connections_.back());
+        connections_[slot]->slot = slot;
+    }
+    connections_.pop_back();
+    retired_.push_back(std::move(owned));
+}
+
+void Worker::free_retired() {
+    retired_.clear();
+    // Older snapshots live until their last connection ends.
+    while (generations_.size() > 1 && generations_.front().connections == 0) generations_.pop_front();
+    const PipePoolStats& pipes = pipes_.stats();
+    stats_.pipes_in_use.sub(stats_.pipes_in_use.get());
+    stats_.pipes_in_use.add(pipes.in_use);
+    stats_.pipes_idle.sub(stats_.pipes_idle.get());
+    stats_.pipes_idle.add(pipes.idle);
+}
+
+void Worker::on_message(WorkerMessage message) {
+    switch (message.kind) {
+        case WorkerMessage::Kind::stop:
+            return stop();
+    }
+}
+
+void Worker::stop() {
+    for (auto& acceptor : acceptors_) acceptor->stop();
+    // Graceful draining is the operations issue's; for now close what is open.
+    while (!connections_.empty()) connections_.back()->abort(CloseReason::shutdown);
+    loop_.stop();
+}
+
+}  // namespace passgate

@@ -1,0 +1,83 @@
+#pragma once
+// One worker per core: its own loop (io_uring), its own SO_REUSEPORT listening sockets, its own
+// pipe pool, balancing state and connections. Nothing here is shared with other workers; the
+// only ways in are the inbox channel (control messages) and read-only snapshots.
+
+#include "reactor/acceptor.h"
+#include "reactor/channel.h"
+#include "reactor/fd.h"
+#include "reactor/loop.h"
+#include "src/balancer.h"
+#include "src/connection_summary.h"
+#include "src/pipe_pool.h"
+#include "src/snapshot.h"
+#include "src/worker_stats.h"
+
+#include <list>
+#include <memory>
+#include <vector>
+
+namespace passgate {
+
+class ProxyConnection;
+
+// A snapshot as one worker uses it: with that worker's balancing state, and a count of the
+// connections that started under it (they keep it until they end).
+struct Generation {
+    explicit Generation(std::shared_ptr<const Snapshot> snapshot_)
+        : snapshot(std::move(snapshot_)), balancer(*snapshot) {}
+    std::shared_ptr<const Snapshot> snapshot;
+    Balancer balancer;
+    std::size_t connections = 0;
+};
+
+struct WorkerMessage {
+    enum class Kind { stop };
+    Kind kind = Kind::stop;
+};
+
+struct WorkerOptions {
+    unsigned index = 0;
+    std::size_t pipe_size = 256 * 1024;
+    std::size_t pipe_pool_idle = 64;
+    unsigned connect_attempts_cap = 16;
+};
+
+class Worker {
+public:
+    // `listen_sockets`: one per snapshot listener, in the same order; owned by the worker.
+    Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> snapshot,
+           std::vector<reactor::Fd> listen_sockets, reactor::Channel<WorkerMessage>& inbox,
+           WorkerStats& stats);
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+    ~Worker();
+
+    void run();  // returns after a stop message, with every connection closed
+
+    reactor::Loop& loop() { return loop_; }
+    PipePool& pipes() { return pipes_; }
+    WorkerStats& stats() { return stats_; }
+    unsigned index() const { return options_.index; }
+    // A connection is done: account for it and free it after the current batch of events.
+    void retire(ProxyConnection& connection, const ConnectionSummary& summary);
+
+private:
+    void accept(std::size_t listener, reactor::Fd client);
+    void on_message(WorkerMessage message);
+    void free_retired();
+    void stop();
+
+    WorkerOptions options_;
+    reactor::Loop loop_;
+    WorkerStats& stats_;
+    PipePool pipes_;
+    std::list<Generation> generations_;  // back() is current; older ones live while used
+    std::vector<reactor::Fd> listen_sockets_;
+    std::vector<std::unique_ptr<reactor::Acceptor>> acceptors_;
+    std::vector<std::unique_ptr<ProxyConnection>> connections_;
+    std::vector<std::unique_ptr<ProxyConnection>> retired_;
+    reactor::ChannelReceiver<WorkerMessage> inbox_;
+};
+
+}  // namespace passgate

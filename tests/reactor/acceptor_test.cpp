@@ -1,0 +1,104 @@
+#include "reactor/acceptor.h"
+#include "reactor/socket.h"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+
+#include <vector>
+
+using namespace passgate::reactor;
+
+namespace {
+sockaddr_in loopback(int port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return address;
+}
+
+Fd connect_blocking(int port) {
+    Fd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const sockaddr_in address = loopback(port);
+    REQUIRE(::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+    return socket;
+}
+
+struct StopAfter final : Timer {
+    Loop& loop;
+    explicit StopAfter(Loop& l) : loop(l) {}
+    void on_timer() override { loop.stop(); }
+};
+}  // namespace
+
+TEST_CASE("multishot accept takes every pending connection as a non-blocking socket") {
+    Loop loop;
+    const sockaddr_in any_port = loopback(0);
+    Fd listener = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
+    const int port = local_port(listener.get());
+    std::vector<Fd> accepted;
+    Acceptor acceptor(loop, listener.get(), [&](Fd socket) {
+        accepted.push_back(std::move(socket));
+        if (accepted.size() == 50) loop.stop();
+    });
+    std::vector<Fd> clients;
+    for (int i = 0; i < 50; ++i) clients.push_back(connect_blocking(port));
+    loop.run();
+    REQUIRE(accepted.size() == 50);
+    for (const Fd& socket : accepted) CHECK((::fcntl(socket.get(), F_GETFL) & O_NONBLOCK) != 0);
+}
+
+TEST_CASE("two SO_REUSEPORT sockets bind the same address") {
+    const sockaddr_in any_port = loopback(0);
+    Fd first = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
+    const sockaddr_in same = loopback(local_port(first.get()));
+    Fd second = listen_tcp(reinterpret_cast<const sockaddr*>(&same), sizeof same);
+    CHECK(local_port(second.get()) == local_port(first.get()));
+    // Without SO_REUSEPORT the same bind is refused, with errno in the message.
+    CHECK_THROWS_WITH(listen_tcp(reinterpret_cast<const sockaddr*>(&same), sizeof same,
+                                 ListenOptions{.backlog = 16, .reuse_port = false}),
+                      Catch::Contains("bind"));
+}
+
+TEST_CASE("out of descriptors: the acceptor backs off without spinning and recovers") {
+    Loop loop;
+    const sockaddr_in any_port = loopback(0);
+    Fd listener = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
+    const int port = local_port(listener.get());
+    std::vector<Fd> accepted;
+    Acceptor acceptor(loop, listener.get(), [&](Fd socket) { accepted.push_back(std::move(socket)); });
+
+    // Fill the descriptor table up to a lowered soft limit.
+    rlimit original{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &original) == 0);
+    std::vector<Fd> clients;
+    for (int i = 0; i < 5; ++i) clients.push_back(connect_blocking(port));
+    std::vector<Fd> fillers;
+    {
+        rlimit lowered = original;
+        int highest = 0;
+        for (int i = 0; i < 64; ++i) {
+            fillers.emplace_back(::dup(0));
+            highest = std::max(highest, fillers.back().get());
+        }
+        lowered.rlim_cur = static_cast<rlim_t>(highest + 1);
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    }
+    StopAfter stop(loop);
+    loop.arm_timer_after(stop, 300);
+    loop.run();
+    const std::uint64_t errors = acceptor.accept_errors();
+    CHECK(errors >= 1);
+    CHECK(errors <= 12);  // 10, 20, 40, 80, 160 ms back-off: a handful of tries, not a spin
+    CHECK(acceptor.last_error() == EMFILE);
+    CHECK(accepted.empty());
+    // Free descriptors: the pending connections are accepted after the back-off.
+    fillers.clear();
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &original) == 0);
+    loop.arm_timer_after(stop, 1500);
+    loop.run();
+    CHECK(accepted.size() == 5);
+}
