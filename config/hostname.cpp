@@ -119,8 +119,7 @@ std::string validate_hostname_pattern(std::string_view pattern) {
     if (pattern.back() == '.') return "trailing dot is not allowed";
 
     const bool wild = is_wildcard(pattern);
-    const std::string_view body = wild ? pattern.substr(2) : pattern;
-    if (body.empty()) return "wildcard \"*.\" needs a domain after it";
+    const std::string_view body = wild ? pattern.substr(2) : pattern;  // not empty: no trailing dot
 
     std::size_t start = 0;
     std::string_view last_label;

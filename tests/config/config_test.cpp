@@ -451,8 +451,8 @@ TEST_CASE("wrong types are errors that name the expected type", "[config][errors
         {"[listener]\nname = \"tls\"\n", "t.toml:1: listener: expected an array of tables ([[listener]] sections), got a table"},
         {"listener = [\"tls\"]\n", "t.toml:1: listener[0]: expected a table, got a string"},
         {"route = 1\n[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:6443\"\n", "t.toml:1: route: expected an array of tables ([[route]] sections), got an integer"},
-        {"service = \"s\"\n" + kBase, "t.toml:1: service: expected an array of tables ([[service]] sections), got a string"},
-        {"route = [1]\n" + kBase, "t.toml:1: route[0]: expected a table, got an integer"},
+        {"service = \"s\"\n" "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:6443\"\n", "t.toml:1: service: expected an array of tables ([[service]] sections), got a string"},
+        {"route = [1]\n" "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:6443\"\n", "t.toml:1: route[0]: expected a table, got an integer"},
         // [runtime] / [admin].
         {"[runtime]\nworkers = \"4\"\n" + kBase, "t.toml:2: runtime.workers: expected an integer, got a string"},
         {"[runtime]\nworkers = 4.0\n" + kBase, "t.toml:2: runtime.workers: expected an integer, got a float"},

@@ -141,7 +141,7 @@ TEST_CASE("validate_hostname_pattern rejects invalid patterns with a reason", "[
     const Row rows[] = {
         {"", "empty"},
         {"*", "\"*\" alone"},
-        {"*.", "needs a domain"},
+        {"*.", "trailing dot"},
         {"**.example.com", "entire first label"},
         {"*example.com", "entire first label"},
         {"a*.example.com", "entire first label"},
