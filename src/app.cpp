@@ -6,6 +6,7 @@
 #include "reactor/threads.h"
 #include "src/admin_server.h"
 #include "src/log.h"
+#include "src/sd_notify.h"
 #include "src/snapshot.h"
 #include "src/worker.h"
 
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -21,6 +23,29 @@
 namespace passgate {
 
 namespace {
+
+// Polls until every worker is up, then tells systemd (READY=1) once.
+class ReadinessNotifier final : public reactor::Timer {
+public:
+    ReadinessNotifier(reactor::Loop& loop, std::function<bool()> all_ready)
+        : loop_(loop), all_ready_(std::move(all_ready)) {
+        loop_.arm_timer_after(*this, 0);
+    }
+    ~ReadinessNotifier() = default;
+    bool notified() const { return notified_; }
+    void on_timer() override {
+        if (!all_ready_()) return loop_.arm_timer_after(*this, 5);
+        notified_ = true;
+        log_line(LogLevel::info, "ready");
+        if (!sd_notify_state("READY=1\nSTATUS=serving"))
+            log_line(LogLevel::warning, std::string("sd_notify READY=1 failed: ") + std::strerror(errno));
+    }
+
+private:
+    reactor::Loop& loop_;
+    std::function<bool()> all_ready_;
+    bool notified_ = false;
+};
 
 struct WorkerSlot {
     reactor::Channel<WorkerMessage> inbox{8};
@@ -94,6 +119,7 @@ int run_app(config::Config config_value, const AppOptions& options) {
         if (signal == SIGTERM || signal == SIGINT) {
             if (stopping) return;
             stopping = true;
+            sd_notify_state("STOPPING=1");
             log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) + ", stopping");
             for (auto& worker : workers)
                 if (!worker->inbox.try_send(WorkerMessage{WorkerMessage::Kind::stop}))
@@ -105,12 +131,13 @@ int run_app(config::Config config_value, const AppOptions& options) {
         }
     });
 
+    ReadinessNotifier readiness(control, [&] { return workers_ready.load() == worker_count; });
     AdminServer admin(control, std::move(admin_socket), [&](const HttpRequest& request) {
         HttpResponse response;
         if (request.path == "/healthz") {
             response.body = "ok\n";
         } else if (request.path == "/readyz") {
-            const bool ready = !stopping && workers_ready.load() == worker_count;
+            const bool ready = !stopping && readiness.notified();
             response.status = ready ? 200 : 503;
             response.body = ready ? "ready\n" : "not ready\n";
         } else if (request.path == "/metrics") {

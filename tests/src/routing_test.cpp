@@ -373,9 +373,12 @@ TEST_CASE("match agrees with a reference implementation of the rules", "[routing
         switch (pick(3)) {
             case 0: break;
             case 1: listener_hostname = name_of(1 + pick(3)) + ".test"; break;
-            case 2: listener_hostname = "*." + name_of(pick(2)) + (pick(2) ? ".test" : "test"); break;
+            case 2: {
+                const std::size_t depth = pick(2);
+                listener_hostname = depth == 0 ? "*.test" : "*." + name_of(depth) + ".test";
+                break;
+            }
         }
-        if (listener_hostname == "*.test") listener_hostname = "*.test";
         const bool with_default = pick(2) == 0;
         std::string body = listener("l", 6443, listener_hostname, with_default ? "r0" : "");
         const std::size_t route_count = 1 + pick(8);
