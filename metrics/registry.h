@@ -86,7 +86,9 @@ private:
 class Gauge {
 public:
     Gauge() = default;
-    void set(std::size_t shard, double value) const { series_->cells.store_double(shard, 0, value); }
+    void set(std::size_t shard, double value) const {
+        series_->cells.store_double(shard, 0, value);
+    }
     void add(std::size_t shard, double delta) const { series_->cells.add_double(shard, 0, delta); }
     double value() const { return series_->cells.sum_double(0); }
 
@@ -105,9 +107,10 @@ public:
     void observe(std::size_t shard, double value) const {
         const std::vector<double>& bounds = *bounds_;
         // First bucket whose bound is >= value (bounds are upper-inclusive, "le"). Written as
-        // !(bound >= value) so NaN falls past every bound into the +Inf bucket, as in client_golang.
-        const auto bucket = std::partition_point(bounds.begin(), bounds.end(),
-                                                 [value](double bound) { return !(bound >= value); });
+        // !(bound >= value) so NaN falls past every bound into the +Inf bucket, as in
+        // client_golang.
+        const auto below = [value](double bound) { return !(bound >= value); };
+        const auto bucket = std::partition_point(bounds.begin(), bounds.end(), below);
         series_->cells.add(shard, static_cast<std::size_t>(bucket - bounds.begin()), 1);
         series_->cells.add_double(shard, sum_cell(), value);
     }

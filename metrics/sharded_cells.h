@@ -55,7 +55,8 @@ private:
 
     std::atomic<std::uint64_t>& cell(std::size_t shard, std::size_t index) const {
         assert(shard < shards_ && index < cells_per_shard_);
-        return lines_[shard * lines_per_shard_ + index / cells_per_line].cells[index % cells_per_line];
+        CacheLine& line = lines_[shard * lines_per_shard_ + index / cells_per_line];
+        return line.cells[index % cells_per_line];
     }
 
     std::size_t shards_;

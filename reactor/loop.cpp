@@ -3,6 +3,7 @@
 #include "reactor/system_error.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cassert>
 #include <ctime>
@@ -42,6 +43,8 @@ public:
     void complete(int result, std::uint32_t flags) {
         const bool more = (flags & IORING_CQE_F_MORE) != 0;
         if (watch_ == nullptr) {  // owner gone: wait for the final completion, then recycle
+            // An accept that raced with the cancel still created a socket: nobody wants it.
+            if (kind_ == Kind::accept && result >= 0) ::close(result);
             if (!more) loop_.recycle_op(this);
             return;
         }

@@ -13,7 +13,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <functional>
 #include <cstring>
 #include <memory>
@@ -60,6 +62,57 @@ reactor::Fd bind_listener(const config::Listener& listener) {
         throw std::runtime_error("listener \"" + listener.name + "\" on " +
                                  listener.address.to_string() + ": " + error.what());
     }
+}
+
+std::uint64_t monotonic_usec() {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000 +
+           static_cast<std::uint64_t>(now.tv_nsec) / 1000;
+}
+
+bool same_listener(const config::Listener& a, const config::Listener& b) {
+    return a.name == b.name && a.address == b.address;
+}
+
+// Returns an empty string on success (and updates `current`), else why the reload was rejected.
+std::string reload_config(const std::string& path, const config::Config& running,
+                          unsigned worker_count, std::vector<std::unique_ptr<WorkerSlot>>& workers,
+                          std::shared_ptr<const config::Config>& current) {
+    std::shared_ptr<const config::Config> next;
+    try {
+        next = std::make_shared<const config::Config>(config::load_config_file(path));
+    } catch (const config::ConfigError& error) {
+        return error.what();
+    }
+    if (!(next->admin.address == running.admin.address))
+        log_line(LogLevel::warning, "reload: [admin] address changes need a restart; keeping " +
+                                        running.admin.address.to_string());
+    if (next->runtime.workers != running.runtime.workers)
+        log_line(LogLevel::warning, "reload: [runtime] workers changes need a restart");
+    for (const std::string& warning : next->warnings) log_line(LogLevel::warning, warning);
+
+    std::vector<std::vector<reactor::Fd>> sockets(worker_count);
+    try {
+        for (unsigned worker = 0; worker < worker_count; ++worker) {
+            for (const config::Listener& listener : next->listeners) {
+                const bool kept = std::any_of(running.listeners.begin(), running.listeners.end(),
+                    [&](const config::Listener& had) { return same_listener(had, listener); });
+                sockets[worker].push_back(kept ? reactor::Fd() : bind_listener(listener));
+            }
+        }
+    } catch (const std::exception& error) {
+        return error.what();
+    }
+    auto snapshot = std::make_shared<const Snapshot>(next);
+    for (unsigned worker = 0; worker < worker_count; ++worker) {
+        WorkerMessage message{WorkerMessage::Kind::reload, snapshot, std::move(sockets[worker])};
+        if (!workers[worker]->inbox.try_send(std::move(message)))
+            log_line(LogLevel::error, "worker " + std::to_string(worker) +
+                                          " inbox full: it keeps the previous configuration");
+    }
+    current = std::move(next);
+    return {};
 }
 
 }  // namespace
@@ -115,6 +168,20 @@ int run_app(config::Config config_value, const AppOptions& options) {
 
     reactor::Loop control(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024});
     bool stopping = false;
+    std::shared_ptr<const config::Config> current = config;
+
+    // SIGHUP: read and validate the new config here, off the workers' path. Invalid: nothing
+    // changes. Valid: new listeners are bound first (a bind failure rejects the whole reload),
+    // then every worker gets the new snapshot and switches between events.
+    auto reload = [&] {
+        sd_notify_state("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
+        const std::string outcome = reload_config(options.config_path, *current, worker_count,
+                                                  workers, current);
+        log_line(outcome.empty() ? LogLevel::info : LogLevel::error,
+                 outcome.empty() ? "configuration reloaded from " + options.config_path
+                                 : "configuration reload rejected, keeping the running one: " + outcome);
+        sd_notify_state("READY=1");
+    };
     reactor::SignalWatcher signals(control, {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [&](int signal) {
         if (signal == SIGTERM || signal == SIGINT) {
             if (stopping) return;
@@ -122,12 +189,11 @@ int run_app(config::Config config_value, const AppOptions& options) {
             sd_notify_state("STOPPING=1");
             log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) + ", stopping");
             for (auto& worker : workers)
-                if (!worker->inbox.try_send(WorkerMessage{WorkerMessage::Kind::stop}))
+                if (!worker->inbox.try_send(WorkerMessage{WorkerMessage::Kind::stop, nullptr, {}}))
                     log_line(LogLevel::error, "worker inbox full; stop message not delivered");
             control.stop();
-        } else {
-            log_line(LogLevel::warning, std::string("ignoring ") + ::strsignal(signal) +
-                                            ": configuration reload is not implemented yet");
+        } else if (signal == SIGHUP) {
+            if (!stopping) reload();
         }
     });
 

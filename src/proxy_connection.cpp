@@ -205,7 +205,7 @@ void ProxyConnection::write_hello() {
         if (sent < 0 && errno == EINTR) continue;
         if (sent < 0 && errno == EAGAIN) {
             backend_writable_.poll(backend_.get(), POLLOUT, false);
-            pump_both();  // the backend may already be talking
+            pump_direction(false);  // the backend may already be talking
             return;
         }
         return finish(CloseReason::backend_error, errno);
@@ -273,18 +273,19 @@ ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
     return Pump::budget_spent;
 }
 
+// Moves what can move in one direction, then closes the connection when both are done.
+void ProxyConnection::pump_direction(bool client_to_backend) {
+    if (state_ != State::forwarding) return;
+    if (client_to_backend && hello_pending(hello_)) return;  // the hello goes first
+    Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
+    after_pump(pump(direction), client_to_backend);
+    if (state_ != State::forwarding) return;
+    if (client_to_backend_.finished && backend_to_client_.finished) finish(CloseReason::completed);
+}
+
 void ProxyConnection::pump_both() {
-    if (state_ != State::forwarding) return;
-    if (!hello_pending(hello_)) {
-        const Pump result = pump(client_to_backend_);
-        after_pump(result, true);
-        if (state_ != State::forwarding) return;
-    }
-    const Pump result = pump(backend_to_client_);
-    after_pump(result, false);
-    if (state_ != State::forwarding) return;
-    if (client_to_backend_.finished && backend_to_client_.finished)
-        finish(CloseReason::completed);
+    pump_direction(true);
+    pump_direction(false);
 }
 
 void ProxyConnection::after_pump(Pump result, bool client_to_backend) {
@@ -311,18 +312,18 @@ void ProxyConnection::after_pump(Pump result, bool client_to_backend) {
 void ProxyConnection::on_client_readable(int result) {
     if (result < 0) return finish(CloseReason::client_error, -result);
     if (state_ == State::reading_hello) return on_client_readable_hello();
-    pump_both();
+    pump_direction(true);
 }
 
 void ProxyConnection::on_backend_readable(int result) {
     if (result < 0) return finish(CloseReason::backend_error, -result);
-    pump_both();
+    pump_direction(false);
 }
 
 void ProxyConnection::on_client_writable(int result) {
     if (result < 0) return finish(CloseReason::client_error, -result);
     backend_to_client_.waiting_writable = false;
-    pump_both();
+    pump_direction(false);
 }
 
 void ProxyConnection::on_backend_writable(int result) {
@@ -333,7 +334,7 @@ void ProxyConnection::on_backend_writable(int result) {
     if (result < 0) return finish(CloseReason::backend_error, -result);
     if (hello_pending(hello_)) return write_hello();
     client_to_backend_.waiting_writable = false;
-    pump_both();
+    pump_direction(true);
 }
 
 void ProxyConnection::on_resume() { pump_both(); }

@@ -64,6 +64,7 @@ private:
     void start_forwarding();
     void write_hello();
     Pump pump(Direction& direction);
+    void pump_direction(bool client_to_backend);
     void pump_both();
     void after_pump(Pump result, bool client_to_backend);
     void finish(CloseReason reason, int error = 0);

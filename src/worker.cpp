@@ -19,12 +19,21 @@ Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> sna
       listen_sockets_(std::move(listen_sockets)),
       inbox_(loop_, inbox, [this](WorkerMessage message) { on_message(std::move(message)); }) {
     generations_.emplace_back(std::move(snapshot));
+    start_acceptors();
+    loop_.set_batch_end([this] { free_retired(); });
+}
+
+void Worker::start_acceptors() {
+    acceptors_.clear();
     for (std::size_t listener = 0; listener < listen_sockets_.size(); ++listener) {
+        if (!listen_sockets_[listener]) {
+            acceptors_.push_back(nullptr);
+            continue;
+        }
         acceptors_.push_back(std::make_unique<reactor::Acceptor>(
             loop_, listen_sockets_[listener].get(),
             [this, listener](reactor::Fd client) { accept(listener, std::move(client)); }));
     }
-    loop_.set_batch_end([this] { free_retired(); });
 }
 
 Worker::~Worker() {
@@ -92,14 +101,50 @@ void Worker::on_message(WorkerMessage message) {
     switch (message.kind) {
         case WorkerMessage::Kind::stop:
             return stop();
+        case WorkerMessage::Kind::reload:
+            return reload(std::move(message.snapshot), std::move(message.new_sockets));
     }
 }
 
 void Worker::stop() {
-    for (auto& acceptor : acceptors_) acceptor->stop();
+    for (auto& acceptor : acceptors_)
+        if (acceptor) acceptor->stop();
     // Graceful draining is the operations issue's; for now close what is open.
     while (!connections_.empty()) connections_.back()->abort(CloseReason::shutdown);
     loop_.stop();
+}
+
+}  // namespace passgate
+
+namespace passgate {
+
+// Switches to a new snapshot between events. Listeners that stay (same name and address) keep
+// their sockets, so no connection is refused during the switch: connections waiting in the
+// backlog are accepted by the new acceptor. Established connections keep their own snapshot.
+void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets) {
+    const Snapshot& old_snapshot = *generations_.back().snapshot;
+    std::vector<reactor::Fd> sockets(snapshot->listeners().size());
+    for (std::size_t index = 0; index < sockets.size(); ++index) {
+        if (index < new_sockets.size() && new_sockets[index]) {
+            sockets[index] = std::move(new_sockets[index]);
+            continue;
+        }
+        const config::Listener& wanted = *snapshot->listeners()[index].listener;
+        for (std::size_t old = 0; old < old_snapshot.listeners().size(); ++old) {
+            const config::Listener& had = *old_snapshot.listeners()[old].listener;
+            if (had.name == wanted.name && had.address == wanted.address && listen_sockets_[old]) {
+                sockets[index] = std::move(listen_sockets_[old]);
+                break;
+            }
+        }
+        if (!sockets[index])
+            log_line(LogLevel::error, "worker " + std::to_string(options_.index) +
+                                          ": no socket for listener " + wanted.name);
+    }
+    acceptors_.clear();  // cancels the accepts in flight on every old socket
+    listen_sockets_ = std::move(sockets);  // sockets of removed listeners close here
+    generations_.emplace_back(std::move(snapshot));
+    start_acceptors();
 }
 
 }  // namespace passgate

@@ -32,8 +32,12 @@ struct Generation {
 };
 
 struct WorkerMessage {
-    enum class Kind { stop };
+    enum class Kind { stop, reload };
     Kind kind = Kind::stop;
+    // reload: the new snapshot, and per listener of it either a freshly bound socket or an
+    // invalid Fd meaning "keep the socket you have for the listener of this name and address".
+    std::shared_ptr<const Snapshot> snapshot;
+    std::vector<reactor::Fd> new_sockets;
 };
 
 struct WorkerOptions {
@@ -67,6 +71,8 @@ private:
     void on_message(WorkerMessage message);
     void free_retired();
     void stop();
+    void reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets);
+    void start_acceptors();
 
     WorkerOptions options_;
     reactor::Loop loop_;

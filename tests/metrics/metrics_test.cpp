@@ -39,7 +39,8 @@ void fill_example(Registry& registry) {
     passthrough.inc(1, 4);
     fallback.inc(1);
 
-    const Gauge active = registry.gauge("passgate_active_connections", "Connections open now.").with();
+    const Gauge active =
+        registry.gauge("passgate_active_connections", "Connections open now.").with();
     active.add(0, 2);
     active.add(1, 5);
     active.add(1, -1);
@@ -71,7 +72,8 @@ std::pair<int, std::string> promtool_check(const std::string& text) {
     REQUIRE(pipe != nullptr);
     std::string output;
     char buffer[512];
-    while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+    while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe))
+        output.append(buffer, n);
     const int status = ::pclose(pipe);
     ::unlink(path);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
@@ -253,7 +255,8 @@ TEST_CASE("callback series") {
     registry.callback_counter("cpu_seconds_total", "c", [] { return 0.25; });
     pipes = 4;
     CHECK(registry.render() == "# HELP pipe_pool_pipes p\n# TYPE pipe_pool_pipes gauge\n"
-                               "pipe_pool_pipes{worker=\"0\"} 4\npipe_pool_pipes{worker=\"1\"} 1.5\n"
+                               "pipe_pool_pipes{worker=\"0\"} 4\n"
+                               "pipe_pool_pipes{worker=\"1\"} 1.5\n"
                                "# HELP cpu_seconds_total c\n# TYPE cpu_seconds_total counter\n"
                                "cpu_seconds_total 0.25\n");
     // Replacing a callback keeps the series' place.
@@ -347,7 +350,8 @@ TEST_CASE("concurrent increments on own shards, scrapes and series creation") {
         const std::size_t count = text.find("sizes_count ");
         REQUIRE(inf != std::string::npos);
         REQUIRE(count != std::string::npos);
-        consistent = consistent && std::stoull(text.substr(inf + 24)) == std::stoull(text.substr(count + 12));
+        consistent = consistent &&
+                     std::stoull(text.substr(inf + 24)) == std::stoull(text.substr(count + 12));
         ++scrapes;
     }
     for (std::thread& thread : threads) thread.join();

@@ -255,12 +255,14 @@ struct Json {
     double number = 0;
     std::string string;
     std::vector<Json> array;
-    std::vector<std::pair<std::string, Json>> object;
+    // Object members as parallel vectors (a vector of pair<string, Json> would need Json complete).
+    std::vector<std::string> keys;
+    std::vector<Json> values;
 
     const Json& at(std::string_view key) const {
         REQUIRE(kind == Kind::object);
-        for (const auto& [name, value] : object) {
-            if (name == key) return value;
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (keys[i] == key) return values[i];
         }
         FAIL("index.json: missing key " << key);
         return *this;
@@ -311,9 +313,9 @@ private:
             expect('{');
             if (peek() == '}') return ++pos_, value;
             while (true) {
-                std::string key = parse_string();
+                value.keys.push_back(parse_string());
                 expect(':');
-                value.object.emplace_back(std::move(key), parse_value());
+                value.values.push_back(parse_value());
                 if (peek() == '}') return ++pos_, value;
                 expect(',');
             }

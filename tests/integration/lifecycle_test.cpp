@@ -1,0 +1,170 @@
+// The process's life: signals, --check, --version, and a listener port that is already taken.
+
+#include "tests/integration/net.h"
+#include "tests/integration/passgate.h"
+#include "tests/integration/process.h"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+using namespace integration;
+
+namespace {
+
+std::string simple_config(std::uint16_t listen_port, std::uint16_t backend_port) {
+    return "[admin]\naddress = \"@ADMIN@\"\n\n"
+           "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(listen_port) + "\"\n\n"
+           "[[route]]\nname = \"corpus\"\nlisteners = [\"tls\"]\nhostnames = [\"*.corpus.test\"]\n"
+           "backends = [ { service = \"echo\" } ]\n\n"
+           "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend_port) + "\"]\n";
+}
+
+void check_no_sanitizer_report(const std::string& text) {
+    INFO("stderr:\n" << text);
+    CHECK(sanitizer_report(text).empty());
+}
+
+}  // namespace
+
+TEST_CASE("lifecycle: SIGTERM and SIGINT stop passgate with status 0 within 5 s",
+          "[integration][lifecycle]") {
+    const int signal = GENERATE(SIGTERM, SIGINT);
+    INFO("signal " << signal);
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {simple_config(port, backend.port()), {}, 2});
+    REQUIRE(passgate.wait_ready());
+
+    // An established, forwarding connection does not hold the shutdown up.
+    const CapturedHello& hello = captured_hello("python3-ssl.bin");
+    Socket client = connect_to(port);
+    REQUIRE(client);
+    REQUIRE(send_all(client.get(), hello.bytes, deadline_in(Millis(2000))));
+    std::vector<std::uint8_t> echoed(hello.bytes.size());
+    REQUIRE(recv_exact(client.get(), echoed.data(), echoed.size(), deadline_in(Millis(3000))));
+    CHECK(echoed == hello.bytes);
+
+    const Clock::time_point start = Clock::now();
+    passgate.process().send_signal(signal);
+    const std::optional<int> status = passgate.process().wait_exit(Millis(5000));
+    const auto took = std::chrono::duration_cast<Millis>(Clock::now() - start);
+    const std::string log = passgate.stderr_text();
+    INFO("stopped after " << took.count() << " ms; stderr:\n" << log);
+    REQUIRE(status.has_value());
+    CHECK(*status == 0);
+    CHECK(log.find("stopping") != std::string::npos);
+    CHECK(log.find("passgate[info] stopped") != std::string::npos);
+    // The open connection was closed by the shutdown.
+    CHECK(wait_closed(client.get(), Millis(2000)).closed);
+    check_no_sanitizer_report(log);
+}
+
+TEST_CASE("lifecycle: --check on a valid config exits 0 and describes listener and route",
+          "[integration][lifecycle]") {
+    TempDir dir;
+    const std::string path = dir.file("valid.toml");
+    std::string config = simple_config(8443, 9443);
+    config.replace(config.find("@ADMIN@"), 7, "127.0.0.1:9901");
+    write_file(path, config);
+    const RunResult result = run({passgate_binary(), "--check", "--config", path}, dir, "check");
+    INFO("stdout:\n" << result.out << "\nstderr:\n" << result.err);
+    REQUIRE(result.status == 0);
+    CHECK(result.out.find(path + ": OK") != std::string::npos);
+    CHECK(result.out.find("tls 127.0.0.1:8443") != std::string::npos);
+    CHECK(result.out.find("route corpus: *.corpus.test") != std::string::npos);
+    CHECK(result.out.find("echo: 127.0.0.1:9443") != std::string::npos);
+    check_no_sanitizer_report(result.err);
+}
+
+TEST_CASE("lifecycle: --check on an invalid config exits 1 with FILE:LINE: first",
+          "[integration][lifecycle]") {
+    struct Case {
+        const char* name;
+        int line;
+        const char* text;
+        const char* message;
+    };
+    const Case bad = GENERATE(
+        Case{"unknown service", 9,
+             "[[listener]]\n"                                  // 1
+             "name = \"tls\"\n"                                // 2
+             "address = \"127.0.0.1:8443\"\n"                  // 3
+             "\n"                                              // 4
+             "[[route]]\n"                                     // 5
+             "name = \"r\"\n"                                  // 6
+             "listeners = [\"tls\"]\n"                         // 7
+             "hostnames = [\"a.example.com\"]\n"               // 8
+             "backends = [ { service = \"missing\" } ]\n"      // 9
+             "\n"                                              // 10
+             "[[service]]\n"                                   // 11
+             "name = \"s\"\n"                                  // 12
+             "endpoints = [\"127.0.0.1:9443\"]\n",             // 13
+             "missing"},
+        Case{"bad duration", 4,
+             "[[listener]]\n"                                  // 1
+             "name = \"tls\"\n"                                // 2
+             "address = \"127.0.0.1:8443\"\n"                  // 3
+             "client_hello_timeout = \"soon\"\n"               // 4
+             "\n"                                              // 5
+             "[[route]]\n"                                     // 6
+             "name = \"r\"\n"                                  // 7
+             "listeners = [\"tls\"]\n"                         // 8
+             "backends = [ { service = \"s\" } ]\n"            // 9
+             "\n"                                              // 10
+             "[[service]]\n"                                   // 11
+             "name = \"s\"\n"                                  // 12
+             "endpoints = [\"127.0.0.1:9443\"]\n",             // 13
+             "client_hello_timeout"});
+    INFO("case: " << bad.name);
+    TempDir dir;
+    const std::string path = dir.file("invalid.toml");
+    write_file(path, bad.text);
+    const RunResult result = run({passgate_binary(), "--check", "--config", path}, dir, "check");
+    INFO("stdout:\n" << result.out << "\nstderr:\n" << result.err);
+    REQUIRE(result.status == 1);
+    const std::string prefix = path + ":" + std::to_string(bad.line) + ":";
+    CHECK(result.err.rfind(path + ":", 0) == 0);
+    CHECK(result.err.rfind(prefix, 0) == 0);
+    CHECK(result.err.find(bad.message) != std::string::npos);
+    check_no_sanitizer_report(result.err);
+}
+
+TEST_CASE("lifecycle: --version exits 0 and prints the name", "[integration][lifecycle]") {
+    TempDir dir;
+    const RunResult result = run({passgate_binary(), "--version"}, dir, "version");
+    INFO("stdout:\n" << result.out << "\nstderr:\n" << result.err);
+    REQUIRE(result.status == 0);
+    CHECK(result.out.rfind("passgate ", 0) == 0);
+    check_no_sanitizer_report(result.err);
+}
+
+TEST_CASE("lifecycle: a listener port already in use stops start-up, naming the listener",
+          "[integration][lifecycle]") {
+    TempDir dir;
+    // Held by the test without SO_REUSEPORT, so passgate's SO_REUSEPORT bind cannot share it.
+    Socket holder(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(holder);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    REQUIRE(::bind(holder.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(holder.get(), 8) == 0);
+    REQUIRE(::getsockname(holder.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    const std::uint16_t taken = ntohs(address.sin_port);
+
+    Passgate passgate(dir, {simple_config(taken, 9), {}, 2});
+    const std::optional<int> status = passgate.process().wait_exit(Millis(5000));
+    const std::string log = passgate.stderr_text();
+    INFO("stderr:\n" << log);
+    REQUIRE(status.has_value());
+    CHECK(*status != 0);
+    CHECK(log.find("listener \"tls\"") != std::string::npos);
+    CHECK(log.find("127.0.0.1:" + std::to_string(taken)) != std::string::npos);
+    check_no_sanitizer_report(log);
+}

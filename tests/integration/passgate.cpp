@@ -1,0 +1,138 @@
+#include "tests/integration/passgate.h"
+
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+namespace integration {
+
+std::string passgate_binary() { return required_env("PASSGATE_BINARY"); }
+
+Passgate::Passgate(const TempDir& dir, const PassgateOptions& options, const std::string& name)
+    : config_path_(dir.file(name + ".toml")), admin_port_(free_port()) {
+    std::string config = options.config;
+    const std::string marker = "@ADMIN@";
+    const std::string admin = "127.0.0.1:" + std::to_string(admin_port_);
+    for (std::size_t at = config.find(marker); at != std::string::npos; at = config.find(marker, at))
+        config.replace(at, marker.size(), admin);
+    write_file(config_path_, config);
+
+    SpawnOptions spawn;
+    spawn.argv = {passgate_binary(), "--config", config_path_, "--workers",
+                  std::to_string(options.workers)};
+    spawn.argv.insert(spawn.argv.end(), options.extra_args.begin(), options.extra_args.end());
+    spawn.stdout_path = dir.file(name + ".out");
+    spawn.stderr_path = dir.file(name + ".err");
+    process_ = std::make_unique<Process>(spawn);
+}
+
+bool Passgate::wait_ready(Millis timeout) {
+    return wait_until(
+        [this] {
+            if (!process_->running()) return true;  // ends the wait; checked below
+            const auto response = http_get(admin_port_, "/readyz", Millis(500));
+            return response && response->status == 200;
+        },
+        timeout, Millis(20)) && process_->running();
+}
+
+bool Passgate::wait_for_log(const std::string& needle, Millis timeout) const {
+    return wait_until([&] { return stderr_text().find(needle) != std::string::npos; }, timeout);
+}
+
+bool Passgate::wait_for_client_log(const std::string& client, const std::string& needle,
+                                   Millis timeout) const {
+    const std::string field = "client=" + client;
+    return wait_until(
+        [&] {
+            for (const std::string& line : log_lines_with({"connection closed", field, needle})) {
+                const std::size_t at = line.find(field) + field.size();
+                if (at == line.size() || line[at] == ' ') return true;  // not a longer port
+            }
+            return false;
+        },
+        timeout);
+}
+
+std::vector<std::string> Passgate::log_lines_with(const std::vector<std::string>& needles) const {
+    std::vector<std::string> lines;
+    std::istringstream in(stderr_text());
+    std::string line;
+    for (int count = 0; count < 1000000 && std::getline(in, line); ++count) {
+        bool all = true;
+        for (const std::string& needle : needles) all = all && line.find(needle) != std::string::npos;
+        if (all) lines.push_back(line);
+    }
+    return lines;
+}
+
+std::string sanitizer_report(const std::string& text) {
+    for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+        const std::size_t at = text.find(marker);
+        if (at != std::string::npos) return text.substr(at, 4000);
+    }
+    return {};
+}
+
+void stop_and_check(Passgate& passgate) {
+    const int status = passgate.stop(Millis(5000));
+    const std::string log = passgate.stderr_text();
+    INFO("passgate stderr (tail):\n" << (log.size() > 6000 ? log.substr(log.size() - 6000) : log));
+    CHECK(status == 0);
+    CHECK(sanitizer_report(log).empty());
+}
+
+// ---- Captured hellos -----------------------------------------------------------------------------
+
+namespace {
+
+// The value of `"key": "..."` or `"key": null` after `from` in a JSON text (index.json is flat and
+// machine-written; this is all the parsing it needs).
+std::optional<std::string> json_string(const std::string& text, const std::string& key,
+                                       std::size_t from, std::size_t until) {
+    const std::size_t at = text.find("\"" + key + "\"", from);
+    if (at == std::string::npos || at >= until) return std::nullopt;
+    const std::size_t colon = text.find(':', at);
+    const std::size_t value = text.find_first_not_of(" \t\r\n", colon + 1);
+    if (value == std::string::npos || text[value] != '"') return std::nullopt;  // null
+    const std::size_t end = text.find('"', value + 1);
+    return text.substr(value + 1, end - value - 1);
+}
+
+std::vector<CapturedHello> load_hellos() {
+    const std::string directory = required_env("PASSGATE_CLIENTHELLOS");
+    const std::string index = read_file(directory + "/index.json");
+    std::vector<CapturedHello> hellos;
+    std::size_t from = 0;
+    for (int entry = 0; entry < 1000; ++entry) {
+        const std::size_t open = index.find('{', from);
+        if (open == std::string::npos) break;
+        const std::size_t close = index.find('}', open);
+        const std::optional<std::string> file = json_string(index, "file", open, close);
+        if (file) {
+            CapturedHello hello;
+            hello.file = *file;
+            hello.sni = json_string(index, "sni", open, close);
+            hello.bytes = read_binary_file(directory + "/" + *file);
+            hellos.push_back(std::move(hello));
+        }
+        from = close + 1;
+    }
+    return hellos;
+}
+
+}  // namespace
+
+const std::vector<CapturedHello>& captured_hellos() {
+    static const std::vector<CapturedHello> hellos = load_hellos();
+    return hellos;
+}
+
+const CapturedHello& captured_hello(const std::string& file) {
+    for (const CapturedHello& hello : captured_hellos())
+        if (hello.file == file) return hello;
+    FAIL("no captured hello " << file << " in $PASSGATE_CLIENTHELLOS/index.json");
+    throw std::logic_error("unreachable");
+}
+
+}  // namespace integration
