@@ -204,10 +204,11 @@ std::optional<HelloError> check_message_bounds(const Walk& walk, std::size_t rec
     }
     if (record_end > max_size) return HelloError::too_large;
     if (walk.message_size == 0) return std::nullopt;
-    // The records carry more handshake bytes than the ClientHello: another message is coalesced
-    // after it. A ClientHello must be alone in the client's first flight (RFC 8446 5.1: it must
-    // not share records with a key change, and nothing can legitimately follow it before the
-    // server answers), so this is rejected rather than forwarded as unexamined bytes.
+    // The records carry more handshake bytes than the ClientHello: another handshake message is
+    // coalesced after it in the same record. In every TLS version the ClientHello is the only
+    // handshake message of the client's first flight (anything else follows the server's reply),
+    // so this is rejected as trailing_bytes, to be strict, rather than forwarded unexamined.
+    // Bytes in later records (early data, change_cipher_spec) are outside the hello and fine.
     if (walk.declared_payload > walk.message_size) return HelloError::trailing_bytes;
     const std::size_t still_needed = walk.message_size - walk.declared_payload;
     if (min_record_bytes(still_needed) > max_size - record_end) return HelloError::too_large;

@@ -18,7 +18,7 @@ enum class HelloError {
     sslv2,               // SSLv2-compatible hello (first byte has the high bit set)
     not_handshake,       // a TLS record but not content type 22 (handshake)
     bad_record_version,  // record version major byte is not 3
-    bad_record_length,   // record length 0 or > 2^14 + 2048 (RFC 8446 5.1 / 5.2)
+    bad_record_length,   // record length 0 or > 2^14 (RFC 8446 5.1: plaintext records)
     not_client_hello,    // handshake message type is not 1
     too_large,           // declared hello larger than the configured cap
     malformed,           // a length does not fit its parent, or a field is truncated

@@ -50,9 +50,9 @@ def count_build(build):
                     failed += 1
                     failures.append(f"{build}/{name}: test binary ended with {result} "
                                     f"(exit {entry.get('returncode')}) beyond its reported cases")
-    else:
+    elif not reported:
         failed += 1
-        failures.append(f"{build}: no meson test log (build or test run failed)")
+        failures.append(f"{build}: no test results at all (build or test run failed)")
     return passed, failed, failures
 
 

@@ -267,8 +267,12 @@ TEST_CASE("resources: passgate's descriptors return to their count before the lo
     REQUIRE(total_fds(before) > 0);
 
     constexpr int connections = 40;
+    for (int r = 0; r < 5; ++r) {
     const LoadResult load = run_load(port, {connections, Millis(60000)});
     check_load(load, connections);
+    std::this_thread::sleep_for(Millis(300));
+    WARN("after round " << r << ": " << describe_fds(open_fds(passgate.pid())));
+    }
 
     std::map<std::string, int> after;
     const bool returned = wait_until([&] {
