@@ -3,8 +3,8 @@
 
 #include "config/config.h"
 
-#include "config/hostname.h"
 #include "config/toml_reader.h"
+#include "config/warnings.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <limits>
 
 namespace passgate::config {
 
@@ -97,7 +96,7 @@ public:
         const auto routes = tables(root, "route");
         for (std::size_t i = 0; i < routes.size(); ++i) read_route(*routes[i], i);
         check_default_routes();
-        add_warnings();
+        config_.warnings = detail::collect_warnings(config_);
         return std::move(config_);
     }
 
@@ -427,66 +426,6 @@ private:
                              "route " + quote(route->name) + " (line " + std::to_string(route->line) +
                                  ") does not list listener " + quote(listener.name) +
                                  " in its listeners");
-            }
-        }
-    }
-
-    void add_warnings() {
-        std::vector<bool> listener_has_routes(config_.listeners.size(), false);
-        for (const Route& route : config_.routes) {
-            bool default_somewhere = false;
-            for (const std::string& listener_name : route.listeners) {
-                const auto it = std::find_if(config_.listeners.begin(), config_.listeners.end(),
-                                             [&](const Listener& l) { return l.name == listener_name; });
-                const Listener& listener = *it;
-                const bool is_default = listener.default_route == route.name;
-                default_somewhere = default_somewhere || is_default;
-                const auto effective = effective_hostnames(listener.hostname, route.hostnames);
-                if (is_default || !effective.empty()) {
-                    listener_has_routes[static_cast<std::size_t>(it - config_.listeners.begin())] =
-                        true;
-                }
-                if (!route.hostnames.empty() && effective.empty() && !is_default &&
-                    listener.hostname) {
-                    config_.warnings.push_back(source_.warning(
-                        route.line, "route " + quote(route.name) +
-                                        " has no hostname that intersects listener " +
-                                        quote(listener.name) + " hostname " +
-                                        quote(*listener.hostname) + "; not attached to " +
-                                        quote(listener.name)));
-                }
-            }
-            if (route.hostnames.empty() && !default_somewhere) {
-                config_.warnings.push_back(source_.warning(
-                    route.line, "route " + quote(route.name) +
-                                    " has no hostnames and is not the default_route of any of its "
-                                    "listeners; it can never match"));
-            }
-        }
-        for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
-            if (listener_has_routes[i]) continue;
-            const Listener& listener = config_.listeners[i];
-            config_.warnings.push_back(source_.warning(
-                listener.line, "listener " + quote(listener.name) +
-                                   " has no routes attached and no default_route; every "
-                                   "connection to it is closed"));
-        }
-        for (const Service& service : config_.services) {
-            const bool used = std::any_of(
-                config_.routes.begin(), config_.routes.end(), [&](const Route& route) {
-                    return std::any_of(route.backends.begin(), route.backends.end(),
-                                       [&](const BackendRef& b) { return b.service == service.name; });
-                });
-            if (!used) {
-                config_.warnings.push_back(source_.warning(
-                    service.line, "service " + quote(service.name) + " is not used by any route"));
-            }
-            if (std::all_of(service.endpoints.begin(), service.endpoints.end(),
-                            [](const Endpoint& e) { return e.weight == 0; })) {
-                config_.warnings.push_back(source_.warning(
-                    service.line, "service " + quote(service.name) +
-                                      ": every endpoint has weight 0; connections routed to it "
-                                      "are rejected"));
             }
         }
     }

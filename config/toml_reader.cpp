@@ -107,10 +107,6 @@ void Source::fail(int line, std::string_view key, std::string_view message) cons
     throw ConfigError(text);
 }
 
-std::string Source::warning(int line, std::string_view message) const {
-    return name_ + ":" + std::to_string(line) + ": " + std::string(message);
-}
-
 void fail_type(const Source& source, const toml::node& node, std::string_view path,
                std::string_view expected) {
     source.fail(line_of(node), path,

@@ -32,7 +32,6 @@ public:
     explicit Source(std::string_view name) : name_(name) {}
     const std::string& name() const { return name_; }
     [[noreturn]] void fail(int line, std::string_view key, std::string_view message) const;
-    std::string warning(int line, std::string_view message) const;
 
 private:
     std::string name_;

@@ -10,6 +10,12 @@
 
 namespace passgate::reactor {
 
+std::int64_t monotonic_micros() {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::int64_t>(now.tv_sec) * 1'000'000 + now.tv_nsec / 1000;
+}
+
 Millis monotonic_millis() {
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC, &now);

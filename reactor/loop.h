@@ -112,6 +112,7 @@ private:
 };
 
 Millis monotonic_millis();
+std::int64_t monotonic_micros();
 
 }  // namespace passgate::reactor
 

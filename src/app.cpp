@@ -1,10 +1,12 @@
 #include "src/app.h"
 
+#include "metrics/process.h"
 #include "reactor/loop.h"
 #include "reactor/signals.h"
 #include "reactor/socket.h"
 #include "reactor/threads.h"
 #include "src/admin_server.h"
+#include "src/app_metrics.h"
 #include "src/log.h"
 #include "src/sd_notify.h"
 #include "src/snapshot.h"
@@ -15,16 +17,24 @@
 
 #include <algorithm>
 #include <atomic>
-#include <ctime>
-#include <functional>
 #include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
 #include <memory>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 namespace passgate {
 
 namespace {
+
+struct WorkerSlot {
+    reactor::Channel<WorkerMessage> inbox{8};
+    WorkerStats stats;
+    std::thread thread;
+};
 
 // Polls until every worker is up, then tells systemd (READY=1) once.
 class ReadinessNotifier final : public reactor::Timer {
@@ -49,12 +59,6 @@ private:
     bool notified_ = false;
 };
 
-struct WorkerSlot {
-    reactor::Channel<WorkerMessage> inbox{8};
-    WorkerStats stats;
-    std::thread thread;
-};
-
 reactor::Fd bind_listener(const config::Listener& listener) {
     try {
         return reactor::listen_tcp(listener.address.sockaddr_ptr(), listener.address.length);
@@ -65,55 +69,143 @@ reactor::Fd bind_listener(const config::Listener& listener) {
 }
 
 std::uint64_t monotonic_usec() {
+    return static_cast<std::uint64_t>(reactor::monotonic_micros());
+}
+
+double unix_time_seconds() {
     timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000 +
-           static_cast<std::uint64_t>(now.tv_nsec) / 1000;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+// FNV-1a 64 of the config file's bytes, as 16 hex digits: identifies the config in use.
+std::string file_hash(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << file.rdbuf();
+    std::uint64_t hash = 14695981039346656037ull;
+    for (const unsigned char byte : bytes.str()) {
+        hash ^= byte;
+        hash *= 1099511628211ull;
+    }
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+    return text;
 }
 
 bool same_listener(const config::Listener& a, const config::Listener& b) {
     return a.name == b.name && a.address == b.address;
 }
 
-// Returns an empty string on success (and updates `current`), else why the reload was rejected.
-std::string reload_config(const std::string& path, const config::Config& running,
-                          unsigned worker_count, std::vector<std::unique_ptr<WorkerSlot>>& workers,
-                          std::shared_ptr<const config::Config>& current) {
-    std::shared_ptr<const config::Config> next;
-    try {
-        next = std::make_shared<const config::Config>(config::load_config_file(path));
-    } catch (const config::ConfigError& error) {
-        return error.what();
+// The control thread's state: the config in use, the workers, metrics. Runs signals, reloads and
+// the admin server on its own loop; never touches a connection.
+class ControlPlane {
+public:
+    ControlPlane(const AppOptions& options, std::shared_ptr<const config::Config> config,
+                 unsigned worker_count)
+        : options_(options),
+          worker_count_(worker_count),
+          metrics_(worker_count),
+          current_(std::move(config)),
+          current_hash_(file_hash(options.config_path)) {
+        metrics::register_process_metrics(metrics_.registry);
+        metrics_.config_last_reload_success.with().set(metrics_.control_shard(), unix_time_seconds());
+        metrics_.config_hash_info.with({current_hash_}).set(metrics_.control_shard(), 1);
     }
-    if (!(next->admin.address == running.admin.address))
-        log_line(LogLevel::warning, "reload: [admin] address changes need a restart; keeping " +
-                                        running.admin.address.to_string());
-    if (next->runtime.workers != running.runtime.workers)
-        log_line(LogLevel::warning, "reload: [runtime] workers changes need a restart");
-    for (const std::string& warning : next->warnings) log_line(LogLevel::warning, warning);
 
-    std::vector<std::vector<reactor::Fd>> sockets(worker_count);
-    try {
-        for (unsigned worker = 0; worker < worker_count; ++worker) {
-            for (const config::Listener& listener : next->listeners) {
-                const bool kept = std::any_of(running.listeners.begin(), running.listeners.end(),
-                    [&](const config::Listener& had) { return same_listener(had, listener); });
-                sockets[worker].push_back(kept ? reactor::Fd() : bind_listener(listener));
-            }
+    AppMetrics& metrics() { return metrics_; }
+    const std::shared_ptr<const config::Config>& config() const { return current_; }
+
+    void add_worker_metrics(const std::vector<std::unique_ptr<WorkerSlot>>& workers) {
+        auto& completions = metrics_.registry.counter("passgate_worker_loop_completions_total",
+            "io_uring completions handled, by worker.", {"worker"});
+        auto& submissions = metrics_.registry.counter("passgate_worker_loop_submissions_total",
+            "io_uring submissions, by worker.", {"worker"});
+        auto& accepted = metrics_.registry.counter("passgate_worker_accepted_total",
+            "Connections accepted, by worker.", {"worker"});
+        for (std::size_t index = 0; index < workers.size(); ++index) {
+            const WorkerStats* stats = &workers[index]->stats;
+            const std::string worker = std::to_string(index);
+            completions.with_callback({worker}, [stats] { return double(stats->loop_completions.get()); });
+            submissions.with_callback({worker}, [stats] { return double(stats->loop_submissions.get()); });
+            accepted.with_callback({worker}, [stats] { return double(stats->accepted.get()); });
         }
-    } catch (const std::exception& error) {
-        return error.what();
+        const auto* all = &workers;
+        metrics_.pipes_in_use.with_callback({}, [all] {
+            double sum = 0;
+            for (const auto& worker : *all) sum += double(worker->stats.pipes_in_use.get());
+            return sum;
+        });
+        metrics_.pipe_pool_size.with_callback({}, [all] {
+            double sum = 0;
+            for (const auto& worker : *all) sum += double(worker->stats.pipes_idle.get());
+            return sum;
+        });
     }
-    auto snapshot = std::make_shared<const Snapshot>(next);
-    for (unsigned worker = 0; worker < worker_count; ++worker) {
-        WorkerMessage message{WorkerMessage::Kind::reload, snapshot, std::move(sockets[worker])};
-        if (!workers[worker]->inbox.try_send(std::move(message)))
-            log_line(LogLevel::error, "worker " + std::to_string(worker) +
-                                          " inbox full: it keeps the previous configuration");
+
+    // SIGHUP. Returns an empty string on success, else why the reload was rejected (nothing
+    // changed then). New listeners are bound before anything is handed over, so a bind failure
+    // rejects the whole reload.
+    std::string reload(std::vector<std::unique_ptr<WorkerSlot>>& workers) {
+        const std::size_t control = metrics_.control_shard();
+        std::shared_ptr<const config::Config> next;
+        try {
+            next = std::make_shared<const config::Config>(config::load_config_file(options_.config_path));
+        } catch (const config::ConfigError& error) {
+            metrics_.config_reloads.with({"failure"}).inc(control);
+            return error.what();
+        }
+        const std::string hash = file_hash(options_.config_path);
+        if (hash == current_hash_) {
+            metrics_.config_reloads.with({"success"}).inc(control);
+            metrics_.config_last_reload_success.with().set(control, unix_time_seconds());
+            log_line(LogLevel::info, "reload: configuration unchanged");
+            return {};
+        }
+        const config::Config& running = *current_;
+        if (!(next->admin.address == running.admin.address))
+            log_line(LogLevel::warning, "reload: [admin] address changes need a restart; keeping " +
+                                            running.admin.address.to_string());
+        if (next->runtime.workers != running.runtime.workers)
+            log_line(LogLevel::warning, "reload: [runtime] workers changes need a restart");
+        for (const std::string& warning : next->warnings) log_line(LogLevel::warning, warning);
+
+        std::vector<std::vector<reactor::Fd>> sockets(worker_count_);
+        try {
+            for (unsigned worker = 0; worker < worker_count_; ++worker) {
+                for (const config::Listener& listener : next->listeners) {
+                    const bool kept = std::any_of(running.listeners.begin(), running.listeners.end(),
+                        [&](const config::Listener& had) { return same_listener(had, listener); });
+                    sockets[worker].push_back(kept ? reactor::Fd() : bind_listener(listener));
+                }
+            }
+        } catch (const std::exception& error) {
+            metrics_.config_reloads.with({"failure"}).inc(control);
+            return error.what();
+        }
+        auto snapshot = std::make_shared<const Snapshot>(next, metrics_);
+        for (unsigned worker = 0; worker < worker_count_; ++worker) {
+            WorkerMessage message{WorkerMessage::Kind::reload, snapshot, std::move(sockets[worker])};
+            if (!workers[worker]->inbox.try_send(std::move(message)))
+                log_line(LogLevel::error, "worker " + std::to_string(worker) +
+                                              " inbox full: it keeps the previous configuration");
+        }
+        metrics_.config_hash_info.remove({current_hash_});
+        metrics_.config_hash_info.with({hash}).set(control, 1);
+        metrics_.config_reloads.with({"success"}).inc(control);
+        metrics_.config_last_reload_success.with().set(control, unix_time_seconds());
+        current_ = std::move(next);
+        current_hash_ = hash;
+        return {};
     }
-    current = std::move(next);
-    return {};
-}
+
+private:
+    const AppOptions& options_;
+    unsigned worker_count_;
+    AppMetrics metrics_;
+    std::shared_ptr<const config::Config> current_;
+    std::string current_hash_;
+};
 
 }  // namespace
 
@@ -125,9 +217,10 @@ int run_app(config::Config config_value, const AppOptions& options) {
     reactor::block_signals({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
 
     auto config = std::make_shared<const config::Config>(std::move(config_value));
-    auto snapshot = std::make_shared<const Snapshot>(config);
     const unsigned worker_count = options.workers_override.value_or(
         config->runtime.workers != 0 ? config->runtime.workers : reactor::usable_cpus());
+    ControlPlane control_plane(options, config, worker_count);
+    auto snapshot = std::make_shared<const Snapshot>(config, control_plane.metrics());
 
     // Bind everything before starting anything: a taken port is reported at once, by name.
     std::vector<std::vector<reactor::Fd>> listen_sockets(worker_count);
@@ -145,12 +238,13 @@ int run_app(config::Config config_value, const AppOptions& options) {
     }
 
     std::vector<std::unique_ptr<WorkerSlot>> workers;
+    for (unsigned index = 0; index < worker_count; ++index) workers.push_back(std::make_unique<WorkerSlot>());
+    control_plane.add_worker_metrics(workers);
     std::atomic<unsigned> workers_ready{0};
     std::atomic<bool> worker_failed{false};
     for (unsigned index = 0; index < worker_count; ++index) {
-        workers.push_back(std::make_unique<WorkerSlot>());
-        WorkerSlot& slot = *workers.back();
-        slot.thread = std::thread([&, index, sockets = std::move(listen_sockets[index])]() mutable {
+        WorkerSlot& slot = *workers[index];
+        slot.thread = std::thread([&, index, snapshot, sockets = std::move(listen_sockets[index])]() mutable {
             reactor::pin_current_thread(index);
             try {
                 WorkerOptions worker_options;
@@ -165,23 +259,10 @@ int run_app(config::Config config_value, const AppOptions& options) {
             }
         });
     }
+    snapshot.reset();  // the workers hold it now
 
     reactor::Loop control(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024});
     bool stopping = false;
-    std::shared_ptr<const config::Config> current = config;
-
-    // SIGHUP: read and validate the new config here, off the workers' path. Invalid: nothing
-    // changes. Valid: new listeners are bound first (a bind failure rejects the whole reload),
-    // then every worker gets the new snapshot and switches between events.
-    auto reload = [&] {
-        sd_notify_state("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
-        const std::string outcome = reload_config(options.config_path, *current, worker_count,
-                                                  workers, current);
-        log_line(outcome.empty() ? LogLevel::info : LogLevel::error,
-                 outcome.empty() ? "configuration reloaded from " + options.config_path
-                                 : "configuration reload rejected, keeping the running one: " + outcome);
-        sd_notify_state("READY=1");
-    };
     reactor::SignalWatcher signals(control, {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [&](int signal) {
         if (signal == SIGTERM || signal == SIGINT) {
             if (stopping) return;
@@ -192,8 +273,15 @@ int run_app(config::Config config_value, const AppOptions& options) {
                 if (!worker->inbox.try_send(WorkerMessage{WorkerMessage::Kind::stop, nullptr, {}}))
                     log_line(LogLevel::error, "worker inbox full; stop message not delivered");
             control.stop();
-        } else if (signal == SIGHUP) {
-            if (!stopping) reload();
+        } else if (signal == SIGHUP && !stopping) {
+            sd_notify_state("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
+            const std::string rejected = control_plane.reload(workers);
+            if (rejected.empty())
+                log_line(LogLevel::info, "configuration reloaded from " + options.config_path);
+            else
+                log_line(LogLevel::error,
+                         "configuration reload rejected, keeping the running one: " + rejected);
+            sd_notify_state("READY=1");
         }
     });
 
@@ -207,15 +295,12 @@ int run_app(config::Config config_value, const AppOptions& options) {
             response.status = ready ? 200 : 503;
             response.body = ready ? "ready\n" : "not ready\n";
         } else if (request.path == "/metrics") {
-            response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-            std::uint64_t accepted = 0, active = 0;
-            for (const auto& worker : workers) {
-                accepted += worker->stats.accepted.get();
-                active += worker->stats.active.get();
-            }
-            response.body = "# TYPE passgate_accepted_total counter\npassgate_accepted_total " +
-                            std::to_string(accepted) + "\n# TYPE passgate_active gauge\npassgate_active " +
-                            std::to_string(active) + "\n";
+            const metrics::Format format =
+                request.accept.find("application/openmetrics-text") != std::string::npos
+                    ? metrics::Format::openmetrics
+                    : metrics::Format::text;
+            response.content_type = std::string(metrics::content_type(format));
+            response.body = control_plane.metrics().registry.render(format);
         } else {
             response.status = 404;
             response.body = "not found\n";

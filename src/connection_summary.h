@@ -27,6 +27,7 @@ enum class CloseReason {
     shutdown,         // the process stopped
 };
 
+inline constexpr std::size_t close_reason_count = static_cast<std::size_t>(CloseReason::shutdown) + 1;
 std::string_view close_reason_name(CloseReason reason);
 
 struct ConnectionSummary {

@@ -61,8 +61,13 @@ ProxyConnection::ProxyConnection(Worker& worker, Generation& generation, std::si
     ++generation_.connections;
     summary_.listener = listener;
     started_ = worker_.loop().now();
+    started_us_ = reactor::monotonic_micros();
     last_activity_ = started_;
+    shard_ = worker_.index();
+    metrics().listeners[listener].active.add(shard_, 1);
 }
+
+const SnapshotMetrics& ProxyConnection::metrics() const { return generation_.snapshot->metrics(); }
 
 ProxyConnection::~ProxyConnection() { --generation_.connections; }
 
@@ -105,9 +110,14 @@ void ProxyConnection::on_client_readable_hello() {
         case HelloParse::Status::rejected:
             summary_.hello_error = parse.error;
             return finish(CloseReason::hello_rejected);
-        case HelloParse::Status::complete:
+        case HelloParse::Status::complete: {
+            const ListenerMetrics& listener = metrics().listeners[summary_.listener];
+            listener.hello_bytes.observe(shard_, static_cast<double>(parse.hello.record_bytes));
+            listener.hello_duration.observe(
+                shard_, static_cast<double>(reactor::monotonic_micros() - started_us_) / 1e6);
             summary_.hello_bytes = parse.hello.record_bytes;
             return route_and_connect(parse.hello);
+        }
     }
 }
 
@@ -124,8 +134,9 @@ void ProxyConnection::route_and_connect(const ClientHello& hello) {
         return finish(match.miss == ListenerRoutes::Miss::no_sni ? CloseReason::no_sni
                                                                   : CloseReason::no_route);
     summary_.route = &match.route->name;
-    const std::optional<std::size_t> service =
-        generation_.balancer.pick_service(snapshot.route_index(match.route));
+    route_index_ = snapshot.route_index(match.route);
+    metrics().listeners[summary_.listener].connections_by_route[route_index_].inc(shard_);
+    const std::optional<std::size_t> service = generation_.balancer.pick_service(route_index_);
     if (!service) return finish(CloseReason::no_endpoint);
     service_ = *service;
     summary_.service = &snapshot.config().services[service_].name;
@@ -144,12 +155,16 @@ void ProxyConnection::connect_next() {
             generation_.balancer.pick_endpoint(service_, tried_endpoints_);
         if (!endpoint) break;
         tried_endpoints_.push_back(*endpoint);
+        endpoint_index_ = *endpoint;
         ++summary_.connect_attempts;
+        connect_started_us_ = reactor::monotonic_micros();
         const config::Address& address = service.endpoints[*endpoint].address;
         summary_.endpoint = address.to_string();
         reactor::ConnectStart attempt = reactor::start_connect(address.sockaddr_ptr(), address.length);
         if (!attempt.socket) {
             summary_.error = attempt.error;
+            metrics().services[service_].endpoints[endpoint_index_]
+                .failures[static_cast<std::size_t>(connect_failure_of(attempt.error))].inc(shard_);
             if (attempt.error == EMFILE || attempt.error == ENFILE || attempt.error == ENOBUFS)
                 return finish(CloseReason::out_of_resources, attempt.error);
             continue;  // e.g. ENETUNREACH: nothing was sent, try the next endpoint
@@ -165,7 +180,15 @@ void ProxyConnection::connect_next() {
 
 void ProxyConnection::on_connect_result(int error) {
     worker_.loop().cancel_timer(deadline_);
-    if (error == 0) return start_forwarding();
+    const ServiceMetrics& service = metrics().services[service_];
+    if (error == 0) {
+        service.endpoints[endpoint_index_].connections.inc(shard_);
+        service.connect_duration.observe(
+            shard_, static_cast<double>(reactor::monotonic_micros() - connect_started_us_) / 1e6);
+        return start_forwarding();
+    }
+    service.endpoints[endpoint_index_]
+        .failures[static_cast<std::size_t>(connect_failure_of(error))].inc(shard_);
     summary_.error = error;
     backend_writable_.stop();
     backend_.reset();
@@ -211,6 +234,7 @@ void ProxyConnection::write_hello() {
         return finish(CloseReason::backend_error, errno);
     }
     client_to_backend_.bytes += hello_.size();
+    metrics().routes[route_index_].bytes_client_to_backend.inc(shard_, hello_.size());
     std::vector<std::uint8_t>().swap(hello_);  // release the buffer: the hello is delivered
     hello_sent_ = 0;
     pump_both();
@@ -248,6 +272,10 @@ ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
             if (moved > 0) {
                 direction.pipe.bytes_inside -= static_cast<std::size_t>(moved);
                 direction.bytes += static_cast<std::uint64_t>(moved);
+                const RouteMetrics& route = metrics().routes[route_index_];
+                (&direction == &client_to_backend_ ? route.bytes_client_to_backend
+                                                   : route.bytes_backend_to_client)
+                    .inc(shard_, static_cast<std::uint64_t>(moved));
                 last_activity_ = worker_.loop().now();
             } else if (moved < 0 && errno == EAGAIN) {
                 // Destination full: wait until it drains. Bytes stay in the pipe meanwhile.
@@ -382,7 +410,30 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     summary_.bytes_client_to_backend = client_to_backend_.bytes;
     summary_.bytes_backend_to_client = backend_to_client_.bytes;
     summary_.duration_ms = worker_.loop().now() - started_;
+    count_close();
     worker_.retire(*this, summary_);
+}
+
+void ProxyConnection::count_close() {
+    const ListenerMetrics& listener = metrics().listeners[summary_.listener];
+    listener.active.add(shard_, -1);
+    listener.closed[static_cast<std::size_t>(summary_.reason)].inc(shard_);
+    std::optional<HelloReject> rejected;
+    switch (summary_.reason) {
+        case CloseReason::hello_timeout: rejected = HelloReject::timeout; break;
+        case CloseReason::client_closed: rejected = HelloReject::client_closed; break;
+        case CloseReason::no_sni: rejected = HelloReject::no_sni; break;
+        case CloseReason::no_route: rejected = HelloReject::no_route; break;
+        case CloseReason::hello_rejected: {
+            const std::string_view coarse = hello_error_metric_reason(summary_.hello_error);
+            rejected = coarse == "not_tls"     ? HelloReject::not_tls
+                       : coarse == "too_large" ? HelloReject::too_large
+                                               : HelloReject::malformed;
+            break;
+        }
+        default: break;
+    }
+    if (rejected) listener.rejected[static_cast<std::size_t>(*rejected)].inc(shard_);
 }
 
 }  // namespace passgate

@@ -12,6 +12,7 @@
 #include "reactor/loop.h"
 #include "src/client_hello.h"
 #include "src/connection_summary.h"
+#include "src/app_metrics.h"
 #include "src/pipe_pool.h"
 
 #include <cstddef>
@@ -84,6 +85,13 @@ private:
     reactor::Fd backend_;
     ConnectionSummary summary_;
     reactor::Millis started_ = 0;
+    std::int64_t started_us_ = 0;          // accept time, for the hello duration histogram
+    std::int64_t connect_started_us_ = 0;  // current attempt, for the connect duration histogram
+    std::size_t shard_ = 0;                // this worker's metrics shard
+    std::size_t route_index_ = 0;
+    std::size_t endpoint_index_ = 0;
+    const SnapshotMetrics& metrics() const;
+    void count_close();
     reactor::Millis last_activity_ = 0;
 
     std::vector<std::uint8_t> hello_;  // bytes received before routing; forwarded unchanged

@@ -4,7 +4,8 @@
 
 namespace passgate {
 
-Snapshot::Snapshot(std::shared_ptr<const config::Config> config) : config_(std::move(config)) {
+Snapshot::Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics)
+    : config_(std::move(config)), metrics_(metrics, *config_) {
     const config::Config& cfg = *config_;
     listeners_.reserve(cfg.listeners.size());
     for (const config::Listener& listener : cfg.listeners)

@@ -4,6 +4,7 @@
 // service indexes. Immutable; freed when the last worker and connection let go of it.
 
 #include "config/config.h"
+#include "src/app_metrics.h"
 #include "src/routing.h"
 
 #include <cstddef>
@@ -24,7 +25,8 @@ struct ListenerPlan {
 
 class Snapshot {
 public:
-    explicit Snapshot(std::shared_ptr<const config::Config> config);
+    // Creates (or revives) the metric series this config needs, on the calling (control) thread.
+    Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics);
 
     const config::Config& config() const { return *config_; }
     const std::vector<ListenerPlan>& listeners() const { return listeners_; }
@@ -34,11 +36,13 @@ public:
     const std::vector<WeightedService>& backends_of(std::size_t route) const {
         return route_backends_[route];
     }
+    const SnapshotMetrics& metrics() const { return metrics_; }
 
 private:
     std::shared_ptr<const config::Config> config_;
     std::vector<ListenerPlan> listeners_;
     std::vector<std::vector<WeightedService>> route_backends_;  // by route index
+    SnapshotMetrics metrics_;
 };
 
 }  // namespace passgate

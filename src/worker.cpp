@@ -60,9 +60,6 @@ void Worker::accept(std::size_t listener, reactor::Fd client) {
 
 void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
     stats_.active.sub();
-    stats_.closed[static_cast<std::size_t>(summary.reason)].add();
-    stats_.bytes_client_to_backend.add(summary.bytes_client_to_backend);
-    stats_.bytes_backend_to_client.add(summary.bytes_backend_to_client);
     if (summary.reason != CloseReason::completed && summary.reason != CloseReason::shutdown &&
         log_enabled(LogLevel::info)) {
         std::string line = "connection closed: reason=" + std::string(close_reason_name(summary.reason));
@@ -90,11 +87,12 @@ void Worker::free_retired() {
     retired_.clear();
     // Older snapshots live until their last connection ends.
     while (generations_.size() > 1 && generations_.front().connections == 0) generations_.pop_front();
+    // Published for the control thread (scrapes, STATUS): plain stores to this worker's cells.
     const PipePoolStats& pipes = pipes_.stats();
-    stats_.pipes_in_use.sub(stats_.pipes_in_use.get());
-    stats_.pipes_in_use.add(pipes.in_use);
-    stats_.pipes_idle.sub(stats_.pipes_idle.get());
-    stats_.pipes_idle.add(pipes.idle);
+    stats_.pipes_in_use.set(pipes.in_use);
+    stats_.pipes_idle.set(pipes.idle);
+    stats_.loop_completions.set(loop_.stats().completions);
+    stats_.loop_submissions.set(loop_.stats().submissions);
 }
 
 void Worker::on_message(WorkerMessage message) {

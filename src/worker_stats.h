@@ -4,18 +4,16 @@
 
 #include "src/connection_summary.h"
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 
 namespace passgate {
 
-inline constexpr std::size_t close_reason_count = static_cast<std::size_t>(CloseReason::shutdown) + 1;
-
 class OwnedCounter {
 public:
     void add(std::uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
     void sub(std::uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+    void set(std::uint64_t n) { value_.store(n, std::memory_order_relaxed); }
     std::uint64_t get() const { return value_.load(std::memory_order_relaxed); }
 
 private:
@@ -25,9 +23,6 @@ private:
 struct alignas(64) WorkerStats {
     OwnedCounter accepted;
     OwnedCounter active;
-    OwnedCounter bytes_client_to_backend;
-    OwnedCounter bytes_backend_to_client;
-    std::array<OwnedCounter, close_reason_count> closed;  // by CloseReason
     OwnedCounter pipes_in_use;
     OwnedCounter pipes_idle;
     OwnedCounter loop_completions;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <unistd.h>
 
@@ -302,6 +303,22 @@ TEST_CASE("the shipped example config loads without warnings", "[config]") {
     REQUIRE(route != nullptr);
     CHECK(route->hostnames == std::vector<std::string>{"passthrough.example.com"});
     REQUIRE(config.find_service("passthrough-echoserver") != nullptr);
+}
+
+TEST_CASE("the complete example in config/README.md parses without warnings", "[config]") {
+    std::ifstream in(source_root() + "/config/README.md");
+    REQUIRE(in);
+    const std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto start = readme.find("```toml\n");
+    REQUIRE(start != std::string::npos);
+    const auto body = start + 8;
+    const auto end = readme.find("```", body);
+    REQUIRE(end != std::string::npos);
+    const Config config = parse(readme.substr(body, end - body));
+    CHECK(config.warnings.empty());
+    CHECK(config.listeners.at(0).hostname == "*.example.com");
+    CHECK(config.routes.at(1).alpn == std::vector<std::string>{"h2", "http/1.1"});
+    CHECK(config.services.at(0).endpoints.at(1).weight == 2);
 }
 
 // ---------------------------------------------------------------------------------------------

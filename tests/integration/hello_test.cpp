@@ -7,6 +7,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <thread>
 
 using namespace integration;
@@ -53,7 +57,7 @@ void expect_echo(int fd, const std::vector<std::uint8_t>& expected) {
     std::vector<std::uint8_t> echoed(expected.size());
     const bool got = recv_exact(fd, echoed.data(), echoed.size(), deadline_in(Millis(5000)));
     REQUIRE(got);
-    CHECK(echoed == expected);
+    CHECK(byte_difference(echoed, expected) == "");
 }
 
 // chromium.bin re-framed: the handshake message cut into records of `piece` bytes, each with its
@@ -90,7 +94,7 @@ TEST_CASE("hello: split one byte per write still routes, bytes unchanged", "[int
     expect_echo(client.get(), hello.bytes);
     CHECK(setup.main_backend.accepted() == 1);
     CHECK(setup.spare_backend.accepted() == 0);
-    CHECK(setup.main_backend.received(0) == hello.bytes);
+    CHECK(byte_difference(setup.main_backend.received(0), hello.bytes) == "");
     client.reset();
     stop_and_check(*setup.passgate);
 }
@@ -119,7 +123,7 @@ TEST_CASE("hello: re-framed across 200-byte TLS records routes, bytes unchanged"
         expect_echo(client.get(), reframed);
     }
     CHECK(setup.main_backend.accepted() == 1);
-    CHECK(setup.main_backend.received(0) == reframed);
+    CHECK(byte_difference(setup.main_backend.received(0), reframed) == "");
     CHECK(setup.spare_backend.accepted() == 0);
     stop_and_check(*setup.passgate);
 }
@@ -187,7 +191,7 @@ TEST_CASE("hello: no SNI is closed (no_sni) without a default route, and routed 
         REQUIRE(send_all(client.get(), hello.bytes, deadline_in(Millis(2000))));
         expect_echo(client.get(), hello.bytes);
         CHECK(setup.spare_backend.accepted() == 1);
-        CHECK(setup.spare_backend.received(0) == hello.bytes);
+        CHECK(byte_difference(setup.spare_backend.received(0), hello.bytes) == "");
         CHECK(setup.main_backend.accepted() == 0);
     }
     {
@@ -200,5 +204,50 @@ TEST_CASE("hello: no SNI is closed (no_sni) without a default route, and routed 
         CHECK(setup.main_backend.accepted() == 1);
         CHECK(setup.spare_backend.accepted() == 1);
     }
+    stop_and_check(*setup.passgate);
+}
+
+TEST_CASE("hello: a client that half-closes right after its hello is still routed; the FIN passes",
+          "[integration][hello][halfclose]") {
+    HelloSetup setup;
+    const CapturedHello& hello = captured_hello("firefox-esr.bin");
+    const std::string extra = "client data after the hello";
+    std::vector<std::uint8_t> sent = hello.bytes;
+    sent.insert(sent.end(), extra.begin(), extra.end());
+
+    Socket client = connect_to(setup.lenient_port);
+    REQUIRE(client);
+    const std::string client_name = local_name(client.get());
+    // The FIN travels in the same segment as the last bytes (TCP_CORK holds them until shutdown),
+    // so passgate reads the end of a complete hello and the EOF in one go. A complete hello
+    // followed by a half-close is a valid stream: it must be routed, and the FIN passed on.
+    const int one = 1;
+    REQUIRE(::setsockopt(client.get(), IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0);
+    SECTION("hello, data and FIN in one segment") {
+        REQUIRE(send_all(client.get(), sent, deadline_in(Millis(2000))));
+    }
+    SECTION("half the hello first; the rest, data and FIN later in one segment") {
+        const std::size_t half = hello.bytes.size() / 2;
+        const int zero = 0;
+        REQUIRE(send_all(client.get(), sent.data(), half, deadline_in(Millis(2000))));
+        REQUIRE(::setsockopt(client.get(), IPPROTO_TCP, TCP_CORK, &zero, sizeof zero) == 0);  // flush
+        std::this_thread::sleep_for(Millis(100));  // passgate has read the first half by now
+        REQUIRE(::setsockopt(client.get(), IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0);
+        REQUIRE(send_all(client.get(), sent.data() + half, sent.size() - half, deadline_in(Millis(2000))));
+    }
+    REQUIRE(::shutdown(client.get(), SHUT_WR) == 0);
+
+    std::vector<std::uint8_t> echoed(sent.size());
+    const bool got = recv_exact(client.get(), echoed.data(), echoed.size(), deadline_in(Millis(5000)));
+    INFO("passgate stderr:\n" << setup.passgate->stderr_text());
+    CHECK(got);
+    CHECK(byte_difference(echoed, sent) == "");
+    // The echo backend closes its side only after it has seen the FIN: the stream ends cleanly.
+    const CloseObservation close = wait_closed(client.get(), Millis(3000));
+    CHECK(close.closed);
+    CHECK_FALSE(close.reset);
+    CHECK(setup.main_backend.accepted() == 1);
+    CHECK(byte_difference(setup.main_backend.received(0), sent) == "");
+    CHECK_FALSE(setup.passgate->wait_for_client_log(client_name, "reason=", Millis(300)));
     stop_and_check(*setup.passgate);
 }

@@ -238,6 +238,15 @@ std::size_t EchoBackend::connections_seen() {
     return received_.size();
 }
 
+std::string byte_difference(const std::vector<std::uint8_t>& actual,
+                            const std::vector<std::uint8_t>& expected) {
+    if (actual == expected) return {};
+    std::size_t at = 0;
+    while (at < actual.size() && at < expected.size() && actual[at] == expected[at]) ++at;
+    return "got " + std::to_string(actual.size()) + " bytes, expected " +
+           std::to_string(expected.size()) + "; first difference at byte " + std::to_string(at);
+}
+
 // ---- ByteStream ----------------------------------------------------------------------------------
 
 void ByteStream::fill(std::uint8_t* out, std::size_t size) {

@@ -124,6 +124,11 @@ private:
     TcpServer server_;  // last: its threads use the members above
 };
 
+// Empty when equal, else a short description ("sizes 10 and 12; first difference at byte 4"):
+// for CHECK(byte_difference(a, b) == "") without dumping kilobytes into the report.
+std::string byte_difference(const std::vector<std::uint8_t>& actual,
+                            const std::vector<std::uint8_t>& expected);
+
 // Deterministic pseudo-random bytes (splitmix64), the same for the same seed.
 class ByteStream {
 public:

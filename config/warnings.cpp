@@ -1,0 +1,89 @@
+#include "config/warnings.h"
+
+#include "config/hostname.h"
+#include "config/toml_reader.h"
+
+#include <algorithm>
+
+namespace passgate::config::detail {
+
+namespace {
+
+class Collector {
+public:
+    explicit Collector(const Config& config) : config_(config) {}
+
+    void add(int line, const std::string& message) {
+        out_.push_back(config_.source + ":" + std::to_string(line) + ": " + message);
+    }
+    std::vector<std::string> take() { return std::move(out_); }
+
+private:
+    const Config& config_;
+    std::vector<std::string> out_;
+};
+
+}  // namespace
+
+std::vector<std::string> collect_warnings(const Config& config) {
+    Collector warnings(config);
+
+    // Routes that attach nowhere (or not everywhere they say).
+    std::vector<bool> listener_has_routes(config.listeners.size(), false);
+    for (const Route& route : config.routes) {
+        bool default_somewhere = false;
+        for (const std::string& listener_name : route.listeners) {
+            const auto it = std::find_if(config.listeners.begin(), config.listeners.end(),
+                                         [&](const Listener& l) { return l.name == listener_name; });
+            if (it == config.listeners.end()) continue;  // not validated; nothing to say
+            const Listener& listener = *it;
+            const bool is_default = listener.default_route == route.name;
+            default_somewhere = default_somewhere || is_default;
+            const auto effective = effective_hostnames(listener.hostname, route.hostnames);
+            if (is_default || !effective.empty()) {
+                listener_has_routes[static_cast<std::size_t>(it - config.listeners.begin())] = true;
+            }
+            if (!route.hostnames.empty() && effective.empty() && !is_default &&
+                listener.hostname) {
+                warnings.add(route.line, "route " + quote(route.name) +
+                                             " has no hostname that intersects listener " +
+                                             quote(listener.name) + " hostname " +
+                                             quote(*listener.hostname) + "; not attached to " +
+                                             quote(listener.name));
+            }
+        }
+        if (route.hostnames.empty() && !default_somewhere) {
+            warnings.add(route.line, "route " + quote(route.name) +
+                                         " has no hostnames and is not the default_route of any "
+                                         "of its listeners; it can never match");
+        }
+    }
+
+    for (std::size_t i = 0; i < config.listeners.size(); ++i) {
+        if (listener_has_routes[i]) continue;
+        const Listener& listener = config.listeners[i];
+        warnings.add(listener.line, "listener " + quote(listener.name) +
+                                        " has no routes attached and no default_route; every "
+                                        "connection to it is closed");
+    }
+
+    for (const Service& service : config.services) {
+        const bool used =
+            std::any_of(config.routes.begin(), config.routes.end(), [&](const Route& route) {
+                return std::any_of(route.backends.begin(), route.backends.end(),
+                                   [&](const BackendRef& b) { return b.service == service.name; });
+            });
+        if (!used) {
+            warnings.add(service.line, "service " + quote(service.name) + " is not used by any route");
+        }
+        if (std::all_of(service.endpoints.begin(), service.endpoints.end(),
+                        [](const Endpoint& e) { return e.weight == 0; })) {
+            warnings.add(service.line, "service " + quote(service.name) +
+                                           ": every endpoint has weight 0; connections routed to "
+                                           "it are rejected");
+        }
+    }
+    return warnings.take();
+}
+
+}  // namespace passgate::config::detail

@@ -1,0 +1,83 @@
+#pragma once
+// passgate's Prometheus metrics: the families (created once per process, so counters keep
+// counting across reloads) and, per snapshot, the handles workers increment on their own shard.
+// Label values come only from config names, never from client bytes: cardinality is bounded by
+// the config.
+
+#include "config/config.h"
+#include "metrics/registry.h"
+#include "src/connection_summary.h"
+
+#include <array>
+#include <string_view>
+#include <vector>
+
+namespace passgate {
+
+// Reasons for passgate_client_hello_rejected_total{reason}.
+enum class HelloReject { timeout, not_tls, malformed, too_large, no_sni, no_route, client_closed, count };
+std::string_view hello_reject_name(HelloReject reason);
+
+// Reasons for passgate_upstream_connect_failures_total{reason}.
+enum class ConnectFailure { refused, timeout, unreachable, error, count };
+std::string_view connect_failure_name(ConnectFailure reason);
+ConnectFailure connect_failure_of(int error);
+
+class AppMetrics {
+public:
+    // Shards: one per worker (index = worker index) and the last for the control thread.
+    explicit AppMetrics(unsigned workers);
+    metrics::Registry registry;
+    std::size_t control_shard() const { return registry.shards() - 1; }
+
+    metrics::CounterFamily& downstream_connections;       // {listener, route}
+    metrics::GaugeFamily& downstream_active;              // {listener}
+    metrics::CounterFamily& downstream_closed;            // {listener, reason}
+    metrics::CounterFamily& hello_rejected;               // {listener, reason}
+    metrics::HistogramFamily& hello_bytes;                // {listener}
+    metrics::HistogramFamily& hello_duration;             // {listener}
+    metrics::CounterFamily& upstream_connections;         // {service, endpoint}
+    metrics::CounterFamily& upstream_connect_failures;    // {service, endpoint, reason}
+    metrics::HistogramFamily& upstream_connect_duration;  // {service}
+    metrics::CounterFamily& bytes;                        // {route, direction}
+    metrics::CounterFamily& config_reloads;               // {result}
+    metrics::GaugeFamily& config_last_reload_success;
+    metrics::GaugeFamily& config_hash_info;               // {hash}
+    metrics::GaugeFamily& pipes_in_use;
+    metrics::GaugeFamily& pipe_pool_size;
+    metrics::GaugeFamily& build_info;                     // {version, liburing, kernel}
+};
+
+// Handles for one snapshot, resolved on the control thread when the snapshot is built.
+struct ListenerMetrics {
+    metrics::Gauge active;
+    std::array<metrics::Counter, static_cast<std::size_t>(HelloReject::count)> rejected;
+    std::array<metrics::Counter, close_reason_count> closed;
+    metrics::Histogram hello_bytes;
+    metrics::Histogram hello_duration;
+    std::vector<metrics::Counter> connections_by_route;  // by route index; empty handle if not attached
+};
+
+struct RouteMetrics {
+    metrics::Counter bytes_client_to_backend;
+    metrics::Counter bytes_backend_to_client;
+};
+
+struct EndpointMetrics {
+    metrics::Counter connections;
+    std::array<metrics::Counter, static_cast<std::size_t>(ConnectFailure::count)> failures;
+};
+
+struct ServiceMetrics {
+    metrics::Histogram connect_duration;
+    std::vector<EndpointMetrics> endpoints;  // by endpoint index
+};
+
+struct SnapshotMetrics {
+    SnapshotMetrics(AppMetrics& metrics, const config::Config& config);
+    std::vector<ListenerMetrics> listeners;
+    std::vector<RouteMetrics> routes;
+    std::vector<ServiceMetrics> services;
+};
+
+}  // namespace passgate
