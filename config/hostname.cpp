@@ -89,6 +89,12 @@ std::optional<std::string> intersect_hostnames(std::string_view listener_hostnam
 std::vector<std::string> effective_hostnames(const std::optional<std::string>& listener_hostname,
                                              const std::vector<std::string>& route_hostnames) {
     std::vector<std::string> out;
+    // Gateway API: a route without hostnames takes its listener's hostname, or every hostname
+    // when the listener has none either.
+    if (route_hostnames.empty()) {
+        out.push_back(listener_hostname ? *listener_hostname : std::string(match_all_hostnames));
+        return out;
+    }
     for (const std::string& route_hostname : route_hostnames) {
         std::optional<std::string> effective =
             listener_hostname ? intersect_hostnames(*listener_hostname, route_hostname)

@@ -24,9 +24,15 @@ bool hostname_matches(std::string_view pattern, std::string_view host);
 std::optional<std::string> intersect_hostnames(std::string_view listener_hostname,
                                                std::string_view route_hostname);
 
-// A route's effective hostnames on a listener: each route hostname intersected with the
-// listener hostname (the route hostnames unchanged when the listener has none), duplicates
-// removed, in the route's order. Empty: the route matches no SNI there (only as default_route).
+// The effective hostname that stands for "every hostname": a route without hostnames on a
+// listener without hostname. Never valid in a config file (validate_hostname_pattern rejects it).
+inline constexpr std::string_view match_all_hostnames = "*";
+
+// A route's effective hostnames on a listener (Gateway API): each route hostname intersected
+// with the listener hostname (the route hostnames unchanged when the listener has none),
+// duplicates removed, in the route's order. A route without hostnames gets the listener's
+// hostname, or {match_all_hostnames} when the listener has none. Empty: the route's hostnames
+// do not intersect the listener's, so it is not attached (it can still be the default_route).
 std::vector<std::string> effective_hostnames(const std::optional<std::string>& listener_hostname,
                                              const std::vector<std::string>& route_hostnames);
 

@@ -31,14 +31,12 @@ std::vector<std::string> collect_warnings(const Config& config) {
     // Routes that attach nowhere (or not everywhere they say).
     std::vector<bool> listener_has_routes(config.listeners.size(), false);
     for (const Route& route : config.routes) {
-        bool default_somewhere = false;
         for (const std::string& listener_name : route.listeners) {
             const auto it = std::find_if(config.listeners.begin(), config.listeners.end(),
                                          [&](const Listener& l) { return l.name == listener_name; });
             if (it == config.listeners.end()) continue;  // not validated; nothing to say
             const Listener& listener = *it;
             const bool is_default = listener.default_route == route.name;
-            default_somewhere = default_somewhere || is_default;
             const auto effective = effective_hostnames(listener.hostname, route.hostnames);
             if (is_default || !effective.empty()) {
                 listener_has_routes[static_cast<std::size_t>(it - config.listeners.begin())] = true;
@@ -51,11 +49,6 @@ std::vector<std::string> collect_warnings(const Config& config) {
                                              quote(*listener.hostname) + "; not attached to " +
                                              quote(listener.name));
             }
-        }
-        if (route.hostnames.empty() && !default_somewhere) {
-            warnings.add(route.line, "route " + quote(route.name) +
-                                         " has no hostnames and is not the default_route of any "
-                                         "of its listeners; it can never match");
         }
     }
 

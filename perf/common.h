@@ -200,6 +200,33 @@ inline double cpu_seconds(const std::vector<int>& pids, int* missing = nullptr) 
     return static_cast<double>(ticks) / hz;
 }
 
+// Per CPU (cpu0, cpu1, ...): jiffies busy (everything but idle and iowait) and in total, from
+// /proc/stat. Shows how much else ran on a CPU during a window (the machine is shared).
+struct CpuTimes {
+    std::vector<std::uint64_t> busy;
+    std::vector<std::uint64_t> total;
+};
+
+inline CpuTimes cpu_times() {
+    CpuTimes times;
+    const std::optional<std::string> text = read_text("/proc/stat");
+    if (!text) return times;
+    std::stringstream in(*text);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("cpu", 0) != 0 || line.size() < 4 || line[3] < '0' || line[3] > '9') continue;
+        std::stringstream fields(line.substr(line.find(' ')));
+        std::uint64_t value = 0, busy = 0, total = 0;
+        for (int column = 0; column < 8 && fields >> value; ++column) {  // user..steal
+            total += value;
+            if (column != 3 && column != 4) busy += value;  // not idle, not iowait
+        }
+        times.busy.push_back(busy);
+        times.total.push_back(total);
+    }
+    return times;
+}
+
 struct Memory {
     std::uint64_t rss_kib = 0;
     std::uint64_t pss_kib = 0;

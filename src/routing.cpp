@@ -69,7 +69,10 @@ ListenerRoutes::ListenerRoutes(const config::Config& config, const config::Liste
             config::effective_hostnames(listener.hostname, route.hostnames);
         if (effective.empty() && &route != default_route_) continue;  // not attached
         for (const std::string& pattern : effective) {
-            (is_wildcard(pattern) ? wildcard_ : exact_).push_back(Entry{pattern, &route, order});
+            std::vector<Entry>& entries = pattern == config::match_all_hostnames ? match_all_
+                                          : is_wildcard(pattern)                ? wildcard_
+                                                                                : exact_;
+            entries.push_back(Entry{pattern, &route, order});
         }
         attached_.push_back(Attached{&route, std::move(effective)});
     }
@@ -124,6 +127,13 @@ ListenerRoutes::Match ListenerRoutes::match(std::string_view sni,
             if (const config::Route* route = pick(&*first, &*first + (last - first), alpn)) {
                 return Match{route, Miss::none, false};
             }
+        }
+    }
+
+    // 3. Routes without hostnames: every SNI, least specific of all.
+    if (!match_all_.empty()) {
+        if (const config::Route* route = pick(match_all_.data(), match_all_.data() + match_all_.size(), alpn)) {
+            return Match{route, Miss::none, false};
         }
     }
 

@@ -53,6 +53,7 @@ private:
 
     std::vector<Entry> exact_;     // sorted by (pattern, order)
     std::vector<Entry> wildcard_;  // sorted by suffix length desc, then suffix, then order
+    std::vector<Entry> match_all_; // routes without hostnames on a listener without hostname
     const config::Route* default_route_ = nullptr;
 };
 

@@ -61,7 +61,7 @@ void Worker::accept(std::size_t listener, reactor::Fd client) {
 void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
     stats_.active.sub();
     if (summary.reason != CloseReason::completed && summary.reason != CloseReason::shutdown &&
-        log_enabled(LogLevel::info)) {
+        log_enabled(LogLevel::info) && reject_log_budget_.allow(loop_.now())) {
         std::string line = "connection closed: reason=" + std::string(close_reason_name(summary.reason));
         if (summary.reason == CloseReason::hello_rejected)
             line += " hello_error=" + std::string(hello_error_name(summary.hello_error));
@@ -69,6 +69,8 @@ void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summar
         if (!summary.sni.empty()) line += " sni=" + summary.sni;
         if (!summary.endpoint.empty()) line += " endpoint=" + summary.endpoint;
         if (summary.error != 0) line += " error=\"" + std::string(strerror(summary.error)) + "\"";
+        const std::uint64_t suppressed = reject_log_budget_.take_suppressed();
+        if (suppressed > 0) line += " (" + std::to_string(suppressed) + " similar lines suppressed)";
         log_line(LogLevel::info, line);
     }
     // Swap-remove from the table; the object itself is freed after this batch of events, since

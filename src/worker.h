@@ -14,12 +14,39 @@
 #include "src/worker_stats.h"
 
 #include <list>
+#include <utility>
 #include <memory>
 #include <vector>
 
 namespace passgate {
 
 class ProxyConnection;
+
+// At most `per_second` lines a second: a flood of bad clients must not turn into a flood of
+// blocking writes to stderr. What is held back is counted and reported on the next line.
+class LogBudget {
+public:
+    explicit LogBudget(std::uint32_t per_second) : per_second_(per_second) {}
+    bool allow(reactor::Millis now) {
+        if (now - window_start_ >= 1000) {
+            window_start_ = now;
+            used_ = 0;
+        }
+        if (used_ < per_second_) {
+            ++used_;
+            return true;
+        }
+        ++suppressed_;
+        return false;
+    }
+    std::uint64_t take_suppressed() { return std::exchange(suppressed_, 0); }
+
+private:
+    std::uint32_t per_second_;
+    std::uint32_t used_ = 0;
+    reactor::Millis window_start_ = 0;
+    std::uint64_t suppressed_ = 0;
+};
 
 // A snapshot as one worker uses it: with that worker's balancing state, and a count of the
 // connections that started under it (they keep it until they end).
@@ -83,6 +110,7 @@ private:
     std::vector<std::unique_ptr<reactor::Acceptor>> acceptors_;
     std::vector<std::unique_ptr<ProxyConnection>> connections_;
     std::vector<std::unique_ptr<ProxyConnection>> retired_;
+    LogBudget reject_log_budget_{100};
     reactor::ChannelReceiver<WorkerMessage> inbox_;
 };
 

@@ -81,8 +81,9 @@ TEST_CASE("effective_hostnames intersects, keeps order, drops repeats", "[hostna
     // No listener hostname: the route hostnames as they are.
     CHECK(effective_hostnames(std::nullopt, V{"b.example.com", "*.example.com"}) ==
           V{"b.example.com", "*.example.com"});
-    CHECK(effective_hostnames(std::nullopt, V{}).empty());
-    CHECK(effective_hostnames(std::string("*.example.com"), V{}).empty());
+    // No route hostnames: the listener's, or every hostname (Gateway API).
+    CHECK(effective_hostnames(std::nullopt, V{}) == V{"*"});
+    CHECK(effective_hostnames(std::string("*.example.com"), V{}) == V{"*.example.com"});
 
     // Gateway API conformance "listener isolation with hostname intersection": a route with
     // bar.com, *.example.com, *.foo.example.com, abc.foo.example.com on each listener.

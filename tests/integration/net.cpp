@@ -164,8 +164,8 @@ TcpServer::TcpServer(Handler handler) : handler_(std::move(handler)) {
 TcpServer::~TcpServer() { stop(); }
 
 void TcpServer::accept_loop() {
-    // Wakes every 20 ms to notice stop(); ends when stopping.
-    while (!stopping_.load()) {
+    // Wakes every 20 ms to notice stop(); ends when stopping, or after 15 minutes at most.
+    for (int round = 0; round < 45000 && !stopping_.load(); ++round) {
         pollfd item{listener_.get(), POLLIN, 0};
         if (::poll(&item, 1, 20) != 1) continue;
         const int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);

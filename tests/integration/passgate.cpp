@@ -27,13 +27,17 @@ Passgate::Passgate(const TempDir& dir, const PassgateOptions& options, const std
 }
 
 bool Passgate::wait_ready(Millis timeout) {
-    return wait_until(
+    const bool ready = wait_until(
         [this] {
             if (!process_->running()) return true;  // ends the wait; checked below
             const auto response = http_get(admin_port_, "/readyz", Millis(500));
             return response && response->status == 200;
         },
         timeout, Millis(20)) && process_->running();
+    if (!ready)
+        UNSCOPED_INFO("passgate did not become ready (" << (process_->running() ? "running" : "exited")
+                                                        << "); stderr:\n" << stderr_text());
+    return ready;
 }
 
 bool Passgate::wait_for_log(const std::string& needle, Millis timeout) const {
@@ -64,6 +68,25 @@ std::vector<std::string> Passgate::log_lines_with(const std::vector<std::string>
         if (all) lines.push_back(line);
     }
     return lines;
+}
+
+std::optional<double> Passgate::metric(const std::vector<std::string>& names) const {
+    const auto response = http_get(admin_port_, "/metrics");
+    if (!response || response->status != 200) return std::nullopt;
+    for (const std::string& name : names) {
+        std::optional<double> sum;
+        std::istringstream in(response->body);
+        std::string line;
+        for (int count = 0; count < 1000000 && std::getline(in, line); ++count) {
+            if (line.empty() || line[0] == '#') continue;
+            const std::size_t end = line.find_first_of("{ ");
+            if (end == std::string::npos || line.compare(0, end, name) != 0 || end != name.size()) continue;
+            const std::size_t space = line.rfind(' ');
+            sum = sum.value_or(0) + std::strtod(line.c_str() + space + 1, nullptr);
+        }
+        if (sum) return sum;
+    }
+    return std::nullopt;
 }
 
 std::string sanitizer_report(const std::string& text) {

@@ -42,6 +42,11 @@ public:
     // Lines of stderr that contain every one of `needles`.
     std::vector<std::string> log_lines_with(const std::vector<std::string>& needles) const;
 
+    // The sum of every sample (any labels) of the first metric family in `names` that /metrics
+    // shows; nullopt when none is there or the scrape fails. Several names: the metric set is
+    // still growing, and older builds used shorter names.
+    std::optional<double> metric(const std::vector<std::string>& names) const;
+
     // SIGTERM; returns the exit status (or -1 if it had to be killed).
     int stop(Millis grace = Millis(5000)) { return process_->terminate(grace); }
 

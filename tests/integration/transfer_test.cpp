@@ -224,14 +224,8 @@ void check_load(const LoadResult& load, int connections) {
                              << load.seconds << " s");
 }
 
-std::optional<std::uint64_t> metric(const Passgate& passgate, const std::string& name) {
-    const auto response = http_get(passgate.admin_port(), "/metrics");
-    if (!response || response->status != 200) return std::nullopt;
-    const std::string needle = "\n" + name + " ";
-    const std::size_t at = ("\n" + response->body).find(needle);
-    if (at == std::string::npos) return std::nullopt;
-    return std::strtoull(response->body.c_str() + at + needle.size() - 1, nullptr, 10);
-}
+const std::vector<std::string> active_metric = {"passgate_downstream_connections_active", "passgate_active"};
+const std::vector<std::string> accepted_metric = {"passgate_downstream_connections_total", "passgate_accepted_total"};
 
 }  // namespace
 
@@ -251,8 +245,8 @@ TEST_CASE("transfer: 40 concurrent connections, 1-2 MiB each way, byte-exact, ha
     CHECK(backend.accepted() == static_cast<std::size_t>(connections));
     INFO("passgate stderr:\n" << passgate.stderr_text());
     CHECK(passgate.log_lines_with({"connection closed"}).empty());
-    CHECK(wait_until([&] { return metric(passgate, "passgate_active") == 0u; }, Millis(3000)));
-    CHECK(metric(passgate, "passgate_accepted_total") == static_cast<std::uint64_t>(connections));
+    CHECK(wait_until([&] { return passgate.metric(active_metric) == 0.0; }, Millis(3000)));
+    CHECK(passgate.metric(accepted_metric) == static_cast<double>(connections));
     backend.stop();
     stop_and_check(passgate);
 }
@@ -433,11 +427,18 @@ TEST_CASE("resources: passgate's descriptors return to their count before the lo
     REQUIRE(passgate.wait_ready());
     constexpr int connections = 40;
 
-    // Descriptors, once they have stopped changing (e.g. the readiness probe's admin connection).
+    // The admin server keeps its last exchange's socket until the next exchange ends
+    // (AdminServer::retire), so every count is taken right after an admin request: each then
+    // holds exactly that one admin socket.
+    const auto fds_after_admin_request = [&] {
+        http_get(passgate.admin_port(), "/healthz");
+        return open_fds(passgate.pid());
+    };
+    // Descriptors, once they have stopped changing.
     const auto settled_fds = [&] {
-        std::map<std::string, int> last = open_fds(passgate.pid());
+        std::map<std::string, int> last = fds_after_admin_request();
         wait_until([&] {
-            const auto now = open_fds(passgate.pid());
+            const auto now = fds_after_admin_request();
             const bool same = now == last;
             last = now;
             return same;
@@ -469,7 +470,7 @@ TEST_CASE("resources: passgate's descriptors return to their count before the lo
         check_load(load, connections);
         std::map<std::string, int> after;
         const bool returned = wait_until([&] {
-            after = open_fds(passgate.pid());
+            after = fds_after_admin_request();
             return without_pipes(after) == without_pipes(cold);
         }, Millis(5000), Millis(50));
         INFO("descriptors at start:            " << describe_fds(cold));
@@ -478,7 +479,16 @@ TEST_CASE("resources: passgate's descriptors return to their count before the lo
         CHECK(returned);
         CHECK(pipes(after) % 2 == 0);
         CHECK(pipes(after) <= pool_pipe_fds);
-        CHECK(wait_until([&] { return metric(passgate, "passgate_active") == 0u; }, Millis(3000)));
+        CHECK(wait_until([&] { return passgate.metric(active_metric) == 0.0; }, Millis(3000)));
+        // Where passgate exports its pool, the open pipes are exactly the pooled ones.
+        const std::optional<double> in_use = passgate.metric({"passgate_pipes_in_use"});
+        const std::optional<double> pooled = passgate.metric({"passgate_pipe_pool_size"});
+        if (in_use && pooled) {
+            CHECK(*in_use == 0.0);
+            CHECK(pipes(open_fds(passgate.pid())) == 2 * static_cast<int>(*pooled));
+        } else {
+            WARN("no passgate_pipes_in_use / passgate_pipe_pool_size metrics: pipes checked against the bound only");
+        }
         WARN("descriptors after round " << round + 1 << ": " << describe_fds(after));
     }
     backend.stop();

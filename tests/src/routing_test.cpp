@@ -120,7 +120,8 @@ TEST_CASE("default_route takes no-SNI and unmatched connections", "[routing]") {
         route("app", {"with-default", "without"}, {"app.example.com"}));
     const ListenerRoutes with_default = table_for(config, "with-default");
     CHECK(decide(with_default, "") == "default:fallback");
-    CHECK(decide(with_default, "other.example.com") == "default:fallback");
+    // "fallback" has no hostnames: it matches every SNI itself (Gateway API), least specific.
+    CHECK(decide(with_default, "other.example.com") == "fallback");
     CHECK(decide(with_default, "app.example.com") == "app");
 
     const ListenerRoutes without = table_for(config, "without");
@@ -190,7 +191,7 @@ TEST_CASE("ALPN: nothing at any level matches, then the default_route", "[routin
                                       route("h2", {"l"}, {"a.example.com"}, {"h2"}) +
                                       route("wild-h2", {"l"}, {"*.example.com"}, {"h2"}));
     const ListenerRoutes routes = table_for(config, "l");
-    CHECK(decide(routes, "a.example.com", {"http/1.1"}) == "default:fallback");
+    CHECK(decide(routes, "a.example.com", {"http/1.1"}) == "fallback");  // no-hostname level
     CHECK(decide(routes, "a.example.com", {"h2"}) == "h2");
     CHECK(decide(routes, "z.example.com", {"h2"}) == "wild-h2");
 }
@@ -199,11 +200,11 @@ TEST_CASE("routes attach through their effective hostnames", "[routing][attach]"
     const Config config = make_config(
         listener("wild", 6443, "*.example.com") +                          //
         listener("exact", 6444, "abc.foo.example.com", "fallback") +       //
-        route("fallback", {"exact"}, {}) +                                 //
         route("everything", {"wild", "exact"},
               {"bar.com", "*.example.com", "*.foo.example.com", "abc.foo.example.com"}) +
         route("elsewhere", {"wild", "exact"}, {"example.org"}) +           //
-        route("other-listener-only", {"exact"}, {"*.foo.example.com"}));
+        route("other-listener-only", {"exact"}, {"*.foo.example.com"}) +  //
+        route("fallback", {"exact"}, {}));
 
     const ListenerRoutes wild = table_for(config, "wild");
     REQUIRE(wild.attached().size() == 1);
@@ -216,31 +217,40 @@ TEST_CASE("routes attach through their effective hostnames", "[routing][attach]"
 
     const ListenerRoutes exact = table_for(config, "exact");
     REQUIRE(exact.attached().size() == 3);
-    CHECK(exact.attached()[0].route->name == "fallback");
-    CHECK(exact.attached()[0].effective_hostnames.empty());
-    CHECK(exact.attached()[1].route->name == "everything");
+    CHECK(exact.attached()[0].route->name == "everything");
+    CHECK(exact.attached()[0].effective_hostnames == Strings{"abc.foo.example.com"});
+    CHECK(exact.attached()[1].route->name == "other-listener-only");
     CHECK(exact.attached()[1].effective_hostnames == Strings{"abc.foo.example.com"});
-    CHECK(exact.attached()[2].route->name == "other-listener-only");
+    // A route without hostnames takes the listener's hostname.
+    CHECK(exact.attached()[2].route->name == "fallback");
     CHECK(exact.attached()[2].effective_hostnames == Strings{"abc.foo.example.com"});
-    // Both narrowed to the same exact name: the first defined wins.
+    // All three narrowed to the same exact name: the first defined wins.
     CHECK(decide(exact, "abc.foo.example.com") == "everything");
     CHECK(decide(exact, "x.foo.example.com") == "default:fallback");
 }
 
-TEST_CASE("routes without hostnames attach only as the default_route", "[routing][attach]") {
-    const Config config = make_config(listener("l", 6443) + listener("m", 6444, "", "nohost") +
+TEST_CASE("routes without hostnames match every hostname the listener allows, least specific",
+          "[routing][attach]") {
+    const Config config = make_config(listener("l", 6443) + listener("m", 6444, "*.example.com") +
                                       route("nohost", {"l", "m"}, {}) +
-                                      route("app", {"l"}, {"app.example.com"}));
+                                      route("app", {"l", "m"}, {"app.example.com"}) +
+                                      route("wild", {"l"}, {"*.com"}));
     const ListenerRoutes l = table_for(config, "l");
-    REQUIRE(l.attached().size() == 1);
-    CHECK(l.attached()[0].route->name == "app");
-    CHECK(decide(l, "") == "<no_sni>");
-    CHECK(decide(l, "x.example.com") == "<no_route>");
+    REQUIRE(l.attached().size() == 3);
+    CHECK(l.attached()[0].route->name == "nohost");
+    CHECK(l.attached()[0].effective_hostnames == Strings{"*"});
+    CHECK(decide(l, "app.example.com") == "app");         // exact beats everything
+    CHECK(decide(l, "x.example.com") == "wild");          // any wildcard beats "no hostnames"
+    CHECK(decide(l, "x.example.org") == "nohost");        // nothing else matches
+    CHECK(decide(l, "") == "<no_sni>");                   // no SNI: default_route only
 
+    // With a listener hostname, the route takes the listener's hostname.
     const ListenerRoutes m = table_for(config, "m");
-    REQUIRE(m.attached().size() == 1);
-    CHECK(m.attached()[0].route->name == "nohost");
-    CHECK(decide(m, "x.example.com") == "default:nohost");
+    REQUIRE(m.attached().size() == 2);
+    CHECK(m.attached()[0].effective_hostnames == Strings{"*.example.com"});
+    CHECK(decide(m, "app.example.com") == "app");
+    CHECK(decide(m, "x.example.com") == "nohost");
+    CHECK(decide(m, "x.example.org") == "<no_route>");
 }
 
 // Gateway API conformance, TLSRouteHostnameIntersection: four gateways (listeners here), each
@@ -434,10 +444,13 @@ TEST_CASE("match agrees with a reference implementation of the rules", "[routing
                                                   : std::optional<std::string>(listener_hostname);
                     for (const auto& pattern :
                          passgate::config::effective_hostnames(listener_pattern, route.hostnames)) {
-                        if (!passgate::config::hostname_matches(pattern, sni)) continue;
+                        // "*": a route without hostnames on a listener without hostname.
+                        const bool match_all = pattern == "*";
+                        if (!match_all && !passgate::config::hostname_matches(pattern, sni)) continue;
                         const bool wildcard = pattern[0] == '*';
-                        candidates.push_back(
-                            {wildcard ? pattern.size() - 1 : SIZE_MAX, order, &route});
+                        const std::size_t rank =
+                            match_all ? 0 : wildcard ? pattern.size() - 1 : SIZE_MAX;
+                        candidates.push_back({rank, order, &route});
                     }
                 }
                 std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
