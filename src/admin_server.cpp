@@ -171,15 +171,18 @@ AdminServer::AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler
       }) {}
 
 AdminServer::~AdminServer() {
+    loop_.cancel_timer(*this);
     acceptor_.stop();
     exchanges_.clear();
     retired_.clear();
 }
 
 void AdminServer::retire(Exchange* exchange) {
-    // Freed on the next accept or at destruction: it is still on the call stack now.
-    retired_.clear();
+    // Still on the call stack now: freed (socket closed) on the next loop iteration.
     retired_.splice(retired_.end(), exchanges_, exchange->position);
+    loop_.arm_timer(*this, loop_.now());
 }
+
+void AdminServer::on_timer() { retired_.clear(); }
 
 }  // namespace passgate

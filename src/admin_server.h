@@ -35,7 +35,7 @@ struct HttpParse {
 };
 HttpParse parse_http_request(std::string_view head);
 
-class AdminServer {
+class AdminServer : private reactor::Timer {
 public:
     using Handler = std::function<HttpResponse(const HttpRequest&)>;
     AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler handler);
@@ -44,6 +44,7 @@ public:
 private:
     class Exchange;
     void retire(Exchange* exchange);
+    void on_timer() override;  // frees retired exchanges, one loop iteration later
 
     reactor::Loop& loop_;
     reactor::Fd listen_socket_;

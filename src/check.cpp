@@ -1,5 +1,6 @@
 #include "src/check.h"
 
+#include "config/hostname.h"
 #include "src/routing.h"
 
 namespace passgate {
@@ -26,8 +27,10 @@ std::string describe_config(const config::Config& config) {
         const ListenerRoutes routes(config, listener);
         for (const ListenerRoutes::Attached& attached : routes.attached()) {
             out += "    route " + attached.route->name + ": ";
-            out += attached.effective_hostnames.empty() ? "(default route only)"
-                                                        : join(attached.effective_hostnames);
+            if (attached.effective_hostnames.empty()) out += "(default route only)";
+            else if (attached.effective_hostnames.front() == config::match_all_hostnames)
+                out += "* (every hostname, lowest precedence)";
+            else out += join(attached.effective_hostnames);
             if (!attached.route->alpn.empty()) out += " alpn=" + join(attached.route->alpn);
             out += "\n";
         }

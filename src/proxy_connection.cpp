@@ -98,7 +98,12 @@ void ProxyConnection::on_client_readable_hello() {
             hello_.insert(hello_.end(), chunk, chunk + got);
             continue;
         }
-        if (got == 0) return finish(CloseReason::client_closed);
+        if (got == 0) {
+            // The client may send its hello and its FIN together: the hello still routes and
+            // the half-close passes through once the hello is delivered.
+            client_to_backend_.source_eof = true;
+            break;
+        }
         if (errno == EINTR) continue;
         if (errno == EAGAIN) break;
         return finish(CloseReason::client_closed, errno);
@@ -106,6 +111,7 @@ void ProxyConnection::on_client_readable_hello() {
     const HelloParse parse = parse_client_hello(hello_, cap);
     switch (parse.status) {
         case HelloParse::Status::need_more:
+            if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
             return;  // wait for more bytes (the deadline is running)
         case HelloParse::Status::rejected:
             summary_.hello_error = parse.error;
@@ -212,7 +218,7 @@ void ProxyConnection::start_forwarding() {
     const config::Listener& listener = listener_config(generation_, summary_.listener);
     last_activity_ = worker_.loop().now();
     worker_.loop().arm_timer_after(deadline_, listener.idle_timeout.count());
-    client_readable_.poll(client_.get(), readable_events, true);
+    if (!client_to_backend_.source_eof) client_readable_.poll(client_.get(), readable_events, true);
     backend_readable_.poll(backend_.get(), readable_events, true);
     write_hello();
 }
