@@ -23,13 +23,16 @@ using detail::quote;
 using detail::Source;
 using detail::TableReader;
 
-constexpr std::string_view kRootKeys[] = {"runtime", "admin", "listener", "route", "service"};
-constexpr std::string_view kRuntimeKeys[] = {"workers"};
+constexpr std::string_view kRootKeys[] = {"runtime", "admin", "access_log", "listener", "route",
+                                          "service"};
+constexpr std::string_view kRuntimeKeys[] = {"workers", "shutdown_timeout"};
+constexpr std::string_view kAccessLogKeys[] = {"enabled", "format", "path"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kListenerKeys[] = {
     "name",         "address",      "hostname",     "client_hello_timeout", "max_client_hello_size",
     "idle_timeout", "default_route"};
-constexpr std::string_view kRouteKeys[] = {"name", "listeners", "hostnames", "alpn", "backends"};
+constexpr std::string_view kRouteKeys[] = {"name",  "listeners", "hostnames",
+                                           "alpn",  "backends",  "drain_timeout"};
 constexpr std::string_view kBackendKeys[] = {"service", "weight"};
 constexpr std::string_view kServiceKeys[] = {"name", "endpoints", "balance", "connect_timeout",
                                              "connect_attempts"};
@@ -86,6 +89,7 @@ public:
         TableReader root(source_, root_, "", kRootKeys);
         read_runtime(root);
         read_admin(root);
+        read_access_log(root);
         const auto listeners = tables(root, "listener");
         if (listeners.empty()) {
             source_.fail(1, "listener", "at least one [[listener]] is required");
@@ -182,6 +186,23 @@ private:
         TableReader runtime(source_, *node, root.path_of("runtime"), kRuntimeKeys);
         if (auto workers = runtime.integer("workers", 0, kMaxWorkers)) {
             config_.runtime.workers = static_cast<unsigned>(*workers);
+        }
+        if (auto value = runtime.duration("shutdown_timeout")) config_.runtime.shutdown_timeout = *value;
+    }
+
+    void read_access_log(const TableReader& root) {
+        const toml::table* node = table(root, "access_log");
+        if (node == nullptr) return;
+        TableReader access_log(source_, *node, root.path_of("access_log"), kAccessLogKeys);
+        if (auto enabled = access_log.boolean("enabled")) config_.access_log.enabled = *enabled;
+        if (auto format = access_log.string("format", false)) {
+            if (*format == "logfmt") config_.access_log.format = AccessLogFormat::logfmt;
+            else if (*format == "json") config_.access_log.format = AccessLogFormat::json;
+            else access_log.fail("format", "unknown format " + quote(*format) + " (logfmt or json)");
+        }
+        if (auto path = access_log.string("path", false)) {
+            if (path->empty()) access_log.fail("path", "must not be empty (\"-\" is stderr)");
+            config_.access_log.path = *path;
         }
     }
 
@@ -370,6 +391,8 @@ private:
                 route.alpn.push_back(value);
             }
         }
+
+        if (auto value = table.duration("drain_timeout")) route.drain_timeout = *value;
 
         // backends: non-empty tables { service, weight }, existing services, not all weight 0.
         const toml::array& backends = *table.array("backends", true);

@@ -26,6 +26,16 @@ struct ConfigError : std::runtime_error {
 
 struct Runtime {
     unsigned workers = 0;  // 0 = one per online CPU
+    // SIGTERM/SIGINT: established connections may finish for this long, then are closed.
+    Duration shutdown_timeout{std::chrono::seconds(30)};
+};
+
+enum class AccessLogFormat { logfmt, json };
+
+struct AccessLog {
+    bool enabled = true;
+    AccessLogFormat format = AccessLogFormat::logfmt;
+    std::string path = "-";  // "-": stderr (the journal under systemd); else a file, appended
 };
 
 struct Admin {
@@ -54,6 +64,9 @@ struct Route {
     std::vector<std::string> hostnames;  // lowercased; exact or "*.suffix"; may be empty
     std::vector<std::string> alpn;       // optional: match only hellos offering one of these
     std::vector<BackendRef> backends;    // at least one
+    // When a reload removes this route, its open connections are closed after this long;
+    // unset: they run until they end on their own.
+    std::optional<Duration> drain_timeout;
     int line = 0;
 };
 
@@ -77,6 +90,7 @@ struct Config {
     std::string source;  // file path (or a name given to parse_config)
     Runtime runtime;
     Admin admin;
+    AccessLog access_log;
     std::vector<Listener> listeners;
     std::vector<Route> routes;
     std::vector<Service> services;

@@ -188,6 +188,12 @@ std::optional<std::int64_t> TableReader::integer(std::string_view key, std::int6
     return value;
 }
 
+std::optional<bool> TableReader::boolean(std::string_view key) const {
+    const toml::node* node = typed(key, toml::node_type::boolean, false);
+    if (node == nullptr) return std::nullopt;
+    return node->as_boolean()->get();
+}
+
 std::optional<Duration> TableReader::duration(std::string_view key) const {
     const toml::node* node = find(key);
     if (node == nullptr) return std::nullopt;

@@ -61,6 +61,7 @@ public:
     std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
                                         std::int64_t max) const;
     std::optional<Duration> duration(std::string_view key) const;
+    std::optional<bool> boolean(std::string_view key) const;
     const toml::array* array(std::string_view key, bool required) const;
 
 private:

@@ -34,7 +34,42 @@ struct WorkerSlot {
     reactor::Channel<WorkerMessage> inbox{8};
     WorkerStats stats;
     std::thread thread;
+    std::atomic<bool> finished{false};  // run() returned: the control thread may join
 };
+
+// Runs `tick` every `period_ms` on the control loop (STATUS lines, shutdown progress).
+class Ticker final : public reactor::Timer {
+public:
+    Ticker(reactor::Loop& loop, reactor::Millis period_ms, std::function<void()> tick)
+        : loop_(loop), period_ms_(period_ms), tick_(std::move(tick)) {
+        loop_.arm_timer_after(*this, period_ms_);
+    }
+    ~Ticker() = default;
+    void on_timer() override {
+        loop_.arm_timer_after(*this, period_ms_);
+        tick_();
+    }
+
+private:
+    reactor::Loop& loop_;
+    reactor::Millis period_ms_;
+    std::function<void()> tick_;
+};
+
+bool send_to_all(std::vector<std::unique_ptr<WorkerSlot>>& workers, WorkerMessage::Kind kind,
+                 reactor::Millis drain_timeout = 0) {
+    bool all = true;
+    for (std::size_t index = 0; index < workers.size(); ++index) {
+        WorkerMessage message;
+        message.kind = kind;
+        message.drain_timeout = drain_timeout;
+        if (!workers[index]->inbox.try_send(std::move(message))) {
+            log_line(LogLevel::error, "worker " + std::to_string(index) + " inbox full; message lost");
+            all = false;
+        }
+    }
+    return all;
+}
 
 // Polls until every worker is up, then tells systemd (READY=1) once.
 class ReadinessNotifier final : public reactor::Timer {
@@ -185,7 +220,10 @@ public:
         }
         auto snapshot = std::make_shared<const Snapshot>(next, metrics_);
         for (unsigned worker = 0; worker < worker_count_; ++worker) {
-            WorkerMessage message{WorkerMessage::Kind::reload, snapshot, std::move(sockets[worker])};
+            WorkerMessage message;
+            message.kind = WorkerMessage::Kind::reload;
+            message.snapshot = snapshot;
+            message.new_sockets = std::move(sockets[worker]);
             if (!workers[worker]->inbox.try_send(std::move(message)))
                 log_line(LogLevel::error, "worker " + std::to_string(worker) +
                                               " inbox full: it keeps the previous configuration");
@@ -257,22 +295,36 @@ int run_app(config::Config config_value, const AppOptions& options) {
                 worker_failed = true;
                 ::kill(::getpid(), SIGTERM);  // take the process down cleanly, with status 1
             }
+            slot.finished = true;
         });
     }
     snapshot.reset();  // the workers hold it now
 
     reactor::Loop control(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024});
     bool stopping = false;
+    auto active_connections = [&] {
+        std::uint64_t active = 0;
+        for (const auto& worker : workers) active += worker->stats.active.get();
+        return active;
+    };
+    // First SIGTERM/SIGINT: stop accepting, let connections finish up to shutdown_timeout.
+    // A second one: close everything now.
     reactor::SignalWatcher signals(control, {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [&](int signal) {
         if (signal == SIGTERM || signal == SIGINT) {
-            if (stopping) return;
+            if (stopping) {
+                log_line(LogLevel::warning, std::string("received ") + ::strsignal(signal) +
+                                                " again, closing every connection now");
+                send_to_all(workers, WorkerMessage::Kind::stop);
+                return;
+            }
             stopping = true;
-            sd_notify_state("STOPPING=1");
-            log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) + ", stopping");
-            for (auto& worker : workers)
-                if (!worker->inbox.try_send(WorkerMessage{WorkerMessage::Kind::stop, nullptr, {}}))
-                    log_line(LogLevel::error, "worker inbox full; stop message not delivered");
-            control.stop();
+            const reactor::Millis timeout = control_plane.config()->runtime.shutdown_timeout.count();
+            sd_notify_state("STOPPING=1\nSTATUS=draining " + std::to_string(active_connections()) +
+                            " connections");
+            log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) +
+                                         ", draining " + std::to_string(active_connections()) +
+                                         " connections for up to " + std::to_string(timeout) + " ms");
+            send_to_all(workers, WorkerMessage::Kind::drain, timeout);
         } else if (signal == SIGHUP && !stopping) {
             sd_notify_state("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
             const std::string rejected = control_plane.reload(workers);
@@ -283,6 +335,16 @@ int run_app(config::Config config_value, const AppOptions& options) {
                          "configuration reload rejected, keeping the running one: " + rejected);
             sd_notify_state("READY=1");
         }
+    });
+    // Every 100 ms: finish once every worker has returned; every 5 s: a STATUS line.
+    unsigned ticks = 0;
+    Ticker ticker(control, 100, [&] {
+        const bool all_finished = std::all_of(workers.begin(), workers.end(),
+            [](const auto& worker) { return worker->finished.load(); });
+        if (all_finished) return control.stop();
+        if (++ticks % 50 == 0 || stopping)
+            sd_notify_state(std::string("STATUS=") + (stopping ? "draining " : "serving ") +
+                            std::to_string(active_connections()) + " connections");
     });
 
     ReadinessNotifier readiness(control, [&] { return workers_ready.load() == worker_count; });

@@ -24,7 +24,8 @@ enum class CloseReason {
     backend_error,    // reset or error on the backend socket while forwarding
     idle_timeout,     // nothing moved either way for idle_timeout
     out_of_resources, // no pipe or socket could be created
-    shutdown,         // the process stopped
+    route_removed,    // a reload removed its route, and the route's drain_timeout ran out
+    shutdown,         // the process stopped (shutdown_timeout ran out, or a second SIGTERM)
 };
 
 inline constexpr std::size_t close_reason_count = static_cast<std::size_t>(CloseReason::shutdown) + 1;

@@ -44,6 +44,7 @@ std::string_view close_reason_name(CloseReason reason) {
         case CloseReason::backend_error: return "backend_error";
         case CloseReason::idle_timeout: return "idle_timeout";
         case CloseReason::out_of_resources: return "out_of_resources";
+        case CloseReason::route_removed: return "route_removed";
         case CloseReason::shutdown: return "shutdown";
     }
     return "unknown";
@@ -397,6 +398,18 @@ void ProxyConnection::on_deadline() {
 
 void ProxyConnection::abort(CloseReason reason) { finish(reason); }
 
+void ProxyConnection::close_after(reactor::Millis delay) {
+    if (state_ == State::closed || route_drain_.armed()) return;
+    worker_.loop().arm_timer_after(route_drain_, delay);
+}
+
+void ProxyConnection::on_route_drained() { finish(CloseReason::route_removed); }
+
+const config::Route* ProxyConnection::route() const {
+    if (summary_.route == nullptr) return nullptr;
+    return &generation_.snapshot->config().routes[route_index_];
+}
+
 void ProxyConnection::finish(CloseReason reason, int error) {
     if (state_ == State::closed) return;
     state_ = State::closed;
@@ -408,6 +421,7 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     backend_writable_.stop();
     worker_.loop().cancel_timer(deadline_);
     worker_.loop().cancel_timer(resume_);
+    worker_.loop().cancel_timer(route_drain_);
     // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
     client_to_backend_.pipe.release();
     backend_to_client_.pipe.release();

@@ -35,6 +35,11 @@ public:
     void start();
     // Closes at once (process shutdown).
     void abort(CloseReason reason);
+    // Closes with route_removed after `delay` unless it ends before (a reload removed its route).
+    void close_after(reactor::Millis delay);
+    // The route it was routed by (in its own snapshot), or nullptr before routing.
+    const config::Route* route() const;
+    const Generation& generation() const { return generation_; }
 
     std::size_t slot = 0;  // position in the worker's connection table
 
@@ -77,6 +82,7 @@ private:
     void on_backend_writable(int result);
     void on_deadline();
     void on_resume();
+    void on_route_drained();
 
     Worker& worker_;
     Generation& generation_;
@@ -112,6 +118,7 @@ private:
     reactor::Watch backend_writable_;
     reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_deadline> deadline_{*this};
     reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_resume> resume_{*this};
+    reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_route_drained> route_drain_{*this};
 };
 
 }  // namespace passgate

@@ -87,6 +87,7 @@ void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summar
 
 void Worker::free_retired() {
     retired_.clear();
+    if (draining_ && connections_.empty()) loop_.stop();
     // Older snapshots live until their last connection ends.
     while (generations_.size() > 1 && generations_.front().connections == 0) generations_.pop_front();
     // Published for the control thread (scrapes, STATUS): plain stores to this worker's cells.
@@ -99,6 +100,8 @@ void Worker::free_retired() {
 
 void Worker::on_message(WorkerMessage message) {
     switch (message.kind) {
+        case WorkerMessage::Kind::drain:
+            return drain(message.drain_timeout);
         case WorkerMessage::Kind::stop:
             return stop();
         case WorkerMessage::Kind::reload:
@@ -107,11 +110,30 @@ void Worker::on_message(WorkerMessage message) {
 }
 
 void Worker::stop() {
-    for (auto& acceptor : acceptors_)
-        if (acceptor) acceptor->stop();
-    // Graceful draining is the operations issue's; for now close what is open.
+    acceptors_.clear();
+    listen_sockets_.clear();
     while (!connections_.empty()) connections_.back()->abort(CloseReason::shutdown);
     loop_.stop();
+}
+
+// Stop accepting at once (closing the listening sockets: the kernel then sends new connections
+// to no one, and the backlog is reset), let the open connections finish, and close what is left
+// when the timeout runs out.
+void Worker::drain(reactor::Millis timeout) {
+    if (draining_) return;
+    draining_ = true;
+    acceptors_.clear();
+    listen_sockets_.clear();
+    loop_.arm_timer_after(drain_deadline_, timeout);
+    if (connections_.empty()) loop_.stop();
+}
+
+void Worker::on_drain_deadline() {
+    if (!connections_.empty())
+        log_line(LogLevel::warning, "worker " + std::to_string(options_.index) + ": closing " +
+                                        std::to_string(connections_.size()) +
+                                        " connections still open at shutdown_timeout");
+    stop();
 }
 
 }  // namespace passgate
@@ -145,6 +167,16 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
     listen_sockets_ = std::move(sockets);  // sockets of removed listeners close here
     generations_.emplace_back(std::move(snapshot));
     start_acceptors();
+
+    // Connections whose route the new config no longer has keep running, unless that route
+    // asked for a drain_timeout.
+    const config::Config& next = generations_.back().snapshot->config();
+    for (const auto& connection : connections_) {
+        const config::Route* route = connection->route();
+        if (route == nullptr || !route->drain_timeout) continue;
+        if (next.find_route(route->name) != nullptr) continue;
+        connection->close_after(route->drain_timeout->count());
+    }
 }
 
 }  // namespace passgate

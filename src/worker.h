@@ -59,8 +59,11 @@ struct Generation {
 };
 
 struct WorkerMessage {
-    enum class Kind { stop, reload };
+    // drain: stop accepting, let connections finish within `drain_timeout`, then close the rest
+    // and return from run(). stop: close everything now and return.
+    enum class Kind { drain, stop, reload };
     Kind kind = Kind::stop;
+    reactor::Millis drain_timeout = 0;
     // reload: the new snapshot, and per listener of it either a freshly bound socket or an
     // invalid Fd meaning "keep the socket you have for the listener of this name and address".
     std::shared_ptr<const Snapshot> snapshot;
@@ -98,6 +101,8 @@ private:
     void on_message(WorkerMessage message);
     void free_retired();
     void stop();
+    void drain(reactor::Millis timeout);
+    void on_drain_deadline();
     void reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets);
     void start_acceptors();
 
@@ -111,6 +116,8 @@ private:
     std::vector<std::unique_ptr<ProxyConnection>> connections_;
     std::vector<std::unique_ptr<ProxyConnection>> retired_;
     LogBudget reject_log_budget_{100};
+    bool draining_ = false;
+    reactor::MemberTimer<Worker, &Worker::on_drain_deadline> drain_deadline_{*this};
     reactor::ChannelReceiver<WorkerMessage> inbox_;
 };
 

@@ -412,12 +412,12 @@ TEST_CASE("TOML syntax errors carry toml++'s line and description", "[config][er
 TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     CHECK(error_of("listeners = 1\n" + kBase) ==
           "t.toml:1: listeners: unknown key (did you mean \"listener\"?); allowed keys: runtime, "
-          "admin, listener, route, service");
+          "admin, access_log, listener, route, service");
     CHECK(error_of(kBase + "[frontend]\nx = 1\n") ==
-          "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, listener, route, "
+          "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, access_log, listener, route, "
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
-          "t.toml:2: runtime.threads: unknown key; allowed keys: workers");
+          "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
           "address");
@@ -430,7 +430,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "idle_timeout, default_route");
     CHECK(error_of(route_with("hostname = \"a.example.com\"")) ==
           "t.toml:10: route[0].hostname: unknown key (did you mean \"hostnames\"?); allowed "
-          "keys: name, listeners, hostnames, alpn, backends");
+          "keys: name, listeners, hostnames, alpn, backends, drain_timeout");
     CHECK(error_of(replace(kBase, "{ service = \"s\" }", "{ service = \"s\", wieght = 2 }")) ==
           "t.toml:9: route[0].backends[0].wieght: unknown key (did you mean \"weight\"?); "
           "allowed keys: service, weight");
@@ -442,15 +442,15 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "t.toml:13: service[0].endpoints[0].port: unknown key; allowed keys: address, weight");
     // Quoted keys are shown quoted; the first unknown key by line is reported.
     CHECK(error_of("\"a b\" = 1\nzzz = 2\n" + kBase) ==
-          "t.toml:1: \"a b\": unknown key; allowed keys: runtime, admin, listener, route, "
+          "t.toml:1: \"a b\": unknown key; allowed keys: runtime, admin, access_log, listener, route, "
           "service");
     CHECK(error_of("zzz = 2\n\"a b\" = 1\n" + kBase) ==
-          "t.toml:1: zzz: unknown key; allowed keys: runtime, admin, listener, route, service");
+          "t.toml:1: zzz: unknown key; allowed keys: runtime, admin, access_log, listener, route, service");
     // Keys after a [[service]] table belong to it.
     CHECK_THAT(error_of(kBase + "zzz = 2\n"), StartsWith("t.toml:14: service[0].zzz: unknown key;"));
     // A dotted key under a known table is an unknown key of that table.
     CHECK(error_of("runtime.x = 1\n" + kBase) ==
-          "t.toml:1: runtime.x: unknown key; allowed keys: workers");
+          "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -919,4 +919,36 @@ TEST_CASE("user text in messages is quoted, escaped and bounded", "[config][erro
           "t.toml:13: service[0].endpoints[0]: invalid address \"\\x01\\\"\\\\\": expected "
           "\"a.b.c.d:port\" or \"[ipv6]:port\" with a port from 1 to 65535 (host names are not "
           "resolved)");
+}
+
+TEST_CASE("operations keys: shutdown_timeout, drain_timeout, access_log", "[config][operations]") {
+    SECTION("defaults") {
+        const Config config = parse(kBase);
+        CHECK(config.runtime.shutdown_timeout == std::chrono::seconds(30));
+        CHECK_FALSE(config.routes[0].drain_timeout.has_value());
+        CHECK(config.access_log.enabled);
+        CHECK(config.access_log.format == passgate::config::AccessLogFormat::logfmt);
+        CHECK(config.access_log.path == "-");
+    }
+    SECTION("set") {
+        const Config config = parse(
+            "[runtime]\nshutdown_timeout = \"5s\"\n[access_log]\nformat = \"json\"\n"
+            "path = \"/var/log/passgate/access.log\"\nenabled = false\n" +
+            replace(kBase, "backends = [", "drain_timeout = \"250ms\"\nbackends = ["));
+        CHECK(config.runtime.shutdown_timeout == std::chrono::seconds(5));
+        CHECK(config.routes[0].drain_timeout == std::chrono::milliseconds(250));
+        CHECK_FALSE(config.access_log.enabled);
+        CHECK(config.access_log.format == passgate::config::AccessLogFormat::json);
+        CHECK(config.access_log.path == "/var/log/passgate/access.log");
+    }
+    SECTION("errors name file, line and key") {
+        CHECK(error_of("[access_log]\nformat = \"xml\"\n" + kBase) ==
+              "t.toml:2: access_log.format: unknown format \"xml\" (logfmt or json)");
+        CHECK(error_of("[access_log]\nenabled = \"yes\"\n" + kBase).rfind("t.toml:2: access_log.enabled:", 0) == 0);
+        CHECK(error_of("[access_log]\npath = \"\"\n" + kBase).rfind("t.toml:2: access_log.path:", 0) == 0);
+        CHECK(error_of("[runtime]\nshutdown_timeout = \"soon\"\n" + kBase)
+                  .rfind("t.toml:2: runtime.shutdown_timeout:", 0) == 0);
+        CHECK(error_of(replace(kBase, "backends = [", "drain_timeout = 5\nbackends = ["))
+                  .rfind("t.toml:9: route[0].drain_timeout:", 0) == 0);
+    }
 }
