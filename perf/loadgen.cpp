@@ -571,12 +571,12 @@ private:
                 field("alive_at_measure", integer(alive_at_measure_));
                 field("open_s", number(open_seconds_));
                 field("released", integer(totals_.completed));
-                if (have_proxy) {
+                if (have_proxy && alive_at_measure_ > 0 && mem_loaded_.rss_kib > 0) {
                     field("rss_base_kib", integer(mem_base_.rss_kib));
                     field("pss_base_kib", integer(mem_base_.pss_kib));
                     field("rss_kib", integer(mem_loaded_.rss_kib));
                     field("pss_kib", integer(mem_loaded_.pss_kib));
-                    const double alive = static_cast<double>(std::max<std::uint64_t>(alive_at_measure_, 1));
+                    const double alive = static_cast<double>(alive_at_measure_);
                     field("rss_per_conn_kib", number((static_cast<double>(mem_loaded_.rss_kib) - static_cast<double>(mem_base_.rss_kib)) / alive));
                     field("pss_per_conn_kib", number((static_cast<double>(mem_loaded_.pss_kib) - static_cast<double>(mem_base_.pss_kib)) / alive));
                     if (established_ > 0) field("cpu_us_per_open", number(proxy_cpu / static_cast<double>(established_) * 1e6));

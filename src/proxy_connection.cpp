@@ -257,6 +257,9 @@ ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
             if (!direction.pipe.held() && !direction.pipe.acquire(worker_.pipes()))
                 return Pump::out_of_pipes;
             const std::size_t room = direction.pipe.capacity() - direction.pipe.bytes_inside;
+            // EAGAIN means "socket empty" only when the pipe was empty: a pipe also fills up by
+            // slots (one per skb fragment), long before its byte capacity with small segments.
+            const bool pipe_was_empty = direction.pipe.bytes_inside == 0;
             if (room > 0) {
                 const ssize_t moved = ::splice(direction.from, nullptr,
                                                direction.pipe.pipe().write_end.get(), nullptr, room,
@@ -268,7 +271,7 @@ ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
                     // (ACKs for the other direction) would report it again.
                     direction.readable->stop();
                 }
-                else if (errno == EAGAIN) source_empty = true;
+                else if (errno == EAGAIN) source_empty = pipe_was_empty;
                 else if (errno != EINTR) return Pump::error_from;
             }
         }

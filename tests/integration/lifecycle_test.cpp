@@ -30,17 +30,10 @@ void check_no_sanitizer_report(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("lifecycle: SIGTERM and SIGINT stop passgate with status 0 within 5 s",
-          "[integration][lifecycle]") {
-    const int signal = GENERATE(SIGTERM, SIGINT);
-    INFO("signal " << signal);
-    TempDir dir;
-    EchoBackend backend;
-    const std::uint16_t port = free_port();
-    Passgate passgate(dir, {simple_config(port, backend.port()), {}, 2});
-    REQUIRE(passgate.wait_ready());
+namespace {
 
-    // An established, forwarding connection does not hold the shutdown up.
+// A forwarding connection through passgate, checked by one echo round trip.
+Socket open_forwarding_connection(std::uint16_t port) {
     const CapturedHello& hello = captured_hello("python3-ssl.bin");
     Socket client = connect_to(port);
     REQUIRE(client);
@@ -48,20 +41,85 @@ TEST_CASE("lifecycle: SIGTERM and SIGINT stop passgate with status 0 within 5 s"
     std::vector<std::uint8_t> echoed(hello.bytes.size());
     REQUIRE(recv_exact(client.get(), echoed.data(), echoed.size(), deadline_in(Millis(3000))));
     CHECK(byte_difference(echoed, hello.bytes) == "");
+    return client;
+}
+
+}  // namespace
+
+TEST_CASE("lifecycle: SIGTERM/SIGINT drain open connections up to shutdown_timeout, then exit 0",
+          "[integration][lifecycle]") {
+    const int signal = GENERATE(SIGTERM, SIGINT);
+    INFO("signal " << signal);
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {"[runtime]\nshutdown_timeout = \"800ms\"\n" +
+                               simple_config(port, backend.port()), {}, 2});
+    REQUIRE(passgate.wait_ready());
+    Socket client = open_forwarding_connection(port);
 
     const Clock::time_point start = Clock::now();
     passgate.process().send_signal(signal);
+    // Accepting stops at once; the open connection keeps forwarding meanwhile.
+    REQUIRE(wait_until([&] { return !port_accepts(port); }, Millis(2000)));
+    const std::string ping = "still forwarding";
+    REQUIRE(send_all(client.get(), std::vector<std::uint8_t>(ping.begin(), ping.end()),
+                     deadline_in(Millis(1000))));
+    std::vector<std::uint8_t> echoed(ping.size());
+    REQUIRE(recv_exact(client.get(), echoed.data(), echoed.size(), deadline_in(Millis(1000))));
+    CHECK(std::string(echoed.begin(), echoed.end()) == ping);
+
     const std::optional<int> status = passgate.process().wait_exit(Millis(5000));
     const auto took = std::chrono::duration_cast<Millis>(Clock::now() - start);
     const std::string log = passgate.stderr_text();
     INFO("stopped after " << took.count() << " ms; stderr:\n" << log);
     REQUIRE(status.has_value());
     CHECK(*status == 0);
-    CHECK(log.find("stopping") != std::string::npos);
+    CHECK(took >= Millis(700));  // it waited for the connection...
+    CHECK(took < Millis(3000));  // ...but not past shutdown_timeout
+    CHECK(log.find("draining 1 connections") != std::string::npos);
+    CHECK(log.find("closing 1 connections still open at shutdown_timeout") != std::string::npos);
     CHECK(log.find("passgate[info] stopped") != std::string::npos);
-    // The open connection was closed by the shutdown.
     CHECK(wait_closed(client.get(), Millis(2000)).closed);
     check_no_sanitizer_report(log);
+}
+
+TEST_CASE("lifecycle: a drain ends as soon as the last connection ends; a second SIGTERM closes at once",
+          "[integration][lifecycle]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {simple_config(port, backend.port()), {}, 2});  // shutdown_timeout 30s
+    REQUIRE(passgate.wait_ready());
+
+    SECTION("the client closes: passgate exits right after") {
+        Socket client = open_forwarding_connection(port);
+        const Clock::time_point start = Clock::now();
+        passgate.process().send_signal(SIGTERM);
+        REQUIRE(wait_until([&] { return !port_accepts(port); }, Millis(2000)));
+        client.reset();
+        const std::optional<int> status = passgate.process().wait_exit(Millis(5000));
+        INFO(passgate.stderr_text());
+        REQUIRE(status.has_value());
+        CHECK(*status == 0);
+        CHECK(Clock::now() - start < Millis(3000));
+    }
+    SECTION("a second SIGTERM") {
+        Socket client = open_forwarding_connection(port);
+        passgate.process().send_signal(SIGTERM);
+        REQUIRE(wait_until([&] { return !port_accepts(port); }, Millis(2000)));
+        const Clock::time_point start = Clock::now();
+        passgate.process().send_signal(SIGTERM);
+        const std::optional<int> status = passgate.process().wait_exit(Millis(3000));
+        const std::string log = passgate.stderr_text();
+        INFO(log);
+        REQUIRE(status.has_value());
+        CHECK(*status == 0);
+        CHECK(Clock::now() - start < Millis(1000));
+        CHECK(log.find("again, closing every connection now") != std::string::npos);
+        CHECK(wait_closed(client.get(), Millis(2000)).closed);
+        check_no_sanitizer_report(log);
+    }
 }
 
 TEST_CASE("lifecycle: --check on a valid config exits 0 and describes listener and route",
