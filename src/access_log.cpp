@@ -40,7 +40,7 @@ void append_escaped(std::string& out, std::string_view text, char also_escape = 
             out += "\\r";
         } else if (c == '\t') {
             out += "\\t";
-        } else if (c == ' ' || (is_printable_ascii(byte) && (also_escape == '\0' || c != also_escape))) {
+        } else if (c == ' ' || (is_printable_ascii(byte) && c != also_escape)) {
             out += c;
         } else {
             out += "\\u00";
@@ -82,8 +82,10 @@ void append_logfmt_alpn(std::string& out, const std::vector<std::string>& alpn) 
     if (quote) out += '"';
     for (std::size_t i = 0; i < alpn.size(); ++i) {
         if (i > 0) out += ',';
-        if (quote) append_escaped(out, alpn[i], ',');
-        else out += alpn[i];
+        if (quote)
+            append_escaped(out, alpn[i], ',');
+        else
+            out += alpn[i];
     }
     if (quote) out += '"';
 }
@@ -99,9 +101,10 @@ void append_time(std::string& out, const timespec& time) {
     const time_t seconds = time.tv_sec;
     ::gmtime_r(&seconds, &utc);
     char text[64];
-    const int length = std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                                     utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
-                                     utc.tm_min, utc.tm_sec, static_cast<int>(time.tv_nsec / 1000000));
+    const int length =
+        std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                      utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                      static_cast<int>(time.tv_nsec / 1000000));
     if (length > 0) out.append(text, static_cast<std::size_t>(length));
 }
 
@@ -203,8 +206,10 @@ AccessRecord make_access_record(const ConnectionSummary& summary, std::string_vi
 
 void append_access_line(std::string& out, const AccessRecord& record, AccessLogFormat format) {
     switch (format) {
-        case AccessLogFormat::logfmt: return append_logfmt(out, record);
-        case AccessLogFormat::json: return append_json(out, record);
+        case AccessLogFormat::logfmt:
+            return append_logfmt(out, record);
+        case AccessLogFormat::json:
+            return append_json(out, record);
     }
 }
 
@@ -251,11 +256,15 @@ public:
             if (tail - head_seen_ == slots_.size()) return false;
         }
         slots_[tail % slots_.size()] = std::move(record);
-        tail_.store(tail + 1, std::memory_order_release);
+        // seq_cst, not just release: the writer's sleep protocol (see AccessLog) needs this store
+        // and the producer's following load of writer_asleep_ in one total order.
+        tail_.store(tail + 1, std::memory_order_seq_cst);
         return true;
     }
     // Producer: its own counter, so a plain load and store (no read-modify-write) suffice.
-    void count_drop() { dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+    void count_drop() {
+        dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
 
     // Consumer: the oldest record, or nullptr. Stays valid until pop().
     AccessRecord* front() {
@@ -269,8 +278,9 @@ public:
         slots_[head % slots_.size()] = AccessRecord{};
         head_.store(head + 1, std::memory_order_release);
     }
+    // seq_cst for the sleep protocol, like the store in try_push.
     bool empty() const {
-        return head_.load(std::memory_order_relaxed) == tail_.load(std::memory_order_acquire);
+        return head_.load(std::memory_order_relaxed) == tail_.load(std::memory_order_seq_cst);
     }
 
     std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
@@ -301,7 +311,8 @@ AccessLog::AccessLog(const AccessLogOptions& options)
 AccessLog::AccessLog(const AccessLogOptions& options, reactor::Fd destination)
     : AccessLog(options, std::move(destination), std::string()) {}
 
-AccessLog::AccessLog(const AccessLogOptions& options, reactor::Fd destination, std::string reopen_path)
+AccessLog::AccessLog(const AccessLogOptions& options, reactor::Fd destination,
+                     std::string reopen_path)
     : format_(options.format),
       reopen_path_(std::move(reopen_path)),
       destination_(std::move(destination)),
@@ -341,10 +352,10 @@ bool AccessLog::submit(unsigned worker, AccessRecord&& record) {
         queue.count_drop();
         return false;
     }
-    // Pairs with the fence in wait_for_work: either the writer sees this record before it
-    // sleeps, or this sees writer_asleep_ and wakes it.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (writer_asleep_.load(std::memory_order_relaxed) &&
+    // The record's publication (a seq_cst store) comes before this seq_cst load in the single
+    // total order, as the writer's store of writer_asleep_ comes before its check of the queues:
+    // either the writer sees the record before it sleeps, or this sees it asleep and wakes it.
+    if (writer_asleep_.load(std::memory_order_seq_cst) &&
         writer_asleep_.exchange(false, std::memory_order_relaxed)) {
         ring_doorbell();
     }
@@ -375,7 +386,9 @@ std::uint64_t AccessLog::dropped() const {
     return sum;
 }
 std::uint64_t AccessLog::written() const { return written_.load(std::memory_order_relaxed); }
-std::uint64_t AccessLog::write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
+std::uint64_t AccessLog::write_errors() const {
+    return write_errors_.load(std::memory_order_relaxed);
+}
 std::uint64_t AccessLog::reopens() const { return reopens_.load(std::memory_order_acquire); }
 
 // ----- writer thread
@@ -419,7 +432,8 @@ void AccessLog::write_batch(std::string& batch, std::uint64_t lines) {
     if (write_all(batch)) {
         written_.store(written_.load(std::memory_order_relaxed) + lines, std::memory_order_relaxed);
     } else {
-        write_errors_.store(write_errors_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        write_errors_.store(write_errors_.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
     }
     batch.clear();
 }
@@ -440,7 +454,8 @@ bool AccessLog::write_all(std::string_view data) {
             // drains, but not forever once stop() wants the thread back.
             pollfd writable{destination_.get(), POLLOUT, 0};
             if (::poll(&writable, 1, stall_poll_ms) == 0) stalled_ms += stall_poll_ms;
-            if (stop_requested_.load(std::memory_order_relaxed) && stalled_ms >= stop_stall_limit_ms)
+            if (stop_requested_.load(std::memory_order_relaxed) &&
+                stalled_ms >= stop_stall_limit_ms)
                 return false;
             continue;
         }
@@ -459,8 +474,7 @@ bool AccessLog::work_pending() const {
 }
 
 void AccessLog::wait_for_work() {
-    writer_asleep_.store(true, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the one in submit()
+    writer_asleep_.store(true, std::memory_order_seq_cst);  // then the queues: see submit()
     if (!work_pending()) {
         pollfd doorbell{doorbell_.get(), POLLIN, 0};
         // EINTR cannot happen (signals are blocked here); any return just means "look again".

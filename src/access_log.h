@@ -94,7 +94,7 @@ struct AccessLogOptions {
     // opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0640, and reopened by reopen().
     std::string destination = "-";
     AccessLogFormat format = AccessLogFormat::logfmt;
-    unsigned workers = 1;               // one queue each; submit(worker, ...) needs worker < workers
+    unsigned workers = 1;  // one queue each; submit(worker, ...) needs worker < workers
     std::size_t queue_capacity = 4096;  // records per worker queue, at least 1
 };
 
@@ -130,10 +130,11 @@ public:
     void stop();
 
     // Any thread; relaxed sums of per-thread counters.
-    std::uint64_t dropped() const;       // records refused by submit()
-    std::uint64_t written() const;       // lines written completely
-    std::uint64_t write_errors() const;  // failed write(2) batches (their lines are lost) and failed reopens
-    std::uint64_t reopens() const;       // reopen requests carried out (failed ones too)
+    std::uint64_t dropped() const;  // records refused by submit()
+    std::uint64_t written() const;  // lines written completely
+    // Failed write(2) batches (their lines are lost) and failed reopens.
+    std::uint64_t write_errors() const;
+    std::uint64_t reopens() const;  // reopen requests carried out (failed ones too)
 
 private:
     class WorkerQueue;
@@ -158,7 +159,7 @@ private:
 
     // Writer sleep protocol (no lock on the worker side): the writer sets writer_asleep_, then
     // re-checks the queues before poll(2); a worker, after publishing a record, rings only if it
-    // sees writer_asleep_ (seq_cst fences on both sides, so one of them sees the other's write).
+    // sees writer_asleep_ (each side's store then load are seq_cst, so one sees the other's store).
     alignas(64) std::atomic<bool> writer_asleep_{false};
     alignas(64) std::atomic<bool> stop_requested_{false};
     std::atomic<bool> reopen_requested_{false};

@@ -5,6 +5,7 @@
 #include "reactor/signals.h"
 #include "reactor/socket.h"
 #include "reactor/threads.h"
+#include "src/access_log.h"
 #include "src/admin_server.h"
 #include "src/app_metrics.h"
 #include "src/log.h"
@@ -260,6 +261,32 @@ int run_app(config::Config config_value, const AppOptions& options) {
     ControlPlane control_plane(options, config, worker_count);
     auto snapshot = std::make_shared<const Snapshot>(config, control_plane.metrics());
 
+    // The access log is set up once at start (format and path changes need a restart); SIGHUP
+    // and SIGUSR1 reopen its file for log rotation.
+    std::unique_ptr<AccessLog> access_log;
+    if (config->access_log.enabled) {
+        AccessLogOptions log_options;
+        log_options.destination = config->access_log.path;
+        log_options.format = config->access_log.format == config::AccessLogFormat::json
+                                 ? AccessLogFormat::json
+                                 : AccessLogFormat::logfmt;
+        log_options.workers = worker_count;
+        try {
+            access_log = std::make_unique<AccessLog>(log_options);
+        } catch (const std::system_error& error) {
+            throw std::runtime_error("access_log.path " + config->access_log.path + ": " + error.what());
+        }
+        AccessLog* log = access_log.get();
+        auto& lines = control_plane.metrics().registry.counter("passgate_access_log_lines_total",
+            "Access log lines, by result (dropped: the worker's queue was full).", {"result"});
+        lines.with_callback({"written"}, [log] { return double(log->written()); });
+        lines.with_callback({"dropped"}, [log] { return double(log->dropped()); });
+        control_plane.metrics().registry.counter("passgate_access_log_write_errors_total",
+            "Failed writes or reopens of the access log.").with_callback({}, [log] {
+                return double(log->write_errors());
+            });
+    }
+
     // Bind everything before starting anything: a taken port is reported at once, by name.
     std::vector<std::vector<reactor::Fd>> listen_sockets(worker_count);
     for (unsigned worker = 0; worker < worker_count; ++worker)
@@ -287,6 +314,7 @@ int run_app(config::Config config_value, const AppOptions& options) {
             try {
                 WorkerOptions worker_options;
                 worker_options.index = index;
+                worker_options.access_log = access_log.get();
                 Worker worker(worker_options, snapshot, std::move(sockets), slot.inbox, slot.stats);
                 workers_ready.fetch_add(1);
                 worker.run();
@@ -325,7 +353,10 @@ int run_app(config::Config config_value, const AppOptions& options) {
                                          ", draining " + std::to_string(active_connections()) +
                                          " connections for up to " + std::to_string(timeout) + " ms");
             send_to_all(workers, WorkerMessage::Kind::drain, timeout);
+        } else if (signal == SIGUSR1) {
+            if (access_log) access_log->reopen();
         } else if (signal == SIGHUP && !stopping) {
+            if (access_log) access_log->reopen();
             sd_notify_state("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
             const std::string rejected = control_plane.reload(workers);
             if (rejected.empty())
@@ -375,6 +406,7 @@ int run_app(config::Config config_value, const AppOptions& options) {
                                  config->admin.address.to_string());
     control.run();
     for (auto& worker : workers) worker->thread.join();
+    if (access_log) access_log->stop();  // after the workers: their last lines are queued
     log_line(LogLevel::info, "stopped");
     return worker_failed ? 1 : 0;
 }

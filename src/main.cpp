@@ -3,11 +3,13 @@
 //   passgate --config FILE            run in the foreground, logs to stderr
 //   passgate --check --config FILE    validate; exit 0, or 1 with "FILE:LINE: message"
 //   passgate --version
+//   passgate route --config FILE --sni NAME [--alpn P]...   explain the routing decision
 
 #include "config/config.h"
 #include "src/app.h"
 #include "src/check.h"
 #include "src/log.h"
+#include "src/route_explain.h"
 #include "src/version.h"
 
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -23,6 +26,7 @@ void usage(std::FILE* out) {
     std::fputs(
         "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug]\n"
         "       passgate --check --config FILE\n"
+        "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]...\n"
         "       passgate --version\n",
         out);
 }
@@ -30,6 +34,9 @@ void usage(std::FILE* out) {
 struct Options {
     std::string config_path;
     bool check = false;
+    bool route = false;  // the `route` subcommand
+    std::optional<std::string> sni;
+    std::vector<std::string> alpn;
     bool version = false;
     std::optional<unsigned> workers;
     passgate::LogLevel log_level = passgate::LogLevel::info;
@@ -37,7 +44,12 @@ struct Options {
 
 std::optional<Options> parse_options(int argc, char** argv) {
     Options options;
-    for (int i = 1; i < argc; ++i) {
+    int first = 1;
+    if (argc > 1 && std::string(argv[1]) == "route") {
+        options.route = true;
+        first = 2;
+    }
+    for (int i = first; i < argc; ++i) {
         const std::string argument = argv[i];
         auto value = [&]() -> std::optional<std::string> {
             if (i + 1 >= argc) {
@@ -50,6 +62,14 @@ std::optional<Options> parse_options(int argc, char** argv) {
             auto path = value();
             if (!path) return std::nullopt;
             options.config_path = *path;
+        } else if (options.route && argument == "--sni") {
+            auto sni = value();
+            if (!sni) return std::nullopt;
+            options.sni = *sni;
+        } else if (options.route && argument == "--alpn") {
+            auto protocol = value();
+            if (!protocol) return std::nullopt;
+            options.alpn.push_back(*protocol);
         } else if (argument == "--check") {
             options.check = true;
         } else if (argument == "--version") {
@@ -111,6 +131,14 @@ int main(int argc, char** argv) {
     } catch (const passgate::config::ConfigError& error) {
         std::fprintf(stderr, "%s\n", error.what());
         return 1;
+    }
+    if (options->route) {
+        if (!options->sni) {
+            std::fprintf(stderr, "passgate route: --sni NAME is required (use --sni '' for a hello without SNI)\n");
+            return 2;
+        }
+        std::cout << passgate::explain_route(config, *options->sni, options->alpn);
+        return 0;
     }
     if (options->check) {
         std::cout << passgate::describe_config(config);

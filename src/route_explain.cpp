@@ -35,13 +35,14 @@ void put_bytes(std::vector<std::uint8_t>& out, std::string_view bytes) {
     out.insert(out.end(), bytes.begin(), bytes.end());
 }
 
-std::vector<std::uint8_t> probe_extensions(std::string_view sni, const std::vector<std::string>& alpn) {
+std::vector<std::uint8_t> probe_extensions(std::string_view sni,
+                                           const std::vector<std::string>& alpn) {
     std::vector<std::uint8_t> extensions;
     if (!sni.empty()) {
-        put_u16(extensions, 0);               // server_name
+        put_u16(extensions, 0);  // server_name
         put_u16(extensions, 2 + 1 + 2 + sni.size());
         put_u16(extensions, 1 + 2 + sni.size());  // server_name_list
-        put_u8(extensions, 0);                // host_name
+        put_u8(extensions, 0);                    // host_name
         put_u16(extensions, sni.size());
         put_bytes(extensions, sni);
     }
@@ -149,7 +150,9 @@ std::string route_name(const config::Route& route) { return "route \"" + route.n
 
 std::string percent(std::uint64_t part, std::uint64_t total) {
     char text[32];
-    std::snprintf(text, sizeof text, "%.1f", total == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(total));
+    std::snprintf(
+        text, sizeof text, "%.1f",
+        total == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(total));
     std::string out = text;
     if (out.size() > 2 && out.ends_with(".0")) out.resize(out.size() - 2);
     return out + "%";
@@ -193,12 +196,15 @@ Specificity best_match(const std::vector<std::string>& effective_hostnames, std:
 
 std::string describe(const Specificity& match) {
     switch (match.kind) {
-        case Specificity::Kind::exact: return "exact hostname " + match.pattern;
+        case Specificity::Kind::exact:
+            return "exact hostname " + match.pattern;
         case Specificity::Kind::wildcard:
-            return "wildcard " + match.pattern + " (suffix length " +
-                   std::to_string(match.suffix_length) + ")";
-        case Specificity::Kind::match_all: return "no hostnames: matches every SNI, least specific";
-        case Specificity::Kind::none: break;
+            return "wildcard " + match.pattern + " with suffix length " +
+                   std::to_string(match.suffix_length);
+        case Specificity::Kind::match_all:
+            return "no hostnames: matches every SNI, least specific";
+        case Specificity::Kind::none:
+            break;
     }
     return "no match";
 }
@@ -223,8 +229,9 @@ std::string offered_text(const std::vector<std::string>& alpn) {
 // Why `loser`, whose hostnames match at `level`, is not the route `winner` won at `won_at`.
 // Mirrors ListenerRoutes: ALPN exclusion first, then level, then (same level) a matching alpn
 // list before none, then definition order.
-std::string why_lost(const config::Route& loser, const Specificity& level, const config::Route* winner,
-                     const Specificity& won_at, const std::vector<std::string>& alpn) {
+std::string why_lost(const config::Route& loser, const Specificity& level,
+                     const config::Route* winner, const Specificity& won_at,
+                     const std::vector<std::string>& alpn) {
     if (alpn_excludes(loser, alpn))
         return "ALPN mismatch: the route wants " + join(loser.alpn, true) + ", the client " +
                offered_text(alpn);
@@ -254,8 +261,10 @@ void explain_backends(std::string& out, const config::Config& config, const conf
         bool any_usable = false;
         for (const config::Endpoint& endpoint : service->endpoints) {
             std::string text = endpoint.address.to_string();
-            if (endpoint.weight == 0) text += " weight 0 (drained)";
-            else if (endpoint.weight != 1) text += " weight " + std::to_string(endpoint.weight);
+            if (endpoint.weight == 0)
+                text += " weight 0 (drained)";
+            else if (endpoint.weight != 1)
+                text += " weight " + std::to_string(endpoint.weight);
             any_usable = any_usable || endpoint.weight != 0;
             endpoints.push_back(std::move(text));
         }
@@ -265,22 +274,27 @@ void explain_backends(std::string& out, const config::Config& config, const conf
     }
 }
 
-void explain_decision(std::string& out, const ListenerRoutes::Match& match, const Specificity& won_at,
-                      std::string_view sni, const std::vector<std::string>& alpn) {
+void explain_decision(std::string& out, const ListenerRoutes::Match& match,
+                      const Specificity& won_at, std::string_view sni, bool alpn_excluded_some) {
+    // Why nothing (but perhaps the default_route) took the hello.
+    const std::string nothing_matched =
+        alpn_excluded_some
+            ? "every attached route whose hostnames match " + quoted(sni) + " excludes this ALPN"
+            : "no attached route matches " + quoted(sni);
     out += "  => ";
     if (match.route == nullptr) {
         if (match.miss == ListenerRoutes::Miss::no_sni)
-            out += "rejected (no_sni): the client sent no SNI and the listener has no default_route\n";
+            out +=
+                "rejected (no_sni): the client sent no SNI and the listener has no default_route\n";
         else
-            out += "rejected (no_route): no attached route matches " + quoted(sni) +
-                   (alpn.empty() ? "" : " with this ALPN") +
+            out += "rejected (no_route): " + nothing_matched +
                    " and the listener has no default_route\n";
         return;
     }
     out += route_name(*match.route);
     if (match.via_default) {
-        if (sni.empty()) out += " via default_route: the client sent no SNI\n";
-        else out += " via default_route: no attached route matches " + quoted(sni) + "\n";
+        out += " via default_route: " +
+               (sni.empty() ? std::string("the client sent no SNI") : nothing_matched) + "\n";
         return;
     }
     out += ": " + describe(won_at);
@@ -289,49 +303,61 @@ void explain_decision(std::string& out, const ListenerRoutes::Match& match, cons
     out += "\n";
 }
 
-void explain_listener(std::string& out, const config::Config& config, const config::Listener& listener,
-                      std::string_view sni, const std::vector<std::string>& alpn) {
+// Attached routes other than the winner: those whose hostnames match the SNI lost (say why),
+// the others simply do not match.
+void explain_other_routes(std::string& out, const ListenerRoutes& table,
+                          const ListenerRoutes::Match& match, const Specificity& won_at,
+                          std::string_view sni, const std::vector<std::string>& alpn) {
+    const config::Route* winner = match.via_default ? nullptr : match.route;
+    std::string not_matching;
+    for (const ListenerRoutes::Attached& attached : table.attached()) {
+        const config::Route& route = *attached.route;
+        if (&route == match.route) continue;
+        const Specificity level = best_match(attached.effective_hostnames, sni);
+        if (level.kind != Specificity::Kind::none) {
+            out += "  lost: " + route_name(route) + " (" + describe(level) +
+                   "): " + why_lost(route, level, winner, won_at, alpn) + "\n";
+            continue;
+        }
+        if (!not_matching.empty()) not_matching += ", ";
+        not_matching += "\"" + route.name + "\" (" +
+                        (attached.effective_hostnames.empty()
+                             ? std::string("no hostname here: default_route only")
+                             : join(attached.effective_hostnames)) +
+                        ")";
+    }
+    if (!not_matching.empty()) out += "  hostnames do not match: " + not_matching + "\n";
+}
+
+void explain_listener(std::string& out, const config::Config& config,
+                      const config::Listener& listener, std::string_view sni,
+                      const std::vector<std::string>& alpn) {
     const ListenerRoutes table(config, listener);
     const ListenerRoutes::Match match = table.match(sni, alpn);
 
     Specificity won_at;
+    bool alpn_excluded_some = false;
     for (const ListenerRoutes::Attached& attached : table.attached()) {
-        if (attached.route == match.route && !match.via_default)
-            won_at = best_match(attached.effective_hostnames, sni);
+        const Specificity level = best_match(attached.effective_hostnames, sni);
+        if (attached.route == match.route && !match.via_default) won_at = level;
+        if (level.kind != Specificity::Kind::none && alpn_excludes(*attached.route, alpn))
+            alpn_excluded_some = true;
     }
-    explain_decision(out, match, won_at, sni, alpn);
-
-    if (!sni.empty()) {
-        for (const ListenerRoutes::Attached& attached : table.attached()) {
-            const config::Route& route = *attached.route;
-            if (&route == match.route && !match.via_default) continue;
-            const Specificity level = best_match(attached.effective_hostnames, sni);
-            if (level.kind == Specificity::Kind::none) continue;
-            out += "  lost: " + route_name(route) + " (" + describe(level) + "): " +
-                   why_lost(route, level, match.via_default ? nullptr : match.route, won_at, alpn) +
-                   "\n";
-        }
-        for (const ListenerRoutes::Attached& attached : table.attached()) {
-            if (attached.effective_hostnames.empty()) {
-                if (attached.route == match.route) continue;  // it is the default_route, shown above
-                out += "  not matching: " + route_name(*attached.route) +
-                       " (no hostname on this listener: used only as default_route)\n";
-            } else if (best_match(attached.effective_hostnames, sni).kind == Specificity::Kind::none) {
-                out += "  not matching: " + route_name(*attached.route) + " (" +
-                       join(attached.effective_hostnames) + ")\n";
-            }
-        }
-    }
+    explain_decision(out, match, won_at, sni, alpn_excluded_some);
+    if (!sni.empty()) explain_other_routes(out, table, match, won_at, sni, alpn);
 
     // Routes that name this listener but do not attach to it (config --check warns about them).
     for (const config::Route& route : config.routes) {
-        if (std::find(route.listeners.begin(), route.listeners.end(), listener.name) == route.listeners.end())
+        if (std::find(route.listeners.begin(), route.listeners.end(), listener.name) ==
+            route.listeners.end())
             continue;
-        const bool attached = std::any_of(table.attached().begin(), table.attached().end(),
-                                          [&](const ListenerRoutes::Attached& a) { return a.route == &route; });
+        const bool attached =
+            std::any_of(table.attached().begin(), table.attached().end(),
+                        [&](const ListenerRoutes::Attached& a) { return a.route == &route; });
         if (attached) continue;
-        out += "  not attached: " + route_name(route) + ": none of its hostnames (" + join(route.hostnames) +
-               ") intersects the listener hostname " + listener.hostname.value_or("") + "\n";
+        out += "  not attached: " + route_name(route) + ": none of its hostnames (" +
+               join(route.hostnames) + ") intersects the listener hostname " +
+               listener.hostname.value_or("") + "\n";
     }
 
     if (match.route != nullptr) explain_backends(out, config, *match.route);
@@ -357,8 +383,13 @@ std::string explain_route(const config::Config& config, std::string_view sni,
     } else if (rejected) {
         out += "SNI: " + quoted(sni) + "\n";
     } else if (hello.hello.sni != sni) {
-        out += "SNI: " + quoted(sni) + " -> " + hello.hello.sni +
-               " (lowercased, one trailing dot removed, as the data path does)\n";
+        const bool dot = sni.ends_with('.');
+        const bool lowered = config::ascii_lower(sni) != sni;
+        out += "SNI: " + quoted(sni) + " -> " + hello.hello.sni + " (" +
+               (lowered && dot ? "lowercased, trailing dot removed"
+                : lowered      ? "lowercased"
+                               : "trailing dot removed") +
+               ", as the data path does)\n";
     } else {
         out += "SNI: " + hello.hello.sni + "\n";
     }
@@ -366,12 +397,13 @@ std::string explain_route(const config::Config& config, std::string_view sni,
 
     if (rejected) {
         const std::string_view reason = hello_error_name(hello.error);
-        std::string why = hello.error == HelloError::bad_sni
-                              ? "the SNI is not a valid DNS hostname (IP literals are not hostnames)"
-                          : hello.error == HelloError::bad_alpn ? "an ALPN protocol name is empty or too long"
-                                                                : "the hello is malformed";
-        out += "rejected before routing on every listener: hello_error=" + std::string(reason) + ": " +
-               why + "\n";
+        std::string why =
+            hello.error == HelloError::bad_sni
+                ? "the SNI is not a valid DNS hostname (IP literals are not hostnames)"
+            : hello.error == HelloError::bad_alpn ? "an ALPN protocol name is empty or too long"
+                                                  : "the hello is malformed";
+        out += "rejected before routing on every listener: hello_error=" + std::string(reason) +
+               ": " + why + "\n";
         for (const config::Listener& listener : config.listeners) {
             out += listener_heading(listener);
             out += "  => rejected (hello_rejected, " + std::string(reason) + ")\n";

@@ -1,5 +1,6 @@
 #include "src/worker.h"
 
+#include "src/access_log.h"
 #include "src/log.h"
 #include "src/proxy_connection.h"
 
@@ -7,6 +8,7 @@
 #include <netinet/tcp.h>
 
 #include <cstring>
+#include <ctime>
 
 namespace passgate {
 
@@ -60,8 +62,18 @@ void Worker::accept(std::size_t listener, reactor::Fd client) {
 
 void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
     stats_.active.sub();
-    if (summary.reason != CloseReason::completed && summary.reason != CloseReason::shutdown &&
-        log_enabled(LogLevel::info) && reject_log_budget_.allow(loop_.now())) {
+    if (options_.access_log != nullptr) {
+        // Never blocks: a full queue drops the line and counts it.
+        timespec now{};
+        clock_gettime(CLOCK_REALTIME, &now);
+        const Snapshot& snapshot = *connection.generation().snapshot;
+        options_.access_log->submit(
+            options_.index,
+            make_access_record(summary, snapshot.listeners()[summary.listener].listener->name,
+                               options_.index, now));
+    } else if (summary.reason != CloseReason::completed && summary.reason != CloseReason::shutdown &&
+               log_enabled(LogLevel::info) && reject_log_budget_.allow(loop_.now())) {
+        // Without an access log, rejected and failed connections still leave a (bounded) trace.
         std::string line = "connection closed: reason=" + std::string(close_reason_name(summary.reason));
         if (summary.reason == CloseReason::hello_rejected)
             line += " hello_error=" + std::string(hello_error_name(summary.hello_error));

@@ -70,8 +70,11 @@ struct WorkerMessage {
     std::vector<reactor::Fd> new_sockets;
 };
 
+class AccessLog;
+
 struct WorkerOptions {
     unsigned index = 0;
+    AccessLog* access_log = nullptr;  // one line per connection; nullptr when disabled
     std::size_t pipe_size = 256 * 1024;
     std::size_t pipe_pool_idle = 64;
     unsigned connect_attempts_cap = 16;

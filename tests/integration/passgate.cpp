@@ -49,13 +49,20 @@ bool Passgate::wait_for_client_log(const std::string& client, const std::string&
     const std::string field = "client=" + client;
     return wait_until(
         [&] {
-            for (const std::string& line : log_lines_with({"connection closed", field, needle})) {
+            for (const std::string& line : log_lines_with({field, needle})) {
                 const std::size_t at = line.find(field) + field.size();
                 if (at == line.size() || line[at] == ' ') return true;  // not a longer port
             }
             return false;
         },
         timeout);
+}
+
+std::vector<std::string> Passgate::failed_connection_lines() const {
+    std::vector<std::string> failed;
+    for (const std::string& line : log_lines_with({" reason="}))
+        if (line.find(" reason=completed ") == std::string::npos) failed.push_back(line);
+    return failed;
 }
 
 std::vector<std::string> Passgate::log_lines_with(const std::vector<std::string>& needles) const {

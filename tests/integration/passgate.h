@@ -40,6 +40,8 @@ public:
     bool wait_for_client_log(const std::string& client, const std::string& needle,
                              Millis timeout = Millis(3000)) const;
     // Lines of stderr that contain every one of `needles`.
+    // Access-log lines (one per connection) whose reason is not `completed`.
+    std::vector<std::string> failed_connection_lines() const;
     std::vector<std::string> log_lines_with(const std::vector<std::string>& needles) const;
 
     // The sum of every sample (any labels) of the first metric family in `names` that /metrics
