@@ -34,8 +34,9 @@ constexpr std::string_view kListenerKeys[] = {
 constexpr std::string_view kRouteKeys[] = {"name",  "listeners", "hostnames",
                                            "alpn",  "backends",  "drain_timeout"};
 constexpr std::string_view kBackendKeys[] = {"service", "weight"};
-constexpr std::string_view kServiceKeys[] = {"name", "endpoints", "balance", "connect_timeout",
-                                             "connect_attempts"};
+constexpr std::string_view kServiceKeys[] = {"name",          "endpoints",       "balance",
+                                             "connect_timeout", "connect_attempts",
+                                             "send_proxy_protocol"};
 constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
 
 constexpr std::string_view kAddressHelp =
@@ -315,6 +316,11 @@ private:
             service.balance = Balance::round_robin;
         }
         if (auto value = table.duration("connect_timeout")) service.connect_timeout = *value;
+        if (auto version = table.string("send_proxy_protocol", false)) {
+            if (*version == "v1") service.send_proxy_protocol = ProxyProtocol::v1;
+            else if (*version == "v2") service.send_proxy_protocol = ProxyProtocol::v2;
+            else table.fail("send_proxy_protocol", "unknown version " + quote(*version) + " (\"v1\" or \"v2\")");
+        }
         if (auto value = table.integer("connect_attempts", 1, kMaxConnectAttempts)) {
             service.connect_attempts = static_cast<unsigned>(*value);
         }

@@ -72,6 +72,9 @@ struct Route {
 
 enum class Balance { round_robin };
 
+// PROXY protocol header written to the backend before the hello (HAProxy's specification).
+enum class ProxyProtocol { none, v1, v2 };
+
 struct Endpoint {
     Address address;
     std::uint32_t weight = 1;
@@ -83,6 +86,7 @@ struct Service {
     Balance balance = Balance::round_robin;
     Duration connect_timeout{std::chrono::seconds(3)};
     unsigned connect_attempts = 3;  // endpoints tried before the client is closed
+    ProxyProtocol send_proxy_protocol = ProxyProtocol::none;
     int line = 0;
 };
 

@@ -3,6 +3,7 @@
 #include "config/address.h"
 #include "reactor/socket.h"
 #include "src/log.h"
+#include "src/proxy_protocol.h"
 #include "src/worker.h"
 
 #include <fcntl.h>
@@ -221,7 +222,29 @@ void ProxyConnection::start_forwarding() {
     worker_.loop().arm_timer_after(deadline_, listener.idle_timeout.count());
     if (!client_to_backend_.source_eof) client_readable_.poll(client_.get(), readable_events, true);
     backend_readable_.poll(backend_.get(), readable_events, true);
+    prepend_proxy_header();
     write_hello();
+}
+
+// The PROXY protocol header goes in front of the hello, so both leave in one write.
+void ProxyConnection::prepend_proxy_header() {
+    const config::Service& service = generation_.snapshot->config().services[service_];
+    if (service.send_proxy_protocol == config::ProxyProtocol::none) return;
+    sockaddr_storage source{}, destination{};
+    socklen_t source_length = sizeof source, destination_length = sizeof destination;
+    const bool known =
+        ::getpeername(client_.get(), reinterpret_cast<sockaddr*>(&source), &source_length) == 0 &&
+        ::getsockname(client_.get(), reinterpret_cast<sockaddr*>(&destination), &destination_length) == 0;
+    if (!known) source.ss_family = destination.ss_family = AF_UNSPEC;  // encoded as UNKNOWN
+    const auto* from = reinterpret_cast<const sockaddr*>(&source);
+    const auto* to = reinterpret_cast<const sockaddr*>(&destination);
+    const std::vector<std::uint8_t> header =
+        service.send_proxy_protocol == config::ProxyProtocol::v1
+            ? encode_proxy_v1(from, to)
+            : encode_proxy_v2(from, to, summary_.sni,
+                              summary_.alpn.empty() ? std::string_view{} : summary_.alpn.front());
+    hello_.insert(hello_.begin(), header.begin(), header.end());
+    proxy_header_bytes_ = header.size();
 }
 
 void ProxyConnection::write_hello() {
@@ -240,8 +263,10 @@ void ProxyConnection::write_hello() {
         }
         return finish(CloseReason::backend_error, errno);
     }
-    client_to_backend_.bytes += hello_.size();
-    metrics().routes[route_index_].bytes_client_to_backend.inc(shard_, hello_.size());
+    // Bytes forwarded from the client: the PROXY header is ours, not the client's.
+    const std::size_t client_bytes = hello_.size() - proxy_header_bytes_;
+    client_to_backend_.bytes += client_bytes;
+    metrics().routes[route_index_].bytes_client_to_backend.inc(shard_, client_bytes);
     std::vector<std::uint8_t>().swap(hello_);  // release the buffer: the hello is delivered
     hello_sent_ = 0;
     pump_both();

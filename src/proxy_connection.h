@@ -68,6 +68,7 @@ private:
     void on_connect_result(int error);
     // 4-5. forward
     void start_forwarding();
+    void prepend_proxy_header();
     void write_hello();
     Pump pump(Direction& direction);
     void pump_direction(bool client_to_backend);
@@ -102,6 +103,7 @@ private:
 
     std::vector<std::uint8_t> hello_;  // bytes received before routing; forwarded unchanged
     std::size_t hello_sent_ = 0;
+    std::size_t proxy_header_bytes_ = 0;  // PROXY protocol header at the front of hello_
     std::size_t service_ = 0;
     std::vector<std::size_t> tried_endpoints_;
 

@@ -436,7 +436,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "allowed keys: service, weight");
     CHECK(error_of(service_with("protocol = \"tcp\"")) ==
           "t.toml:14: service[0].protocol: unknown key; allowed keys: name, endpoints, balance, "
-          "connect_timeout, connect_attempts");
+          "connect_timeout, connect_attempts, send_proxy_protocol");
     CHECK(error_of(replace(kBase, "[\"127.0.0.1:8443\"]",
                            "[{ address = \"127.0.0.1:8443\", port = 1 }]")) ==
           "t.toml:13: service[0].endpoints[0].port: unknown key; allowed keys: address, weight");
