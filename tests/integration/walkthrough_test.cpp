@@ -2,6 +2,7 @@
 // the certificates exactly as the walkthrough does, `openssl s_server -www` terminates TLS behind
 // passgate, and curl checks that the certificate it sees is the backend's.
 
+#include "tests/integration/net.h"
 #include "tests/integration/passgate.h"
 #include "tests/integration/process.h"
 
@@ -141,5 +142,51 @@ TEST_CASE("walkthrough: an unrouted SNI is closed with reason=no_route, the rout
     CHECK(logged);
 
     check_walkthrough_reply(curl(dir, "passthrough.example.com", port, 1));
+    stop_and_check(passgate);
+}
+
+// Issue 8's typical use of ALPN routing: TLS-ALPN-01 certificate challenges (acme-tls/1) go to an
+// ACME responder, everything else for the same hostname to the application.
+TEST_CASE("ALPN routing: acme-tls/1 goes to the ACME responder, h2 and http/1.1 to the app",
+          "[integration][walkthrough][alpn]") {
+    TempDir dir;
+    make_walkthrough_certificates(dir);
+    HttpsBackend app(dir);
+    EchoBackend acme;  // stands in for the ACME responder: records the hello it received
+    const std::uint16_t port = free_port();
+    const std::string config =
+        walkthrough_config(port, app.port) +
+        "\n[[route]]\nname = \"acme\"\nlisteners = [\"tls\"]\n"
+        "hostnames = [\"passthrough.example.com\"]\nalpn = [\"acme-tls/1\"]\n"
+        "backends = [ { service = \"acme-responder\" } ]\n\n"
+        "[[service]]\nname = \"acme-responder\"\nendpoints = [\"127.0.0.1:" +
+        std::to_string(acme.port()) + "\"]\n";
+    Passgate passgate(dir, {config, {}, 2});
+    REQUIRE(passgate.wait_ready());
+
+    for (const std::string http : {"--http2", "--http1.1"}) {
+        const std::string p = std::to_string(port);
+        const RunResult result =
+            run({"curl", "-sS", "-v", http, "--resolve", "passthrough.example.com:" + p + ":127.0.0.1",
+                 "--cacert", "example.com.crt", "https://passthrough.example.com:" + p + "/"},
+                dir, "curl" + http, Millis(20000));
+        INFO(http);
+        check_walkthrough_reply(result);
+    }
+    CHECK(acme.accepted() == 0);
+
+    // openssl s_client offering only acme-tls/1: the hello reaches the responder, byte for byte
+    // what s_client sent (the echo backend sends it back, so s_client's handshake fails; that
+    // is expected here).
+    const RunResult challenge =
+        run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-servername",
+             "passthrough.example.com", "-alpn", "acme-tls/1"},
+            dir, "s_client-acme", Millis(10000));
+    REQUIRE(wait_until([&] { return acme.accepted() == 1; }, Millis(3000)));
+    CHECK(wait_until([&] {
+        return passgate.log_lines_with({" route=acme ", " alpn=acme-tls/1 ",
+                                        " sni=passthrough.example.com "}).size() == 1;
+    }, Millis(3000)));
+    CHECK(passgate.log_lines_with({" route=passthrough ", " reason=completed "}).size() == 2);
     stop_and_check(passgate);
 }
