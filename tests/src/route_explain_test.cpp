@@ -2,6 +2,8 @@
 
 #include "src/routing.h"
 
+#include "tests/src/config_builders.h"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -16,33 +18,9 @@ using Strings = std::vector<std::string>;
 
 namespace {
 
-std::string toml_list(const Strings& items) {
-    std::string out = "[";
-    for (const auto& item : items) {
-        if (out.size() > 1) out += ", ";
-        out += "\"" + item + "\"";
-    }
-    return out + "]";
-}
-
-// One [[route]] to service "s", or to the given backends (TOML inline tables).
-std::string route(const std::string& name, const Strings& listeners, const Strings& hostnames,
-                  const Strings& alpn = {}, const std::string& backends = "[{ service = \"s\" }]") {
-    std::string out =
-        "[[route]]\nname = \"" + name + "\"\nlisteners = " + toml_list(listeners) + "\n";
-    if (!hostnames.empty()) out += "hostnames = " + toml_list(hostnames) + "\n";
-    if (!alpn.empty()) out += "alpn = " + toml_list(alpn) + "\n";
-    return out + "backends = " + backends + "\n";
-}
-
-std::string listener(const std::string& name, int port, const std::string& hostname = "",
-                     const std::string& default_route = "") {
-    std::string out = "[[listener]]\nname = \"" + name +
-                      "\"\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n";
-    if (!hostname.empty()) out += "hostname = \"" + hostname + "\"\n";
-    if (!default_route.empty()) out += "default_route = \"" + default_route + "\"\n";
-    return out;
-}
+using test_config::listener;
+using test_config::route;
+using test_config::toml_list;
 
 Config make_config(const std::string& body) {
     return parse_config(body + "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:8443\"]\n",
