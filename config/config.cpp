@@ -30,9 +30,11 @@ constexpr std::string_view kAccessLogKeys[] = {"enabled", "format", "path"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kListenerKeys[] = {
     "name",         "address",      "hostname",     "client_hello_timeout", "max_client_hello_size",
-    "idle_timeout", "default_route"};
-constexpr std::string_view kRouteKeys[] = {"name",  "listeners", "hostnames",
-                                           "alpn",  "backends",  "drain_timeout"};
+    "idle_timeout", "default_route", "allow", "deny", "max_connections", "max_connection_rate"};
+constexpr std::string_view kRouteKeys[] = {"name",     "listeners",       "hostnames",
+                                           "alpn",     "backends",        "drain_timeout",
+                                           "allow",    "deny",            "max_connections",
+                                           "max_connection_duration"};
 constexpr std::string_view kBackendKeys[] = {"service", "weight"};
 constexpr std::string_view kServiceKeys[] = {"name",          "endpoints",       "balance",
                                              "connect_timeout", "connect_attempts",
@@ -49,6 +51,9 @@ constexpr std::int64_t kMaxHelloSize = 1024 * 1024;
 constexpr std::int64_t kMaxBackendWeight = 1'000'000;
 constexpr std::int64_t kMaxEndpointWeight = 10'000;
 constexpr std::int64_t kMaxConnectAttempts = 16;
+constexpr std::int64_t kMaxConnections = 10'000'000;
+constexpr std::int64_t kMaxConnectionRate = 10'000'000;
+constexpr std::size_t kMaxCidrs = 10'000;
 constexpr std::size_t kMaxConfigFileBytes = 16 * 1024 * 1024;
 constexpr Duration kMaxDuration = std::chrono::hours(24 * 365);
 
@@ -181,6 +186,40 @@ private:
         return lowered;
     }
 
+    // `allow` / `deny`: optional arrays of CIDR strings, strictly parsed, no repeats.
+    std::vector<Cidr> cidrs(const TableReader& table, std::string_view key) {
+        std::vector<Cidr> out;
+        const toml::array* array = table.array(key, false);
+        if (array == nullptr) return out;
+        if (array->size() > kMaxCidrs) {
+            table.fail(key, "at most " + std::to_string(kMaxCidrs) + " entries");
+        }
+        const std::string path = table.path_of(key);
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const toml::node& item = (*array)[i];
+            const std::string item_path = index_path(path, i);
+            if (!item.is_string()) {
+                fail_type(source_, item, item_path, "a CIDR string like \"10.0.0.0/8\" or \"2001:db8::/32\"");
+            }
+            const std::string& text = item.as_string()->get();
+            std::string error;
+            const std::optional<Cidr> cidr = parse_cidr(text, error);
+            if (!cidr) source_.fail(line_of(item), item_path, "invalid CIDR " + quote(text) + ": " + error);
+            if (std::find(out.begin(), out.end(), *cidr) != out.end()) {
+                source_.fail(line_of(item), item_path, "CIDR " + quote(text) + " is listed twice");
+            }
+            out.push_back(*cidr);
+        }
+        return out;
+    }
+
+    AccessList access_list(const TableReader& table) {
+        AccessList list;
+        list.allow = cidrs(table, "allow");
+        list.deny = cidrs(table, "deny");
+        return list;
+    }
+
     void read_runtime(const TableReader& root) {
         const toml::table* node = table(root, "runtime");
         if (node == nullptr) return;
@@ -257,6 +296,13 @@ private:
         if (auto value = table.string("default_route", false)) {
             listener.default_route = std::move(*value);
             lines.default_route = line_of(*table.find("default_route"));
+        }
+        listener.access = access_list(table);
+        if (auto value = table.integer("max_connections", 1, kMaxConnections)) {
+            listener.max_connections = static_cast<std::uint32_t>(*value);
+        }
+        if (auto value = table.integer("max_connection_rate", 1, kMaxConnectionRate)) {
+            listener.max_connection_rate = static_cast<std::uint32_t>(*value);
         }
         config_.listeners.push_back(std::move(listener));
         listener_lines_.push_back(lines);
@@ -399,6 +445,13 @@ private:
         }
 
         if (auto value = table.duration("drain_timeout")) route.drain_timeout = *value;
+        route.access = access_list(table);
+        if (auto value = table.integer("max_connections", 1, kMaxConnections)) {
+            route.max_connections = static_cast<std::uint32_t>(*value);
+        }
+        if (auto value = table.duration("max_connection_duration")) {
+            route.max_connection_duration = *value;
+        }
 
         // backends: non-empty tables { service, weight }, existing services, not all weight 0.
         const toml::array& backends = *table.array("backends", true);

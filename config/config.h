@@ -4,6 +4,7 @@
 // Every key is documented in config/README.md.
 
 #include "config/address.h"
+#include "config/cidr.h"
 
 #include <chrono>
 #include <cstdint>
@@ -50,6 +51,13 @@ struct Listener {
     std::uint32_t max_client_hello_size = 64 * 1024;  // bytes of TLS records buffered before routing
     Duration idle_timeout{std::chrono::hours(1)};     // both directions quiet this long: close
     std::optional<std::string> default_route;         // route name, validated to exist
+    // Client addresses checked at accept, before the hello is read (deny wins; empty allow = all).
+    AccessList access;
+    // Open connections at once; split across workers: each worker admits ceil(limit / workers).
+    std::optional<std::uint32_t> max_connections;
+    // New connections per second; a token bucket per worker with rate / workers tokens a second
+    // and a burst of the same (at least 1).
+    std::optional<std::uint32_t> max_connection_rate;
     int line = 0;                                     // where the [[listener]] table starts
 };
 
@@ -67,6 +75,13 @@ struct Route {
     // When a reload removes this route, its open connections are closed after this long;
     // unset: they run until they end on their own.
     std::optional<Duration> drain_timeout;
+    // Client addresses checked after routing, before any backend is touched.
+    AccessList access;
+    // Open connections routed here at once (from all its listeners together); split across
+    // workers like Listener::max_connections.
+    std::optional<std::uint32_t> max_connections;
+    // A connection routed here is closed (reason max_duration) this long after it was accepted.
+    std::optional<Duration> max_connection_duration;
     int line = 0;
 };
 

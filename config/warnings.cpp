@@ -4,6 +4,9 @@
 #include "config/toml_reader.h"
 
 #include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace passgate::config::detail {
 
@@ -48,6 +51,34 @@ std::vector<std::string> collect_warnings(const Config& config) {
                                              quote(listener.name) + " hostname " +
                                              quote(*listener.hostname) + "; not attached to " +
                                              quote(listener.name));
+            }
+        }
+    }
+
+    // Hostnames shadowed by an earlier route on the same listener: with the same effective
+    // hostname and neither route having an `alpn` list, the route defined first always wins
+    // (src/routing.h), so the later one never gets that hostname there. Per listener, the first
+    // route without `alpn` that has each effective hostname.
+    std::vector<std::vector<std::pair<std::string, const Route*>>> first_without_alpn(
+        config.listeners.size());
+    for (const Route& route : config.routes) {
+        if (!route.alpn.empty()) continue;
+        for (const std::string& listener_name : route.listeners) {
+            const auto it = std::find_if(config.listeners.begin(), config.listeners.end(),
+                                         [&](const Listener& l) { return l.name == listener_name; });
+            if (it == config.listeners.end()) continue;
+            auto& claimed = first_without_alpn[static_cast<std::size_t>(it - config.listeners.begin())];
+            for (const std::string& hostname : effective_hostnames(it->hostname, route.hostnames)) {
+                const auto first = std::find_if(claimed.begin(), claimed.end(),
+                                                [&](const auto& entry) { return entry.first == hostname; });
+                if (first == claimed.end()) {
+                    claimed.emplace_back(hostname, &route);
+                    continue;
+                }
+                warnings.add(route.line, "route " + quote(route.name) + " hostname " + quote(hostname) +
+                                             " on listener " + quote(it->name) +
+                                             " is shadowed by route " + quote(first->second->name) +
+                                             " (defined first, same hostname); it never matches there");
             }
         }
     }

@@ -27,6 +27,27 @@ std::string_view hello_reject_name(HelloReject reason) {
     return "unknown";
 }
 
+std::string_view refusal_name(Refusal reason) {
+    switch (reason) {
+        case Refusal::denied: return "denied";
+        case Refusal::listener_limit: return "listener_limit";
+        case Refusal::rate_limit: return "rate_limit";
+        case Refusal::route_limit: return "route_limit";
+        case Refusal::count: break;
+    }
+    return "unknown";
+}
+
+std::optional<Refusal> refusal_of(CloseReason reason) {
+    switch (reason) {
+        case CloseReason::denied: return Refusal::denied;
+        case CloseReason::listener_limit: return Refusal::listener_limit;
+        case CloseReason::rate_limit: return Refusal::rate_limit;
+        case CloseReason::route_limit: return Refusal::route_limit;
+        default: return std::nullopt;
+    }
+}
+
 std::string_view connect_failure_name(ConnectFailure reason) {
     switch (reason) {
         case ConnectFailure::refused: return "refused";
@@ -59,6 +80,9 @@ AppMetrics::AppMetrics(unsigned workers)
           "Client connections closed, by listener and close reason.", {"listener", "reason"})),
       hello_rejected(registry.counter("passgate_client_hello_rejected_total",
           "Connections closed before routing, by listener and reason.", {"listener", "reason"})),
+      downstream_refused(registry.counter("passgate_downstream_connections_refused_total",
+          "Client connections closed by access control (allow/deny) or a limit, by listener and "
+          "reason.", {"listener", "reason"})),
       hello_bytes(registry.histogram("passgate_client_hello_bytes",
           "Size of complete ClientHellos in bytes (TLS records included).", hello_byte_buckets,
           {"listener"})),
@@ -91,13 +115,17 @@ AppMetrics::AppMetrics(unsigned workers)
     config_reloads.with({"failure"});
 }
 
-SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& config) {
+SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& config)
+    : workers(static_cast<unsigned>(metrics.registry.shards() > 1 ? metrics.registry.shards() - 1 : 1)) {
     for (const config::Listener& listener : config.listeners) {
         ListenerMetrics handles;
         handles.active = metrics.downstream_active.with({listener.name});
         for (std::size_t reason = 0; reason < handles.rejected.size(); ++reason)
             handles.rejected[reason] = metrics.hello_rejected.with(
                 {listener.name, std::string(hello_reject_name(static_cast<HelloReject>(reason)))});
+        for (std::size_t reason = 0; reason < handles.refused.size(); ++reason)
+            handles.refused[reason] = metrics.downstream_refused.with(
+                {listener.name, std::string(refusal_name(static_cast<Refusal>(reason)))});
         for (std::size_t reason = 0; reason < handles.closed.size(); ++reason)
             handles.closed[reason] = metrics.downstream_closed.with(
                 {listener.name, std::string(close_reason_name(static_cast<CloseReason>(reason)))});

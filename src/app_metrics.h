@@ -9,6 +9,7 @@
 #include "src/connection_summary.h"
 
 #include <array>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -17,6 +18,13 @@ namespace passgate {
 // Reasons for passgate_client_hello_rejected_total{reason}.
 enum class HelloReject { timeout, not_tls, malformed, too_large, no_sni, no_route, client_closed, count };
 std::string_view hello_reject_name(HelloReject reason);
+
+// Reasons for passgate_downstream_connections_refused_total{reason}: access control and limits.
+// The names are those of the matching CloseReason.
+enum class Refusal { denied, listener_limit, rate_limit, route_limit, count };
+std::string_view refusal_name(Refusal reason);
+// The refusal behind a close reason, if it is one.
+std::optional<Refusal> refusal_of(CloseReason reason);
 
 // Reasons for passgate_upstream_connect_failures_total{reason}.
 enum class ConnectFailure { refused, timeout, unreachable, error, count };
@@ -34,6 +42,7 @@ public:
     metrics::GaugeFamily& downstream_active;              // {listener}
     metrics::CounterFamily& downstream_closed;            // {listener, reason}
     metrics::CounterFamily& hello_rejected;               // {listener, reason}
+    metrics::CounterFamily& downstream_refused;           // {listener, reason}
     metrics::HistogramFamily& hello_bytes;                // {listener}
     metrics::HistogramFamily& hello_duration;             // {listener}
     metrics::CounterFamily& upstream_connections;         // {service, endpoint}
@@ -52,6 +61,7 @@ public:
 struct ListenerMetrics {
     metrics::Gauge active;
     std::array<metrics::Counter, static_cast<std::size_t>(HelloReject::count)> rejected;
+    std::array<metrics::Counter, static_cast<std::size_t>(Refusal::count)> refused;
     std::array<metrics::Counter, close_reason_count> closed;
     metrics::Histogram hello_bytes;
     metrics::Histogram hello_duration;
@@ -75,6 +85,7 @@ struct ServiceMetrics {
 
 struct SnapshotMetrics {
     SnapshotMetrics(AppMetrics& metrics, const config::Config& config);
+    unsigned workers = 1;  // worker threads: connection limits are split across them
     std::vector<ListenerMetrics> listeners;
     std::vector<RouteMetrics> routes;
     std::vector<ServiceMetrics> services;

@@ -25,6 +25,11 @@ enum class CloseReason {
     idle_timeout,     // nothing moved either way for idle_timeout
     out_of_resources, // no pipe or socket could be created
     route_removed,    // a reload removed its route, and the route's drain_timeout ran out
+    denied,           // the client address is refused by the listener's or the route's allow/deny
+    listener_limit,   // the listener's max_connections (this worker's share) was reached
+    rate_limit,       // the listener's max_connection_rate (this worker's bucket) was exceeded
+    route_limit,      // the route's max_connections (this worker's share) was reached
+    max_duration,     // open for the route's max_connection_duration
     shutdown,         // the process stopped (shutdown_timeout ran out, or a second SIGTERM)
 };
 

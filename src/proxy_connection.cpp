@@ -23,12 +23,6 @@ constexpr std::uint32_t readable_events = POLLIN | POLLRDHUP;
 // connections (it resumes on the next loop iteration): one busy stream cannot starve the rest.
 constexpr int pump_rounds_per_turn = 8;
 
-std::string peer_name(int fd) {
-    sockaddr_storage address{};
-    socklen_t length = sizeof address;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
-    return config::format_sockaddr(reinterpret_cast<sockaddr*>(&address), length);
-}
 }  // namespace
 
 std::string_view close_reason_name(CloseReason reason) {
@@ -46,6 +40,11 @@ std::string_view close_reason_name(CloseReason reason) {
         case CloseReason::idle_timeout: return "idle_timeout";
         case CloseReason::out_of_resources: return "out_of_resources";
         case CloseReason::route_removed: return "route_removed";
+        case CloseReason::denied: return "denied";
+        case CloseReason::listener_limit: return "listener_limit";
+        case CloseReason::rate_limit: return "rate_limit";
+        case CloseReason::route_limit: return "route_limit";
+        case CloseReason::max_duration: return "max_duration";
         case CloseReason::shutdown: return "shutdown";
     }
     return "unknown";
@@ -80,8 +79,17 @@ const config::Listener& listener_config(const Generation& generation, std::size_
 // ---- 1. Read the ClientHello ------------------------------------------------------------------
 
 void ProxyConnection::start() {
-    summary_.client = peer_name(client_.get());
+    socklen_t length = sizeof client_address_;
+    auto* address = reinterpret_cast<sockaddr*>(&client_address_);
+    client_address_known_ = ::getpeername(client_.get(), address, &length) == 0;
+    summary_.client = client_address_known_ ? config::format_sockaddr(address, length) : "?";
     const config::Listener& listener = listener_config(generation_, summary_.listener);
+    // 0. Access control and limits, before a byte is read: refused connections close at once.
+    if (!listener.access.permits(client_address_known_ ? address : nullptr))
+        return finish(CloseReason::denied);
+    if (const std::optional<CloseReason> refused = worker_.admit_listener(generation_, summary_.listener))
+        return finish(*refused);
+    counted_listener_ = true;
     worker_.loop().arm_timer_after(deadline_, listener.client_hello_timeout.count());
     client_readable_.poll(client_.get(), readable_events, true);
     // Bytes may already be waiting (they often arrive with the handshake's last ACK).
@@ -143,6 +151,15 @@ void ProxyConnection::route_and_connect(const ClientHello& hello) {
                                                                   : CloseReason::no_route);
     summary_.route = &match.route->name;
     route_index_ = snapshot.route_index(match.route);
+    // The route's access control and limit, before any backend is touched.
+    const config::Route& route = *match.route;
+    if (!route.access.permits(client_address_known_ ? reinterpret_cast<const sockaddr*>(&client_address_)
+                                                    : nullptr))
+        return finish(CloseReason::denied);
+    if (!worker_.admit_route(generation_, route_index_, counted_route_))
+        return finish(CloseReason::route_limit);
+    if (route.max_connection_duration)
+        worker_.loop().arm_timer(max_duration_, started_ + route.max_connection_duration->count());
     metrics().listeners[summary_.listener].connections_by_route[route_index_].inc(shard_);
     const std::optional<std::size_t> service = generation_.balancer.pick_service(route_index_);
     if (!service) return finish(CloseReason::no_endpoint);
@@ -433,6 +450,8 @@ void ProxyConnection::close_after(reactor::Millis delay) {
 
 void ProxyConnection::on_route_drained() { finish(CloseReason::route_removed); }
 
+void ProxyConnection::on_max_duration() { finish(CloseReason::max_duration); }
+
 const config::Route* ProxyConnection::route() const {
     if (summary_.route == nullptr) return nullptr;
     return &generation_.snapshot->config().routes[route_index_];
@@ -450,6 +469,10 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     worker_.loop().cancel_timer(deadline_);
     worker_.loop().cancel_timer(resume_);
     worker_.loop().cancel_timer(route_drain_);
+    worker_.loop().cancel_timer(max_duration_);
+    if (counted_listener_) worker_.release_listener(generation_, summary_.listener);
+    if (counted_route_) worker_.release_route(generation_, route_index_);
+    counted_listener_ = counted_route_ = false;
     // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
     client_to_backend_.pipe.release();
     backend_to_client_.pipe.release();
@@ -482,6 +505,8 @@ void ProxyConnection::count_close() {
         default: break;
     }
     if (rejected) listener.rejected[static_cast<std::size_t>(*rejected)].inc(shard_);
+    if (const std::optional<Refusal> refused = refusal_of(summary_.reason))
+        listener.refused[static_cast<std::size_t>(*refused)].inc(shard_);
 }
 
 }  // namespace passgate

@@ -1,8 +1,10 @@
 #pragma once
 // One client connection, from accept to close. Its life reads top to bottom in
 // proxy_connection.cpp:
+//   0. the listener's allow/deny, max_connections and max_connection_rate (refused: closed at once);
 //   1. read the ClientHello (bounded by max_client_hello_size and client_hello_timeout);
-//   2. route it (SNI, ALPN) and pick a service and an endpoint;
+//   2. route it (SNI, ALPN), apply the route's allow/deny and max_connections, arm its
+//      max_connection_duration, and pick a service and an endpoint;
 //   3. connect without blocking (connect_timeout), trying other endpoints on failure;
 //   4. write the buffered hello bytes unchanged, then
 //   5. forward both directions with splice(2) through leased pipes, readiness from io_uring,
@@ -16,6 +18,8 @@
 #include "src/pipe_pool.h"
 
 #include <cstddef>
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -84,6 +88,7 @@ private:
     void on_deadline();
     void on_resume();
     void on_route_drained();
+    void on_max_duration();
 
     Worker& worker_;
     Generation& generation_;
@@ -96,6 +101,12 @@ private:
     std::int64_t connect_started_us_ = 0;  // current attempt, for the connect duration histogram
     std::size_t shard_ = 0;                // this worker's metrics shard
     std::size_t route_index_ = 0;
+    // The client's address (getpeername) as access control sees it.
+    sockaddr_storage client_address_{};
+    bool client_address_known_ = false;
+    // Counted as open in the worker's listener / route limits (released in finish()).
+    bool counted_listener_ = false;
+    bool counted_route_ = false;
     std::size_t endpoint_index_ = 0;
     const SnapshotMetrics& metrics() const;
     void count_close();
@@ -121,6 +132,7 @@ private:
     reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_deadline> deadline_{*this};
     reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_resume> resume_{*this};
     reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_route_drained> route_drain_{*this};
+    reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_max_duration> max_duration_{*this};
 };
 
 }  // namespace passgate

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -21,21 +22,30 @@ Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> sna
       listen_sockets_(std::move(listen_sockets)),
       inbox_(loop_, inbox, [this](WorkerMessage message) { on_message(std::move(message)); }) {
     generations_.emplace_back(std::move(snapshot));
+    listener_limits_.resize(generations_.back().snapshot->listeners().size());
+    route_open_.resize(generations_.back().snapshot->config().routes.size());
     start_acceptors();
     loop_.set_batch_end([this] { free_retired(); });
 }
 
+// Starts an acceptor on every listening socket that has none yet (all of them at start; the new
+// ones after a reload).
 void Worker::start_acceptors() {
-    acceptors_.clear();
+    acceptors_.resize(listen_sockets_.size());
     for (std::size_t listener = 0; listener < listen_sockets_.size(); ++listener) {
-        if (!listen_sockets_[listener]) {
-            acceptors_.push_back(nullptr);
-            continue;
-        }
-        acceptors_.push_back(std::make_unique<reactor::Acceptor>(
-            loop_, listen_sockets_[listener].get(),
-            [this, listener](reactor::Fd client) { accept(listener, std::move(client)); }));
+        if (!listen_sockets_[listener] || acceptors_[listener]) continue;
+        // The acceptor outlives reloads that keep its socket, and the socket's listener index
+        // may change then: it is looked up by descriptor on each accept.
+        const int fd = listen_sockets_[listener].get();
+        acceptors_[listener] = std::make_unique<reactor::Acceptor>(
+            loop_, fd, [this, fd](reactor::Fd client) { accept_on(fd, std::move(client)); });
     }
+}
+
+void Worker::accept_on(int listen_fd, reactor::Fd client) {
+    for (std::size_t listener = 0; listener < listen_sockets_.size(); ++listener)
+        if (listen_sockets_[listener].get() == listen_fd) return accept(listener, std::move(client));
+    // Not a current socket (cannot happen: acceptors go before their sockets): drop it.
 }
 
 Worker::~Worker() {
@@ -58,6 +68,106 @@ void Worker::accept(std::size_t listener, reactor::Fd client) {
     ProxyConnection& started = *connection;
     connections_.push_back(std::move(connection));
     started.start();
+}
+
+// ---- Limits -------------------------------------------------------------------------------------
+
+namespace {
+// This worker's share of a limit: the limit split evenly, rounded up.
+std::uint32_t share_of(std::uint32_t limit, unsigned workers) {
+    const std::uint64_t n = workers == 0 ? 1 : workers;
+    return static_cast<std::uint32_t>((limit + n - 1) / n);
+}
+}  // namespace
+
+std::optional<std::size_t> Worker::current_listener(const Generation& generation,
+                                                    std::size_t listener) const {
+    const Generation& current = generations_.back();
+    if (&generation == &current) return listener;
+    const std::string& name = generation.snapshot->listeners()[listener].listener->name;
+    const auto& plans = current.snapshot->listeners();
+    for (std::size_t index = 0; index < plans.size(); ++index)
+        if (plans[index].listener->name == name) return index;
+    return std::nullopt;
+}
+
+std::optional<std::size_t> Worker::current_route(const Generation& generation,
+                                                 std::size_t route) const {
+    const Generation& current = generations_.back();
+    if (&generation == &current) return route;
+    const std::string& name = generation.snapshot->config().routes[route].name;
+    const auto& routes = current.snapshot->config().routes;
+    for (std::size_t index = 0; index < routes.size(); ++index)
+        if (routes[index].name == name) return index;
+    return std::nullopt;
+}
+
+void Worker::rebuild_limits(const Snapshot& previous) {
+    const Snapshot& next = *generations_.back().snapshot;
+    std::vector<ListenerLimitState> listeners(next.listeners().size());
+    for (std::size_t index = 0; index < listeners.size(); ++index) {
+        const std::string& name = next.listeners()[index].listener->name;
+        for (std::size_t old = 0; old < previous.listeners().size() && old < listener_limits_.size(); ++old)
+            if (previous.listeners()[old].listener->name == name) listeners[index] = listener_limits_[old];
+    }
+    std::vector<std::uint32_t> routes(next.config().routes.size(), 0);
+    for (std::size_t index = 0; index < routes.size(); ++index) {
+        const std::string& name = next.config().routes[index].name;
+        for (std::size_t old = 0; old < previous.config().routes.size() && old < route_open_.size(); ++old)
+            if (previous.config().routes[old].name == name) routes[index] = route_open_[old];
+    }
+    listener_limits_ = std::move(listeners);
+    route_open_ = std::move(routes);
+}
+
+std::optional<CloseReason> Worker::admit_listener(const Generation& generation, std::size_t listener) {
+    const std::optional<std::size_t> index = current_listener(generation, listener);
+    if (!index) return std::nullopt;  // a listener the current config no longer has: no limits
+    const config::Listener& config = *generations_.back().snapshot->listeners()[*index].listener;
+    const unsigned workers = generations_.back().snapshot->metrics().workers;
+    ListenerLimitState& state = listener_limits_[*index];
+    if (config.max_connections && state.open >= share_of(*config.max_connections, workers))
+        return CloseReason::listener_limit;
+    if (config.max_connection_rate) {
+        const double per_second = static_cast<double>(*config.max_connection_rate) / workers;
+        const double burst = std::max(1.0, per_second);
+        const reactor::Millis now = loop_.now();
+        if (!state.bucket_started) {
+            state.bucket_started = true;
+            state.tokens = burst;
+        } else if (now > state.refilled) {
+            state.tokens = std::min(burst, state.tokens + static_cast<double>(now - state.refilled) *
+                                                              per_second / 1000.0);
+        }
+        state.refilled = now;
+        if (state.tokens < 1.0) return CloseReason::rate_limit;
+        state.tokens -= 1.0;
+    }
+    ++state.open;
+    return std::nullopt;
+}
+
+void Worker::release_listener(const Generation& generation, std::size_t listener) {
+    const std::optional<std::size_t> index = current_listener(generation, listener);
+    if (index && listener_limits_[*index].open > 0) --listener_limits_[*index].open;
+}
+
+bool Worker::admit_route(const Generation& generation, std::size_t route, bool& counted) {
+    counted = false;
+    const std::optional<std::size_t> index = current_route(generation, route);
+    if (!index) return true;  // a route the current config no longer has: no limit
+    const config::Route& config = generations_.back().snapshot->config().routes[*index];
+    const unsigned workers = generations_.back().snapshot->metrics().workers;
+    if (config.max_connections && route_open_[*index] >= share_of(*config.max_connections, workers))
+        return false;
+    ++route_open_[*index];
+    counted = true;
+    return true;
+}
+
+void Worker::release_route(const Generation& generation, std::size_t route) {
+    const std::optional<std::size_t> index = current_route(generation, route);
+    if (index && route_open_[*index] > 0) --route_open_[*index];
 }
 
 void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
@@ -154,10 +264,13 @@ namespace passgate {
 
 // Switches to a new snapshot between events. Listeners that stay (same name and address) keep
 // their sockets, so no connection is refused during the switch: connections waiting in the
-// backlog are accepted by the new acceptor. Established connections keep their own snapshot.
+// backlog are accepted by the same acceptor. Established connections keep their own snapshot.
 void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets) {
     const Snapshot& old_snapshot = *generations_.back().snapshot;
     std::vector<reactor::Fd> sockets(snapshot->listeners().size());
+    // Kept sockets keep their acceptor: cancelling an accept in flight would close (reset) a
+    // connection the kernel had already accepted for it.
+    std::vector<std::unique_ptr<reactor::Acceptor>> acceptors(sockets.size());
     for (std::size_t index = 0; index < sockets.size(); ++index) {
         if (index < new_sockets.size() && new_sockets[index]) {
             sockets[index] = std::move(new_sockets[index]);
@@ -168,6 +281,7 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
             const config::Listener& had = *old_snapshot.listeners()[old].listener;
             if (had.name == wanted.name && had.address == wanted.address && listen_sockets_[old]) {
                 sockets[index] = std::move(listen_sockets_[old]);
+                if (old < acceptors_.size()) acceptors[index] = std::move(acceptors_[old]);
                 break;
             }
         }
@@ -175,9 +289,12 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
             log_line(LogLevel::error, "worker " + std::to_string(options_.index) +
                                           ": no socket for listener " + wanted.name);
     }
-    acceptors_.clear();  // cancels the accepts in flight on every old socket
+    acceptors_.clear();  // cancels the accepts in flight on the sockets of removed listeners
+    acceptors_ = std::move(acceptors);
     listen_sockets_ = std::move(sockets);  // sockets of removed listeners close here
+    const std::shared_ptr<const Snapshot> previous = generations_.back().snapshot;
     generations_.emplace_back(std::move(snapshot));
+    rebuild_limits(*previous);
     start_acceptors();
 
     // Connections whose route the new config no longer has keep running, unless that route

@@ -16,6 +16,7 @@
 #include <list>
 #include <utility>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace passgate {
@@ -99,8 +100,22 @@ public:
     // A connection is done: account for it and free it after the current batch of events.
     void retire(ProxyConnection& connection, const ConnectionSummary& summary);
 
+    // Limits (config keys max_connections, max_connection_rate). Each worker enforces its share
+    // with no shared state: ceil(limit / workers) open connections, and a token bucket of
+    // rate / workers tokens a second (burst the same, at least 1). Counts follow listeners and
+    // routes by name across reloads.
+    // A new connection on `listener` of `generation`: nullopt when admitted (then it counts as
+    // open until release_listener), else the refusal (listener_limit or rate_limit).
+    std::optional<CloseReason> admit_listener(const Generation& generation, std::size_t listener);
+    void release_listener(const Generation& generation, std::size_t listener);
+    // A connection routed to `route` of `generation`: true when admitted (then it counts as open
+    // until release_route); false when the route is at its max_connections.
+    bool admit_route(const Generation& generation, std::size_t route, bool& counted);
+    void release_route(const Generation& generation, std::size_t route);
+
 private:
     void accept(std::size_t listener, reactor::Fd client);
+    void accept_on(int listen_fd, reactor::Fd client);
     void on_message(WorkerMessage message);
     void free_retired();
     void stop();
@@ -108,6 +123,18 @@ private:
     void on_drain_deadline();
     void reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets);
     void start_acceptors();
+    // Index of a listener / route of `generation` in the current snapshot (by name), if any.
+    std::optional<std::size_t> current_listener(const Generation& generation, std::size_t listener) const;
+    std::optional<std::size_t> current_route(const Generation& generation, std::size_t route) const;
+    // Carries the per-listener and per-route limit state over to the current snapshot.
+    void rebuild_limits(const Snapshot& previous);
+
+    struct ListenerLimitState {
+        std::uint32_t open = 0;      // connections admitted and not yet closed
+        double tokens = 0;           // max_connection_rate bucket
+        reactor::Millis refilled = 0;
+        bool bucket_started = false;
+    };
 
     WorkerOptions options_;
     reactor::Loop loop_;
@@ -119,6 +146,8 @@ private:
     std::vector<std::unique_ptr<ProxyConnection>> connections_;
     std::vector<std::unique_ptr<ProxyConnection>> retired_;
     LogBudget reject_log_budget_{100};
+    std::vector<ListenerLimitState> listener_limits_;  // by listener index of the current snapshot
+    std::vector<std::uint32_t> route_open_;            // by route index of the current snapshot
     bool draining_ = false;
     reactor::MemberTimer<Worker, &Worker::on_drain_deadline> drain_deadline_{*this};
     reactor::ChannelReceiver<WorkerMessage> inbox_;

@@ -151,7 +151,13 @@ TEST_CASE("the example config parses to the expected values", "[config]") {
     CHECK(service.connect_attempts == 3);
     CHECK(service.line == 20);
 
-    CHECK(config.warnings.empty());
+    // "fallback" has no hostnames, so on this listener its effective hostname is the listener's,
+    // passthrough.example.com, the same as "passthrough"'s; neither has alpn and "fallback" comes
+    // first, so it wins that name (src/routing.cpp; `passgate route` says so too).
+    REQUIRE(config.warnings.size() == 1);
+    CHECK(config.warnings[0] ==
+          "t.toml:15: route \"passthrough\" hostname \"passthrough.example.com\" on listener \"tls\" "
+          "is shadowed by route \"fallback\" (defined first, same hostname); it never matches there");
 
     CHECK(config.find_listener("tls") == &config.listeners[0]);
     CHECK(config.find_listener("nope") == nullptr);
@@ -423,14 +429,16 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "address");
     CHECK(error_of(listener_with("sni = \"x\"")) ==
           "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, hostname, "
-          "client_hello_timeout, max_client_hello_size, idle_timeout, default_route");
+          "client_hello_timeout, max_client_hello_size, idle_timeout, default_route, allow, deny, "
+          "max_connections, max_connection_rate");
     CHECK(error_of(listener_with("hostnames = [\"a.example.com\"]")) ==
           "t.toml:4: listener[0].hostnames: unknown key (did you mean \"hostname\"?); allowed "
           "keys: name, address, hostname, client_hello_timeout, max_client_hello_size, "
-          "idle_timeout, default_route");
+          "idle_timeout, default_route, allow, deny, max_connections, max_connection_rate");
     CHECK(error_of(route_with("hostname = \"a.example.com\"")) ==
           "t.toml:10: route[0].hostname: unknown key (did you mean \"hostnames\"?); allowed "
-          "keys: name, listeners, hostnames, alpn, backends, drain_timeout");
+          "keys: name, listeners, hostnames, alpn, backends, drain_timeout, allow, deny, "
+          "max_connections, max_connection_duration");
     CHECK(error_of(replace(kBase, "{ service = \"s\" }", "{ service = \"s\", wieght = 2 }")) ==
           "t.toml:9: route[0].backends[0].wieght: unknown key (did you mean \"weight\"?); "
           "allowed keys: service, weight");
@@ -860,6 +868,110 @@ TEST_CASE("warnings: routes that attach nowhere, unused services", "[config][war
                          "/etc/passgate/passgate.toml");
         REQUIRE(config.warnings.size() == 1);
         CHECK_THAT(config.warnings[0], StartsWith("/etc/passgate/passgate.toml:14: "));
+    }
+}
+
+TEST_CASE("warnings: a hostname shadowed by an earlier route on the same listener",
+          "[config][warnings]") {
+    // kBase's route "r" (line 5, hostname a.example.com, no alpn) comes first; `more` is added
+    // after kBase's service, so its first [[route]] is at line 15.
+    const auto with_routes = [](const std::string& more) { return parse(kBase + "\n" + more); };
+    const std::string shadow_line =
+        "t.toml:15: route \"r2\" hostname \"a.example.com\" on listener \"tls\" is shadowed by "
+        "route \"r\" (defined first, same hostname); it never matches there";
+
+    SECTION("same hostname, neither route has alpn: the later one is warned about") {
+        const Config config = with_routes("[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\n"
+                                          "hostnames = [\"a.example.com\"]\nbackends = [{ service = \"s\" }]\n");
+        REQUIRE(config.warnings.size() == 1);
+        CHECK(config.warnings[0] == shadow_line);
+    }
+    SECTION("only the shadowed hostname is named; the route's other hostnames still match") {
+        const Config config = with_routes(
+            "[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\n"
+            "hostnames = [\"b.example.com\", \"a.example.com\"]\nbackends = [{ service = \"s\" }]\n");
+        REQUIRE(config.warnings.size() == 1);
+        CHECK(config.warnings[0] == shadow_line);
+    }
+    SECTION("the later route has an alpn list: it wins when the ALPN matches, no warning") {
+        const Config config = with_routes(
+            "[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\nhostnames = [\"a.example.com\"]\n"
+            "alpn = [\"h2\"]\nbackends = [{ service = \"s\" }]\n");
+        CHECK(config.warnings.empty());
+    }
+    SECTION("the earlier route has an alpn list: the later one takes the other ALPNs, no warning") {
+        const Config config = parse(
+            route_with("alpn = [\"h2\"]") +
+            "\n[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\nhostnames = [\"a.example.com\"]\n"
+            "backends = [{ service = \"s\" }]\n");
+        CHECK(config.warnings.empty());
+    }
+    SECTION("the same hostname on different listeners: no warning") {
+        const Config config = with_routes(
+            "[[listener]]\nname = \"other\"\naddress = \"127.0.0.1:7443\"\n\n"
+            "[[route]]\nname = \"r2\"\nlisteners = [\"other\"]\nhostnames = [\"a.example.com\"]\n"
+            "backends = [{ service = \"s\" }]\n");
+        CHECK(config.warnings.empty());
+    }
+    SECTION("a wildcard and an exact name are different hostnames: no warning") {
+        const Config config = with_routes(
+            "[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\nhostnames = [\"*.example.com\"]\n"
+            "backends = [{ service = \"s\" }]\n");
+        CHECK(config.warnings.empty());
+    }
+    SECTION("effective hostnames count: both intersect the listener hostname to the same name") {
+        // r: a.example.com; r2: *.example.com under listener a.example.com -> a.example.com.
+        const Config config = parse(
+            listener_with("hostname = \"a.example.com\"") +
+            "\n[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\nhostnames = [\"*.example.com\"]\n"
+            "backends = [{ service = \"s\" }]\n");
+        REQUIRE(config.warnings.size() == 1);
+        CHECK(config.warnings[0] ==
+              "t.toml:16: route \"r2\" hostname \"a.example.com\" on listener \"tls\" is shadowed "
+              "by route \"r\" (defined first, same hostname); it never matches there");
+    }
+    SECTION("a route without hostnames takes the listener hostname as its effective hostname") {
+        const Config config = parse(
+            listener_with("hostname = \"a.example.com\"") +
+            "\n[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\nbackends = [{ service = \"s\" }]\n");
+        REQUIRE(config.warnings.size() == 1);
+        CHECK(config.warnings[0] ==
+              "t.toml:16: route \"r2\" hostname \"a.example.com\" on listener \"tls\" is shadowed "
+              "by route \"r\" (defined first, same hostname); it never matches there");
+    }
+    SECTION("two routes without hostnames on a listener without hostname: \"*\"") {
+        const Config config = parse(
+            replace(kBase, "hostnames = [\"a.example.com\"]\n", "") +
+            "\n[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\nbackends = [{ service = \"s\" }]\n");
+        REQUIRE(config.warnings.size() == 1);
+        CHECK(config.warnings[0] ==
+              "t.toml:14: route \"r2\" hostname \"*\" on listener \"tls\" is shadowed by route "
+              "\"r\" (defined first, same hostname); it never matches there");
+    }
+    SECTION("three routes: the later two are each shadowed by the first") {
+        const Config config = with_routes(
+            "[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\nhostnames = [\"a.example.com\"]\n"
+            "backends = [{ service = \"s\" }]\n\n"
+            "[[route]]\nname = \"r3\"\nlisteners = [\"tls\"]\nhostnames = [\"a.example.com\"]\n"
+            "backends = [{ service = \"s\" }]\n");
+        REQUIRE(config.warnings.size() == 2);
+        CHECK(config.warnings[0] == shadow_line);
+        CHECK(config.warnings[1] ==
+              "t.toml:21: route \"r3\" hostname \"a.example.com\" on listener \"tls\" is shadowed "
+              "by route \"r\" (defined first, same hostname); it never matches there");
+    }
+    SECTION("the first route without alpn shadows, even behind an earlier route with alpn") {
+        // r has alpn; r2 and r3 have none: r3 is shadowed by r2.
+        const Config config = parse(
+            route_with("alpn = [\"h2\"]") +
+            "\n[[route]]\nname = \"r2\"\nlisteners = [\"tls\"]\nhostnames = [\"a.example.com\"]\n"
+            "backends = [{ service = \"s\" }]\n\n"
+            "[[route]]\nname = \"r3\"\nlisteners = [\"tls\"]\nhostnames = [\"a.example.com\"]\n"
+            "backends = [{ service = \"s\" }]\n");
+        REQUIRE(config.warnings.size() == 1);
+        CHECK(config.warnings[0] ==
+              "t.toml:22: route \"r3\" hostname \"a.example.com\" on listener \"tls\" is shadowed "
+              "by route \"r2\" (defined first, same hostname); it never matches there");
     }
 }
 

@@ -126,6 +126,39 @@ bool recv_exact(int fd, void* data, std::size_t size, Deadline deadline) {
     return have == size;
 }
 
+std::string echo_round_trip(std::uint16_t port, const std::vector<std::uint8_t>& hello,
+                            const std::vector<std::uint8_t>& payload, Millis timeout) {
+    const Deadline deadline = deadline_in(timeout);
+    Socket socket = connect_to(port, timeout);
+    if (!socket) return std::string("connect failed: ") + std::strerror(errno);
+    std::vector<std::uint8_t> sent(hello);
+    sent.insert(sent.end(), payload.begin(), payload.end());
+    if (!send_all(socket.get(), sent, deadline))
+        return std::string("sending failed: ") + std::strerror(errno);
+    std::vector<std::uint8_t> echoed(sent.size());
+    if (!recv_exact(socket.get(), echoed.data(), echoed.size(), deadline))
+        return std::string("no complete echo: ") + std::strerror(errno);
+    if (echoed != sent) return "echo differs: " + byte_difference(echoed, sent);
+    if (::shutdown(socket.get(), SHUT_WR) != 0)
+        return std::string("shutdown(SHUT_WR): ") + std::strerror(errno);
+    std::uint8_t extra[64];
+    const std::optional<std::size_t> got = recv_some(socket.get(), extra, sizeof extra, deadline);
+    if (!got) return std::string("no EOF from the backend after the half-close: ") + std::strerror(errno);
+    if (*got != 0) return "unexpected bytes after the echo";
+    return {};
+}
+
+std::string echo_check(int fd, const std::string& text, Millis timeout) {
+    const Deadline deadline = deadline_in(timeout);
+    if (!send_all(fd, text.data(), text.size(), deadline))
+        return std::string("sending failed: ") + std::strerror(errno);
+    std::string echoed(text.size(), '\0');
+    if (!recv_exact(fd, echoed.data(), echoed.size(), deadline))
+        return std::string("no complete echo: ") + std::strerror(errno);
+    if (echoed != text) return "echo differs: \"" + echoed + "\"";
+    return {};
+}
+
 CloseObservation wait_closed(int fd, Millis timeout) {
     CloseObservation result;
     const Clock::time_point start = Clock::now();

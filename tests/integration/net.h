@@ -67,6 +67,15 @@ bool recv_exact(int fd, void* data, std::size_t size, Deadline deadline);
 // One read: bytes read (0 = EOF), or nullopt on error or deadline (errno tells: ETIMEDOUT).
 std::optional<std::size_t> recv_some(int fd, void* data, std::size_t size, Deadline deadline);
 
+// One short connection through passgate to a backend that echoes every byte (EchoBackend):
+// connect, send `hello` then `payload`, read both back byte for byte, half-close, wait for the
+// backend's EOF, close. Empty on success, else what went wrong.
+std::string echo_round_trip(std::uint16_t port, const std::vector<std::uint8_t>& hello,
+                            const std::vector<std::uint8_t>& payload, Millis timeout = Millis(3000));
+// On an established connection to an echoing backend: sends `text` and reads it back. Empty on
+// success, else what went wrong.
+std::string echo_check(int fd, const std::string& text, Millis timeout = Millis(2000));
+
 // How a connection ended from the client's side.
 struct CloseObservation {
     bool closed = false;     // EOF or reset seen before the timeout

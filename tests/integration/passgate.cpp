@@ -2,6 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 namespace integration {
@@ -94,6 +98,60 @@ std::optional<double> Passgate::metric(const std::vector<std::string>& names) co
         if (sum) return sum;
     }
     return std::nullopt;
+}
+
+// ---- Reloads -------------------------------------------------------------------------------------
+
+std::string with_admin_address(const Passgate& passgate, const std::string& config) {
+    std::string text = config;
+    const std::string marker = "@ADMIN@";
+    const std::string admin = "127.0.0.1:" + std::to_string(passgate.admin_port());
+    for (std::size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at))
+        text.replace(at, marker.size(), admin);
+    return text;
+}
+
+void reload_with(Passgate& passgate, const std::string& config) {
+    const std::string temporary = passgate.config_path() + ".new";
+    write_file(temporary, with_admin_address(passgate, config));
+    std::filesystem::rename(temporary, passgate.config_path());
+    passgate.process().send_signal(SIGHUP);
+}
+
+namespace {
+
+std::optional<double> sample_in(const std::string& exposition, const std::string& series) {
+    std::istringstream in(exposition);
+    std::string line;
+    for (int count = 0; count < 1000000 && std::getline(in, line); ++count) {
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+            line[series.size()] == ' ')
+            return std::strtod(line.c_str() + series.size() + 1, nullptr);
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<double> metric_sample(const Passgate& passgate, const std::string& series) {
+    const auto response = http_get(passgate.admin_port(), "/metrics");
+    if (!response || response->status != 200) return std::nullopt;
+    return sample_in(response->body, series);
+}
+
+std::optional<double> reloads_handled(const Passgate& passgate) {
+    // One scrape for both, so that a reload in between cannot be counted twice or missed.
+    const auto response = http_get(passgate.admin_port(), "/metrics");
+    if (!response || response->status != 200) return std::nullopt;
+    const auto success = sample_in(response->body, "passgate_config_reloads_total{result=\"success\"}");
+    const auto failure = sample_in(response->body, "passgate_config_reloads_total{result=\"failure\"}");
+    if (!success || !failure) return std::nullopt;
+    return *success + *failure;
+}
+
+bool wait_for_reloads(const Passgate& passgate, int count, Millis timeout) {
+    return wait_until([&] { return reloads_handled(passgate) == static_cast<double>(count); }, timeout,
+                      Millis(5));
 }
 
 std::string sanitizer_report(const std::string& text) {

@@ -58,6 +58,23 @@ private:
     std::unique_ptr<Process> process_;
 };
 
+// ---- Reloads -------------------------------------------------------------------------------------
+
+// `config` with "@ADMIN@" replaced by this passgate's admin address (as at start-up).
+std::string with_admin_address(const Passgate& passgate, const std::string& config);
+// Replaces the config file (a temporary file renamed over it, so passgate never reads half a
+// file) with `config` ("@ADMIN@" replaced), then sends SIGHUP. Returns at once: the reload runs
+// on passgate's control thread (see wait_for_reloads).
+void reload_with(Passgate& passgate, const std::string& config);
+// One sample of /metrics named exactly as exposed, labels included, e.g.
+// `passgate_config_reloads_total{result="success"}`; nullopt when absent or the scrape fails.
+std::optional<double> metric_sample(const Passgate& passgate, const std::string& series);
+// Reloads handled so far: passgate_config_reloads_total, success plus failure.
+std::optional<double> reloads_handled(const Passgate& passgate);
+// passgate has handled `count` reloads within the timeout. Two SIGHUPs sent before the first is
+// handled make one reload: wait for each before sending the next.
+bool wait_for_reloads(const Passgate& passgate, int count, Millis timeout = Millis(5000));
+
 // A sanitizer report in a process's stderr, or empty.
 std::string sanitizer_report(const std::string& stderr_text);
 

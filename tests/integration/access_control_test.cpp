@@ -1,0 +1,284 @@
+// Access control and limits with a real passgate (issue 8, items 4 and 5): allow/deny by client
+// address (clients bind different 127.0.0.x sources), listener and route max_connections,
+// max_connection_rate, and a route's max_connection_duration. One worker, so limits are exact.
+
+#include "tests/integration/net.h"
+#include "tests/integration/passgate.h"
+#include "tests/integration/process.h"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sstream>
+#include <thread>
+
+using namespace integration;
+
+namespace {
+
+// Connects from `source_ip` (any port) to 127.0.0.1:port; non-blocking once connected.
+Socket connect_from(const char* source_ip, std::uint16_t port) {
+    Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(socket);
+    sockaddr_in source{};
+    source.sin_family = AF_INET;
+    REQUIRE(inet_pton(AF_INET, source_ip, &source.sin_addr) == 1);
+    REQUIRE(::bind(socket.get(), reinterpret_cast<sockaddr*>(&source), sizeof source) == 0);
+    sockaddr_in target{};
+    target.sin_family = AF_INET;
+    target.sin_port = htons(port);
+    target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(socket.get(), reinterpret_cast<sockaddr*>(&target), sizeof target) == 0);
+    REQUIRE(::fcntl(socket.get(), F_SETFL, ::fcntl(socket.get(), F_GETFL) | O_NONBLOCK) == 0);
+    set_nodelay(socket.get());
+    return socket;
+}
+
+std::string config_for(std::uint16_t listen_port, std::uint16_t backend_port,
+                       const std::string& listener_extra, const std::string& route_extra) {
+    return "[admin]\naddress = \"@ADMIN@\"\n"
+           "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(listen_port) + "\"\n" +
+           listener_extra +
+           "\n[[route]]\nname = \"echo\"\nlisteners = [\"tls\"]\n"
+           "backends = [ { service = \"echo\" } ]\n" + route_extra +
+           "\n[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend_port) + "\"]\n";
+}
+
+const std::vector<std::uint8_t>& hello_bytes() { return captured_hello("curl-h2.bin").bytes; }
+
+// Sends the hello and reads it back from the echo backend: the connection was admitted.
+bool round_trip(int fd) {
+    const std::vector<std::uint8_t>& hello = hello_bytes();
+    if (!send_all(fd, hello, deadline_in(Millis(3000)))) return false;
+    std::vector<std::uint8_t> back(hello.size());
+    return recv_exact(fd, back.data(), back.size(), deadline_in(Millis(3000))) && back == hello;
+}
+
+// One sample of /metrics: FAMILY{...listener="tls"...reason="REASON"...} VALUE; 0 when absent.
+double sample(const Passgate& passgate, const std::string& family, const std::string& reason) {
+    const auto response = http_get(passgate.admin_port(), "/metrics");
+    REQUIRE(response);
+    REQUIRE(response->status == 200);
+    std::istringstream in(response->body);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(family + "{", 0) != 0) continue;
+        if (line.find("listener=\"tls\"") == std::string::npos) continue;
+        if (line.find("reason=\"" + reason + "\"") == std::string::npos) continue;
+        return std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+    }
+    return 0;
+}
+
+double refused(const Passgate& passgate, const std::string& reason) {
+    return sample(passgate, "passgate_downstream_connections_refused_total", reason);
+}
+double closed(const Passgate& passgate, const std::string& reason) {
+    return sample(passgate, "passgate_downstream_connections_closed_total", reason);
+}
+
+// Closed by passgate (EOF or reset) within a short time, without a byte.
+void check_closed_at_once(int fd) {
+    const CloseObservation seen = wait_closed(fd, Millis(2000));
+    CHECK(seen.closed);
+    CHECK(seen.bytes == 0);
+    CHECK(seen.after < Millis(1000));
+}
+
+}  // namespace
+
+TEST_CASE("allow and deny by client address, at the listener and at the route",
+          "[integration][access]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(),
+                                                      "allow = [\"127.0.0.0/8\"]\ndeny = [\"127.0.0.9/32\"]",
+                                                      "deny = [\"127.0.0.10\"]"),
+                                           {}, 1});
+    REQUIRE(passgate.wait_ready());
+
+    // Denied by the listener: closed before the hello is read (nothing is sent here).
+    Socket nine = connect_from("127.0.0.9", port);
+    const std::string nine_name = local_name(nine.get());
+    check_closed_at_once(nine.get());
+    CHECK(passgate.wait_for_client_log(nine_name, "reason=denied"));
+
+    // Denied by the route: the hello is read and routed, then closed; the backend sees nothing.
+    Socket ten = connect_from("127.0.0.10", port);
+    const std::string ten_name = local_name(ten.get());
+    CHECK(send_all(ten.get(), hello_bytes(), deadline_in(Millis(3000))));
+    check_closed_at_once(ten.get());
+    CHECK(passgate.wait_for_client_log(ten_name, "reason=denied"));
+    CHECK(passgate.wait_for_client_log(ten_name, "route=echo"));
+
+    // Allowed by both.
+    Socket eleven = connect_from("127.0.0.11", port);
+    CHECK(round_trip(eleven.get()));
+    Socket one = connect_from("127.0.0.1", port);
+    CHECK(round_trip(one.get()));
+    CHECK(backend.accepted() == 2);
+
+    CHECK(refused(passgate, "denied") == 2);
+    CHECK(closed(passgate, "denied") == 2);
+    CHECK(refused(passgate, "listener_limit") == 0);
+    // Refusals are not hello rejections.
+    CHECK(passgate.metric({"passgate_client_hello_rejected_total"}).value_or(-1) == 0);
+    eleven.reset();
+    one.reset();
+    stop_and_check(passgate);
+}
+
+TEST_CASE("listener max_connections: the 5th concurrent connection is refused, then recovered",
+          "[integration][limits]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(), "max_connections = 4", ""),
+                                           {}, 1});
+    REQUIRE(passgate.wait_ready());
+
+    std::vector<Socket> open;
+    for (int i = 0; i < 4; ++i) {
+        open.push_back(connect_from("127.0.0.1", port));
+        CHECK(round_trip(open.back().get()));
+    }
+    Socket fifth = connect_from("127.0.0.1", port);
+    const std::string fifth_name = local_name(fifth.get());
+    check_closed_at_once(fifth.get());
+    CHECK(passgate.wait_for_client_log(fifth_name, "reason=listener_limit"));
+    CHECK(refused(passgate, "listener_limit") == 1);
+    CHECK(backend.accepted() == 4);
+
+    // One ends: a new connection is admitted again.
+    open.front().reset();
+    Socket again;
+    const bool recovered = wait_until(
+        [&] {
+            again = connect_from("127.0.0.1", port);
+            return round_trip(again.get());
+        },
+        Millis(3000), Millis(50));
+    CHECK(recovered);
+    // Still full: refused again.
+    Socket over = connect_from("127.0.0.1", port);
+    check_closed_at_once(over.get());
+    CHECK(refused(passgate, "listener_limit") >= 2);
+    open.clear();
+    again.reset();
+    stop_and_check(passgate);
+}
+
+TEST_CASE("route max_connections refuses after routing, before the backend",
+          "[integration][limits]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(), "", "max_connections = 2"),
+                                           {}, 1});
+    REQUIRE(passgate.wait_ready());
+    Socket a = connect_from("127.0.0.1", port);
+    Socket b = connect_from("127.0.0.1", port);
+    CHECK(round_trip(a.get()));
+    CHECK(round_trip(b.get()));
+    Socket c = connect_from("127.0.0.1", port);
+    const std::string c_name = local_name(c.get());
+    CHECK(send_all(c.get(), hello_bytes(), deadline_in(Millis(3000))));
+    check_closed_at_once(c.get());
+    CHECK(passgate.wait_for_client_log(c_name, "reason=route_limit"));
+    CHECK(refused(passgate, "route_limit") == 1);
+    CHECK(backend.accepted() == 2);
+
+    a.reset();
+    Socket d;
+    CHECK(wait_until(
+        [&] {
+            d = connect_from("127.0.0.1", port);
+            return round_trip(d.get());
+        },
+        Millis(3000), Millis(50)));
+    b.reset();
+    d.reset();
+    stop_and_check(passgate);
+}
+
+TEST_CASE("listener max_connection_rate: a burst beyond the bucket is refused, then refilled",
+          "[integration][limits]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(), "max_connection_rate = 5", ""),
+                                           {}, 1});
+    REQUIRE(passgate.wait_ready());
+
+    // Ten connections at once against a bucket of 5 (refilled at 5 a second).
+    const Clock::time_point start = Clock::now();
+    std::vector<Socket> burst;
+    for (int i = 0; i < 10; ++i) burst.push_back(connect_from("127.0.0.1", port));
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    std::this_thread::sleep_for(Millis(300));
+    int refused_seen = 0;
+    for (Socket& socket : burst) {
+        const CloseObservation seen = wait_closed(socket.get(), Millis(50));
+        if (seen.closed) ++refused_seen;
+    }
+    INFO("burst took " << seconds << " s");
+    CHECK(refused_seen >= 10 - 5 - 1 - static_cast<int>(seconds * 5));
+    CHECK(refused_seen <= 5);
+    CHECK(refused_seen >= 1);
+    CHECK(refused(passgate, "rate_limit") == refused_seen);
+    CHECK(wait_until(
+        [&] {
+            return passgate.log_lines_with({"reason=rate_limit"}).size() ==
+                   static_cast<std::size_t>(refused_seen);
+        },
+        Millis(3000)));
+    burst.clear();
+
+    // After a second the bucket has tokens again.
+    std::this_thread::sleep_for(Millis(1100));
+    Socket later = connect_from("127.0.0.1", port);
+    CHECK(round_trip(later.get()));
+    later.reset();
+    stop_and_check(passgate);
+}
+
+TEST_CASE("route max_connection_duration closes a long stream with its reason",
+          "[integration][limits]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(), "",
+                                                      "max_connection_duration = \"300ms\""),
+                                           {}, 1});
+    REQUIRE(passgate.wait_ready());
+    Socket client = connect_from("127.0.0.1", port);
+    const std::string name = local_name(client.get());
+    const Clock::time_point start = Clock::now();
+    REQUIRE(round_trip(client.get()));
+    // Keep the stream busy (it never goes idle) until passgate closes it.
+    bool ended = false;
+    std::vector<std::uint8_t> chunk(1024, 0x5a);
+    std::vector<std::uint8_t> back(chunk.size());
+    for (int i = 0; i < 100 && !ended; ++i) {
+        if (!send_all(client.get(), chunk, deadline_in(Millis(1000))) ||
+            !recv_exact(client.get(), back.data(), back.size(), deadline_in(Millis(1000)))) {
+            ended = true;
+            break;
+        }
+        std::this_thread::sleep_for(Millis(20));
+    }
+    const auto lived = std::chrono::duration_cast<Millis>(Clock::now() - start);
+    CHECK(ended);
+    CHECK(lived >= Millis(250));
+    CHECK(lived < Millis(1500));
+    CHECK(passgate.wait_for_client_log(name, "reason=max_duration"));
+    CHECK(closed(passgate, "max_duration") == 1);
+    CHECK(refused(passgate, "denied") == 0);
+    stop_and_check(passgate);
+}
