@@ -121,6 +121,11 @@ struct Config {
 };
 
 Config parse_config(std::string_view toml_text, std::string_view source_name);
+
+// The hostnames `route` matches on `listener` (Gateway API intersection, config/hostname.h), with
+// one exception: a route without hostnames that is the listener's default_route serves there only
+// as the default (no SNI, or no match), as in the example config. Empty: matches no SNI there.
+std::vector<std::string> attached_hostnames(const Listener& listener, const Route& route);
 Config load_config_file(const std::string& path);
 
 // Hostname helpers shared by validation and routing.

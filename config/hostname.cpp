@@ -156,3 +156,12 @@ std::string validate_hostname_pattern(std::string_view pattern) {
 }
 
 }  // namespace passgate::config
+
+namespace passgate::config {
+
+std::vector<std::string> attached_hostnames(const Listener& listener, const Route& route) {
+    if (route.hostnames.empty() && listener.default_route == route.name) return {};
+    return effective_hostnames(listener.hostname, route.hostnames);
+}
+
+}  // namespace passgate::config

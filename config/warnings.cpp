@@ -40,7 +40,7 @@ std::vector<std::string> collect_warnings(const Config& config) {
             if (it == config.listeners.end()) continue;  // not validated; nothing to say
             const Listener& listener = *it;
             const bool is_default = listener.default_route == route.name;
-            const auto effective = effective_hostnames(listener.hostname, route.hostnames);
+            const auto effective = attached_hostnames(listener, route);
             if (is_default || !effective.empty()) {
                 listener_has_routes[static_cast<std::size_t>(it - config.listeners.begin())] = true;
             }
@@ -68,7 +68,7 @@ std::vector<std::string> collect_warnings(const Config& config) {
                                          [&](const Listener& l) { return l.name == listener_name; });
             if (it == config.listeners.end()) continue;
             auto& claimed = first_without_alpn[static_cast<std::size_t>(it - config.listeners.begin())];
-            for (const std::string& hostname : effective_hostnames(it->hostname, route.hostnames)) {
+            for (const std::string& hostname : attached_hostnames(*it, route)) {
                 const auto first = std::find_if(claimed.begin(), claimed.end(),
                                                 [&](const auto& entry) { return entry.first == hostname; });
                 if (first == claimed.end()) {

@@ -65,8 +65,7 @@ ListenerRoutes::ListenerRoutes(const config::Config& config, const config::Liste
             route.listeners.end()) {
             continue;
         }
-        std::vector<std::string> effective =
-            config::effective_hostnames(listener.hostname, route.hostnames);
+        std::vector<std::string> effective = config::attached_hostnames(listener, route);
         if (effective.empty() && &route != default_route_) continue;  // not attached
         for (const std::string& pattern : effective) {
             std::vector<Entry>& entries = pattern == config::match_all_hostnames ? match_all_

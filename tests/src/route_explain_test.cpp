@@ -187,15 +187,14 @@ TEST_CASE("route explain: listener hostname intersection", "[route_explain]") {
                    "  not attached: route \"elsewhere\": none of its hostnames (example.org, "
                    "*.example.net) intersects the listener hostname *.example.com"));
 
-    // On a listener with an exact hostname, the wildcard narrows to it: an exact match, and a
-    // tie with the hostname-less route, which takes the listener's hostname.
+    // On a listener with an exact hostname, the wildcard narrows to it: an exact match. The
+    // hostname-less route is that listener's default_route, so it serves only as the default.
     const Strings exact = block_of(text, "exact");
     CHECK(exact.front() ==
           "listener \"exact\" 127.0.0.1:6444 hostname=abc.foo.example.com default_route=fallback");
     CHECK(decision(text, "exact") == "route \"everything\": exact hostname abc.foo.example.com");
     CHECK(has_line(exact,
-                   "  lost: route \"fallback\" (exact hostname abc.foo.example.com): defined later "
-                   "(line 20) than route \"everything\" (line 10); ties go to the first defined"));
+                   "  hostnames do not match: \"fallback\" (no hostname here: default_route only)"));
     CHECK(has_line(exact,
                    "  not attached: route \"elsewhere\": none of its hostnames (example.org, "
                    "*.example.net) intersects the listener hostname abc.foo.example.com"));

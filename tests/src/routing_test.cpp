@@ -98,8 +98,8 @@ TEST_CASE("default_route takes no-SNI and unmatched connections", "[routing]") {
         route("app", {"with-default", "without"}, {"app.example.com"}));
     const ListenerRoutes with_default = table_for(config, "with-default");
     CHECK(decide(with_default, "") == "default:fallback");
-    // "fallback" has no hostnames: it matches every SNI itself (Gateway API), least specific.
-    CHECK(decide(with_default, "other.example.com") == "fallback");
+    // "fallback" has no hostnames and is the default_route: it serves only as the default.
+    CHECK(decide(with_default, "other.example.com") == "default:fallback");
     CHECK(decide(with_default, "app.example.com") == "app");
 
     const ListenerRoutes without = table_for(config, "without");
@@ -169,7 +169,7 @@ TEST_CASE("ALPN: nothing at any level matches, then the default_route", "[routin
                                       route("h2", {"l"}, {"a.example.com"}, {"h2"}) +
                                       route("wild-h2", {"l"}, {"*.example.com"}, {"h2"}));
     const ListenerRoutes routes = table_for(config, "l");
-    CHECK(decide(routes, "a.example.com", {"http/1.1"}) == "fallback");  // no-hostname level
+    CHECK(decide(routes, "a.example.com", {"http/1.1"}) == "default:fallback");
     CHECK(decide(routes, "a.example.com", {"h2"}) == "h2");
     CHECK(decide(routes, "z.example.com", {"h2"}) == "wild-h2");
 }
@@ -199,9 +199,9 @@ TEST_CASE("routes attach through their effective hostnames", "[routing][attach]"
     CHECK(exact.attached()[0].effective_hostnames == Strings{"abc.foo.example.com"});
     CHECK(exact.attached()[1].route->name == "other-listener-only");
     CHECK(exact.attached()[1].effective_hostnames == Strings{"abc.foo.example.com"});
-    // A route without hostnames takes the listener's hostname.
+    // A route without hostnames that is the listener's default_route: default only.
     CHECK(exact.attached()[2].route->name == "fallback");
-    CHECK(exact.attached()[2].effective_hostnames == Strings{"abc.foo.example.com"});
+    CHECK(exact.attached()[2].effective_hostnames.empty());
     // All three narrowed to the same exact name: the first defined wins.
     CHECK(decide(exact, "abc.foo.example.com") == "everything");
     CHECK(decide(exact, "x.foo.example.com") == "default:fallback");
@@ -420,6 +420,8 @@ TEST_CASE("match agrees with a reference implementation of the rules", "[routing
                     const std::optional<std::string> listener_pattern =
                         listener_hostname.empty() ? std::nullopt
                                                   : std::optional<std::string>(listener_hostname);
+                    // The default_route without hostnames serves only as the default.
+                    if (with_default && order == 0 && route.hostnames.empty()) continue;
                     for (const auto& pattern :
                          passgate::config::effective_hostnames(listener_pattern, route.hostnames)) {
                         // "*": a route without hostnames on a listener without hostname.
