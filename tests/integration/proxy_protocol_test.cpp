@@ -109,8 +109,11 @@ TEST_CASE("PROXY protocol v1 and v2 to a backend: NGINX reads the real client ad
                      Millis(3000)));
     // The header is passgate's, not the client's: bytes forwarded (both directions summed)
     // count the hellos and NGINX's replies only.
-    CHECK(passgate.metric({"passgate_bytes_total"}) ==
-          double(5 * hello.bytes.size() + reply_bytes));
+    const double expected_bytes = double(5 * hello.bytes.size() + reply_bytes);
+    CHECK(wait_until([&] { return passgate.metric({"passgate_bytes_total"}) == expected_bytes; },
+                     Millis(3000)));
+    INFO("bytes_total " << passgate.metric({"passgate_bytes_total"}).value_or(-1));
+    CHECK(passgate.metric({"passgate_bytes_total"}) == expected_bytes);
     // (NGINX's `return` closes with the hello still unread, so each connection ends with the
     // backend's reset: reason=backend_error, as it should be.)
     stop_and_check(passgate);
