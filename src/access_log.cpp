@@ -176,12 +176,6 @@ void append_json(std::string& out, const AccessRecord& record) {
 
 }  // namespace
 
-std::optional<AccessLogFormat> parse_access_log_format(std::string_view name) {
-    if (name == "logfmt") return AccessLogFormat::logfmt;
-    if (name == "json") return AccessLogFormat::json;
-    return std::nullopt;
-}
-
 AccessRecord make_access_record(const ConnectionSummary& summary, std::string_view listener_name,
                                 unsigned worker, timespec now) {
     AccessRecord record;

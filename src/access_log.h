@@ -33,6 +33,7 @@
 // anything but printable ASCII other than '=', '"', '\'. In logfmt's alpn list a ',' inside one
 // protocol id is written \u002c, so the commas left are exactly the separators.
 
+#include "config/config.h"
 #include "reactor/fd.h"
 #include "src/client_hello.h"
 #include "src/connection_summary.h"
@@ -51,10 +52,8 @@
 
 namespace passgate {
 
-enum class AccessLogFormat { logfmt, json };
-
-// "logfmt" or "json" (the config's spelling); nullopt for anything else.
-std::optional<AccessLogFormat> parse_access_log_format(std::string_view name);
+// The config's enum ([access_log] format), parsed and validated there.
+using AccessLogFormat = config::AccessLogFormat;
 
 // The values of one line, owned, so that it can be formatted on another thread after the
 // connection and its snapshot are gone. Enums and errno stay raw: turning them into text is the

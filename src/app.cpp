@@ -267,9 +267,7 @@ int run_app(config::Config config_value, const AppOptions& options) {
     if (config->access_log.enabled) {
         AccessLogOptions log_options;
         log_options.destination = config->access_log.path;
-        log_options.format = config->access_log.format == config::AccessLogFormat::json
-                                 ? AccessLogFormat::json
-                                 : AccessLogFormat::logfmt;
+        log_options.format = config->access_log.format;
         log_options.workers = worker_count;
         try {
             access_log = std::make_unique<AccessLog>(log_options);

@@ -72,9 +72,11 @@ const SnapshotMetrics& ProxyConnection::metrics() const { return generation_.sna
 
 ProxyConnection::~ProxyConnection() { --generation_.connections; }
 
+namespace {
 const config::Listener& listener_config(const Generation& generation, std::size_t listener) {
     return *generation.snapshot->listeners()[listener].listener;
 }
+}  // namespace
 
 // ---- 1. Read the ClientHello ------------------------------------------------------------------
 
@@ -247,10 +249,12 @@ void ProxyConnection::start_forwarding() {
 void ProxyConnection::prepend_proxy_header() {
     const config::Service& service = generation_.snapshot->config().services[service_];
     if (service.send_proxy_protocol == config::ProxyProtocol::none) return;
-    sockaddr_storage source{}, destination{};
-    socklen_t source_length = sizeof source, destination_length = sizeof destination;
+    // The client's address was read at accept; the address it connected to is ours.
+    sockaddr_storage source = client_address_;
+    sockaddr_storage destination{};
+    socklen_t destination_length = sizeof destination;
     const bool known =
-        ::getpeername(client_.get(), reinterpret_cast<sockaddr*>(&source), &source_length) == 0 &&
+        client_address_known_ &&
         ::getsockname(client_.get(), reinterpret_cast<sockaddr*>(&destination), &destination_length) == 0;
     if (!known) source.ss_family = destination.ss_family = AF_UNSPEC;  // encoded as UNKNOWN
     const auto* from = reinterpret_cast<const sockaddr*>(&source);
@@ -289,7 +293,9 @@ void ProxyConnection::write_hello() {
     pump_both();
 }
 
+namespace {
 bool hello_pending(const std::vector<std::uint8_t>& hello) { return !hello.empty(); }
+}  // namespace
 
 ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
     if (direction.finished || direction.waiting_writable) return Pump::idle;

@@ -80,42 +80,48 @@ std::uint32_t share_of(std::uint32_t limit, unsigned workers) {
 }
 }  // namespace
 
+namespace {
+// Index in `config` of the listener / route named like `name`, if it still has one. Snapshot
+// listeners are in config order, so this is also the index into Snapshot::listeners().
+std::optional<std::size_t> listener_index(const config::Config& config, std::string_view name) {
+    const config::Listener* listener = config.find_listener(name);
+    if (listener == nullptr) return std::nullopt;
+    return static_cast<std::size_t>(listener - config.listeners.data());
+}
+std::optional<std::size_t> route_index(const config::Config& config, std::string_view name) {
+    const config::Route* route = config.find_route(name);
+    if (route == nullptr) return std::nullopt;
+    return static_cast<std::size_t>(route - config.routes.data());
+}
+}  // namespace
+
+// Limits are kept per name in the current config: a connection of an older snapshot counts
+// against the listener or route of the same name now.
 std::optional<std::size_t> Worker::current_listener(const Generation& generation,
                                                     std::size_t listener) const {
     const Generation& current = generations_.back();
     if (&generation == &current) return listener;
-    const std::string& name = generation.snapshot->listeners()[listener].listener->name;
-    const auto& plans = current.snapshot->listeners();
-    for (std::size_t index = 0; index < plans.size(); ++index)
-        if (plans[index].listener->name == name) return index;
-    return std::nullopt;
+    return listener_index(current.snapshot->config(),
+                          generation.snapshot->config().listeners[listener].name);
 }
 
 std::optional<std::size_t> Worker::current_route(const Generation& generation,
                                                  std::size_t route) const {
     const Generation& current = generations_.back();
     if (&generation == &current) return route;
-    const std::string& name = generation.snapshot->config().routes[route].name;
-    const auto& routes = current.snapshot->config().routes;
-    for (std::size_t index = 0; index < routes.size(); ++index)
-        if (routes[index].name == name) return index;
-    return std::nullopt;
+    return route_index(current.snapshot->config(), generation.snapshot->config().routes[route].name);
 }
 
 void Worker::rebuild_limits(const Snapshot& previous) {
-    const Snapshot& next = *generations_.back().snapshot;
-    std::vector<ListenerLimitState> listeners(next.listeners().size());
-    for (std::size_t index = 0; index < listeners.size(); ++index) {
-        const std::string& name = next.listeners()[index].listener->name;
-        for (std::size_t old = 0; old < previous.listeners().size() && old < listener_limits_.size(); ++old)
-            if (previous.listeners()[old].listener->name == name) listeners[index] = listener_limits_[old];
-    }
-    std::vector<std::uint32_t> routes(next.config().routes.size(), 0);
-    for (std::size_t index = 0; index < routes.size(); ++index) {
-        const std::string& name = next.config().routes[index].name;
-        for (std::size_t old = 0; old < previous.config().routes.size() && old < route_open_.size(); ++old)
-            if (previous.config().routes[old].name == name) routes[index] = route_open_[old];
-    }
+    const config::Config& next = generations_.back().snapshot->config();
+    std::vector<ListenerLimitState> listeners(next.listeners.size());
+    for (std::size_t index = 0; index < listeners.size(); ++index)
+        if (auto old = listener_index(previous.config(), next.listeners[index].name))
+            listeners[index] = listener_limits_[*old];
+    std::vector<std::uint32_t> routes(next.routes.size(), 0);
+    for (std::size_t index = 0; index < routes.size(); ++index)
+        if (auto old = route_index(previous.config(), next.routes[index].name))
+            routes[index] = route_open_[*old];
     listener_limits_ = std::move(listeners);
     route_open_ = std::move(routes);
 }

@@ -78,7 +78,6 @@ struct WorkerOptions {
     AccessLog* access_log = nullptr;  // one line per connection; nullptr when disabled
     std::size_t pipe_size = 256 * 1024;
     std::size_t pipe_pool_idle = 64;
-    unsigned connect_attempts_cap = 16;
 };
 
 class Worker {

@@ -1052,6 +1052,8 @@ TEST_CASE("operations keys: shutdown_timeout, drain_timeout, access_log", "[conf
     SECTION("errors name file, line and key") {
         CHECK(error_of("[access_log]\nformat = \"xml\"\n" + kBase) ==
               "t.toml:2: access_log.format: unknown format \"xml\" (logfmt or json)");
+        CHECK(error_of("[access_log]\nformat = \"JSON\"\n" + kBase) ==
+              "t.toml:2: access_log.format: unknown format \"JSON\" (logfmt or json)");
         CHECK(error_of("[access_log]\nenabled = \"yes\"\n" + kBase).rfind("t.toml:2: access_log.enabled:", 0) == 0);
         CHECK(error_of("[access_log]\npath = \"\"\n" + kBase).rfind("t.toml:2: access_log.path:", 0) == 0);
         CHECK(error_of("[runtime]\nshutdown_timeout = \"soon\"\n" + kBase)

@@ -298,4 +298,22 @@ void ByteStream::fill(std::uint8_t* out, std::size_t size) {
     }
 }
 
+HashedStream read_to_eof_hashing(int fd, Deadline deadline) {
+    HashedStream stream;
+    Fnv1a64 hash;
+    std::vector<std::uint8_t> buffer(256 * 1024);
+    for (std::size_t round = 0; round < (1u << 24); ++round) {
+        const std::optional<std::size_t> got = recv_some(fd, buffer.data(), buffer.size(), deadline);
+        if (!got) break;
+        if (*got == 0) {
+            stream.eof = true;
+            break;
+        }
+        hash.add(buffer.data(), *got);
+        stream.bytes += *got;
+    }
+    stream.hash = hash.value;
+    return stream;
+}
+
 }  // namespace integration

@@ -161,4 +161,12 @@ struct Fnv1a64 {
     }
 };
 
+// Reads `fd` until EOF (or an error or the deadline), hashing what arrives.
+struct HashedStream {
+    std::uint64_t bytes = 0;
+    std::uint64_t hash = Fnv1a64{}.value;
+    bool eof = false;  // false: stopped by an error or the deadline
+};
+HashedStream read_to_eof_hashing(int fd, Deadline deadline);
+
 }  // namespace integration

@@ -166,19 +166,10 @@ private:
                                           Millis(preamble.pace_ms), deadline, nullptr);
             ::shutdown(fd, SHUT_WR);
         });
-        Fnv1a64 hash;
-        std::vector<std::uint8_t> buffer(64 * 1024);
-        for (std::size_t round = 0; round < (1u << 20); ++round) {
-            const std::optional<std::size_t> got = recv_some(fd, buffer.data(), buffer.size(), deadline);
-            if (!got) break;
-            if (*got == 0) {
-                record.eof = true;
-                break;
-            }
-            hash.add(buffer.data(), *got);
-            record.bytes += *got;
-        }
-        record.hash = hash.value;
+        const HashedStream received = read_to_eof_hashing(fd, deadline);
+        record.eof = received.eof;
+        record.bytes = received.bytes;
+        record.hash = received.hash;
         sender.join();
         std::lock_guard lock(mutex_);
         records_[preamble.id] = record;

@@ -76,16 +76,11 @@ void checksum_backend(int fd, Deadline deadline) {
     if (preamble.read_delay_ms > 0)
         std::this_thread::sleep_for(Millis(std::min<std::uint64_t>(preamble.read_delay_ms, 5000)));
 
-    Fnv1a64 hash;
+    const HashedStream received = read_to_eof_hashing(fd, deadline);
+    if (!received.eof) return;  // error or deadline: the client sees the close and reports it
+    reply.bytes = received.bytes;
+    reply.hash = received.hash;
     std::vector<std::uint8_t> buffer(256 * 1024);
-    for (std::size_t round = 0; round < (1u << 24); ++round) {
-        const std::optional<std::size_t> got = recv_some(fd, buffer.data(), buffer.size(), deadline);
-        if (!got) return;  // error or deadline: the client sees the close and reports it
-        if (*got == 0) break;
-        hash.add(buffer.data(), *got);
-        reply.bytes += *got;
-    }
-    reply.hash = hash.value;
     if (!send_all(fd, &reply, sizeof reply, deadline)) return;
     ByteStream stream(downstream_seed(preamble.connection));
     for (std::uint64_t sent = 0; sent < preamble.reply_bytes;) {
@@ -308,18 +303,10 @@ struct BackendFirst {
             sent += chunk;
         }
         ::shutdown(fd, SHUT_WR);  // the backend is done talking, but keeps listening
-        Fnv1a64 hash;
-        for (std::size_t round = 0; round < (1u << 24); ++round) {
-            const std::optional<std::size_t> got = recv_some(fd, buffer.data(), buffer.size(), deadline);
-            if (!got) break;
-            if (*got == 0) {
-                result.eof = true;
-                break;
-            }
-            hash.add(buffer.data(), *got);
-            result.bytes += *got;
-        }
-        result.hash = hash.value;
+        const HashedStream received = read_to_eof_hashing(fd, deadline);
+        result.eof = received.eof;
+        result.bytes = received.bytes;
+        result.hash = received.hash;
         std::lock_guard lock(mutex);
         records[preamble.connection] = result;
     }

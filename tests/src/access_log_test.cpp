@@ -287,13 +287,6 @@ TEST_CASE("access log: make_access_record copies what the line needs", "[access_
     CHECK(unrouted.service.empty());
 }
 
-TEST_CASE("access log: parse_access_log_format", "[access_log]") {
-    CHECK(passgate::parse_access_log_format("logfmt") == AccessLogFormat::logfmt);
-    CHECK(passgate::parse_access_log_format("json") == AccessLogFormat::json);
-    CHECK_FALSE(passgate::parse_access_log_format("JSON").has_value());
-    CHECK_FALSE(passgate::parse_access_log_format("").has_value());
-}
-
 TEST_CASE("access log: two workers x 10000 lines, each exactly once and in order", "[access_log]") {
     TempDir dir;
     const std::string path = dir.path + "/access.log";

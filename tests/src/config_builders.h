@@ -1,6 +1,8 @@
 #pragma once
 // TOML snippets for routing tests: listeners and routes to service "s", built from lists.
 
+#include "config/config.h"
+
 #include <string>
 #include <vector>
 
@@ -35,6 +37,12 @@ inline std::string listener(const std::string& name, int port, const std::string
     if (!hostname.empty()) out += "hostname = \"" + hostname + "\"\n";
     if (!default_route.empty()) out += "default_route = \"" + default_route + "\"\n";
     return out;
+}
+
+// Parses `body` plus the service "s" that the routes above point to.
+inline passgate::config::Config make_config(const std::string& body, const std::string& source) {
+    return passgate::config::parse_config(
+        body + "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:8443\"]\n", source);
 }
 
 }  // namespace test_config

@@ -22,10 +22,7 @@ using test_config::listener;
 using test_config::route;
 using test_config::toml_list;
 
-Config make_config(const std::string& body) {
-    return parse_config(body + "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:8443\"]\n",
-                        "route_explain_test.toml");
-}
+Config make_config(const std::string& body) { return test_config::make_config(body, "route_explain_test.toml"); }
 
 // The lines of one listener's block ("listener \"NAME\" ..." up to the next listener).
 Strings block_of(const std::string& text, const std::string& listener_name) {

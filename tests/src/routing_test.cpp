@@ -22,10 +22,7 @@ using test_config::listener;
 using test_config::route;
 using test_config::toml_list;
 
-Config make_config(const std::string& body) {
-    return parse_config(body + "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:8443\"]\n",
-                        "routing_test.toml");
-}
+Config make_config(const std::string& body) { return test_config::make_config(body, "routing_test.toml"); }
 
 ListenerRoutes table_for(const Config& config, const std::string& listener_name) {
     const auto* listener = config.find_listener(listener_name);
