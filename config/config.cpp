@@ -23,8 +23,9 @@ using detail::quote;
 using detail::Source;
 using detail::TableReader;
 
-constexpr std::string_view kRootKeys[] = {"runtime", "admin", "access_log", "listener", "route",
-                                          "service"};
+constexpr std::string_view kRootKeys[] = {"runtime", "admin", "access_log", "dns", "listener",
+                                          "route", "service"};
+constexpr std::string_view kDnsKeys[] = {"servers", "timeout", "tries"};
 constexpr std::string_view kRuntimeKeys[] = {"workers", "shutdown_timeout"};
 constexpr std::string_view kAccessLogKeys[] = {"enabled", "format", "path"};
 constexpr std::string_view kAdminKeys[] = {"address"};
@@ -36,10 +37,17 @@ constexpr std::string_view kRouteKeys[] = {"name",     "listeners",       "hostn
                                            "allow",    "deny",            "max_connections",
                                            "max_connection_duration"};
 constexpr std::string_view kBackendKeys[] = {"service", "weight"};
-constexpr std::string_view kServiceKeys[] = {"name",          "endpoints",       "balance",
-                                             "connect_timeout", "connect_attempts",
-                                             "send_proxy_protocol"};
-constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
+constexpr std::string_view kServiceKeys[] = {
+    "name",           "endpoints",          "dns",           "port",
+    "dns_srv",        "endpoints_file",     "dns_min_ttl",   "dns_max_ttl",
+    "endpoint_max_connections", "balance",  "hash_key",      "health_check",
+    "outlier_detection", "connect_timeout", "connect_attempts", "send_proxy_protocol"};
+constexpr std::string_view kEndpointKeys[] = {"address", "weight", "max_connections"};
+constexpr std::string_view kHealthCheckKeys[] = {"interval",          "timeout",
+                                                 "healthy_threshold", "unhealthy_threshold",
+                                                 "kind",              "sni"};
+constexpr std::string_view kOutlierKeys[] = {"consecutive_failures", "base_ejection_time",
+                                             "max_ejection_time"};
 
 constexpr std::string_view kAddressHelp =
     "expected \"a.b.c.d:port\" or \"[ipv6]:port\" with a port from 1 to 65535 (host names are "
@@ -51,6 +59,9 @@ constexpr std::int64_t kMaxHelloSize = 1024 * 1024;
 constexpr std::int64_t kMaxBackendWeight = 1'000'000;
 constexpr std::int64_t kMaxEndpointWeight = 10'000;
 constexpr std::int64_t kMaxConnectAttempts = 16;
+constexpr std::int64_t kMaxThreshold = 100;
+constexpr std::int64_t kMaxDnsTries = 10;
+constexpr std::size_t kMaxDnsServers = 16;
 constexpr std::int64_t kMaxConnections = 10'000'000;
 constexpr std::int64_t kMaxConnectionRate = 10'000'000;
 constexpr std::size_t kMaxCidrs = 10'000;
@@ -91,11 +102,15 @@ public:
     Builder(const Source& source, const toml::table& root) : source_(source), root_(root) {}
 
     Config build(std::string_view source_name) {
+        const std::size_t slash = source_name.rfind('/');
+        config_folder_ = slash == std::string_view::npos ? std::string("./")
+                                                         : std::string(source_name.substr(0, slash + 1));
         config_.source = std::string(source_name);
         TableReader root(source_, root_, "", kRootKeys);
         read_runtime(root);
         read_admin(root);
         read_access_log(root);
+        read_dns(root);
         const auto listeners = tables(root, "listener");
         if (listeners.empty()) {
             source_.fail(1, "listener", "at least one [[listener]] is required");
@@ -308,13 +323,81 @@ private:
         listener_lines_.push_back(lines);
     }
 
-    void read_service(const toml::table& node, std::size_t index) {
-        TableReader table(source_, node, index_path("service", index), kServiceKeys);
-        Service service;
-        service.line = table.line();
-        service.name = name(table);
-        check_unique_name(table, config_.services, "service", service.name);
+    void read_dns(const TableReader& root) {
+        const toml::table* node = table(root, "dns");
+        if (node == nullptr) return;
+        TableReader dns(source_, *node, root.path_of("dns"), kDnsKeys);
+        if (const toml::array* servers = dns.array("servers", false)) {
+            if (servers->size() > kMaxDnsServers)
+                dns.fail("servers", "at most " + std::to_string(kMaxDnsServers) + " servers");
+            const std::string path = dns.path_of("servers");
+            for (std::size_t i = 0; i < servers->size(); ++i) {
+                const Address server = address((*servers)[i], index_path(path, i));
+                if (is_unspecified(server))
+                    source_.fail(line_of((*servers)[i]), index_path(path, i),
+                                 "the unspecified address (0.0.0.0 or ::) cannot be queried");
+                config_.dns.servers.push_back(server);
+            }
+        }
+        if (auto value = dns.duration("timeout")) {
+            if (value->count() == 0) dns.fail("timeout", "must be more than 0");
+            config_.dns.timeout = *value;
+        }
+        if (auto value = dns.integer("tries", 1, kMaxDnsTries)) config_.dns.tries = static_cast<unsigned>(*value);
+    }
 
+    // The one discovery key a service has: endpoints, dns (+ port), dns_srv or endpoints_file.
+    void read_discovery(const TableReader& table, Service& service) {
+        constexpr std::string_view kinds[] = {"endpoints", "dns", "dns_srv", "endpoints_file"};
+        std::vector<std::string_view> given;
+        for (std::string_view kind : kinds)
+            if (table.find(kind) != nullptr) given.push_back(kind);
+        if (given.empty()) {
+            table.fail_missing("endpoints");
+        }
+        if (given.size() > 1) {
+            table.fail(given[1], "a service takes its endpoints from one source; " +
+                                     std::string(given[0]) + " is already given");
+        }
+        const std::string_view kind = given[0];
+        if (kind != "dns" && table.find("port") != nullptr)
+            table.fail("port", "port goes with dns (dns_srv answers carry their own ports)");
+        const bool dns_kind = kind == "dns" || kind == "dns_srv";
+        for (std::string_view key : {"dns_min_ttl", "dns_max_ttl", "endpoint_max_connections"}) {
+            if (!dns_kind && table.find(key) != nullptr &&
+                !(key == "endpoint_max_connections" && kind == "endpoints_file"))
+                table.fail(key, std::string(key) + " goes with dns or dns_srv");
+        }
+        if (kind == "endpoints") return read_static_endpoints(table, service);
+        if (auto value = table.integer("endpoint_max_connections", 1, kMaxConnections))
+            service.endpoint_max_connections = static_cast<std::uint32_t>(*value);
+        if (kind == "endpoints_file") {
+            service.discovery = Discovery::file;
+            std::string path = *table.string("endpoints_file", true);
+            if (path.empty()) table.fail("endpoints_file", "must not be empty");
+            if (path.find('\0') != std::string::npos) table.fail("endpoints_file", "contains a NUL byte");
+            if (path.front() != '/') path = config_folder_ + path;
+            service.endpoints_file = std::move(path);
+            return;
+        }
+        service.discovery = kind == "dns" ? Discovery::dns : Discovery::dns_srv;
+        std::string name = ascii_lower(*table.string(kind, true));
+        if (!name.empty() && name.back() == '.') name.pop_back();
+        const std::string error = validate_dns_name(name);
+        if (!error.empty()) table.fail(kind, "invalid name " + quote(name) + ": " + error);
+        service.dns_name = std::move(name);
+        if (kind == "dns") {
+            if (table.find("port") == nullptr) table.fail_missing("port");
+            service.port = static_cast<std::uint16_t>(*table.integer("port", 1, 65535));
+        }
+        if (auto value = table.duration("dns_min_ttl")) service.dns_min_ttl = *value;
+        if (auto value = table.duration("dns_max_ttl")) service.dns_max_ttl = *value;
+        if (service.dns_min_ttl.count() == 0) table.fail("dns_min_ttl", "must be more than 0");
+        if (service.dns_max_ttl < service.dns_min_ttl)
+            table.fail("dns_max_ttl", "must not be less than dns_min_ttl");
+    }
+
+    void read_static_endpoints(const TableReader& table, Service& service) {
         const toml::array& endpoints = *table.array("endpoints", true);
         const std::string endpoints_path = table.path_of("endpoints");
         if (endpoints.empty()) table.fail("endpoints", "must list at least one endpoint");
@@ -332,6 +415,9 @@ private:
                 address_path = entry.path_of("address");
                 if (auto weight = entry.integer("weight", 0, kMaxEndpointWeight)) {
                     endpoint.weight = static_cast<std::uint32_t>(*weight);
+                }
+                if (auto limit = entry.integer("max_connections", 1, kMaxConnections)) {
+                    endpoint.max_connections = static_cast<std::uint32_t>(*limit);
                 }
             } else if (!item.is_string()) {
                 fail_type(source_, item, item_path,
@@ -353,14 +439,80 @@ private:
             endpoint_lines.push_back(line_of(*address_node));
             service.endpoints.push_back(endpoint);
         }
+    }
+
+    std::optional<HealthCheck> read_health_check(const TableReader& service) {
+        const toml::table* node = table(service, "health_check");
+        if (node == nullptr) return std::nullopt;
+        TableReader table(source_, *node, service.path_of("health_check"), kHealthCheckKeys);
+        HealthCheck check;
+        if (auto value = table.duration("interval")) check.interval = *value;
+        if (auto value = table.duration("timeout")) check.timeout = *value;
+        if (check.interval.count() < 10) table.fail("interval", "must be at least 10ms");
+        if (check.timeout.count() == 0) table.fail("timeout", "must be more than 0");
+        if (auto value = table.integer("healthy_threshold", 1, kMaxThreshold))
+            check.healthy_threshold = static_cast<unsigned>(*value);
+        if (auto value = table.integer("unhealthy_threshold", 1, kMaxThreshold))
+            check.unhealthy_threshold = static_cast<unsigned>(*value);
+        if (auto kind = table.string("kind", false)) {
+            if (*kind == "tcp") check.kind = HealthCheck::Kind::tcp;
+            else if (*kind == "tls") check.kind = HealthCheck::Kind::tls;
+            else table.fail("kind", "unknown kind " + quote(*kind) + " (\"tcp\" or \"tls\")");
+        }
+        if (auto sni = table.string("sni", false)) {
+            if (check.kind != HealthCheck::Kind::tls) table.fail("sni", "sni goes with kind = \"tls\"");
+            std::string lowered = ascii_lower(*sni);
+            const std::string error = validate_hostname_pattern(lowered);
+            if (!error.empty() || lowered.starts_with("*."))
+                table.fail("sni", "invalid server name " + quote(*sni) +
+                                      (error.empty() ? ": a wildcard cannot be sent" : ": " + error));
+            check.sni = std::move(lowered);
+        }
+        return check;
+    }
+
+    OutlierDetection read_outlier_detection(const TableReader& service) {
+        OutlierDetection outlier;
+        const toml::table* node = table(service, "outlier_detection");
+        if (node == nullptr) return outlier;
+        TableReader table(source_, *node, service.path_of("outlier_detection"), kOutlierKeys);
+        if (auto value = table.integer("consecutive_failures", 0, kMaxThreshold))
+            outlier.consecutive_failures = static_cast<unsigned>(*value);
+        if (auto value = table.duration("base_ejection_time")) outlier.base_ejection_time = *value;
+        if (auto value = table.duration("max_ejection_time")) outlier.max_ejection_time = *value;
+        if (outlier.base_ejection_time.count() == 0)
+            table.fail("base_ejection_time", "must be more than 0");
+        if (outlier.max_ejection_time < outlier.base_ejection_time)
+            table.fail("max_ejection_time", "must not be less than base_ejection_time");
+        return outlier;
+    }
+
+    void read_service(const toml::table& node, std::size_t index) {
+        TableReader table(source_, node, index_path("service", index), kServiceKeys);
+        Service service;
+        service.line = table.line();
+        service.name = name(table);
+        check_unique_name(table, config_.services, "service", service.name);
+        read_discovery(table, service);
 
         if (auto balance = table.string("balance", false)) {
-            if (*balance != "round_robin") {
-                table.fail("balance", "unknown balance " + quote(*balance) +
-                                          "; supported: round_robin");
-            }
-            service.balance = Balance::round_robin;
+            if (*balance == "round_robin") service.balance = Balance::round_robin;
+            else if (*balance == "least_connections") service.balance = Balance::least_connections;
+            else if (*balance == "random_two") service.balance = Balance::random_two;
+            else if (*balance == "maglev") service.balance = Balance::maglev;
+            else table.fail("balance", "unknown balance " + quote(*balance) +
+                                           "; supported: round_robin, least_connections, "
+                                           "random_two, maglev");
         }
+        if (auto key = table.string("hash_key", false)) {
+            if (service.balance != Balance::maglev)
+                table.fail("hash_key", "hash_key goes with balance = \"maglev\"");
+            if (*key == "source_ip") service.hash_key = HashKey::source_ip;
+            else if (*key == "sni") service.hash_key = HashKey::sni;
+            else table.fail("hash_key", "unknown hash_key " + quote(*key) + " (\"source_ip\" or \"sni\")");
+        }
+        service.health_check = read_health_check(table);
+        service.outlier_detection = read_outlier_detection(table);
         if (auto value = table.duration("connect_timeout")) service.connect_timeout = *value;
         if (auto version = table.string("send_proxy_protocol", false)) {
             if (*version == "v1") service.send_proxy_protocol = ProxyProtocol::v1;
@@ -516,6 +668,7 @@ private:
     const toml::table& root_;
     Config config_;
     int admin_address_line_ = 0;
+    std::string config_folder_;  // ends with '/' (or is "."), for relative endpoints_file paths
     std::vector<ListenerLines> listener_lines_;
     std::vector<RouteLines> route_lines_;
 };

@@ -39,6 +39,13 @@ struct AccessLog {
     std::string path = "-";  // "-": stderr (the journal under systemd); else a file, appended
 };
 
+// [dns]: how `dns` and `dns_srv` services are resolved.
+struct Dns {
+    std::vector<Address> servers;  // empty: the servers of /etc/resolv.conf
+    Duration timeout{std::chrono::seconds(2)};  // per try
+    unsigned tries = 2;
+};
+
 struct Admin {
     Address address;  // default 127.0.0.1:9901
 };
@@ -85,7 +92,41 @@ struct Route {
     int line = 0;
 };
 
-enum class Balance { round_robin };
+// How a service spreads connections over its endpoints (src/service_pool.h has the details).
+enum class Balance { round_robin, least_connections, random_two, maglev };
+// What maglev hashes: the client's IP address (no port), or the SNI.
+enum class HashKey { source_ip, sni };
+
+// Where a service's endpoints come from.
+enum class Discovery {
+    static_list,  // `endpoints = [...]`
+    dns,          // `dns = "name"` + `port`: A and AAAA records
+    dns_srv,      // `dns_srv = "_service._proto.name"`: SRV records, then their targets' A/AAAA
+    file,         // `endpoints_file = "path"`, watched with inotify
+};
+
+// [service.health_check]: active checks, from the control thread (one prober for all workers).
+struct HealthCheck {
+    enum class Kind { tcp, tls };
+    Duration interval{std::chrono::seconds(5)};
+    Duration timeout{std::chrono::seconds(2)};
+    unsigned healthy_threshold = 2;    // consecutive passes to become healthy again
+    unsigned unhealthy_threshold = 3;  // consecutive failures to become unhealthy
+    Kind kind = Kind::tcp;
+    std::string sni;                   // tls: server name in the probe's ClientHello (may be empty)
+
+    friend bool operator==(const HealthCheck&, const HealthCheck&) = default;
+};
+
+// [service.outlier_detection]: passive checks. Each worker counts the connect failures it sees;
+// `consecutive_failures` of them in a row eject the endpoint on that worker for
+// base_ejection_time, doubled on each ejection in a row, at most max_ejection_time. A success
+// resets the count and the doubling.
+struct OutlierDetection {
+    unsigned consecutive_failures = 5;  // 0: off
+    Duration base_ejection_time{std::chrono::seconds(5)};
+    Duration max_ejection_time{std::chrono::seconds(300)};
+};
 
 // PROXY protocol header written to the backend before the hello (HAProxy's specification).
 enum class ProxyProtocol { none, v1, v2 };
@@ -93,12 +134,27 @@ enum class ProxyProtocol { none, v1, v2 };
 struct Endpoint {
     Address address;
     std::uint32_t weight = 1;
+    std::optional<std::uint32_t> max_connections;  // open at once, split across workers
 };
 
 struct Service {
     std::string name;
-    std::vector<Endpoint> endpoints;
+    Discovery discovery = Discovery::static_list;
+    std::vector<Endpoint> endpoints;  // static_list
+    std::string dns_name;             // dns: the name; dns_srv: the SRV name
+    std::uint16_t port = 0;           // dns: the port of every resolved address
+    // DNS answers are re-resolved after their TTL, clamped to [dns_min_ttl, dns_max_ttl]; a
+    // failed resolution is retried after dns_min_ttl and keeps the last good set.
+    Duration dns_min_ttl{std::chrono::seconds(1)};
+    Duration dns_max_ttl{std::chrono::seconds(300)};
+    std::string endpoints_file;       // file: absolute (relative paths resolved against the config's folder)
+    // max_connections of every discovered endpoint (dns, dns_srv; an endpoints file line may
+    // set its own).
+    std::optional<std::uint32_t> endpoint_max_connections;
     Balance balance = Balance::round_robin;
+    HashKey hash_key = HashKey::source_ip;  // maglev only
+    std::optional<HealthCheck> health_check;
+    OutlierDetection outlier_detection;
     Duration connect_timeout{std::chrono::seconds(3)};
     unsigned connect_attempts = 3;  // endpoints tried before the client is closed
     ProxyProtocol send_proxy_protocol = ProxyProtocol::none;
@@ -110,6 +166,7 @@ struct Config {
     Runtime runtime;
     Admin admin;
     AccessLog access_log;
+    Dns dns;
     std::vector<Listener> listeners;
     std::vector<Route> routes;
     std::vector<Service> services;
@@ -132,6 +189,9 @@ Config load_config_file(const std::string& path);
 // A valid hostname pattern: lowercase DNS labels (letters, digits, '-'), optionally "*." first;
 // not an IP literal. Returns an error message, or empty when valid.
 std::string validate_hostname_pattern(std::string_view pattern);
+// A DNS name to resolve (lowercase labels of letters, digits, '-' and '_', no trailing dot).
+// Returns an error message, or empty when valid.
+std::string validate_dns_name(std::string_view name);
 // Case-insensitive lowercasing for ASCII.
 std::string ascii_lower(std::string_view text);
 // "10s", "250ms", "1h", "1m30s"? -> only single-unit forms: <digits>(ms|s|m|h). nullopt if malformed.

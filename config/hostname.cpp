@@ -155,6 +155,26 @@ std::string validate_hostname_pattern(std::string_view pattern) {
     return {};
 }
 
+std::string validate_dns_name(std::string_view name) {
+    if (name.empty()) return "empty name";
+    if (name.size() > 253) return "longer than 253 characters";
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t dot = name.find('.', start);
+        const std::string_view label =
+            name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (label.empty()) return "empty label";
+        if (label.size() > 63) return "label longer than 63 characters";
+        for (char c : label) {
+            // '_' for SRV names ("_https._tcp.example.com").
+            if (!is_label_char(c) && c != '_') return describe_char(c);
+        }
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+    }
+    return {};
+}
+
 }  // namespace passgate::config
 
 namespace passgate::config {

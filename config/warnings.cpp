@@ -100,7 +100,8 @@ std::vector<std::string> collect_warnings(const Config& config) {
         if (!used) {
             warnings.add(service.line, "service " + quote(service.name) + " is not used by any route");
         }
-        if (std::all_of(service.endpoints.begin(), service.endpoints.end(),
+        if (service.discovery == Discovery::static_list &&
+            std::all_of(service.endpoints.begin(), service.endpoints.end(),
                         [](const Endpoint& e) { return e.weight == 0; })) {
             warnings.add(service.line, "service " + quote(service.name) +
                                            ": every endpoint has weight 0; connections routed to "

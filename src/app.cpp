@@ -8,6 +8,7 @@
 #include "src/access_log.h"
 #include "src/admin_server.h"
 #include "src/app_metrics.h"
+#include "src/endpoint_directory.h"
 #include "src/log.h"
 #include "src/sd_notify.h"
 #include "src/snapshot.h"
@@ -22,6 +23,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -32,7 +34,10 @@ namespace passgate {
 namespace {
 
 struct WorkerSlot {
-    reactor::Channel<WorkerMessage> inbox{8};
+    reactor::Channel<WorkerMessage> inbox{64};
+    // Endpoint sets not delivered yet because the inbox was full: the latest per service, sent
+    // on the next flush. Touched by the control thread only.
+    std::map<std::string, std::shared_ptr<const EndpointSet>> pending_endpoints;
     WorkerStats stats;
     std::thread thread;
     std::atomic<bool> finished{false};  // run() returned: the control thread may join
@@ -182,7 +187,7 @@ public:
     // SIGHUP. Returns an empty string on success, else why the reload was rejected (nothing
     // changed then). New listeners are bound before anything is handed over, so a bind failure
     // rejects the whole reload.
-    std::string reload(std::vector<std::unique_ptr<WorkerSlot>>& workers) {
+    std::string reload(std::vector<std::unique_ptr<WorkerSlot>>& workers, EndpointDirectory& directory) {
         const std::size_t control = metrics_.control_shard();
         std::shared_ptr<const config::Config> next;
         try {
@@ -219,12 +224,22 @@ public:
             metrics_.config_reloads.with({"failure"}).inc(control);
             return error.what();
         }
+        EndpointSets endpoint_sets;
+        try {
+            endpoint_sets = directory.follow(*next);
+        } catch (const std::runtime_error& error) {
+            metrics_.config_reloads.with({"failure"}).inc(control);
+            return error.what();
+        }
         auto snapshot = std::make_shared<const Snapshot>(next, metrics_);
         for (unsigned worker = 0; worker < worker_count_; ++worker) {
+            // The reload carries the newest sets: older undelivered ones are superseded.
+            workers[worker]->pending_endpoints.clear();
             WorkerMessage message;
             message.kind = WorkerMessage::Kind::reload;
             message.snapshot = snapshot;
             message.new_sockets = std::move(sockets[worker]);
+            message.endpoint_sets = endpoint_sets;
             if (!workers[worker]->inbox.try_send(std::move(message)))
                 log_line(LogLevel::error, "worker " + std::to_string(worker) +
                                               " inbox full: it keeps the previous configuration");
@@ -303,17 +318,46 @@ int run_app(config::Config config_value, const AppOptions& options) {
     std::vector<std::unique_ptr<WorkerSlot>> workers;
     for (unsigned index = 0; index < worker_count; ++index) workers.push_back(std::make_unique<WorkerSlot>());
     control_plane.add_worker_metrics(workers);
+
+    // The control loop runs signals, reloads, the admin server, endpoint discovery and health
+    // checks. Created here, before the workers, because they start with the endpoint sets.
+    reactor::Loop control(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024});
+    auto flush_endpoints = [&] {
+        for (std::size_t index = 0; index < workers.size(); ++index) {
+            WorkerSlot& slot = *workers[index];
+            if (slot.pending_endpoints.empty()) continue;
+            WorkerMessage message;
+            message.kind = WorkerMessage::Kind::endpoints;
+            for (auto& [name, set] : slot.pending_endpoints) message.endpoint_sets.push_back(set);
+            if (slot.inbox.try_send(std::move(message))) slot.pending_endpoints.clear();
+            // else: kept, and retried by the ticker below (the worker is busy, not lost).
+        }
+    };
+    EndpointDirectory directory(control, control_plane.metrics(),
+        [&](std::vector<std::shared_ptr<const EndpointSet>> sets) {
+            for (auto& worker : workers)
+                for (const auto& set : sets) worker->pending_endpoints[set->service] = set;
+            flush_endpoints();
+        });
+    EndpointSets initial_sets;
+    try {
+        initial_sets = directory.follow(*config);
+    } catch (const std::runtime_error& error) {
+        throw std::runtime_error(std::string("endpoints: ") + error.what());
+    }
     std::atomic<unsigned> workers_ready{0};
     std::atomic<bool> worker_failed{false};
     for (unsigned index = 0; index < worker_count; ++index) {
         WorkerSlot& slot = *workers[index];
-        slot.thread = std::thread([&, index, snapshot, sockets = std::move(listen_sockets[index])]() mutable {
+        slot.thread = std::thread([&, index, snapshot, initial_sets,
+                                   sockets = std::move(listen_sockets[index])]() mutable {
             reactor::pin_current_thread(index);
             try {
                 WorkerOptions worker_options;
                 worker_options.index = index;
                 worker_options.access_log = access_log.get();
-                Worker worker(worker_options, snapshot, std::move(sockets), slot.inbox, slot.stats);
+                Worker worker(worker_options, snapshot, std::move(initial_sets), std::move(sockets),
+                              slot.inbox, slot.stats);
                 workers_ready.fetch_add(1);
                 worker.run();
             } catch (const std::exception& error) {
@@ -325,8 +369,8 @@ int run_app(config::Config config_value, const AppOptions& options) {
         });
     }
     snapshot.reset();  // the workers hold it now
+    initial_sets.clear();
 
-    reactor::Loop control(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024});
     bool stopping = false;
     auto active_connections = [&] {
         std::uint64_t active = 0;
@@ -356,7 +400,7 @@ int run_app(config::Config config_value, const AppOptions& options) {
         } else if (signal == SIGHUP && !stopping) {
             if (access_log) access_log->reopen();
             sd_notify_state("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
-            const std::string rejected = control_plane.reload(workers);
+            const std::string rejected = control_plane.reload(workers, directory);
             if (rejected.empty())
                 log_line(LogLevel::info, "configuration reloaded from " + options.config_path);
             else
@@ -371,12 +415,16 @@ int run_app(config::Config config_value, const AppOptions& options) {
         const bool all_finished = std::all_of(workers.begin(), workers.end(),
             [](const auto& worker) { return worker->finished.load(); });
         if (all_finished) return control.stop();
+        flush_endpoints();
         if (++ticks % 50 == 0 || stopping)
             sd_notify_state(std::string("STATUS=") + (stopping ? "draining " : "serving ") +
                             std::to_string(active_connections()) + " connections");
     });
 
-    ReadinessNotifier readiness(control, [&] { return workers_ready.load() == worker_count; });
+    // Ready once every worker runs and every DNS service has had its first answer (or failure).
+    ReadinessNotifier readiness(control, [&] {
+        return workers_ready.load() == worker_count && directory.settled();
+    });
     AdminServer admin(control, std::move(admin_socket), [&](const HttpRequest& request) {
         HttpResponse response;
         if (request.path == "/healthz") {

@@ -109,7 +109,24 @@ AppMetrics::AppMetrics(unsigned workers)
       pipe_pool_size(registry.gauge("passgate_pipe_pool_size",
           "Empty pipes kept for reuse, summed over workers.")),
       build_info(registry.gauge("passgate_build_info", "Build and runtime versions (value always 1).",
-          {"version", "liburing", "kernel"})) {
+          {"version", "liburing", "kernel"})),
+      endpoint_healthy(registry.gauge("passgate_endpoint_healthy",
+          "1 when the endpoint passes its service's active health check (always 1 without one), "
+          "else 0.", {"service", "endpoint"})),
+      endpoint_ejections(registry.counter("passgate_endpoint_ejections_total",
+          "Passive ejections (outlier detection: consecutive connect failures), summed over the "
+          "workers that ejected.", {"service", "endpoint"})),
+      service_endpoints(registry.gauge("passgate_service_endpoints",
+          "Endpoints the service has now (from its static list, DNS or endpoints file).",
+          {"service"})),
+      upstream_panic(registry.counter("passgate_upstream_panic_total",
+          "Endpoint picks made while no endpoint of the service was healthy (health ignored).",
+          {"service"})),
+      discovery_updates(registry.counter("passgate_discovery_updates_total",
+          "Endpoint discovery results (DNS answers, endpoints file reads), by service and result.",
+          {"service", "result"})),
+      discovery_last_success(registry.gauge("passgate_discovery_last_success_timestamp_seconds",
+          "Unix time of the service's last successful endpoint discovery.", {"service"})) {
     build_info.with({version(), liburing_version(), kernel_release()}).set(control_shard(), 1);
     config_reloads.with({"success"});
     config_reloads.with({"failure"});
@@ -148,18 +165,18 @@ SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& conf
     for (const config::Service& service : config.services) {
         ServiceMetrics handles;
         handles.connect_duration = metrics.upstream_connect_duration.with({service.name});
-        for (const config::Endpoint& endpoint : service.endpoints) {
-            const std::string address = endpoint.address.to_string();
-            EndpointMetrics endpoint_handles;
-            endpoint_handles.connections = metrics.upstream_connections.with({service.name, address});
-            for (std::size_t reason = 0; reason < endpoint_handles.failures.size(); ++reason)
-                endpoint_handles.failures[reason] = metrics.upstream_connect_failures.with(
-                    {service.name, address,
-                     std::string(connect_failure_name(static_cast<ConnectFailure>(reason)))});
-            handles.endpoints.push_back(std::move(endpoint_handles));
-        }
+        handles.panic = metrics.upstream_panic.with({service.name});
         services.push_back(std::move(handles));
     }
+}
+
+EndpointMetrics::EndpointMetrics(AppMetrics& metrics, const std::string& service,
+                                 const std::string& endpoint)
+    : connections(metrics.upstream_connections.with({service, endpoint})),
+      ejections(metrics.endpoint_ejections.with({service, endpoint})) {
+    for (std::size_t reason = 0; reason < failures.size(); ++reason)
+        failures[reason] = metrics.upstream_connect_failures.with(
+            {service, endpoint, std::string(connect_failure_name(static_cast<ConnectFailure>(reason)))});
 }
 
 }  // namespace passgate

@@ -55,6 +55,13 @@ public:
     metrics::GaugeFamily& pipes_in_use;
     metrics::GaugeFamily& pipe_pool_size;
     metrics::GaugeFamily& build_info;                     // {version, liburing, kernel}
+    // Endpoints and their health (src/endpoint_directory.h).
+    metrics::GaugeFamily& endpoint_healthy;               // {service, endpoint}
+    metrics::CounterFamily& endpoint_ejections;           // {service, endpoint}
+    metrics::GaugeFamily& service_endpoints;              // {service}
+    metrics::CounterFamily& upstream_panic;               // {service}
+    metrics::CounterFamily& discovery_updates;            // {service, result}
+    metrics::GaugeFamily& discovery_last_success;         // {service}
 };
 
 // Handles for one snapshot, resolved on the control thread when the snapshot is built.
@@ -73,14 +80,18 @@ struct RouteMetrics {
     metrics::Counter bytes_backend_to_client;
 };
 
+// One endpoint's series, created (or revived) on the control thread when the endpoint appears.
 struct EndpointMetrics {
+    EndpointMetrics() = default;
+    EndpointMetrics(AppMetrics& metrics, const std::string& service, const std::string& endpoint);
     metrics::Counter connections;
     std::array<metrics::Counter, static_cast<std::size_t>(ConnectFailure::count)> failures;
+    metrics::Counter ejections;
 };
 
 struct ServiceMetrics {
     metrics::Histogram connect_duration;
-    std::vector<EndpointMetrics> endpoints;  // by endpoint index
+    metrics::Counter panic;
 };
 
 struct SnapshotMetrics {

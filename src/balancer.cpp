@@ -21,14 +21,6 @@ std::optional<std::size_t> SmoothWeightedRoundRobin::pick(std::span<const std::s
     return best;
 }
 
-namespace {
-std::vector<std::uint32_t> endpoint_weights(const config::Service& service) {
-    std::vector<std::uint32_t> weights;
-    for (const config::Endpoint& endpoint : service.endpoints) weights.push_back(endpoint.weight);
-    return weights;
-}
-}  // namespace
-
 Balancer::Balancer(const Snapshot& snapshot) : snapshot_(snapshot) {
     const config::Config& config = snapshot.config();
     for (std::size_t route = 0; route < config.routes.size(); ++route) {
@@ -37,19 +29,12 @@ Balancer::Balancer(const Snapshot& snapshot) : snapshot_(snapshot) {
             weights.push_back(backend.weight);
         routes_.emplace_back(std::move(weights));
     }
-    for (const config::Service& service : config.services)
-        services_.emplace_back(endpoint_weights(service));
 }
 
 std::optional<std::size_t> Balancer::pick_service(std::size_t route) {
     const std::optional<std::size_t> backend = routes_[route].pick();
     if (!backend) return std::nullopt;
     return snapshot_.backends_of(route)[*backend].service;
-}
-
-std::optional<std::size_t> Balancer::pick_endpoint(std::size_t service,
-                                                   std::span<const std::size_t> tried) {
-    return services_[service].pick(tried);
 }
 
 }  // namespace passgate

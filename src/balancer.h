@@ -1,5 +1,5 @@
 #pragma once
-// Per-worker balancing state for one snapshot. Each worker keeps its own state (no sharing
+// Per-worker route balancing state for one snapshot. Each worker keeps its own state (no sharing
 // between cores), so smooth weighted round robin interleaves per worker: over all workers the
 // split still follows the weights, since each worker's sequence does.
 //
@@ -28,19 +28,16 @@ private:
     std::vector<std::int64_t> scores_;
 };
 
+// Which service of a route takes a connection, by the route's backend weights (one smooth
+// weighted round robin per route, per worker). Endpoints are picked by the service's ServicePool.
 class Balancer {
 public:
     explicit Balancer(const Snapshot& snapshot);
-    // Which service of the route takes this connection (by route backend weights).
     std::optional<std::size_t> pick_service(std::size_t route);
-    // Which endpoint of the service, not one already tried for this connection.
-    std::optional<std::size_t> pick_endpoint(std::size_t service,
-                                             std::span<const std::size_t> tried);
 
 private:
     const Snapshot& snapshot_;
-    std::vector<SmoothWeightedRoundRobin> routes_;    // by route index
-    std::vector<SmoothWeightedRoundRobin> services_;  // by service index
+    std::vector<SmoothWeightedRoundRobin> routes_;  // by route index
 };
 
 }  // namespace passgate

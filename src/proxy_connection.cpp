@@ -177,24 +177,31 @@ void ProxyConnection::route_and_connect(const ClientHello& hello) {
 
 void ProxyConnection::connect_next() {
     const config::Service& service = generation_.snapshot->config().services[service_];
+    ServicePool& pool = *generation_.pools[service_];
     while (summary_.connect_attempts < service.connect_attempts) {
-        const std::optional<std::size_t> endpoint =
-            generation_.balancer.pick_endpoint(service_, tried_endpoints_);
-        if (!endpoint) break;
-        tried_endpoints_.push_back(*endpoint);
-        endpoint_index_ = *endpoint;
+        PickRequest request;
+        request.now_ms = worker_.loop().now();
+        request.tried = tried_endpoints_;
+        if (pool.settings().balance == config::Balance::maglev) request.key_hash = balance_key_hash(pool);
+        const PickResult picked = pool.pick(request);
+        if (!picked.endpoint) break;
+        if (picked.panic) metrics().services[service_].panic.inc(shard_);
+        tried_endpoints_.push_back(picked.endpoint);
+        endpoint_ = picked.endpoint;
+        ++endpoint_->open;  // counted from the attempt: max_connections covers connects in flight
         ++summary_.connect_attempts;
         connect_started_us_ = reactor::monotonic_micros();
-        const config::Address& address = service.endpoints[*endpoint].address;
-        summary_.endpoint = address.to_string();
+        const config::Address& address = endpoint_->endpoint.address;
+        summary_.endpoint = endpoint_->endpoint.name;
         reactor::ConnectStart attempt = reactor::start_connect(address.sockaddr_ptr(), address.length);
         if (!attempt.socket) {
             summary_.error = attempt.error;
-            metrics().services[service_].endpoints[endpoint_index_]
-                .failures[static_cast<std::size_t>(connect_failure_of(attempt.error))].inc(shard_);
-            if (attempt.error == EMFILE || attempt.error == ENFILE || attempt.error == ENOBUFS)
+            if (attempt.error == EMFILE || attempt.error == ENFILE || attempt.error == ENOBUFS) {
+                // Our own shortage, not the endpoint's fault: no failure counted against it.
                 return finish(CloseReason::out_of_resources, attempt.error);
-            continue;  // e.g. ENETUNREACH: nothing was sent, try the next endpoint
+            }
+            count_connect_failure(attempt.error);  // e.g. ENETUNREACH: nothing sent, try the next
+            continue;
         }
         backend_ = std::move(attempt.socket);
         worker_.loop().arm_timer_after(deadline_, service.connect_timeout.count());
@@ -205,17 +212,44 @@ void ProxyConnection::connect_next() {
     finish(CloseReason::connect_failed, summary_.error);
 }
 
+// What maglev hashes: the client's IP address (no port: a client's connections stay together),
+// or the SNI.
+std::uint64_t ProxyConnection::balance_key_hash(const ServicePool& pool) const {
+    if (pool.settings().hash_key == config::HashKey::sni) return stable_hash(summary_.sni);
+    if (!client_address_known_) return 0;
+    if (client_address_.ss_family == AF_INET) {
+        const auto& v4 = reinterpret_cast<const sockaddr_in&>(client_address_);
+        return stable_hash(std::string_view(reinterpret_cast<const char*>(&v4.sin_addr), sizeof v4.sin_addr));
+    }
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(client_address_);
+    return stable_hash(std::string_view(reinterpret_cast<const char*>(&v6.sin6_addr), sizeof v6.sin6_addr));
+}
+
+// A failed attempt: counted, fed to outlier detection, and the endpoint's open count released.
+void ProxyConnection::count_connect_failure(int error) {
+    EndpointState& endpoint = *endpoint_;
+    endpoint.endpoint.metrics.failures[static_cast<std::size_t>(connect_failure_of(error))].inc(shard_);
+    if (generation_.pools[service_]->on_connect_failure(endpoint, worker_.loop().now())) {
+        endpoint.endpoint.metrics.ejections.inc(shard_);
+        log_line(LogLevel::warning, "worker " + std::to_string(worker_.index()) + ": endpoint " +
+                                        endpoint.endpoint.name + " of service " + *summary_.service +
+                                        " ejected after consecutive connect failures (last: " +
+                                        strerror(error) + ")");
+    }
+    --endpoint.open;
+    endpoint_.reset();
+}
+
 void ProxyConnection::on_connect_result(int error) {
     worker_.loop().cancel_timer(deadline_);
-    const ServiceMetrics& service = metrics().services[service_];
     if (error == 0) {
-        service.endpoints[endpoint_index_].connections.inc(shard_);
-        service.connect_duration.observe(
+        endpoint_->endpoint.metrics.connections.inc(shard_);
+        generation_.pools[service_]->on_connected(*endpoint_);
+        metrics().services[service_].connect_duration.observe(
             shard_, static_cast<double>(reactor::monotonic_micros() - connect_started_us_) / 1e6);
         return start_forwarding();
     }
-    service.endpoints[endpoint_index_]
-        .failures[static_cast<std::size_t>(connect_failure_of(error))].inc(shard_);
+    count_connect_failure(error);
     summary_.error = error;
     backend_writable_.stop();
     backend_.reset();
@@ -479,6 +513,11 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     if (counted_listener_) worker_.release_listener(generation_, summary_.listener);
     if (counted_route_) worker_.release_route(generation_, route_index_);
     counted_listener_ = counted_route_ = false;
+    if (endpoint_) {
+        --endpoint_->open;
+        endpoint_.reset();
+    }
+    tried_endpoints_.clear();
     // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
     client_to_backend_.pipe.release();
     backend_to_client_.pipe.release();

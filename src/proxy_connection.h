@@ -16,6 +16,7 @@
 #include "src/connection_summary.h"
 #include "src/app_metrics.h"
 #include "src/pipe_pool.h"
+#include "src/service_pool.h"
 
 #include <cstddef>
 #include <sys/socket.h>
@@ -70,6 +71,8 @@ private:
     void route_and_connect(const ClientHello& hello);
     void connect_next();
     void on_connect_result(int error);
+    void count_connect_failure(int error);
+    std::uint64_t balance_key_hash(const ServicePool& pool) const;
     // 4-5. forward
     void start_forwarding();
     void prepend_proxy_header();
@@ -107,7 +110,7 @@ private:
     // Counted as open in the worker's listener / route limits (released in finish()).
     bool counted_listener_ = false;
     bool counted_route_ = false;
-    std::size_t endpoint_index_ = 0;
+    EndpointRef endpoint_;  // the endpoint being connected to or forwarded to (counted as open)
     const SnapshotMetrics& metrics() const;
     void count_close();
     reactor::Millis last_activity_ = 0;
@@ -116,7 +119,7 @@ private:
     std::size_t hello_sent_ = 0;
     std::size_t proxy_header_bytes_ = 0;  // PROXY protocol header at the front of hello_
     std::size_t service_ = 0;
-    std::vector<std::size_t> tried_endpoints_;
+    std::vector<EndpointRef> tried_endpoints_;
 
     Direction client_to_backend_;
     Direction backend_to_client_;

@@ -14,14 +14,15 @@
 namespace passgate {
 
 Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> snapshot,
-               std::vector<reactor::Fd> listen_sockets, reactor::Channel<WorkerMessage>& inbox,
-               WorkerStats& stats)
+               EndpointSets endpoint_sets, std::vector<reactor::Fd> listen_sockets,
+               reactor::Channel<WorkerMessage>& inbox, WorkerStats& stats)
     : options_(options),
       stats_(stats),
       pipes_(options.pipe_size, options.pipe_pool_idle),
       listen_sockets_(std::move(listen_sockets)),
       inbox_(loop_, inbox, [this](WorkerMessage message) { on_message(std::move(message)); }) {
     generations_.emplace_back(std::move(snapshot));
+    attach_pools(generations_.back(), endpoint_sets);
     listener_limits_.resize(generations_.back().snapshot->listeners().size());
     route_open_.resize(generations_.back().snapshot->config().routes.size());
     start_acceptors();
@@ -217,7 +218,12 @@ void Worker::free_retired() {
     retired_.clear();
     if (draining_ && connections_.empty()) loop_.stop();
     // Older snapshots live until their last connection ends.
-    while (generations_.size() > 1 && generations_.front().connections == 0) generations_.pop_front();
+    bool popped = false;
+    while (generations_.size() > 1 && generations_.front().connections == 0) {
+        generations_.pop_front();
+        popped = true;
+    }
+    if (popped) collect_pools();
     // Published for the control thread (scrapes, STATUS): plain stores to this worker's cells.
     const PipePoolStats& pipes = pipes_.stats();
     stats_.pipes_in_use.set(pipes.in_use);
@@ -233,7 +239,44 @@ void Worker::on_message(WorkerMessage message) {
         case WorkerMessage::Kind::stop:
             return stop();
         case WorkerMessage::Kind::reload:
-            return reload(std::move(message.snapshot), std::move(message.new_sockets));
+            return reload(std::move(message.snapshot), std::move(message.new_sockets),
+                          std::move(message.endpoint_sets));
+        case WorkerMessage::Kind::endpoints:
+            for (std::shared_ptr<const EndpointSet>& set : message.endpoint_sets) {
+                const auto pool = pools_.find(set->service);
+                if (pool != pools_.end()) pool->second->update(std::move(set));
+            }
+            return;
+    }
+}
+
+void Worker::attach_pools(Generation& generation, const EndpointSets& sets) {
+    const Snapshot& snapshot = *generation.snapshot;
+    const config::Config& config = snapshot.config();
+    generation.pools.clear();
+    for (std::size_t index = 0; index < config.services.size(); ++index) {
+        const config::Service& service = config.services[index];
+        PoolSettings settings;
+        settings.balance = service.balance;
+        settings.hash_key = service.hash_key;
+        settings.outlier_detection = service.outlier_detection;
+        settings.workers = snapshot.metrics().workers;
+        // Different per worker and per service: random_two's draws must not move in lockstep.
+        settings.random_seed = stable_hash(service.name, options_.index + 1);
+        std::unique_ptr<ServicePool>& pool = pools_[service.name];
+        if (!pool) pool = std::make_unique<ServicePool>(settings);
+        else pool->configure(settings);
+        if (index < sets.size() && sets[index]) pool->update(sets[index]);
+        generation.pools.push_back(pool.get());
+    }
+}
+
+void Worker::collect_pools() {
+    for (auto pool = pools_.begin(); pool != pools_.end();) {
+        const bool used = std::any_of(generations_.begin(), generations_.end(), [&](const Generation& g) {
+            return std::find(g.pools.begin(), g.pools.end(), pool->second.get()) != g.pools.end();
+        });
+        pool = used ? std::next(pool) : pools_.erase(pool);
     }
 }
 
@@ -271,7 +314,8 @@ namespace passgate {
 // Switches to a new snapshot between events. Listeners that stay (same name and address) keep
 // their sockets, so no connection is refused during the switch: connections waiting in the
 // backlog are accepted by the same acceptor. Established connections keep their own snapshot.
-void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets) {
+void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets,
+                    EndpointSets endpoint_sets) {
     const Snapshot& old_snapshot = *generations_.back().snapshot;
     std::vector<reactor::Fd> sockets(snapshot->listeners().size());
     // Kept sockets keep their acceptor: cancelling an accept in flight would close (reset) a
@@ -300,6 +344,7 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
     listen_sockets_ = std::move(sockets);  // sockets of removed listeners close here
     const std::shared_ptr<const Snapshot> previous = generations_.back().snapshot;
     generations_.emplace_back(std::move(snapshot));
+    attach_pools(generations_.back(), endpoint_sets);
     rebuild_limits(*previous);
     start_acceptors();
 

@@ -9,11 +9,14 @@
 #include "reactor/loop.h"
 #include "src/balancer.h"
 #include "src/connection_summary.h"
+#include "src/endpoint_set.h"
 #include "src/pipe_pool.h"
+#include "src/service_pool.h"
 #include "src/snapshot.h"
 #include "src/worker_stats.h"
 
 #include <list>
+#include <unordered_map>
 #include <utility>
 #include <memory>
 #include <optional>
@@ -49,26 +52,35 @@ private:
     std::uint64_t suppressed_ = 0;
 };
 
-// A snapshot as one worker uses it: with that worker's balancing state, and a count of the
+// A snapshot as one worker uses it: with that worker's route balancing state, its services'
+// endpoint pools (by service index; owned by the worker and shared by name between generations,
+// so that open counts and ejections are per endpoint, not per snapshot), and a count of the
 // connections that started under it (they keep it until they end).
 struct Generation {
     explicit Generation(std::shared_ptr<const Snapshot> snapshot_)
         : snapshot(std::move(snapshot_)), balancer(*snapshot) {}
     std::shared_ptr<const Snapshot> snapshot;
     Balancer balancer;
+    std::vector<ServicePool*> pools;  // by service index of the snapshot's config
     std::size_t connections = 0;
 };
+
+using EndpointSets = std::vector<std::shared_ptr<const EndpointSet>>;
 
 struct WorkerMessage {
     // drain: stop accepting, let connections finish within `drain_timeout`, then close the rest
     // and return from run(). stop: close everything now and return.
-    enum class Kind { drain, stop, reload };
+    // endpoints: new endpoint sets for some services (discovery or health changed).
+    enum class Kind { drain, stop, reload, endpoints };
     Kind kind = Kind::stop;
     reactor::Millis drain_timeout = 0;
     // reload: the new snapshot, and per listener of it either a freshly bound socket or an
     // invalid Fd meaning "keep the socket you have for the listener of this name and address".
     std::shared_ptr<const Snapshot> snapshot;
     std::vector<reactor::Fd> new_sockets;
+    // reload: the endpoint set of every service of the new snapshot, in config order;
+    // endpoints: the sets that changed.
+    EndpointSets endpoint_sets;
 };
 
 class AccessLog;
@@ -83,9 +95,10 @@ struct WorkerOptions {
 class Worker {
 public:
     // `listen_sockets`: one per snapshot listener, in the same order; owned by the worker.
+    // `endpoint_sets`: one per service of the snapshot, in config order.
     Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> snapshot,
-           std::vector<reactor::Fd> listen_sockets, reactor::Channel<WorkerMessage>& inbox,
-           WorkerStats& stats);
+           EndpointSets endpoint_sets, std::vector<reactor::Fd> listen_sockets,
+           reactor::Channel<WorkerMessage>& inbox, WorkerStats& stats);
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
     ~Worker();
@@ -120,7 +133,12 @@ private:
     void stop();
     void drain(reactor::Millis timeout);
     void on_drain_deadline();
-    void reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets);
+    void reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets,
+                EndpointSets endpoint_sets);
+    // Points the current generation at the pools of its services, creating and updating them.
+    void attach_pools(Generation& generation, const EndpointSets& sets);
+    // Frees the pools no live generation uses any more.
+    void collect_pools();
     void start_acceptors();
     // Index of a listener / route of `generation` in the current snapshot (by name), if any.
     std::optional<std::size_t> current_listener(const Generation& generation, std::size_t listener) const;
@@ -140,6 +158,7 @@ private:
     WorkerStats& stats_;
     PipePool pipes_;
     std::list<Generation> generations_;  // back() is current; older ones live while used
+    std::unordered_map<std::string, std::unique_ptr<ServicePool>> pools_;  // by service name
     std::vector<reactor::Fd> listen_sockets_;
     std::vector<std::unique_ptr<reactor::Acceptor>> acceptors_;
     std::vector<std::unique_ptr<ProxyConnection>> connections_;
