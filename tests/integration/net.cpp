@@ -181,15 +181,18 @@ CloseObservation wait_closed(int fd, Millis timeout) {
 
 // ---- TcpServer -----------------------------------------------------------------------------------
 
-TcpServer::TcpServer(Handler handler) : handler_(std::move(handler)) {
+TcpServer::TcpServer(Handler handler, std::uint16_t port) : handler_(std::move(handler)) {
     listener_ = Socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!listener_) throw std::system_error(errno, std::generic_category(), "socket");
-    sockaddr_in address = loopback(0);
+    const int one = 1;  // a server restarted on its old port must not wait for TIME_WAIT
+    if (port != 0) ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in address = loopback(port);
     socklen_t length = sizeof address;
     if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
         ::listen(listener_.get(), 512) != 0 ||
         ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0)
-        throw std::system_error(errno, std::generic_category(), "listen 127.0.0.1:0");
+        throw std::system_error(errno, std::generic_category(),
+                                "listen 127.0.0.1:" + std::to_string(port));
     port_ = ntohs(address.sin_port);
     acceptor_ = std::thread([this] { accept_loop(); });
 }

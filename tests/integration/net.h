@@ -90,7 +90,8 @@ CloseObservation wait_closed(int fd, Millis timeout);
 class TcpServer {
 public:
     using Handler = std::function<void(int fd, std::size_t index)>;
-    explicit TcpServer(Handler handler);
+    // `port` 0: an ephemeral port; else that port (SO_REUSEADDR: restarting on it works).
+    explicit TcpServer(Handler handler, std::uint16_t port = 0);
     ~TcpServer();
     TcpServer(const TcpServer&) = delete;
     TcpServer& operator=(const TcpServer&) = delete;
