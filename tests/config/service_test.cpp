@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 using namespace passgate::config;
@@ -184,4 +187,45 @@ TEST_CASE("[dns] servers, timeout and tries", "[config][dns]") {
               .find("t.toml:12: dns.servers[0]: invalid address \"10.0.0.1\"") == 0);
     CHECK(error_of(config_with("endpoints = [\"127.0.0.1:8443\"]", "[dns]\ntries = 0\n")) ==
           "t.toml:12: dns.tries: must be from 1 to 10, got 0");
+}
+
+namespace {
+std::string readme_block_after(const std::string& heading) {
+    const char* root = std::getenv("PASSGATE_SOURCE_ROOT");
+    std::ifstream in(std::string(root != nullptr ? root : PASSGATE_SOURCE_ROOT) + "/config/README.md");
+    const std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto section = readme.find(heading);
+    if (section == std::string::npos) return "";
+    const auto start = readme.find("```toml\n", section);
+    if (start == std::string::npos) return "";
+    const auto end = readme.find("```", start + 8);
+    return readme.substr(start + 8, end - start - 8);
+}
+}  // namespace
+
+TEST_CASE("the [[service]] and [dns] examples in config/README.md parse as documented", "[config][service]") {
+    const std::string services = readme_block_after("## `[[service]]`");
+    const std::string dns = readme_block_after("## `[dns]`");
+    REQUIRE(!services.empty());
+    REQUIRE(!dns.empty());
+    const std::string text = dns +
+        "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:6443\"\n"
+        "[[route]]\nname = \"r\"\nlisteners = [\"tls\"]\nbackends = [{ service = \"api-v1\" }, "
+        "{ service = \"app\" }, { service = \"legacy\" }, { service = \"pool\" }]\n" + services;
+    const Config config = parse(text, "/etc/passgate/passgate.toml");
+    CHECK(config.warnings.empty());
+    CHECK(config.dns.servers.size() == 1);
+    const Service* api = config.find_service("api-v1");
+    REQUIRE(api != nullptr);
+    CHECK(api->balance == Balance::least_connections);
+    CHECK(api->endpoints.at(1).max_connections == 1000u);
+    REQUIRE(api->health_check.has_value());
+    CHECK(api->health_check->kind == HealthCheck::Kind::tls);
+    const Service* app = config.find_service("app");
+    REQUIRE(app != nullptr);
+    CHECK(app->discovery == Discovery::dns);
+    CHECK(app->balance == Balance::maglev);
+    CHECK(app->outlier_detection.consecutive_failures == 3);
+    CHECK(config.find_service("legacy")->discovery == Discovery::dns_srv);
+    CHECK(config.find_service("pool")->endpoints_file == "/etc/passgate/pool.endpoints");
 }
