@@ -18,7 +18,11 @@
 //
 // conn, rr and bulk: --warmup seconds, then a --duration window; counters, histograms and the
 // CPU time (utime+stime from /proc/PID/stat) of --cpu-pids (the proxy) and --aux-pids (the
-// backend) are taken at the window's edges. Every loop is bounded in time (a hard deadline
+// backend) are taken at the window's edges. --cpu-tree PID instead counts PID and all its
+// descendants at each edge, reaped ones included (a proxy that forks workers on reload).
+// --baseline S measures an extra window of S seconds just before the main one (reported as
+// baseline_*) and prints the line {"event": "window"} on stdout when the main window begins, so
+// that perf/run can start disturbing the proxy (reloads) exactly then. Every loop is bounded in time (a hard deadline
 // after the window) and in count (--max-conns, --max-errors).
 //
 // Output: one JSON object on stdout. Exit status 0 when the run completed (errors are counted
@@ -54,6 +58,8 @@ struct Options {
     in_addr_t source_base = htonl(0x7f000002);  // 127.0.0.2
     std::uint32_t source_count = 64;
     std::vector<int> cpu_pids;
+    int cpu_tree = 0;     // root of the proxy's process tree (instead of cpu_pids)
+    double baseline = 0;  // seconds measured before the main window (0: none)
     std::vector<int> aux_pids;
     std::vector<int> mem_pids;
     std::uint64_t max_conns = 10'000'000;
@@ -90,6 +96,7 @@ struct Snapshot {
     std::uint64_t at = 0;
     Totals totals;
     double proxy_cpu = 0;
+    int proxy_processes = 0;  // with --cpu-tree
     double aux_cpu = 0;
     double self_cpu = 0;
     perf::CpuTimes cpus;
@@ -426,7 +433,8 @@ private:
         Snapshot s;
         s.at = perf::now_ns();
         s.totals = totals_;
-        s.proxy_cpu = perf::cpu_seconds(options_.cpu_pids, &missing_pids_);
+        s.proxy_cpu = options_.cpu_tree > 0 ? perf::tree_cpu_seconds(options_.cpu_tree, &s.proxy_processes)
+                                            : perf::cpu_seconds(options_.cpu_pids, &missing_pids_);
         s.aux_cpu = perf::cpu_seconds(options_.aux_pids);
         s.self_cpu = perf::cpu_seconds({static_cast<int>(::getpid())});
         s.cpus = perf::cpu_times();
@@ -444,7 +452,15 @@ private:
         };
         auto never = [] { return false; };
         loop_until(window_start, never, refill);
-        begin_ = snapshot();
+        if (options_.baseline > 0) {
+            baseline_begin_ = snapshot();
+            loop_until(baseline_begin_.at + static_cast<std::uint64_t>(options_.baseline * 1e9), never, refill);
+            begin_ = snapshot();
+            std::printf("{\"event\": \"window\"}\n");
+            std::fflush(stdout);
+        } else {
+            begin_ = snapshot();
+        }
         measuring_ = true;
         loop_until(begin_.at + static_cast<std::uint64_t>(options_.duration * 1e9), never, refill);
         end_ = snapshot();
@@ -509,7 +525,7 @@ private:
         const double proxy_cpu = end_.proxy_cpu - begin_.proxy_cpu;
         const std::uint64_t done = end_.totals.completed - begin_.totals.completed;
         const std::uint64_t bytes = (end_.totals.bytes_in - begin_.totals.bytes_in) + (end_.totals.bytes_out - begin_.totals.bytes_out);
-        const bool have_proxy = !options_.cpu_pids.empty();
+        const bool have_proxy = !options_.cpu_pids.empty() || options_.cpu_tree > 0;
         std::string out = "{";
         auto field = [&](const std::string& key, const std::string& value) {
             if (out.size() > 1) out += ", ";
@@ -533,6 +549,18 @@ private:
             field("proxy_cpu_s", number(proxy_cpu));
             field("proxy_cpu_util", number(window > 0 ? proxy_cpu / window : 0));
             field("proxy_pids_missing", integer(static_cast<std::uint64_t>(missing_pids_)));
+        }
+        if (options_.cpu_tree > 0) {
+            field("proxy_processes_begin", integer(static_cast<std::uint64_t>(begin_.proxy_processes)));
+            field("proxy_processes_end", integer(static_cast<std::uint64_t>(end_.proxy_processes)));
+        }
+        if (options_.baseline > 0 && baseline_begin_.at > 0) {
+            const double base_window = static_cast<double>(begin_.at - baseline_begin_.at) / 1e9;
+            const std::uint64_t base_done = begin_.totals.completed - baseline_begin_.totals.completed;
+            field("baseline_window_s", number(base_window));
+            field("baseline_completed", integer(base_done));
+            field("baseline_per_s", number(base_window > 0 ? static_cast<double>(base_done) / base_window : 0));
+            if (have_proxy) field("baseline_proxy_cpu_s", number(begin_.proxy_cpu - baseline_begin_.proxy_cpu));
         }
         field("backend_cpu_s", number(end_.aux_cpu - begin_.aux_cpu));
         field("loadgen_cpu_s", number(end_.self_cpu - begin_.self_cpu));
@@ -613,6 +641,7 @@ private:
     std::uint64_t next_deadline_check_ = 0;
     std::uint64_t leftover_ = 0;
     int missing_pids_ = 0;
+    Snapshot baseline_begin_;
     Snapshot begin_;
     Snapshot end_;
     // idle
@@ -630,7 +659,8 @@ private:
               "\nusage: passgate-loadgen --connect IP:PORT --hello FILE --workload conn|rr|bulk|idle\n"
               "         [--label TEXT] [--concurrency N] [--size BYTES] [--direction down|up|both]\n"
               "         [--warmup S] [--duration S] [--timeout S] [--sources 127.0.0.2/64]\n"
-              "         [--cpu-pids P,P] [--aux-pids P,P] [--mem-pids P,P] [--max-conns N] [--max-errors N]\n"
+              "         [--cpu-pids P,P | --cpu-tree PID] [--aux-pids P,P] [--mem-pids P,P] [--baseline S]\n"
+              "         [--max-conns N] [--max-errors N]\n"
               "         [--conns N] [--reply BYTES] [--settle S] [--hold S]");
 }
 
@@ -684,6 +714,10 @@ Options parse_options(int argc, char** argv) {
                 options.source_count = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(perf::parse_u64(text.substr(slash + 1), "--sources count"), 1, 250));
         } else if (argument == "--cpu-pids") {
             options.cpu_pids = perf::parse_pid_list(value());
+        } else if (argument == "--cpu-tree") {
+            options.cpu_tree = static_cast<int>(std::clamp<std::uint64_t>(perf::parse_u64(value(), "--cpu-tree"), 1, 1u << 30));
+        } else if (argument == "--baseline") {
+            options.baseline = perf::parse_double(value(), "--baseline");
         } else if (argument == "--aux-pids") {
             options.aux_pids = perf::parse_pid_list(value());
         } else if (argument == "--mem-pids") {
@@ -706,7 +740,7 @@ Options parse_options(int argc, char** argv) {
     }
     if (!have_target) usage_and_exit("--connect IP:PORT is required");
     if (options.hello.empty()) usage_and_exit("--hello FILE is required");
-    if (options.duration > 3600 || options.warmup > 600 || options.timeout > 600 || options.settle > 600 || options.hold > 600)
+    if (options.duration > 3600 || options.warmup > 600 || options.timeout > 600 || options.baseline > 600 || options.settle > 600 || options.hold > 600)
         usage_and_exit("durations are capped (duration 3600 s, others 600 s)");
     return options;
 }
