@@ -43,9 +43,13 @@ void append_u16(std::vector<std::uint8_t>& out, std::uint16_t value) {
     out.push_back(static_cast<std::uint8_t>(value & 0xFF));
 }
 
+// resize + memcpy rather than insert: GCC 12 at -O3 reports a false -Wstringop-overflow for
+// vector::insert of a range after reserve().
 void append_bytes(std::vector<std::uint8_t>& out, const void* data, std::size_t size) {
-    const auto* bytes = static_cast<const std::uint8_t*>(data);
-    out.insert(out.end(), bytes, bytes + size);
+    if (size == 0) return;
+    const std::size_t at = out.size();
+    out.resize(at + size);
+    std::memcpy(out.data() + at, data, size);
 }
 
 void append_tlv(std::vector<std::uint8_t>& out, std::uint8_t type, std::string_view value) {
@@ -96,8 +100,8 @@ std::vector<std::uint8_t> encode_proxy_v2(const sockaddr* source, const sockaddr
     out.push_back(v2_version_proxy);
     out.push_back(family);
     append_u16(out, static_cast<std::uint16_t>(addresses.size() + tlvs.size()));
-    out.insert(out.end(), addresses.begin(), addresses.end());
-    out.insert(out.end(), tlvs.begin(), tlvs.end());
+    append_bytes(out, addresses.data(), addresses.size());
+    append_bytes(out, tlvs.data(), tlvs.size());
     return out;
 }
 
