@@ -55,6 +55,16 @@ std::uint16_t Address::port() const {
     }
 }
 
+bool Address::is_unspecified() const {
+    switch (storage.ss_family) {
+        case AF_INET:
+            return reinterpret_cast<const sockaddr_in&>(storage).sin_addr.s_addr == INADDR_ANY;
+        case AF_INET6:
+            return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6&>(storage).sin6_addr);
+        default: return false;
+    }
+}
+
 std::string Address::to_string() const { return format_sockaddr(sockaddr_ptr(), length); }
 
 bool operator==(const Address& a, const Address& b) {

@@ -18,6 +18,8 @@ struct Address {
     int family() const { return storage.ss_family; }
     const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage); }
     std::uint16_t port() const;
+    // 0.0.0.0 or :: (any spelling): fine to listen on, impossible to connect to.
+    bool is_unspecified() const;
     // Canonical text: "127.0.0.1:8443" or "[::1]:8443".
     std::string to_string() const;
 

@@ -79,14 +79,6 @@ bool valid_name(std::string_view name) {
     });
 }
 
-bool is_unspecified(const Address& address) {
-    if (address.family() == AF_INET) {
-        return reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr.s_addr == INADDR_ANY;
-    }
-    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(address.storage);
-    return IN6_IS_ADDR_UNSPECIFIED(&sin6.sin6_addr);
-}
-
 // Lines of values that later cross-reference checks point at.
 struct ListenerLines {
     int address = 0;
@@ -424,7 +416,7 @@ private:
                           "an \"ip:port\" string or a table { address = \"ip:port\", weight = N }");
             }
             endpoint.address = address(*address_node, address_path);
-            if (is_unspecified(endpoint.address)) {
+            if (endpoint.address.is_unspecified()) {
                 source_.fail(line_of(*address_node), address_path,
                              "invalid endpoint " + endpoint.address.to_string() +
                                  ": the unspecified address (0.0.0.0 or ::) cannot be connected to");

@@ -6,6 +6,7 @@
 // lacks a required key.
 
 #include "config/config.h"
+#include "config/quote.h"
 
 #include <toml++/toml.h>
 
@@ -21,9 +22,7 @@ namespace passgate::config::detail {
 int line_of(const toml::node& node);
 // "an integer", "a string", ... for messages.
 std::string_view type_name(toml::node_type type);
-// `text` in double quotes with control characters, quotes and backslashes escaped, cut after
-// 100 bytes: safe to put any user string into a one-line message.
-std::string quote(std::string_view text);
+using config::quote;
 // How a key appears in a path: bare when it is a bare TOML key, else quoted.
 std::string key_text(std::string_view key);
 

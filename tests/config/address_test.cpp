@@ -116,6 +116,16 @@ TEST_CASE("Address equality compares family, address and port", "[address]") {
     CHECK(Address{} == Address{});
 }
 
+TEST_CASE("Address::is_unspecified is true for 0.0.0.0 and :: only", "[address]") {
+    CHECK(parse_address("0.0.0.0:80")->is_unspecified());
+    CHECK(parse_address("[::]:80")->is_unspecified());
+    CHECK(parse_address("[0:0::0]:80")->is_unspecified());
+    CHECK_FALSE(parse_address("0.0.0.1:80")->is_unspecified());
+    CHECK_FALSE(parse_address("[::1]:80")->is_unspecified());
+    CHECK_FALSE(parse_address("[::ffff:0.0.0.0]:80")->is_unspecified());
+    CHECK_FALSE(Address{}.is_unspecified());
+}
+
 TEST_CASE("format_sockaddr formats what accept() returns", "[address]") {
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
