@@ -470,6 +470,28 @@ TEST_CASE("health tls: openssl s_server answers the hello with a ServerHello", "
     CHECK(recorder.changes.empty());
 }
 
+TEST_CASE("health tls: the SNI reaches openssl s_server", "[health]") {
+    // With -servername_fatal the server answers a hello naming another server with an alert.
+    Loop loop;
+    const integration::TempDir& dir = certificate_dir();
+    SServer server(integration::free_port(), {"-servername", "backend.test", "-servername_fatal",
+                                              "-cert2", dir.file("cert.pem"), "-key2", dir.file("key.pem")});
+    Recorder recorder;
+    HealthCheckOptions matching = fast(HealthCheckKind::tls);
+    matching.sni = "backend.test";
+    HealthChecker right(loop, matching, recorder.callback());
+    HealthCheckOptions other = matching;
+    other.sni = "other.test";
+    HealthChecker wrong(loop, other, recorder.callback());
+    right.set_targets({server.address()});
+    wrong.set_targets({server.address()});
+    REQUIRE(run_until(loop, [&] { return right.status(server.address())->probes >= 2 && !recorder.changes.empty(); }, 3000));
+    CHECK(right.status(server.address())->last_reason == "tls: ServerHello");
+    REQUIRE(recorder.changes.size() == 1);
+    CHECK(recorder.changes[0].reason == "tls: alert");
+    CHECK(wrong.healthy(server.address()) == false);
+}
+
 TEST_CASE("health tls: openssl s_server without a common group answers with an alert", "[health]") {
     Loop loop;
     SServer server(integration::free_port(), {"-tls1_3", "-groups", "ffdhe2048"});
