@@ -325,7 +325,7 @@ private:
             const std::string path = dns.path_of("servers");
             for (std::size_t i = 0; i < servers->size(); ++i) {
                 const Address server = address((*servers)[i], index_path(path, i));
-                if (is_unspecified(server))
+                if (server.is_unspecified())
                     source_.fail(line_of((*servers)[i]), index_path(path, i),
                                  "the unspecified address (0.0.0.0 or ::) cannot be queried");
                 config_.dns.servers.push_back(server);
