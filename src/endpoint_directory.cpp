@@ -1,9 +1,16 @@
 #include "src/endpoint_directory.h"
 
+#include "reactor/file_watch.h"
+#include "src/dns_resolver.h"
+#include "src/endpoints_file.h"
+#include "src/health_check.h"
 #include "src/log.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <set>
 #include <stdexcept>
 
@@ -27,6 +34,56 @@ bool same_discovery(const config::Service& a, const config::Service& b) {
            a.endpoint_max_connections == b.endpoint_max_connections;
 }
 
+double unix_now() {
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+// The endpoints file, read and parsed; its error names the file (and line).
+EndpointsFileParse read_endpoints_file(const std::string& path) {
+    // One byte more than the parser accepts, so that it sees (and reports) an oversized file.
+    constexpr std::size_t max_read = 1024 * 1024 + 1;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        EndpointsFileParse failed;
+        failed.error = path + ": cannot open: " + std::strerror(errno);
+        return failed;
+    }
+    std::string text(max_read, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(max_read));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (in.bad()) {
+        EndpointsFileParse failed;
+        failed.error = path + ": read error";
+        return failed;
+    }
+    return parse_endpoints_file(text, path);
+}
+
+HealthCheckOptions health_options(const config::HealthCheck& check) {
+    HealthCheckOptions options;
+    options.interval = check.interval;
+    options.timeout = check.timeout;
+    options.healthy_threshold = check.healthy_threshold;
+    options.unhealthy_threshold = check.unhealthy_threshold;
+    options.kind = check.kind == config::HealthCheck::Kind::tls ? HealthCheckKind::tls : HealthCheckKind::tcp;
+    options.sni = check.sni;
+    return options;
+}
+
+DnsResolverOptions resolver_options(const config::Dns& dns) {
+    DnsResolverOptions options;
+    for (const config::Address& server : dns.servers) options.servers.push_back(server.to_string());
+    options.timeout = dns.timeout;
+    options.tries = static_cast<int>(dns.tries);
+    return options;
+}
+
+bool same_dns(const config::Dns& a, const config::Dns& b) {
+    return a.servers == b.servers && a.timeout == b.timeout && a.tries == b.tries;
+}
+
 DiscoveredEndpoints static_endpoints(const config::Service& service) {
     DiscoveredEndpoints out;
     for (const config::Endpoint& endpoint : service.endpoints)
@@ -39,6 +96,7 @@ DiscoveredEndpoints static_endpoints(const config::Service& service) {
 struct EndpointDirectory::Service {
     Service(EndpointDirectory& directory_, config::Service spec_)
         : directory(directory_), spec(std::move(spec_)) {}
+    ~Service() { *alive = false; }
 
     EndpointDirectory& directory;
     config::Service spec;
@@ -53,12 +111,161 @@ struct EndpointDirectory::Service {
     std::vector<std::string> maglev_names;
     std::vector<std::uint32_t> maglev_weights;
 
-    bool healthy(const config::Address&) const { return true; }
+    std::unique_ptr<HealthChecker> health;
+    std::unique_ptr<reactor::FileWatch> file_watch;
+    // DNS: one lookup at a time; the next one when the answer's TTL runs out.
+    bool lookup_in_flight = false;
+    std::string last_error;  // the failure logged last (repeats are not logged again)
+    // DNS callbacks may outlive the service (a reload removed it): they check this first.
+    std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
-    // Start following: a static list is known now; other sources report later.
-    void start() {
-        if (spec.discovery == config::Discovery::static_list) discovered = static_endpoints(spec);
+    bool healthy(const config::Address& address) const {
+        return !health || health->healthy(address).value_or(true);
     }
+
+    // Start following: a static list and a file are known now (a file that cannot be read
+    // throws); DNS reports later.
+    void start() {
+        switch (spec.discovery) {
+            case config::Discovery::static_list:
+                discovered = static_endpoints(spec);
+                count_success();
+                break;
+            case config::Discovery::file: {
+                EndpointsFileParse parsed = read_endpoints_file(spec.endpoints_file);
+                if (!parsed.ok())
+                    throw std::runtime_error("service \"" + spec.name + "\": " + parsed.error);
+                discovered = std::move(parsed.endpoints);
+                count_success();
+                try {
+                    file_watch = std::make_unique<reactor::FileWatch>(
+                        directory.loop_, spec.endpoints_file, [this] { reread_file(); });
+                } catch (const std::exception& error) {
+                    throw std::runtime_error("service \"" + spec.name + "\": endpoints_file " +
+                                             spec.endpoints_file + ": " + error.what());
+                }
+                break;
+            }
+            case config::Discovery::dns:
+            case config::Discovery::dns_srv:
+                settled = false;
+                resolve();
+                break;
+        }
+        start_health();
+    }
+
+    void start_health() {
+        health.reset();
+        if (!spec.health_check) return;
+        health = std::make_unique<HealthChecker>(
+            directory.loop_, health_options(*spec.health_check),
+            [this](const config::Address& address, bool healthy, const std::string& reason) {
+                log_line(healthy ? LogLevel::info : LogLevel::warning,
+                         "service " + spec.name + ": endpoint " + address.to_string() + " is now " +
+                             (healthy ? "healthy" : "unhealthy") + " (" + reason + ")");
+                directory.changed(*this);
+            });
+        set_health_targets();
+    }
+
+    void set_health_targets() {
+        if (!health) return;
+        std::vector<config::Address> targets;
+        for (const DiscoveredEndpoint& endpoint : discovered) targets.push_back(endpoint.address);
+        health->set_targets(targets);
+    }
+
+    void count_success() {
+        const std::size_t control = directory.metrics_.control_shard();
+        if (spec.discovery != config::Discovery::static_list)
+            directory.metrics_.discovery_updates.with({spec.name, "success"}).inc(control);
+        directory.metrics_.discovery_last_success.with({spec.name}).set(control, unix_now());
+    }
+
+    void count_failure(const std::string& error) {
+        directory.metrics_.discovery_updates.with({spec.name, "failure"}).inc(directory.metrics_.control_shard());
+        if (error != last_error)
+            log_line(LogLevel::error, "service " + spec.name + ": " + error + "; keeping the last " +
+                                          std::to_string(discovered.size()) + " endpoints");
+        last_error = error;
+    }
+
+    // A new good set from the source: published when it differs.
+    void found(DiscoveredEndpoints endpoints) {
+        count_success();
+        if (!last_error.empty())
+            log_line(LogLevel::info, "service " + spec.name + ": endpoint discovery recovered");
+        last_error.clear();
+        if (endpoints == discovered) return;
+        log_line(LogLevel::info, "service " + spec.name + ": " + std::to_string(endpoints.size()) +
+                                     " endpoints (was " + std::to_string(discovered.size()) + ")");
+        discovered = std::move(endpoints);
+        set_health_targets();
+        directory.changed(*this);
+    }
+
+    void reread_file() {
+        EndpointsFileParse parsed = read_endpoints_file(spec.endpoints_file);
+        if (!parsed.ok()) return count_failure(parsed.error);
+        found(std::move(parsed.endpoints));
+    }
+
+    void resolve() {
+        if (lookup_in_flight) return;
+        if (!directory.resolver_) {
+            count_failure("no DNS resolver: " + directory.resolver_error_);
+            settle();
+            directory.loop_.arm_timer_after(refresh, spec.dns_min_ttl.count());
+            return;
+        }
+        lookup_in_flight = true;
+        std::weak_ptr<bool> still = alive;
+        auto done = [this, still](DnsResult result) {
+            const auto alive_now = still.lock();
+            if (!alive_now || !*alive_now) return;
+            on_answer(std::move(result));
+        };
+        if (spec.discovery == config::Discovery::dns)
+            directory.resolver_->resolve_addresses(spec.dns_name, spec.port, std::move(done));
+        else
+            directory.resolver_->resolve_srv(spec.dns_name, std::move(done));
+    }
+
+    void on_answer(DnsResult result) {
+        lookup_in_flight = false;
+        reactor::Millis next = spec.dns_min_ttl.count();
+        if (!result.ok()) {
+            count_failure("resolving " + spec.dns_name + ": " + result.error);
+        } else {
+            DiscoveredEndpoints endpoints;
+            for (const DnsRecord& record : result.records)
+                endpoints.push_back(DiscoveredEndpoint{record.address, record.weight,
+                                                       spec.endpoint_max_connections});
+            found(std::move(endpoints));
+            const reactor::Millis ttl = static_cast<reactor::Millis>(result.ttl_seconds) * 1000;
+            next = std::clamp<reactor::Millis>(ttl, spec.dns_min_ttl.count(), spec.dns_max_ttl.count());
+        }
+        settle();
+        directory.loop_.arm_timer_after(refresh, next);
+    }
+
+    void settle() {
+        if (settled) return;
+        settled = true;
+        log_line(LogLevel::info, "service " + spec.name + ": first resolution of " + spec.dns_name +
+                                     " done, " + std::to_string(discovered.size()) + " endpoints");
+    }
+
+    // The resolver was replaced ([dns] changed on reload): its lookups were cancelled.
+    void resolver_replaced() {
+        if (spec.discovery != config::Discovery::dns && spec.discovery != config::Discovery::dns_srv) return;
+        lookup_in_flight = false;
+        directory.loop_.cancel_timer(refresh);
+        resolve();
+    }
+
+    reactor::MemberTimer<Service, &Service::resolve> refresh{*this};  // next DNS lookup
 };
 
 EndpointDirectory::EndpointDirectory(reactor::Loop& loop, AppMetrics& metrics, Publish publish)
@@ -67,6 +274,20 @@ EndpointDirectory::EndpointDirectory(reactor::Loop& loop, AppMetrics& metrics, P
 EndpointDirectory::~EndpointDirectory() = default;
 
 std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const config::Config& config) {
+    // The resolver is made when the first config with DNS services comes, and again when [dns]
+    // changes. It is replaced before the services start, since new services resolve at once.
+    const bool uses_dns = std::any_of(config.services.begin(), config.services.end(), [](const auto& s) {
+        return s.discovery == config::Discovery::dns || s.discovery == config::Discovery::dns_srv;
+    });
+    bool resolver_replaced = false;
+    if (uses_dns && (!resolver_ || !same_dns(dns_, config.dns))) {
+        DnsResolverCreate created = DnsResolver::create(loop_, resolver_options(config.dns));
+        if (!created.resolver) throw std::runtime_error("[dns]: " + created.error);
+        resolver_ = std::move(created.resolver);
+        resolver_error_.clear();
+        dns_ = config.dns;
+        resolver_replaced = true;
+    }
     // Prepare everything first (this is what can fail), then swap in: a failure changes nothing.
     std::map<std::string, std::unique_ptr<Service>> next;
     for (const config::Service& spec : config.services) {
@@ -84,7 +305,10 @@ std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const 
         std::unique_ptr<Service>& slot = next[spec.name];
         if (!slot) {
             slot = std::move(services_[spec.name]);
+            const bool health_changed = slot->spec.health_check != spec.health_check;
             slot->spec = spec;  // balance and health settings may have changed
+            if (health_changed) slot->start_health();
+            if (resolver_replaced) slot->resolver_replaced();
         }
         slot->set = build_set(*slot);
         sets.push_back(slot->set);
@@ -94,6 +318,9 @@ std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const 
         if (!service || next.count(name) != 0) continue;
         for (const std::string& endpoint : service->shown) metrics_.endpoint_healthy.remove({name, endpoint});
         metrics_.service_endpoints.remove({name});
+        metrics_.discovery_last_success.remove({name});
+        metrics_.discovery_updates.remove({name, "success"});
+        metrics_.discovery_updates.remove({name, "failure"});
     }
     services_ = std::move(next);
     return sets;

@@ -15,12 +15,15 @@
 #include "src/endpoint_set.h"
 
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace passgate {
+
+class DnsResolver;
 
 class EndpointDirectory {
 public:
@@ -51,7 +54,10 @@ private:
     AppMetrics& metrics_;
     Publish publish_;
     std::map<std::string, std::unique_ptr<Service>> services_;  // by service name
-    std::uint64_t next_version_ = 0;  // EndpointSet::version, increasing over all services
+    std::uint64_t next_version_ = 0;
+    std::unique_ptr<DnsResolver> resolver_;  // made for the first config with DNS services
+    config::Dns dns_;                        // the [dns] settings resolver_ was made with
+    std::string resolver_error_ = "none configured";  // EndpointSet::version, increasing over all services
 };
 
 }  // namespace passgate
