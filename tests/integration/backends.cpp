@@ -30,14 +30,15 @@ TcpServer::Handler ident_handler(const std::string& id) {
 }
 }  // namespace
 
-IdentBackend::IdentBackend(std::string id, std::uint16_t port)
-    : id_(std::move(id)), server_(std::make_unique<TcpServer>(ident_handler(id_), port)) {
+IdentBackend::IdentBackend(std::string id, std::uint16_t port, std::string host)
+    : id_(std::move(id)), host_(std::move(host)),
+      server_(std::make_unique<TcpServer>(ident_handler(id_), port, host_)) {
     port_ = server_->port();
 }
 
 void IdentBackend::restart() {
     server_->stop();
-    server_ = std::make_unique<TcpServer>(ident_handler(id_), port_);
+    server_ = std::make_unique<TcpServer>(ident_handler(id_), port_, host_);
 }
 
 Socket connect_from(const std::string& source, std::uint16_t port, Millis timeout) {

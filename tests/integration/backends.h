@@ -16,7 +16,8 @@ namespace integration {
 // "<id>\n", then holds the connection until the client closes it (or the server stops).
 class IdentBackend {
 public:
-    explicit IdentBackend(std::string id, std::uint16_t port = 0);
+    // Listens on host:port (port 0: an ephemeral one).
+    explicit IdentBackend(std::string id, std::uint16_t port = 0, std::string host = "127.0.0.1");
     std::uint16_t port() const { return server_->port(); }
     const std::string& id() const { return id_; }
     std::size_t accepted() const { return server_->accepted(); }
@@ -27,6 +28,7 @@ public:
 private:
     std::string id_;
     std::uint16_t port_;
+    std::string host_;
     std::unique_ptr<TcpServer> server_;
 };
 

@@ -181,18 +181,21 @@ CloseObservation wait_closed(int fd, Millis timeout) {
 
 // ---- TcpServer -----------------------------------------------------------------------------------
 
-TcpServer::TcpServer(Handler handler, std::uint16_t port) : handler_(std::move(handler)) {
+TcpServer::TcpServer(Handler handler, std::uint16_t port, const std::string& host)
+    : handler_(std::move(handler)) {
     listener_ = Socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!listener_) throw std::system_error(errno, std::generic_category(), "socket");
     const int one = 1;  // a server restarted on its old port must not wait for TIME_WAIT
     if (port != 0) ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in address = loopback(port);
+    if (::inet_pton(AF_INET, host.c_str(), &address.sin_addr) != 1)
+        throw std::invalid_argument("TcpServer: not an IPv4 address: " + host);
     socklen_t length = sizeof address;
     if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
         ::listen(listener_.get(), 512) != 0 ||
         ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0)
         throw std::system_error(errno, std::generic_category(),
-                                "listen 127.0.0.1:" + std::to_string(port));
+                                "listen " + host + ":" + std::to_string(port));
     port_ = ntohs(address.sin_port);
     acceptor_ = std::thread([this] { accept_loop(); });
 }

@@ -91,7 +91,8 @@ class TcpServer {
 public:
     using Handler = std::function<void(int fd, std::size_t index)>;
     // `port` 0: an ephemeral port; else that port (SO_REUSEADDR: restarting on it works).
-    explicit TcpServer(Handler handler, std::uint16_t port = 0);
+    // `host`: a 127.x.y.z address to listen on.
+    explicit TcpServer(Handler handler, std::uint16_t port = 0, const std::string& host = "127.0.0.1");
     ~TcpServer();
     TcpServer(const TcpServer&) = delete;
     TcpServer& operator=(const TcpServer&) = delete;
