@@ -426,11 +426,12 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     CHECK(error_of(listener_with("sni = \"x\"")) ==
           "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, hostname, "
           "client_hello_timeout, max_client_hello_size, idle_timeout, default_route, allow, deny, "
-          "max_connections, max_connection_rate");
+          "max_connections, max_connection_rate, accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(listener_with("hostnames = [\"a.example.com\"]")) ==
           "t.toml:4: listener[0].hostnames: unknown key (did you mean \"hostname\"?); allowed "
           "keys: name, address, hostname, client_hello_timeout, max_client_hello_size, "
-          "idle_timeout, default_route, allow, deny, max_connections, max_connection_rate");
+          "idle_timeout, default_route, allow, deny, max_connections, max_connection_rate, "
+          "accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(route_with("hostname = \"a.example.com\"")) ==
           "t.toml:10: route[0].hostname: unknown key (did you mean \"hostnames\"?); allowed "
           "keys: name, listeners, hostnames, alpn, backends, drain_timeout, allow, deny, "
