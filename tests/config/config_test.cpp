@@ -319,6 +319,8 @@ TEST_CASE("the complete example in config/README.md parses without warnings", "[
     const Config config = parse(readme.substr(body, end - body));
     CHECK(config.warnings.empty());
     CHECK(config.listeners.at(0).hostname == "*.example.com");
+    CHECK(config.listeners.at(0).accept_proxy_protocol);
+    CHECK(config.listeners.at(0).trusted_proxies.size() == 1);
     CHECK(config.routes.at(1).alpn == std::vector<std::string>{"h2", "http/1.1"});
     CHECK(config.services.at(0).endpoints.at(1).weight == 2);
 }
