@@ -141,8 +141,9 @@ void ProxyConnection::on_client_readable_proxy_header() {
             if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
             return;  // wait for more bytes (the deadline is running)
         case ProxyHeaderParse::Status::error:
-            log_line(LogLevel::debug, "PROXY header from " + summary_.client + " rejected: " +
-                                          std::string(proxy_header_error_name(parse.error)));
+            if (log_enabled(LogLevel::debug))
+                log_line(LogLevel::debug, "PROXY header from " + summary_.client + " rejected: " +
+                                              std::string(proxy_header_error_name(parse.error)));
             return finish(parse.error == ProxyHeaderError::not_proxy ? CloseReason::proxy_missing
                                                                      : CloseReason::proxy_malformed);
         case ProxyHeaderParse::Status::ok:
