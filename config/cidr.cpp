@@ -100,6 +100,19 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& error) {
     return cidr;
 }
 
+bool contains_any(const std::vector<Cidr>& ranges, const sockaddr* address) {
+    if (address == nullptr) return false;
+    const std::uint8_t* bytes = nullptr;
+    if (address->sa_family == AF_INET)
+        bytes = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in*>(address)->sin_addr);
+    else if (address->sa_family == AF_INET6)
+        bytes = reinterpret_cast<const std::uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr);
+    else
+        return false;
+    return std::any_of(ranges.begin(), ranges.end(),
+                       [&](const Cidr& cidr) { return cidr.contains(address->sa_family, bytes); });
+}
+
 bool AccessList::permits(int address_family, const std::uint8_t* address) const {
     for (const Cidr& cidr : deny) {
         if (cidr.contains(address_family, address)) return false;

@@ -33,6 +33,10 @@ struct Cidr {
 // "invalid CIDR \"...\": " (it says what is wrong and, for host bits, what was probably meant).
 std::optional<Cidr> parse_cidr(std::string_view text, std::string& error);
 
+// Whether `address` (from accept()/getpeername(); nullptr or a family other than AF_INET/AF_INET6:
+// no) is in one of `ranges` (IPv4-mapped IPv6 addresses match IPv4 ranges). For trusted_proxies.
+bool contains_any(const std::vector<Cidr>& ranges, const sockaddr* address);
+
 // allow/deny lists. Deny wins over allow; an empty allow list allows every address not denied.
 struct AccessList {
     std::vector<Cidr> allow;

@@ -31,7 +31,8 @@ constexpr std::string_view kAccessLogKeys[] = {"enabled", "format", "path"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kListenerKeys[] = {
     "name",         "address",      "hostname",     "client_hello_timeout", "max_client_hello_size",
-    "idle_timeout", "default_route", "allow", "deny", "max_connections", "max_connection_rate"};
+    "idle_timeout", "default_route", "allow", "deny", "max_connections", "max_connection_rate",
+    "accept_proxy_protocol", "trusted_proxies"};
 constexpr std::string_view kRouteKeys[] = {"name",     "listeners",       "hostnames",
                                            "alpn",     "backends",        "drain_timeout",
                                            "allow",    "deny",            "max_connections",
@@ -305,6 +306,7 @@ private:
             lines.default_route = line_of(*table.find("default_route"));
         }
         listener.access = access_list(table);
+        read_proxy_protocol(table, listener);
         if (auto value = table.integer("max_connections", 1, kMaxConnections)) {
             listener.max_connections = static_cast<std::uint32_t>(*value);
         }
@@ -336,6 +338,25 @@ private:
             config_.dns.timeout = *value;
         }
         if (auto value = dns.integer("tries", 1, kMaxDnsTries)) config_.dns.tries = static_cast<unsigned>(*value);
+    }
+
+    // accept_proxy_protocol and trusted_proxies go together: a header from just anyone would let
+    // any client pick the address that access control, logs and balancing see.
+    void read_proxy_protocol(const TableReader& table, Listener& listener) {
+        if (auto value = table.boolean("accept_proxy_protocol")) listener.accept_proxy_protocol = *value;
+        listener.trusted_proxies = cidrs(table, "trusted_proxies");
+        const bool given = table.find("trusted_proxies") != nullptr;
+        if (listener.accept_proxy_protocol && !given) {
+            table.fail("accept_proxy_protocol",
+                       "needs trusted_proxies: the addresses of the load balancers allowed to send "
+                       "PROXY headers, like [\"10.0.0.0/8\"]");
+        }
+        if (listener.accept_proxy_protocol && listener.trusted_proxies.empty()) {
+            table.fail("trusted_proxies", "must list at least one CIDR (accept_proxy_protocol is true)");
+        }
+        if (!listener.accept_proxy_protocol && given) {
+            table.fail("trusted_proxies", "only applies with accept_proxy_protocol = true");
+        }
     }
 
     // The one discovery key a service has: endpoints, dns (+ port), dns_srv or endpoints_file.

@@ -58,8 +58,14 @@ struct Listener {
     std::uint32_t max_client_hello_size = 64 * 1024;  // bytes of TLS records buffered before routing
     Duration idle_timeout{std::chrono::hours(1)};     // both directions quiet this long: close
     std::optional<std::string> default_route;         // route name, validated to exist
-    // Client addresses checked at accept, before the hello is read (deny wins; empty allow = all).
+    // Client addresses checked at accept, before the hello is read (deny wins; empty allow = all);
+    // with accept_proxy_protocol, checked on the address the PROXY header carries instead.
     AccessList access;
+    // Connections start with a PROXY protocol header (v1 or v2) from an upstream load balancer,
+    // accepted only from peers in trusted_proxies (non-empty exactly when this is true). The
+    // addresses it carries stand for the client's from then on.
+    bool accept_proxy_protocol = false;
+    std::vector<Cidr> trusted_proxies;
     // Open connections at once; split across workers: each worker admits ceil(limit / workers).
     std::optional<std::uint32_t> max_connections;
     // New connections per second; a token bucket per worker with rate / workers tokens a second

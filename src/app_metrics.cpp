@@ -48,6 +48,27 @@ std::optional<Refusal> refusal_of(CloseReason reason) {
     }
 }
 
+std::string_view proxy_reject_name(ProxyReject reason) {
+    switch (reason) {
+        case ProxyReject::untrusted: return "untrusted";
+        case ProxyReject::missing: return "missing";
+        case ProxyReject::malformed: return "malformed";
+        case ProxyReject::timeout: return "timeout";
+        case ProxyReject::count: break;
+    }
+    return "unknown";
+}
+
+std::optional<ProxyReject> proxy_reject_of(CloseReason reason) {
+    switch (reason) {
+        case CloseReason::proxy_untrusted: return ProxyReject::untrusted;
+        case CloseReason::proxy_missing: return ProxyReject::missing;
+        case CloseReason::proxy_malformed: return ProxyReject::malformed;
+        case CloseReason::proxy_timeout: return ProxyReject::timeout;
+        default: return std::nullopt;
+    }
+}
+
 std::string_view connect_failure_name(ConnectFailure reason) {
     switch (reason) {
         case ConnectFailure::refused: return "refused";
@@ -83,6 +104,9 @@ AppMetrics::AppMetrics(unsigned workers)
       downstream_refused(registry.counter("passgate_downstream_connections_refused_total",
           "Client connections closed by access control (allow/deny) or a limit, by listener and "
           "reason.", {"listener", "reason"})),
+      proxy_rejected(registry.counter("passgate_proxy_protocol_rejected_total",
+          "Connections closed for their PROXY protocol header (listeners with "
+          "accept_proxy_protocol), by listener and reason.", {"listener", "reason"})),
       hello_bytes(registry.histogram("passgate_client_hello_bytes",
           "Size of complete ClientHellos in bytes (TLS records included).", hello_byte_buckets,
           {"listener"})),
@@ -146,6 +170,11 @@ SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& conf
         for (std::size_t reason = 0; reason < handles.closed.size(); ++reason)
             handles.closed[reason] = metrics.downstream_closed.with(
                 {listener.name, std::string(close_reason_name(static_cast<CloseReason>(reason)))});
+        if (listener.accept_proxy_protocol) {
+            for (std::size_t reason = 0; reason < handles.proxy_rejected.size(); ++reason)
+                handles.proxy_rejected[reason] = metrics.proxy_rejected.with(
+                    {listener.name, std::string(proxy_reject_name(static_cast<ProxyReject>(reason)))});
+        }
         handles.hello_bytes = metrics.hello_bytes.with({listener.name});
         handles.hello_duration = metrics.hello_duration.with({listener.name});
         handles.connections_by_route.resize(config.routes.size());

@@ -26,6 +26,13 @@ std::string_view refusal_name(Refusal reason);
 // The refusal behind a close reason, if it is one.
 std::optional<Refusal> refusal_of(CloseReason reason);
 
+// Reasons for passgate_proxy_protocol_rejected_total{reason}: PROXY headers refused on listeners
+// with accept_proxy_protocol. Each has its own close reason (proxy_<name>).
+enum class ProxyReject { untrusted, missing, malformed, timeout, count };
+std::string_view proxy_reject_name(ProxyReject reason);
+// The PROXY rejection behind a close reason, if it is one.
+std::optional<ProxyReject> proxy_reject_of(CloseReason reason);
+
 // Reasons for passgate_upstream_connect_failures_total{reason}.
 enum class ConnectFailure { refused, timeout, unreachable, error, count };
 std::string_view connect_failure_name(ConnectFailure reason);
@@ -43,6 +50,7 @@ public:
     metrics::CounterFamily& downstream_closed;            // {listener, reason}
     metrics::CounterFamily& hello_rejected;               // {listener, reason}
     metrics::CounterFamily& downstream_refused;           // {listener, reason}
+    metrics::CounterFamily& proxy_rejected;               // {listener, reason}
     metrics::HistogramFamily& hello_bytes;                // {listener}
     metrics::HistogramFamily& hello_duration;             // {listener}
     metrics::CounterFamily& upstream_connections;         // {service, endpoint}
@@ -70,6 +78,8 @@ struct ListenerMetrics {
     std::array<metrics::Counter, static_cast<std::size_t>(HelloReject::count)> rejected;
     std::array<metrics::Counter, static_cast<std::size_t>(Refusal::count)> refused;
     std::array<metrics::Counter, close_reason_count> closed;
+    // Resolved only for listeners with accept_proxy_protocol (the only ones that can count them).
+    std::array<metrics::Counter, static_cast<std::size_t>(ProxyReject::count)> proxy_rejected;
     metrics::Histogram hello_bytes;
     metrics::Histogram hello_duration;
     std::vector<metrics::Counter> connections_by_route;  // by route index; empty handle if not attached

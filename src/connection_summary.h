@@ -30,6 +30,11 @@ enum class CloseReason {
     rate_limit,       // the listener's max_connection_rate (this worker's bucket) was exceeded
     route_limit,      // the route's max_connections (this worker's share) was reached
     max_duration,     // open for the route's max_connection_duration
+    // Listeners with accept_proxy_protocol (PROXY protocol from an upstream load balancer):
+    proxy_untrusted,  // the peer is not in trusted_proxies (closed at accept, nothing read)
+    proxy_missing,    // the connection does not start with a PROXY header
+    proxy_malformed,  // a PROXY header that breaks the specification (or passgate's bounds)
+    proxy_timeout,    // no complete PROXY header within client_hello_timeout
     shutdown,         // the process stopped (shutdown_timeout ran out, or a second SIGTERM)
 };
 

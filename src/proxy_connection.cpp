@@ -45,6 +45,10 @@ std::string_view close_reason_name(CloseReason reason) {
         case CloseReason::rate_limit: return "rate_limit";
         case CloseReason::route_limit: return "route_limit";
         case CloseReason::max_duration: return "max_duration";
+        case CloseReason::proxy_untrusted: return "proxy_untrusted";
+        case CloseReason::proxy_missing: return "proxy_missing";
+        case CloseReason::proxy_malformed: return "proxy_malformed";
+        case CloseReason::proxy_timeout: return "proxy_timeout";
         case CloseReason::shutdown: return "shutdown";
     }
     return "unknown";
@@ -78,7 +82,7 @@ const config::Listener& listener_config(const Generation& generation, std::size_
 }
 }  // namespace
 
-// ---- 1. Read the ClientHello ------------------------------------------------------------------
+// ---- 0. Accept ---------------------------------------------------------------------------------
 
 void ProxyConnection::start() {
     socklen_t length = sizeof client_address_;
@@ -86,17 +90,88 @@ void ProxyConnection::start() {
     client_address_known_ = ::getpeername(client_.get(), address, &length) == 0;
     summary_.client = client_address_known_ ? config::format_sockaddr(address, length) : "?";
     const config::Listener& listener = listener_config(generation_, summary_.listener);
-    // 0. Access control and limits, before a byte is read: refused connections close at once.
-    if (!listener.access.permits(client_address_known_ ? address : nullptr))
+    // Access control and limits, before a byte is read: refused connections close at once.
+    // Behind a load balancer the peer is the balancer: it must be a trusted one, and allow/deny
+    // wait for the client's own address from its PROXY header.
+    if (listener.accept_proxy_protocol) {
+        if (!config::contains_any(listener.trusted_proxies, client_address_known_ ? address : nullptr))
+            return finish(CloseReason::proxy_untrusted);
+    } else if (!listener.access.permits(client_address_known_ ? address : nullptr)) {
         return finish(CloseReason::denied);
+    }
     if (const std::optional<CloseReason> refused = worker_.admit_listener(generation_, summary_.listener))
         return finish(*refused);
     counted_listener_ = true;
+    // One deadline for the PROXY header and the hello together.
     worker_.loop().arm_timer_after(deadline_, listener.client_hello_timeout.count());
     client_readable_.poll(client_.get(), readable_events, true);
     // Bytes may already be waiting (they often arrive with the handshake's last ACK).
+    if (listener.accept_proxy_protocol) {
+        state_ = State::reading_proxy_header;
+        return on_client_readable_proxy_header();
+    }
     on_client_readable_hello();
 }
+
+// ---- 0b. Read the PROXY header from a trusted load balancer ------------------------------------
+
+// The header is read into hello_, never more than proxy_header_max_bytes: whatever follows it in
+// the buffer is the start of the hello and stays there.
+void ProxyConnection::on_client_readable_proxy_header() {
+    for (;;) {
+        std::uint8_t chunk[proxy_header_max_bytes];
+        const std::size_t room = proxy_header_max_bytes - hello_.size();
+        if (room == 0) break;  // the decoder decides on this many bytes, whatever they are
+        const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
+        if (got > 0) {
+            hello_.insert(hello_.end(), chunk, chunk + got);
+            continue;
+        }
+        if (got == 0) {
+            client_to_backend_.source_eof = true;  // as for the hello: may still route
+            break;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        return finish(CloseReason::client_closed, errno);
+    }
+    const ProxyHeaderParse parse = parse_proxy_header(hello_);
+    switch (parse.status) {
+        case ProxyHeaderParse::Status::incomplete:
+            if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
+            return;  // wait for more bytes (the deadline is running)
+        case ProxyHeaderParse::Status::error:
+            if (log_enabled(LogLevel::debug))
+                log_line(LogLevel::debug, "PROXY header from " + summary_.client + " rejected: " +
+                                              std::string(proxy_header_error_name(parse.error)));
+            return finish(parse.error == ProxyHeaderError::not_proxy ? CloseReason::proxy_missing
+                                                                     : CloseReason::proxy_malformed);
+        case ProxyHeaderParse::Status::ok:
+            break;
+    }
+    const ProxyHeader& header = parse.header;
+    // LOCAL (the balancer's own health check), UNKNOWN, UNSPEC, UNIX: the socket's addresses stand.
+    if (header.has_addresses()) {
+        client_address_ = header.source;
+        client_address_known_ = true;
+        proxied_destination_ = header.destination;
+        proxied_destination_known_ = true;
+        summary_.client = config::format_sockaddr(reinterpret_cast<const sockaddr*>(&client_address_),
+                                                  sizeof client_address_);
+    }
+    hello_.erase(hello_.begin(), hello_.begin() + static_cast<std::ptrdiff_t>(header.consumed));
+    // The listener's allow/deny, on the client's address now that it is known.
+    const config::Listener& listener = listener_config(generation_, summary_.listener);
+    if (!listener.access.permits(client_address_known_ ? reinterpret_cast<const sockaddr*>(&client_address_)
+                                                       : nullptr))
+        return finish(CloseReason::denied);
+    state_ = State::reading_hello;
+    // The hello may be complete already (it often arrives with the header); if not, its reader
+    // drains the socket and waits like any other.
+    on_client_readable_hello();
+}
+
+// ---- 1. Read the ClientHello ------------------------------------------------------------------
 
 void ProxyConnection::on_client_readable_hello() {
     const std::size_t cap = listener_config(generation_, summary_.listener).max_client_hello_size;
@@ -283,13 +358,15 @@ void ProxyConnection::start_forwarding() {
 void ProxyConnection::prepend_proxy_header() {
     const config::Service& service = generation_.snapshot->config().services[service_];
     if (service.send_proxy_protocol == config::ProxyProtocol::none) return;
-    // The client's address was read at accept; the address it connected to is ours.
+    // The client's address was read at accept, or from the balancer's PROXY header, and so was
+    // the address it connected to; without a header that is ours.
     sockaddr_storage source = client_address_;
-    sockaddr_storage destination{};
+    sockaddr_storage destination = proxied_destination_;
     socklen_t destination_length = sizeof destination;
     const bool known =
         client_address_known_ &&
-        ::getsockname(client_.get(), reinterpret_cast<sockaddr*>(&destination), &destination_length) == 0;
+        (proxied_destination_known_ ||
+         ::getsockname(client_.get(), reinterpret_cast<sockaddr*>(&destination), &destination_length) == 0);
     if (!known) source.ss_family = destination.ss_family = AF_UNSPEC;  // encoded as UNKNOWN
     const auto* from = reinterpret_cast<const sockaddr*>(&source);
     const auto* to = reinterpret_cast<const sockaddr*>(&destination);
@@ -431,6 +508,7 @@ void ProxyConnection::after_pump(Pump result, bool client_to_backend) {
 
 void ProxyConnection::on_client_readable(int result) {
     if (result < 0) return finish(CloseReason::client_error, -result);
+    if (state_ == State::reading_proxy_header) return on_client_readable_proxy_header();
     if (state_ == State::reading_hello) return on_client_readable_hello();
     pump_direction(true);
 }
@@ -461,6 +539,8 @@ void ProxyConnection::on_resume() { pump_both(); }
 
 void ProxyConnection::on_deadline() {
     switch (state_) {
+        case State::reading_proxy_header:
+            return finish(CloseReason::proxy_timeout);
         case State::reading_hello:
             return finish(CloseReason::hello_timeout);
         case State::connecting:
@@ -550,6 +630,8 @@ void ProxyConnection::count_close() {
         default: break;
     }
     if (rejected) listener.rejected[static_cast<std::size_t>(*rejected)].inc(shard_);
+    if (const std::optional<ProxyReject> proxy = proxy_reject_of(summary_.reason))
+        listener.proxy_rejected[static_cast<std::size_t>(*proxy)].inc(shard_);
     if (const std::optional<Refusal> refused = refusal_of(summary_.reason))
         listener.refused[static_cast<std::size_t>(*refused)].inc(shard_);
 }

@@ -2,6 +2,9 @@
 // One client connection, from accept to close. Its life reads top to bottom in
 // proxy_connection.cpp:
 //   0. the listener's allow/deny, max_connections and max_connection_rate (refused: closed at once);
+//      with accept_proxy_protocol, trusted_proxies instead of allow/deny here, then
+//   0b. read the PROXY header (bounded by proxy_header_max_bytes and client_hello_timeout); its
+//      addresses replace the socket's; allow/deny on them;
 //   1. read the ClientHello (bounded by max_client_hello_size and client_hello_timeout);
 //   2. route it (SNI, ALPN), apply the route's allow/deny and max_connections, arm its
 //      max_connection_duration, and pick a service and an endpoint;
@@ -49,7 +52,7 @@ public:
     std::size_t slot = 0;  // position in the worker's connection table
 
 private:
-    enum class State { reading_hello, connecting, forwarding, closed };
+    enum class State { reading_proxy_header, reading_hello, connecting, forwarding, closed };
 
     // One direction of the byte stream.
     struct Direction {
@@ -65,6 +68,8 @@ private:
     };
     enum class Pump { idle, error_from, error_to, out_of_pipes, budget_spent };
 
+    // 0b. PROXY header from an upstream load balancer
+    void on_client_readable_proxy_header();
     // 1. hello
     void on_client_readable_hello();
     // 2-3. route and connect
@@ -104,9 +109,13 @@ private:
     std::int64_t connect_started_us_ = 0;  // current attempt, for the connect duration histogram
     std::size_t shard_ = 0;                // this worker's metrics shard
     std::size_t route_index_ = 0;
-    // The client's address (getpeername) as access control sees it.
+    // The client's address as access control, logs, balancing and our own PROXY header see it:
+    // the socket's peer (getpeername), or the address a trusted PROXY header carried.
     sockaddr_storage client_address_{};
     bool client_address_known_ = false;
+    // The address the client connected to, when a PROXY header carried it (else getsockname).
+    sockaddr_storage proxied_destination_{};
+    bool proxied_destination_known_ = false;
     // Counted as open in the worker's listener / route limits (released in finish()).
     bool counted_listener_ = false;
     bool counted_route_ = false;

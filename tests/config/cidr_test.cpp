@@ -167,3 +167,28 @@ TEST_CASE("access lists: deny wins, an empty allow list allows all", "[config][c
     CHECK_FALSE(permits(deny_all, "1.2.3.4"));
     CHECK_FALSE(permits(deny_all, "2001:db8::1"));
 }
+
+TEST_CASE("contains_any: trusted_proxies against a socket peer", "[config][cidr]") {
+    const std::vector<Cidr> trusted = {cidr("10.0.0.0/8"), cidr("127.0.0.1"), cidr("2001:db8::/32")};
+    const auto contains = [&](const char* text) {
+        if (std::string(text).find(':') == std::string::npos) {
+            const sockaddr_in address = v4(text);
+            return contains_any(trusted, reinterpret_cast<const sockaddr*>(&address));
+        }
+        const sockaddr_in6 address = v6(text);
+        return contains_any(trusted, reinterpret_cast<const sockaddr*>(&address));
+    };
+    CHECK(contains("10.20.30.40"));
+    CHECK(contains("127.0.0.1"));
+    CHECK_FALSE(contains("127.0.0.2"));
+    CHECK(contains("::ffff:10.0.0.1"));  // an IPv4 balancer seen on a "[::]" listener
+    CHECK(contains("2001:db8:ffff::1"));
+    CHECK_FALSE(contains("2001:db9::1"));
+    CHECK_FALSE(contains("::1"));
+    CHECK_FALSE(contains_any(trusted, nullptr));
+    const sockaddr_in ten = v4("10.0.0.1");
+    CHECK_FALSE(contains_any({}, reinterpret_cast<const sockaddr*>(&ten)));
+    sockaddr unix_address{};
+    unix_address.sa_family = AF_UNIX;
+    CHECK_FALSE(contains_any(trusted, &unix_address));
+}

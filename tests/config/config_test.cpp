@@ -319,6 +319,8 @@ TEST_CASE("the complete example in config/README.md parses without warnings", "[
     const Config config = parse(readme.substr(body, end - body));
     CHECK(config.warnings.empty());
     CHECK(config.listeners.at(0).hostname == "*.example.com");
+    CHECK(config.listeners.at(0).accept_proxy_protocol);
+    CHECK(config.listeners.at(0).trusted_proxies.size() == 1);
     CHECK(config.routes.at(1).alpn == std::vector<std::string>{"h2", "http/1.1"});
     CHECK(config.services.at(0).endpoints.at(1).weight == 2);
 }
@@ -426,11 +428,12 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     CHECK(error_of(listener_with("sni = \"x\"")) ==
           "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, hostname, "
           "client_hello_timeout, max_client_hello_size, idle_timeout, default_route, allow, deny, "
-          "max_connections, max_connection_rate");
+          "max_connections, max_connection_rate, accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(listener_with("hostnames = [\"a.example.com\"]")) ==
           "t.toml:4: listener[0].hostnames: unknown key (did you mean \"hostname\"?); allowed "
           "keys: name, address, hostname, client_hello_timeout, max_client_hello_size, "
-          "idle_timeout, default_route, allow, deny, max_connections, max_connection_rate");
+          "idle_timeout, default_route, allow, deny, max_connections, max_connection_rate, "
+          "accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(route_with("hostname = \"a.example.com\"")) ==
           "t.toml:10: route[0].hostname: unknown key (did you mean \"hostnames\"?); allowed "
           "keys: name, listeners, hostnames, alpn, backends, drain_timeout, allow, deny, "

@@ -54,9 +54,18 @@ void Socket::reset() {
     fd_ = -1;
 }
 
-Socket connect_to(std::uint16_t port, Millis timeout) {
+Socket connect_to(std::uint16_t port, Millis timeout) { return connect_bound_to(nullptr, port, timeout); }
+
+Socket connect_bound_to(const char* source_ip, std::uint16_t port, Millis timeout) {
     Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!socket) return socket;
+    if (source_ip != nullptr) {
+        sockaddr_in source{};
+        source.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source_ip, &source.sin_addr) != 1) return Socket();
+        if (::bind(socket.get(), reinterpret_cast<const sockaddr*>(&source), sizeof source) != 0)
+            return Socket();
+    }
     const sockaddr_in address = loopback(port);
     if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0)
         return socket;

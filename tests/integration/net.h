@@ -54,6 +54,8 @@ private:
 // Connects to 127.0.0.1:port; an invalid Socket on failure or timeout. The socket is non-blocking
 // (all helpers below poll before they read or write).
 Socket connect_to(std::uint16_t port, Millis timeout = Millis(2000));
+// The same from `source_ip` (another 127.0.0.x, for a distinct client address), any port.
+Socket connect_bound_to(const char* source_ip, std::uint16_t port, Millis timeout = Millis(2000));
 void set_nodelay(int fd);
 // "127.0.0.1:PORT" of the local end, as passgate logs it in client=...
 std::string local_name(int fd);
