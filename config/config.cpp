@@ -702,6 +702,16 @@ const Route* Config::find_route(std::string_view name) const {
     return nullptr;
 }
 
+std::string describe_discovery(const Service& service) {
+    switch (service.discovery) {
+        case Discovery::static_list: return {};
+        case Discovery::dns: return "dns " + service.dns_name + " port " + std::to_string(service.port);
+        case Discovery::dns_srv: return "dns_srv " + service.dns_name;
+        case Discovery::file: return "endpoints_file " + service.endpoints_file;
+    }
+    return {};
+}
+
 const Service* Config::find_service(std::string_view name) const {
     for (const Service& service : services) {
         if (service.name == name) return &service;

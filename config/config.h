@@ -191,6 +191,11 @@ Config parse_config(std::string_view toml_text, std::string_view source_name);
 std::vector<std::string> attached_hostnames(const Listener& listener, const Route& route);
 Config load_config_file(const std::string& path);
 
+// Where a discovered service's endpoints come from, for `--check` and `route`:
+// "dns app.example.com port 8443", "dns_srv _https._tcp.example.com", "endpoints_file /etc/x".
+// Empty for a static list.
+std::string describe_discovery(const Service& service);
+
 // Hostname helpers shared by validation and routing.
 // A valid hostname pattern: lowercase DNS labels (letters, digits, '-'), optionally "*." first;
 // not an IP literal. Returns an error message, or empty when valid.

@@ -42,7 +42,10 @@ std::string describe_config(const config::Config& config) {
         for (const config::Endpoint& endpoint : service.endpoints)
             endpoints.push_back(endpoint.address.to_string() +
                                 (endpoint.weight != 1 ? " weight=" + std::to_string(endpoint.weight) : ""));
-        out += "  " + service.name + ": " + join(endpoints) + "\n";
+        out += "  " + service.name + ": " +
+               (service.discovery == config::Discovery::static_list ? join(endpoints)
+                                                                    : config::describe_discovery(service)) +
+               "\n";
     }
     return out;
 }

@@ -257,6 +257,10 @@ void explain_backends(std::string& out, const config::Config& config, const conf
             out += ": not defined, its share is rejected\n";
             continue;
         }
+        if (service->discovery != config::Discovery::static_list) {
+            out += ": endpoints from " + config::describe_discovery(*service) + " (found at run time)\n";
+            continue;
+        }
         std::vector<std::string> endpoints;
         bool any_usable = false;
         for (const config::Endpoint& endpoint : service->endpoints) {
