@@ -12,6 +12,18 @@
 
 namespace integration {
 
+bool send_stream(int fd, std::uint64_t seed, std::uint64_t bytes, Deadline deadline) {
+    std::vector<std::uint8_t> buffer(256 * 1024);
+    ByteStream stream(seed);
+    for (std::uint64_t sent = 0; sent < bytes;) {
+        const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), bytes - sent));
+        stream.fill(buffer.data(), chunk);
+        if (!send_all(fd, buffer.data(), chunk, deadline)) return false;
+        sent += chunk;
+    }
+    return true;
+}
+
 const std::vector<const CapturedHello*>& corpus_hellos() {
     static const std::vector<const CapturedHello*> hellos = [] {
         std::vector<const CapturedHello*> list;
@@ -45,16 +57,8 @@ void checksum_backend(int fd, Deadline deadline) {
     if (!received.eof) return;  // error or deadline: the client sees the close and reports it
     reply.bytes = received.bytes;
     reply.hash = received.hash;
-    std::vector<std::uint8_t> buffer(256 * 1024);
     if (!send_all(fd, &reply, sizeof reply, deadline)) return;
-    ByteStream stream(downstream_seed(preamble.connection));
-    for (std::uint64_t sent = 0; sent < preamble.reply_bytes;) {
-        const std::size_t chunk = static_cast<std::size_t>(
-            std::min<std::uint64_t>(buffer.size(), preamble.reply_bytes - sent));
-        stream.fill(buffer.data(), chunk);
-        if (!send_all(fd, buffer.data(), chunk, deadline)) return;
-        sent += chunk;
-    }
+    if (!send_stream(fd, downstream_seed(preamble.connection), preamble.reply_bytes, deadline)) return;
     ::shutdown(fd, SHUT_WR);  // then TcpServer closes it: the server side closes first
 }
 

@@ -36,7 +36,10 @@ struct ReplyHeader {
 inline std::uint64_t upstream_seed(std::uint64_t connection) { return 0x1000 + connection * 7919; }
 inline std::uint64_t downstream_seed(std::uint64_t connection) { return 0xdead0000 + connection * 104729; }
 
-// The captured hellos that carry an SNI under corpus.test.
+// Sends `bytes` bytes of ByteStream(seed) on `fd`; false if a send fails or the deadline passes.
+bool send_stream(int fd, std::uint64_t seed, std::uint64_t bytes, Deadline deadline);
+
+// The captured hellos that carry an SNI under corpus.test (each one TLS record).
 const std::vector<const CapturedHello*>& corpus_hellos();
 
 // The backend side (a TcpServer handler): reads the hello (one TLS record) and the preamble,

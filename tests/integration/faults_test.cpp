@@ -15,9 +15,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -188,6 +186,15 @@ std::string victim_and_bystanders_config(std::uint16_t victim_port, std::uint16_
            "\n[[service]]\nname = \"victim\"\nendpoints = [\"127.0.0.1:" + std::to_string(victim_backend) + "\"]\n";
 }
 
+// Listener "tls" on 127.0.0.1:port (plus `listener_extra` lines), route "r" with every SNI to
+// service "echo" at 127.0.0.1:backend_port.
+std::string echo_config(std::uint16_t port, std::uint16_t backend_port, const std::string& listener_extra = "") {
+    return "[admin]\naddress = \"@ADMIN@\"\n\n"
+           "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n" + listener_extra +
+           "\n[[route]]\nname = \"r\"\nlisteners = [\"tls\"]\nbackends = [ { service = \"echo\" } ]\n\n"
+           "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend_port) + "\"]\n";
+}
+
 // The access-log lines of connections whose client is `client` exactly.
 std::string log_line_of(const Passgate& passgate, const std::string& client) {
     for (const std::string& line : passgate.log_lines_with({"client=" + client + " "})) return line;
@@ -341,16 +348,8 @@ TEST_CASE("faults: an endpoint that never answers the SYN times out at connect_t
     EchoBackend live;
     // A listening socket that never accepts, its accept queue full (backlog 0 holds one
     // connection): the kernel drops every further SYN, as a firewall DROP rule would.
-    Socket silent(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    REQUIRE(silent);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    REQUIRE(::bind(silent.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(silent.get(), 0) == 0);
-    REQUIRE(::getsockname(silent.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    const std::uint16_t silent_port = ntohs(address.sin_port);
+    std::uint16_t silent_port = 0;
+    const Socket silent = listen_on_loopback(0, silent_port);
     Socket filler = connect_to(silent_port);
     REQUIRE(filler);
     REQUIRE_FALSE(connect_to(silent_port, Millis(300)));  // the SYN goes unanswered
@@ -403,13 +402,7 @@ TEST_CASE("faults: 2000 slowloris and idle-before-hello clients are closed at cl
     TempDir dir;
     EchoBackend backend;
     const std::uint16_t port = free_port();
-    const std::string config =
-        "[admin]\naddress = \"@ADMIN@\"\n\n"
-        "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n"
-        "client_hello_timeout = \"2s\"\n\n"
-        "[[route]]\nname = \"r\"\nlisteners = [\"tls\"]\nbackends = [ { service = \"echo\" } ]\n\n"
-        "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend.port()) + "\"]\n";
-    Passgate passgate(dir, {config, {}, 2});
+    Passgate passgate(dir, {echo_config(port, backend.port(), "client_hello_timeout = \"2s\"\n"), {}, 2});
     REQUIRE(passgate.wait_ready());
     const int baseline_sockets = count_of(fds_after_admin_request(passgate), "socket");
     constexpr Millis hello_timeout(2000);
@@ -530,13 +523,8 @@ TEST_CASE("faults: out of descriptors (RLIMIT_NOFILE 64), accept backs off witho
     TempDir dir;
     EchoBackend backend;
     const std::uint16_t port = free_port();
-    const std::string config =
-        "[admin]\naddress = \"@ADMIN@\"\n\n"
-        "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n\n"
-        "[[route]]\nname = \"r\"\nlisteners = [\"tls\"]\nbackends = [ { service = \"echo\" } ]\n\n"
-        "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend.port()) + "\"]\n";
     constexpr int limit = 64;
-    Passgate passgate(dir, {config, {}, 1}, "passgate",
+    Passgate passgate(dir, {echo_config(port, backend.port()), {}, 1}, "passgate",
                       PassgateLaunch{{"prlimit", "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit)}, true});
     REQUIRE(passgate.wait_ready());
     const std::map<std::string, int> cold = fds_after_admin_request(passgate);
@@ -717,13 +705,8 @@ TEST_CASE("faults: 2000 connections against max_connections = 50 keep passgate's
     EchoBackend backend;
     const std::uint16_t port = free_port();
     constexpr int limit = 50;
-    const std::string config =
-        "[admin]\naddress = \"@ADMIN@\"\n\n"
-        "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n"
-        "client_hello_timeout = \"60s\"\nmax_connections = " + std::to_string(limit) + "\n\n"
-        "[[route]]\nname = \"r\"\nlisteners = [\"tls\"]\nbackends = [ { service = \"echo\" } ]\n\n"
-        "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend.port()) + "\"]\n";
-    Passgate passgate(dir, {config, {}, 1});  // one worker: the limit is exact
+    const std::string limits = "client_hello_timeout = \"60s\"\nmax_connections = " + std::to_string(limit) + "\n";
+    Passgate passgate(dir, {echo_config(port, backend.port(), limits), {}, 1});  // one worker: the limit is exact
     REQUIRE(passgate.wait_ready());
     // Warm up (allocator arenas, the access log) before the baseline.
     for (int i = 0; i < 5; ++i) CHECK(echo_round_trip(port, any_hello(), {'w'}).empty());

@@ -69,6 +69,19 @@ Socket connect_to(std::uint16_t port, Millis timeout) {
     return socket;
 }
 
+Socket listen_on_loopback(int backlog, std::uint16_t& port) {
+    Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!socket) throw std::system_error(errno, std::generic_category(), "socket");
+    sockaddr_in address = loopback(0);
+    socklen_t length = sizeof address;
+    if (::bind(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(socket.get(), backlog) != 0 ||
+        ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0)
+        throw std::system_error(errno, std::generic_category(), "listen 127.0.0.1:0");
+    port = ntohs(address.sin_port);
+    return socket;
+}
+
 void set_nodelay(int fd) {
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -182,15 +195,7 @@ CloseObservation wait_closed(int fd, Millis timeout) {
 // ---- TcpServer -----------------------------------------------------------------------------------
 
 TcpServer::TcpServer(Handler handler) : handler_(std::move(handler)) {
-    listener_ = Socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!listener_) throw std::system_error(errno, std::generic_category(), "socket");
-    sockaddr_in address = loopback(0);
-    socklen_t length = sizeof address;
-    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_.get(), 512) != 0 ||
-        ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0)
-        throw std::system_error(errno, std::generic_category(), "listen 127.0.0.1:0");
-    port_ = ntohs(address.sin_port);
+    listener_ = listen_on_loopback(512, port_);  // the accept loop polls before each accept
     acceptor_ = std::thread([this] { accept_loop(); });
 }
 

@@ -55,6 +55,9 @@ private:
 // (all helpers below poll before they read or write).
 Socket connect_to(std::uint16_t port, Millis timeout = Millis(2000));
 void set_nodelay(int fd);
+// A blocking TCP socket listening on 127.0.0.1:<ephemeral> with `backlog`; `port` gets the port.
+// Nothing accepts on it unless the caller does.
+Socket listen_on_loopback(int backlog, std::uint16_t& port);
 // "127.0.0.1:PORT" of the local end, as passgate logs it in client=...
 std::string local_name(int fd);
 

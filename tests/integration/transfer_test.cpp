@@ -95,15 +95,7 @@ struct BackendFirst {
             return;
         Record result;
         result.hello_exact = hello == corpus_hellos()[preamble.hello_index]->bytes;
-        std::vector<std::uint8_t> buffer(128 * 1024);
-        ByteStream stream(downstream_seed(preamble.connection));
-        for (std::uint64_t sent = 0; sent < preamble.reply_bytes;) {
-            const std::size_t chunk = static_cast<std::size_t>(
-                std::min<std::uint64_t>(buffer.size(), preamble.reply_bytes - sent));
-            stream.fill(buffer.data(), chunk);
-            if (!send_all(fd, buffer.data(), chunk, deadline)) return;
-            sent += chunk;
-        }
+        if (!send_stream(fd, downstream_seed(preamble.connection), preamble.reply_bytes, deadline)) return;
         ::shutdown(fd, SHUT_WR);  // the backend is done talking, but keeps listening
         const HashedStream received = read_to_eof_hashing(fd, deadline);
         result.eof = received.eof;
