@@ -107,6 +107,30 @@ bool sockets_back_to(const Passgate& passgate, int baseline, Millis timeout = Mi
                       timeout, Millis(50));
 }
 
+// `text` without UBSan's vptr reports on memory it could not read. The vptr check tests whether
+// memory is readable by writing it into a fresh pipe (sanitizer_common's IsAccessibleMemoryRange):
+// out of descriptors, pipe() fails and every virtual call through a valid object is reported as
+// "... does not point to an object of type ...", "object has invalid vptr", "<memory cannot be
+// printed>". A real bad vptr has readable memory and is printed, so it stays in the text.
+std::string without_unreadable_vptr_reports(const std::string& text) {
+    std::istringstream in(text);
+    std::vector<std::string> lines;
+    std::string line;
+    for (int count = 0; count < 1000000 && std::getline(in, line); ++count) lines.push_back(line);
+    std::string kept;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (i + 2 < lines.size() && lines[i].find("runtime error: member ") != std::string::npos &&
+            lines[i].find("which does not point to an object of type") != std::string::npos &&
+            lines[i + 1].find("note: object has invalid vptr") != std::string::npos &&
+            lines[i + 2] == "<memory cannot be printed>") {
+            i += 2;
+            continue;
+        }
+        kept += lines[i] + "\n";
+    }
+    return kept;
+}
+
 // ---- Clients ------------------------------------------------------------------------------------
 
 const std::vector<std::uint8_t>& any_hello() { return captured_hello("curl-h2.bin").bytes; }
@@ -571,7 +595,13 @@ TEST_CASE("faults: out of descriptors (RLIMIT_NOFILE 64), accept backs off witho
     WARN("fd exhaustion: CPU " << cpu_used << " s over 2 s exhausted; closed out_of_resources: "
          << closed_with(passgate, "tls", "out_of_resources") << ", completed: " << closed_with(passgate, "tls", "completed")
          << ", client_closed: " << closed_with(passgate, "tls", "client_closed"));
-    stop_and_check(passgate);
+    // stop_and_check, but with the sanitizer's own out-of-descriptors reports left out.
+    const int status = passgate.stop(Millis(5000));
+    const std::string log = passgate.stderr_text();
+    const std::string report = sanitizer_report(without_unreadable_vptr_reports(log));
+    INFO("sanitizer report:\n" << report);
+    CHECK(status == 0);
+    CHECK(report.empty());
 }
 
 // ---- Out of pipe pages --------------------------------------------------------------------------
