@@ -22,8 +22,10 @@
 // descendants at each edge, reaped ones included (a proxy that forks workers on reload).
 // --baseline S measures an extra window of S seconds just before the main one (reported as
 // baseline_*) and prints the line {"event": "window"} on stdout when the main window begins, so
-// that perf/run can start disturbing the proxy (reloads) exactly then. Every loop is bounded in time (a hard deadline
-// after the window) and in count (--max-conns, --max-errors).
+// that perf/run can start disturbing the proxy (reloads) exactly then. Every loop is bounded in
+// time (a hard deadline after the window) and in count (--max-conns, --max-errors). conn with
+// --max-conns ends its window early once that many connections have been started and have all
+// ended (perf/soak).
 //
 // Output: one JSON object on stdout. Exit status 0 when the run completed (errors are counted
 // in the JSON), 1 when it was aborted (too many errors), 2 on bad usage.
@@ -451,6 +453,10 @@ private:
                 if (!start_conn()) break;
         };
         auto never = [] { return false; };
+        // conn with --max-conns: the window also ends once every connection allowed has ended.
+        auto all_done = [&] {
+            return options_.workload == Workload::conn && started_ >= options_.max_conns && active_ == 0;
+        };
         loop_until(window_start, never, refill);
         if (options_.baseline > 0) {
             baseline_begin_ = snapshot();
@@ -462,7 +468,7 @@ private:
             begin_ = snapshot();
         }
         measuring_ = true;
-        loop_until(begin_.at + static_cast<std::uint64_t>(options_.duration * 1e9), never, refill);
+        loop_until(begin_.at + static_cast<std::uint64_t>(options_.duration * 1e9), all_done, refill);
         end_ = snapshot();
         measuring_ = false;
         filling = false;
@@ -574,6 +580,7 @@ private:
         switch (options_.workload) {
             case Workload::conn:
                 field("completed", integer(done));
+                field("completed_total", integer(totals_.completed));  // warm-up and drain included
                 field("conn_per_s", number(window > 0 ? static_cast<double>(done) / window : 0));
                 field("lat_p50_us", number(histogram_.quantile(0.50) / 1e3));
                 field("lat_p99_us", number(histogram_.quantile(0.99) / 1e3));

@@ -1,6 +1,7 @@
 // passgate: TLS passthrough load balancer. See README.md.
 //
-//   passgate --config FILE            run in the foreground, logs to stderr
+//   passgate --config FILE            run in the foreground, logs to stderr (not as root, unless
+//                                     --allow-root: see README.md, "Least privilege")
 //   passgate --check --config FILE    validate; exit 0, or 1 with "FILE:LINE: message"
 //   passgate --version
 //   passgate route --config FILE --sni NAME [--alpn P]...   explain the routing decision
@@ -11,6 +12,8 @@
 #include "src/log.h"
 #include "src/route_explain.h"
 #include "src/version.h"
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +27,7 @@ namespace {
 
 void usage(std::FILE* out) {
     std::fputs(
-        "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug]\n"
+        "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug] [--allow-root]\n"
         "       passgate --check --config FILE\n"
         "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]...\n"
         "       passgate --version\n",
@@ -38,6 +41,7 @@ struct Options {
     std::optional<std::string> sni;
     std::vector<std::string> alpn;
     bool version = false;
+    bool allow_root = false;
     std::optional<unsigned> workers;
     passgate::LogLevel log_level = passgate::LogLevel::info;
 };
@@ -74,6 +78,8 @@ std::optional<Options> parse_options(int argc, char** argv) {
             options.check = true;
         } else if (argument == "--version") {
             options.version = true;
+        } else if (argument == "--allow-root") {
+            options.allow_root = true;
         } else if (argument == "--workers") {
             auto text = value();
             if (!text) return std::nullopt;
@@ -144,6 +150,15 @@ int main(int argc, char** argv) {
         std::cout << passgate::describe_config(config);
         for (const std::string& warning : config.warnings) std::cerr << "warning: " << warning << '\n';
         return 0;
+    }
+    // Serving as root would hand every parser bug the whole machine. --check and `route` only
+    // read the config, so they may run as anyone.
+    if ((::getuid() == 0 || ::geteuid() == 0) && !options->allow_root) {
+        std::fprintf(stderr,
+                     "passgate: refusing to run as root (uid 0). Run it as an unprivileged user with only "
+                     "CAP_NET_BIND_SERVICE (the systemd unit does; see README.md, \"Least privilege\"), "
+                     "or pass --allow-root to run as root anyway.\n");
+        return 1;
     }
     for (const std::string& warning : config.warnings)
         passgate::log_line(passgate::LogLevel::warning, warning);

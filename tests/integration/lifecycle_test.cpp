@@ -6,8 +6,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -205,16 +203,8 @@ TEST_CASE("lifecycle: a listener port already in use stops start-up, naming the 
           "[integration][lifecycle]") {
     TempDir dir;
     // Held by the test without SO_REUSEPORT, so passgate's SO_REUSEPORT bind cannot share it.
-    Socket holder(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    REQUIRE(holder);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    REQUIRE(::bind(holder.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(holder.get(), 8) == 0);
-    REQUIRE(::getsockname(holder.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    const std::uint16_t taken = ntohs(address.sin_port);
+    std::uint16_t taken = 0;
+    Socket holder = listen_on_loopback(8, taken);
 
     Passgate passgate(dir, {simple_config(taken, 9), {}, 2});
     const std::optional<int> status = passgate.process().wait_exit(Millis(5000));

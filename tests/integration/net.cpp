@@ -78,6 +78,19 @@ Socket connect_bound_to(const char* source_ip, std::uint16_t port, Millis timeou
     return socket;
 }
 
+Socket listen_on_loopback(int backlog, std::uint16_t& port) {
+    Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!socket) throw std::system_error(errno, std::generic_category(), "socket");
+    sockaddr_in address = loopback(0);
+    socklen_t length = sizeof address;
+    if (::bind(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(socket.get(), backlog) != 0 ||
+        ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0)
+        throw std::system_error(errno, std::generic_category(), "listen 127.0.0.1:0");
+    port = ntohs(address.sin_port);
+    return socket;
+}
+
 void set_nodelay(int fd) {
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -57,6 +57,9 @@ Socket connect_to(std::uint16_t port, Millis timeout = Millis(2000));
 // The same from `source_ip` (another 127.0.0.x, for a distinct client address), any port.
 Socket connect_bound_to(const char* source_ip, std::uint16_t port, Millis timeout = Millis(2000));
 void set_nodelay(int fd);
+// A blocking TCP socket listening on 127.0.0.1:<ephemeral> with `backlog`; `port` gets the port.
+// Nothing accepts on it unless the caller does.
+Socket listen_on_loopback(int backlog, std::uint16_t& port);
 // "127.0.0.1:PORT" of the local end, as passgate logs it in client=...
 std::string local_name(int fd);
 

@@ -12,7 +12,8 @@ namespace integration {
 
 std::string passgate_binary() { return required_env("PASSGATE_BINARY"); }
 
-Passgate::Passgate(const TempDir& dir, const PassgateOptions& options, const std::string& name)
+Passgate::Passgate(const TempDir& dir, const PassgateOptions& options, const std::string& name,
+                   const PassgateLaunch& launch)
     : config_path_(dir.file(name + ".toml")), admin_port_(free_port()) {
     std::string config = options.config;
     const std::string marker = "@ADMIN@";
@@ -22,8 +23,10 @@ Passgate::Passgate(const TempDir& dir, const PassgateOptions& options, const std
     write_file(config_path_, config);
 
     SpawnOptions spawn;
-    spawn.argv = {passgate_binary(), "--config", config_path_, "--workers",
-                  std::to_string(options.workers)};
+    spawn.argv = launch.prefix;
+    spawn.argv.insert(spawn.argv.end(), {passgate_binary(), "--config", config_path_, "--workers",
+                                         std::to_string(options.workers)});
+    if (launch.allow_root) spawn.argv.push_back("--allow-root");
     spawn.argv.insert(spawn.argv.end(), options.extra_args.begin(), options.extra_args.end());
     spawn.stdout_path = dir.file(name + ".out");
     spawn.stderr_path = dir.file(name + ".err");

@@ -1,7 +1,8 @@
 #pragma once
 // A real passgate process for a test: writes the config, starts the binary named by
-// $PASSGATE_BINARY with `--workers 2`, waits for /readyz, and at the end stops it with SIGTERM and
-// checks its exit status and that its stderr holds no sanitizer report.
+// $PASSGATE_BINARY with `--workers 2` (and `--allow-root`: the tests run as root), waits for
+// /readyz, and at the end stops it with SIGTERM and checks its exit status and that its stderr
+// holds no sanitizer report.
 
 #include "tests/integration/process.h"
 
@@ -21,9 +22,17 @@ struct PassgateOptions {
     unsigned workers = 2;
 };
 
+// How the binary is started: `prefix` goes before it (e.g. setpriv ... or prlimit ...), and
+// `allow_root` adds --allow-root (passgate refuses to run as uid 0 without it).
+struct PassgateLaunch {
+    std::vector<std::string> prefix;
+    bool allow_root = true;
+};
+
 class Passgate {
 public:
-    Passgate(const TempDir& dir, const PassgateOptions& options, const std::string& name = "passgate");
+    Passgate(const TempDir& dir, const PassgateOptions& options, const std::string& name = "passgate",
+             const PassgateLaunch& launch = {});
     ~Passgate() = default;
 
     // /readyz answered 200 within the timeout (and the process is still running).

@@ -5,6 +5,7 @@
 // Every reload is sent only after passgate has handled the one before (two SIGHUPs in a row may
 // make one reload), so the reload counters can be compared with what was sent.
 
+#include "tests/integration/checksum_load.h"  // corpus_hellos()
 #include "tests/integration/net.h"
 #include "tests/integration/passgate.h"
 #include "tests/integration/process.h"
@@ -25,17 +26,6 @@
 using namespace integration;
 
 namespace {
-
-// The captured hellos with an SNI under corpus.test (every one is a single TLS record).
-const std::vector<const CapturedHello*>& corpus_hellos() {
-    static const std::vector<const CapturedHello*> hellos = [] {
-        std::vector<const CapturedHello*> list;
-        for (const CapturedHello& hello : captured_hellos())
-            if (hello.sni && hello.sni->ends_with(".corpus.test")) list.push_back(&hello);
-        return list;
-    }();
-    return hellos;
-}
 
 std::vector<std::uint8_t> bytes_of(const std::string& text) {
     return std::vector<std::uint8_t>(text.begin(), text.end());

@@ -56,7 +56,8 @@ tmpfiles_creates_dir() {
 
 check "unit passes systemd-analyze verify" verify_unit
 check "unit is Type=notify with ExecReload sending SIGHUP" sh -c "grep -q '^Type=notify' '$scratch/passgate.service' && grep -q '^ExecReload=/bin/kill -HUP \$MAINPID' '$scratch/passgate.service'"
-for line in "User=passgate" "AmbientCapabilities=CAP_NET_BIND_SERVICE" "NoNewPrivileges=yes" \
+for line in "User=passgate" "AmbientCapabilities=CAP_NET_BIND_SERVICE" \
+            "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" "NoNewPrivileges=yes" \
             "ProtectSystem=strict" "ProtectHome=yes" "PrivateTmp=yes" "RestrictAddressFamilies=" \
             "LimitNOFILE="; do
     check "unit sets $line" unit_has "$line"
