@@ -4,8 +4,12 @@
 
 namespace passgate::reactor {
 
-Acceptor::Acceptor(Loop& loop, int listen_fd, OnAccept on_accept)
-    : loop_(loop), listen_fd_(listen_fd), on_accept_(std::move(on_accept)), watch_(loop, *this) {
+Acceptor::Acceptor(Loop& loop, int listen_fd, OnAccept on_accept, OnError on_error)
+    : loop_(loop),
+      listen_fd_(listen_fd),
+      on_accept_(std::move(on_accept)),
+      on_error_(std::move(on_error)),
+      watch_(loop, *this) {
     watch_.accept(listen_fd_);
 }
 
@@ -24,6 +28,7 @@ void Acceptor::on_watch(int result) {
     if (result == -ECANCELED || stopped_) return;
     ++accept_errors_;
     last_error_ = -result;
+    if (on_error_) on_error_(-result);
     if (result == -ECONNABORTED || result == -EINTR) {
         if (!watch_.active()) watch_.accept(listen_fd_);
         return;

@@ -14,8 +14,11 @@ namespace passgate::reactor {
 class Acceptor final : public WatchHandler, private Timer {
 public:
     using OnAccept = std::function<void(Fd)>;
-    // `listen_fd` stays owned by the caller and must outlive the acceptor.
-    Acceptor(Loop& loop, int listen_fd, OnAccept on_accept);
+    using OnError = std::function<void(int error)>;  // an errno value, e.g. EMFILE
+    // `listen_fd` stays owned by the caller and must outlive the acceptor. `on_error` (optional)
+    // hears of every accept error, for the owner's metrics and logs; it must not
+    // destroy the acceptor.
+    Acceptor(Loop& loop, int listen_fd, OnAccept on_accept, OnError on_error = {});
     ~Acceptor() = default;
 
     void stop();  // stop accepting (the listening socket stays open)
@@ -29,6 +32,7 @@ private:
     Loop& loop_;
     int listen_fd_;
     OnAccept on_accept_;
+    OnError on_error_;
     Watch watch_;
     bool stopped_ = false;
     Millis backoff_ = 0;

@@ -164,12 +164,15 @@ public:
             "io_uring submissions, by worker.", {"worker"});
         auto& accepted = metrics_.registry.counter("passgate_worker_accepted_total",
             "Connections accepted, by worker.", {"worker"});
+        auto& accept_errors = metrics_.registry.counter("passgate_worker_accept_errors_total",
+            "Failed accepts (out of descriptors or memory), by worker; accepting backs off.", {"worker"});
         for (std::size_t index = 0; index < workers.size(); ++index) {
             const WorkerStats* stats = &workers[index]->stats;
             const std::string worker = std::to_string(index);
             completions.with_callback({worker}, [stats] { return double(stats->loop_completions.get()); });
             submissions.with_callback({worker}, [stats] { return double(stats->loop_submissions.get()); });
             accepted.with_callback({worker}, [stats] { return double(stats->accepted.get()); });
+            accept_errors.with_callback({worker}, [stats] { return double(stats->accept_errors.get()); });
         }
         const auto* all = &workers;
         metrics_.pipes_in_use.with_callback({}, [all] {

@@ -318,6 +318,7 @@ void ProxyConnection::count_connect_failure(int error) {
 void ProxyConnection::on_connect_result(int error) {
     worker_.loop().cancel_timer(deadline_);
     if (error == 0) {
+        summary_.error = 0;  // an earlier attempt's error is not this connection's (connect_attempts tells)
         endpoint_->endpoint.metrics.connections.inc(shard_);
         generation_.pools[service_]->on_connected(*endpoint_);
         metrics().services[service_].connect_duration.observe(

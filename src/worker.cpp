@@ -39,8 +39,21 @@ void Worker::start_acceptors() {
         // may change then: it is looked up by descriptor on each accept.
         const int fd = listen_sockets_[listener].get();
         acceptors_[listener] = std::make_unique<reactor::Acceptor>(
-            loop_, fd, [this, fd](reactor::Fd client) { accept_on(fd, std::move(client)); });
+            loop_, fd, [this, fd](reactor::Fd client) { accept_on(fd, std::move(client)); },
+            [this](int error) { on_accept_error(error); });
     }
+}
+
+// Out of descriptors or memory: counted, and logged within the reject log budget (the acceptor
+// backs off, so this is at most a few lines a second).
+void Worker::on_accept_error(int error) {
+    stats_.accept_errors.add();
+    if (!reject_log_budget_.allow(loop_.now())) return;
+    std::string line = "worker " + std::to_string(options_.index) + ": accept failed: " +
+                       std::strerror(error) + " (backing off)";
+    const std::uint64_t suppressed = reject_log_budget_.take_suppressed();
+    if (suppressed > 0) line += " (" + std::to_string(suppressed) + " similar lines suppressed)";
+    log_line(LogLevel::warning, line);
 }
 
 void Worker::accept_on(int listen_fd, reactor::Fd client) {

@@ -128,6 +128,7 @@ public:
 private:
     void accept(std::size_t listener, reactor::Fd client);
     void accept_on(int listen_fd, reactor::Fd client);
+    void on_accept_error(int error);
     void on_message(WorkerMessage message);
     void free_retired();
     void stop();

@@ -22,6 +22,7 @@ private:
 
 struct alignas(64) WorkerStats {
     OwnedCounter accepted;
+    OwnedCounter accept_errors;  // failed accepts (EMFILE, ENFILE, ENOBUFS, ...): the acceptor backs off
     OwnedCounter active;
     OwnedCounter pipes_in_use;
     OwnedCounter pipes_idle;

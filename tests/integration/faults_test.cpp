@@ -592,6 +592,9 @@ TEST_CASE("faults: out of descriptors (RLIMIT_NOFILE 64), accept backs off witho
                           << passgate.stderr_text().substr(passgate.stderr_text().size() > 4000 ? passgate.stderr_text().size() - 4000 : 0));
     CHECK(recovered);
     CHECK(sockets_back_to(passgate, baseline_sockets, Millis(10000)));
+    // The failed accepts are visible: counted per worker and logged.
+    CHECK(passgate.metric({"passgate_worker_accept_errors_total"}).value_or(0) >= 1);
+    CHECK(passgate.wait_for_log("accept failed: Too many open files (backing off)"));
     WARN("fd exhaustion: CPU " << cpu_used << " s over 2 s exhausted; closed out_of_resources: "
          << closed_with(passgate, "tls", "out_of_resources") << ", completed: " << closed_with(passgate, "tls", "completed")
          << ", client_closed: " << closed_with(passgate, "tls", "client_closed"));
