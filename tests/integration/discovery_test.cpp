@@ -189,3 +189,28 @@ TEST_CASE("health checks: a stopped backend gets no connections after detection,
     CHECK(passgate.failed_connection_lines().empty());
     stop_and_check(passgate);
 }
+
+TEST_CASE("dns_srv discovery: SRV ports and weights from a real DNS server", "[integration][discovery][dns]") {
+    TempDir dir;
+    IdentBackend light("light"), heavy("heavy");
+    // Two targets on 127.0.0.1, told apart by the SRV records' ports; weights 1 and 3.
+    Dnsmasq dnsmasq("127.0.0.1 light.test\n127.0.0.1 heavy.test\n",
+                    {"_tls._tcp.pool.test,light.test," + std::to_string(light.port()) + ",0,1",
+                     "_tls._tcp.pool.test,heavy.test," + std::to_string(heavy.port()) + ",0,3"},
+                    1);
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {pool_config(port, "dns_srv = \"_tls._tcp.pool.test\"",
+                                        "[dns]\nservers = [\"" + dnsmasq.server() + "\"]\n\n"),
+                            {}, 2});
+    REQUIRE(passgate.wait_ready());
+    CHECK(passgate.metric({"passgate_service_endpoints"}) == 2.0);
+    const IdCounts counts = ask_many(port, 80);
+    INFO("light=" << (counts.count("light") ? counts.at("light") : 0)
+                  << " heavy=" << (counts.count("heavy") ? counts.at("heavy") : 0));
+    CHECK(counts.count("") == 0);
+    // Smooth weighted round robin per worker: 20 / 60 within 2 workers x 4 (one cycle each).
+    REQUIRE(counts.count("light") == 1);
+    CHECK(std::abs(counts.at("light") - 20) <= 8);
+    CHECK(std::abs(counts.at("heavy") - 60) <= 8);
+    stop_and_check(passgate);
+}
