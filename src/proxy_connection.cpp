@@ -77,6 +77,21 @@ const SnapshotMetrics& ProxyConnection::metrics() const { return generation_.sna
 ProxyConnection::~ProxyConnection() { --generation_.connections; }
 
 namespace {
+// An IPv4 or IPv6 address out of a sockaddr_storage (the PROXY header's); others are not
+// INET addresses (has_addresses() is false for them).
+InetAddress inet_address(const sockaddr_storage& storage) {
+    InetAddress address{};
+    if (storage.ss_family == AF_INET) std::memcpy(&address.v4, &storage, sizeof address.v4);
+    else if (storage.ss_family == AF_INET6) std::memcpy(&address.v6, &storage, sizeof address.v6);
+    return address;
+}
+
+sockaddr_storage storage_of(const InetAddress& address) {
+    sockaddr_storage storage{};
+    std::memcpy(&storage, &address, sizeof address);
+    return storage;
+}
+
 const config::Listener& listener_config(const Generation& generation, std::size_t listener) {
     return *generation.snapshot->listeners()[listener].listener;
 }
@@ -152,9 +167,9 @@ void ProxyConnection::on_client_readable_proxy_header() {
     const ProxyHeader& header = parse.header;
     // LOCAL (the balancer's own health check), UNKNOWN, UNSPEC, UNIX: the socket's addresses stand.
     if (header.has_addresses()) {
-        client_address_ = header.source;
+        client_address_ = inet_address(header.source);
         client_address_known_ = true;
-        proxied_destination_ = header.destination;
+        proxied_destination_ = inet_address(header.destination);
         proxied_destination_known_ = true;
         summary_.client = config::format_sockaddr(reinterpret_cast<const sockaddr*>(&client_address_),
                                                   sizeof client_address_);
@@ -292,7 +307,7 @@ void ProxyConnection::connect_next() {
 std::uint64_t ProxyConnection::balance_key_hash(const ServicePool& pool) const {
     if (pool.settings().hash_key == config::HashKey::sni) return stable_hash(summary_.sni);
     if (!client_address_known_) return 0;
-    if (client_address_.ss_family == AF_INET) {
+    if (client_address_.any.sa_family == AF_INET) {
         const auto& v4 = reinterpret_cast<const sockaddr_in&>(client_address_);
         return stable_hash(std::string_view(reinterpret_cast<const char*>(&v4.sin_addr), sizeof v4.sin_addr));
     }
@@ -338,6 +353,7 @@ void ProxyConnection::on_connect_result(int error) {
 
 void ProxyConnection::start_forwarding() {
     state_ = State::forwarding;
+    std::vector<EndpointRef>().swap(tried_endpoints_);  // no more retries: free it (idle memory)
     client_to_backend_.from = client_.get();
     client_to_backend_.to = backend_.get();
     backend_to_client_.from = backend_.get();
@@ -361,8 +377,8 @@ void ProxyConnection::prepend_proxy_header() {
     if (service.send_proxy_protocol == config::ProxyProtocol::none) return;
     // The client's address was read at accept, or from the balancer's PROXY header, and so was
     // the address it connected to; without a header that is ours.
-    sockaddr_storage source = client_address_;
-    sockaddr_storage destination = proxied_destination_;
+    sockaddr_storage source = storage_of(client_address_);
+    sockaddr_storage destination = storage_of(proxied_destination_);
     socklen_t destination_length = sizeof destination;
     const bool known =
         client_address_known_ &&

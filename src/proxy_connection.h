@@ -22,6 +22,7 @@
 #include "src/service_pool.h"
 
 #include <cstddef>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstdint>
@@ -31,6 +32,14 @@ namespace passgate {
 
 class Worker;
 struct Generation;
+
+// An IPv4 or IPv6 socket address, all a TCP peer can be: 28 bytes where sockaddr_storage takes
+// 128. Every connection holds two of these (idle connections' memory is a design target).
+union InetAddress {
+    sockaddr any;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+};
 
 class ProxyConnection {
 public:
@@ -111,10 +120,10 @@ private:
     std::size_t route_index_ = 0;
     // The client's address as access control, logs, balancing and our own PROXY header see it:
     // the socket's peer (getpeername), or the address a trusted PROXY header carried.
-    sockaddr_storage client_address_{};
+    InetAddress client_address_{};
     bool client_address_known_ = false;
     // The address the client connected to, when a PROXY header carried it (else getsockname).
-    sockaddr_storage proxied_destination_{};
+    InetAddress proxied_destination_{};
     bool proxied_destination_known_ = false;
     // Counted as open in the worker's listener / route limits (released in finish()).
     bool counted_listener_ = false;
