@@ -113,12 +113,6 @@ std::uint64_t monotonic_usec() {
     return static_cast<std::uint64_t>(reactor::monotonic_micros());
 }
 
-double unix_time_seconds() {
-    timespec now{};
-    clock_gettime(CLOCK_REALTIME, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-}
-
 // FNV-1a 64 of the config file's bytes, as 16 hex digits: identifies the config in use.
 std::string file_hash(const std::string& path) {
     std::ifstream file(path, std::ios::binary);

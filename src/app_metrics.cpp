@@ -3,6 +3,7 @@
 #include "src/version.h"
 
 #include <cerrno>
+#include <ctime>
 
 namespace passgate {
 
@@ -12,6 +13,12 @@ const std::vector<double> latency_buckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025
                                           0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
                                           5,      10};
 }  // namespace
+
+double unix_time_seconds() {
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
 
 std::string_view hello_reject_name(HelloReject reason) {
     switch (reason) {

@@ -38,6 +38,9 @@ enum class ConnectFailure { refused, timeout, unreachable, error, count };
 std::string_view connect_failure_name(ConnectFailure reason);
 ConnectFailure connect_failure_of(int error);
 
+// Unix time in seconds (CLOCK_REALTIME), for the *_timestamp_seconds gauges.
+double unix_time_seconds();
+
 class AppMetrics {
 public:
     // Shards: one per worker (index = worker index) and the last for the control thread.

@@ -34,12 +34,6 @@ bool same_discovery(const config::Service& a, const config::Service& b) {
            a.endpoint_max_connections == b.endpoint_max_connections;
 }
 
-double unix_now() {
-    timespec now{};
-    clock_gettime(CLOCK_REALTIME, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-}
-
 // The endpoints file, read and parsed; its error names the file (and line).
 EndpointsFileParse read_endpoints_file(const std::string& path) {
     // One byte more than the parser accepts, so that it sees (and reports) an oversized file.
@@ -180,7 +174,7 @@ struct EndpointDirectory::Service {
         const std::size_t control = directory.metrics_.control_shard();
         if (spec.discovery != config::Discovery::static_list)
             directory.metrics_.discovery_updates.with({spec.name, "success"}).inc(control);
-        directory.metrics_.discovery_last_success.with({spec.name}).set(control, unix_now());
+        directory.metrics_.discovery_last_success.with({spec.name}).set(control, unix_time_seconds());
     }
 
     void count_failure(const std::string& error) {

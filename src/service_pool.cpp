@@ -31,12 +31,6 @@ void ServicePool::update(std::shared_ptr<const EndpointSet> set) {
 }
 
 namespace {
-// This worker's share of a process-wide limit, rounded up.
-std::uint32_t share_of(std::uint32_t limit, unsigned workers) {
-    const std::uint64_t n = workers == 0 ? 1 : workers;
-    return static_cast<std::uint32_t>((limit + n - 1) / n);
-}
-
 bool contains(std::span<const EndpointRef> tried, const EndpointState& endpoint) {
     return std::any_of(tried.begin(), tried.end(),
                        [&](const EndpointRef& ref) { return ref.get() == &endpoint; });
@@ -52,7 +46,7 @@ bool ServicePool::usable(const EndpointState& endpoint, const PickRequest& reque
                          bool ignore_health) const {
     if (endpoint.endpoint.weight == 0) return false;
     if (endpoint.endpoint.max_connections &&
-        endpoint.open >= share_of(*endpoint.endpoint.max_connections, settings_.workers))
+        endpoint.open >= worker_share(*endpoint.endpoint.max_connections, settings_.workers))
         return false;
     if (!ignore_health && (!endpoint.endpoint.healthy || endpoint.ejected_until_ms > request.now_ms))
         return false;

@@ -36,6 +36,13 @@
 
 namespace passgate {
 
+// This worker's share of a process-wide connection limit: the limit split evenly over the
+// workers, rounded up (listener, route and endpoint max_connections all split this way).
+inline std::uint32_t worker_share(std::uint32_t limit, unsigned workers) {
+    const std::uint64_t n = workers == 0 ? 1 : workers;
+    return static_cast<std::uint32_t>((limit + n - 1) / n);
+}
+
 // One endpoint as one worker sees it. Connections hold it (shared_ptr) from pick to close, so it
 // outlives a set update that removes the endpoint.
 struct EndpointState {

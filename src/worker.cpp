@@ -87,14 +87,6 @@ void Worker::accept(std::size_t listener, reactor::Fd client) {
 // ---- Limits -------------------------------------------------------------------------------------
 
 namespace {
-// This worker's share of a limit: the limit split evenly, rounded up.
-std::uint32_t share_of(std::uint32_t limit, unsigned workers) {
-    const std::uint64_t n = workers == 0 ? 1 : workers;
-    return static_cast<std::uint32_t>((limit + n - 1) / n);
-}
-}  // namespace
-
-namespace {
 // Index in `config` of the listener / route named like `name`, if it still has one. Snapshot
 // listeners are in config order, so this is also the index into Snapshot::listeners().
 std::optional<std::size_t> listener_index(const config::Config& config, std::string_view name) {
@@ -146,7 +138,7 @@ std::optional<CloseReason> Worker::admit_listener(const Generation& generation, 
     const config::Listener& config = *generations_.back().snapshot->listeners()[*index].listener;
     const unsigned workers = generations_.back().snapshot->metrics().workers;
     ListenerLimitState& state = listener_limits_[*index];
-    if (config.max_connections && state.open >= share_of(*config.max_connections, workers))
+    if (config.max_connections && state.open >= worker_share(*config.max_connections, workers))
         return CloseReason::listener_limit;
     if (config.max_connection_rate) {
         const double per_second = static_cast<double>(*config.max_connection_rate) / workers;
@@ -178,7 +170,7 @@ bool Worker::admit_route(const Generation& generation, std::size_t route, bool& 
     if (!index) return true;  // a route the current config no longer has: no limit
     const config::Route& config = generations_.back().snapshot->config().routes[*index];
     const unsigned workers = generations_.back().snapshot->metrics().workers;
-    if (config.max_connections && route_open_[*index] >= share_of(*config.max_connections, workers))
+    if (config.max_connections && route_open_[*index] >= worker_share(*config.max_connections, workers))
         return false;
     ++route_open_[*index];
     counted = true;

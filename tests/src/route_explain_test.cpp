@@ -1,5 +1,6 @@
 #include "src/route_explain.h"
 
+#include "src/check.h"
 #include "src/routing.h"
 
 #include "tests/src/config_builders.h"
@@ -298,4 +299,27 @@ TEST_CASE("route explain: the decision is always the one ListenerRoutes makes", 
             }
         }
     }
+}
+
+TEST_CASE("route explain and --check: a discovered service names its source", "[route_explain]") {
+    const Config config =
+        make_config(listener("l", 6443) +
+                    route("r", {"l"}, {"app.example.com"}, {},
+                          "[{ service = \"by-dns\" }, { service = \"by-srv\" }, { service = \"by-file\" }]") +
+                    "[[service]]\nname = \"by-dns\"\ndns = \"app.internal\"\nport = 8443\n"
+                    "[[service]]\nname = \"by-srv\"\ndns_srv = \"_https._tcp.app.internal\"\n"
+                    "[[service]]\nname = \"by-file\"\nendpoints_file = \"/etc/passgate/pool.endpoints\"\n");
+    const std::string text = explain_route(config, "app.example.com", {});
+    INFO(text);
+    const Strings block = block_of(text, "l");
+    CHECK(has_line(block, "    service \"by-dns\" weight 1 (33.3%): endpoints from dns app.internal port "
+                          "8443 (found at run time)"));
+    CHECK(has_line(block, "    service \"by-srv\" weight 1 (33.3%): endpoints from dns_srv "
+                          "_https._tcp.app.internal (found at run time)"));
+    CHECK(has_line(block, "    service \"by-file\" weight 1 (33.3%): endpoints from endpoints_file "
+                          "/etc/passgate/pool.endpoints (found at run time)"));
+    const std::string described = passgate::describe_config(config);
+    INFO(described);
+    CHECK(described.find("  by-dns: dns app.internal port 8443\n") != std::string::npos);
+    CHECK(described.find("  by-file: endpoints_file /etc/passgate/pool.endpoints\n") != std::string::npos);
 }
