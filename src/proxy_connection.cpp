@@ -64,15 +64,20 @@ ProxyConnection::ProxyConnection(Worker& worker, Generation& generation, std::si
       backend_readable_(worker.loop(), backend_readable_handler_),
       backend_writable_(worker.loop(), backend_writable_handler_) {
     ++generation_.connections;
-    summary_.listener = listener;
+    listener_ = static_cast<std::uint32_t>(listener);
     started_ = worker_.loop().now();
-    started_us_ = reactor::monotonic_micros();
+    phase_started_us_ = reactor::monotonic_micros();
     last_activity_ = started_;
-    shard_ = worker_.index();
-    metrics().listeners[listener].active.add(shard_, 1);
+    metrics().listeners[listener].active.add(shard(), 1);
 }
 
 const SnapshotMetrics& ProxyConnection::metrics() const { return generation_.snapshot->metrics(); }
+
+std::size_t ProxyConnection::shard() const { return worker_.index(); }
+
+const sockaddr* ProxyConnection::client_address() const {
+    return client_address_known_ ? &client_address_.any : nullptr;
+}
 
 ProxyConnection::~ProxyConnection() { --generation_.connections; }
 
@@ -95,6 +100,39 @@ sockaddr_storage storage_of(const InetAddress& address) {
 const config::Listener& listener_config(const Generation& generation, std::size_t listener) {
     return *generation.snapshot->listeners()[listener].listener;
 }
+
+std::string format_client(const sockaddr* address) {
+    if (address == nullptr) return "?";
+    return config::format_sockaddr(address, address->sa_family == AF_INET ? sizeof(sockaddr_in)
+                                                                          : sizeof(sockaddr_in6));
+}
+
+// ALPN protocol names in their wire form: a length byte, then the name, each (names are 1..255
+// bytes, as on the wire; the parser has checked that).
+std::string alpn_wire(const std::vector<std::string>& protocols) {
+    std::string wire;
+    for (const std::string& protocol : protocols) {
+        assert(!protocol.empty() && protocol.size() <= 255);
+        wire += static_cast<char>(protocol.size());
+        wire += protocol;
+    }
+    return wire;
+}
+
+std::vector<std::string> alpn_list(std::string_view wire) {
+    std::vector<std::string> protocols;
+    while (!wire.empty()) {
+        const std::size_t length = static_cast<unsigned char>(wire.front());
+        protocols.emplace_back(wire.substr(1, length));
+        wire.remove_prefix(std::min(wire.size(), 1 + length));
+    }
+    return protocols;
+}
+
+std::string_view first_alpn(std::string_view wire) {
+    if (wire.empty()) return {};
+    return wire.substr(1, static_cast<unsigned char>(wire.front()));
+}
 }  // namespace
 
 // ---- 0. Accept ---------------------------------------------------------------------------------
@@ -103,18 +141,17 @@ void ProxyConnection::start() {
     socklen_t length = sizeof client_address_;
     auto* address = reinterpret_cast<sockaddr*>(&client_address_);
     client_address_known_ = ::getpeername(client_.get(), address, &length) == 0;
-    summary_.client = client_address_known_ ? config::format_sockaddr(address, length) : "?";
-    const config::Listener& listener = listener_config(generation_, summary_.listener);
+    const config::Listener& listener = listener_config(generation_, listener_);
     // Access control and limits, before a byte is read: refused connections close at once.
     // Behind a load balancer the peer is the balancer: it must be a trusted one, and allow/deny
     // wait for the client's own address from its PROXY header.
     if (listener.accept_proxy_protocol) {
-        if (!config::contains_any(listener.trusted_proxies, client_address_known_ ? address : nullptr))
+        if (!config::contains_any(listener.trusted_proxies, client_address()))
             return finish(CloseReason::proxy_untrusted);
-    } else if (!listener.access.permits(client_address_known_ ? address : nullptr)) {
+    } else if (!listener.access.permits(client_address())) {
         return finish(CloseReason::denied);
     }
-    if (const std::optional<CloseReason> refused = worker_.admit_listener(generation_, summary_.listener))
+    if (const std::optional<CloseReason> refused = worker_.admit_listener(generation_, listener_))
         return finish(*refused);
     counted_listener_ = true;
     // One deadline for the PROXY header and the hello together.
@@ -157,7 +194,7 @@ void ProxyConnection::on_client_readable_proxy_header() {
             return;  // wait for more bytes (the deadline is running)
         case ProxyHeaderParse::Status::error:
             if (log_enabled(LogLevel::debug))
-                log_line(LogLevel::debug, "PROXY header from " + summary_.client + " rejected: " +
+                log_line(LogLevel::debug, "PROXY header from " + format_client(client_address()) + " rejected: " +
                                               std::string(proxy_header_error_name(parse.error)));
             return finish(parse.error == ProxyHeaderError::not_proxy ? CloseReason::proxy_missing
                                                                      : CloseReason::proxy_malformed);
@@ -171,15 +208,11 @@ void ProxyConnection::on_client_readable_proxy_header() {
         client_address_known_ = true;
         proxied_destination_ = inet_address(header.destination);
         proxied_destination_known_ = true;
-        summary_.client = config::format_sockaddr(reinterpret_cast<const sockaddr*>(&client_address_),
-                                                  sizeof client_address_);
     }
     hello_.erase(hello_.begin(), hello_.begin() + static_cast<std::ptrdiff_t>(header.consumed));
     // The listener's allow/deny, on the client's address now that it is known.
-    const config::Listener& listener = listener_config(generation_, summary_.listener);
-    if (!listener.access.permits(client_address_known_ ? reinterpret_cast<const sockaddr*>(&client_address_)
-                                                       : nullptr))
-        return finish(CloseReason::denied);
+    const config::Listener& listener = listener_config(generation_, listener_);
+    if (!listener.access.permits(client_address())) return finish(CloseReason::denied);
     state_ = State::reading_hello;
     // The hello may be complete already (it often arrives with the header); if not, its reader
     // drains the socket and waits like any other.
@@ -189,42 +222,49 @@ void ProxyConnection::on_client_readable_proxy_header() {
 // ---- 1. Read the ClientHello ------------------------------------------------------------------
 
 void ProxyConnection::on_client_readable_hello() {
-    const std::size_t cap = listener_config(generation_, summary_.listener).max_client_hello_size;
-    // Read what has arrived, at most up to the cap; the buffer grows only by what arrives.
+    const std::size_t cap = listener_config(generation_, listener_).max_client_hello_size;
     for (;;) {
+        // Read what has arrived, at most up to the cap; the buffer grows only by what arrives.
         std::uint8_t chunk[16 * 1024];
         const std::size_t room = std::min(sizeof chunk, cap - std::min(cap, hello_.size()));
-        if (room == 0) break;
-        const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
-        if (got > 0) {
-            hello_.insert(hello_.end(), chunk, chunk + got);
-            continue;
+        bool short_read = false;
+        if (room > 0) {
+            const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
+            if (got > 0) {
+                hello_.insert(hello_.end(), chunk, chunk + got);
+                // A full chunk: more may be waiting. A short read emptied the socket's queue:
+                // try the parser before paying for the read that would say EAGAIN.
+                if (static_cast<std::size_t>(got) == room) continue;
+                short_read = true;
+            } else if (got == 0) {
+                // The client may send its hello and its FIN together: the hello still routes
+                // and the half-close passes through once the hello is delivered.
+                client_to_backend_.source_eof = true;
+            } else if (errno == EINTR) {
+                continue;
+            } else if (errno != EAGAIN) {
+                return finish(CloseReason::client_closed, errno);
+            }
         }
-        if (got == 0) {
-            // The client may send its hello and its FIN together: the hello still routes and
-            // the half-close passes through once the hello is delivered.
-            client_to_backend_.source_eof = true;
-            break;
-        }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) break;
-        return finish(CloseReason::client_closed, errno);
-    }
-    const HelloParse parse = parse_client_hello(hello_, cap);
-    switch (parse.status) {
-        case HelloParse::Status::need_more:
-            if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
-            return;  // wait for more bytes (the deadline is running)
-        case HelloParse::Status::rejected:
-            summary_.hello_error = parse.error;
-            return finish(CloseReason::hello_rejected);
-        case HelloParse::Status::complete: {
-            const ListenerMetrics& listener = metrics().listeners[summary_.listener];
-            listener.hello_bytes.observe(shard_, static_cast<double>(parse.hello.record_bytes));
-            listener.hello_duration.observe(
-                shard_, static_cast<double>(reactor::monotonic_micros() - started_us_) / 1e6);
-            summary_.hello_bytes = parse.hello.record_bytes;
-            return route_and_connect(parse.hello);
+        const HelloParse parse = parse_client_hello(hello_, cap);
+        switch (parse.status) {
+            case HelloParse::Status::need_more:
+                // After a short read the FIN may be queued behind the bytes: read on to see
+                // EAGAIN (then wait; the deadline is running) or the end of the stream.
+                if (short_read) continue;
+                if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
+                return;
+            case HelloParse::Status::rejected:
+                hello_error_ = parse.error;
+                return finish(CloseReason::hello_rejected);
+            case HelloParse::Status::complete: {
+                const ListenerMetrics& listener = metrics().listeners[listener_];
+                listener.hello_bytes.observe(shard(), static_cast<double>(parse.hello.record_bytes));
+                listener.hello_duration.observe(
+                    shard(), static_cast<double>(reactor::monotonic_micros() - phase_started_us_) / 1e6);
+                hello_bytes_ = static_cast<std::uint32_t>(parse.hello.record_bytes);
+                return route_and_connect(parse.hello);
+            }
         }
     }
 }
@@ -233,32 +273,34 @@ void ProxyConnection::on_client_readable_hello() {
 
 void ProxyConnection::route_and_connect(const ClientHello& hello) {
     worker_.loop().cancel_timer(deadline_);
-    summary_.sni = hello.sni;
-    summary_.alpn = hello.alpn;
+    sni_ = hello.sni;
+    alpn_wire_ = alpn_wire(hello.alpn);
     const Snapshot& snapshot = *generation_.snapshot;
     const ListenerRoutes::Match match =
-        snapshot.listeners()[summary_.listener].routes.match(hello.sni, hello.alpn);
+        snapshot.listeners()[listener_].routes.match(hello.sni, hello.alpn);
     if (match.route == nullptr)
         return finish(match.miss == ListenerRoutes::Miss::no_sni ? CloseReason::no_sni
                                                                   : CloseReason::no_route);
-    summary_.route = &match.route->name;
-    route_index_ = snapshot.route_index(match.route);
+    route_index_ = static_cast<std::uint32_t>(snapshot.route_index(match.route));
+    routed_ = true;
     // The route's access control and limit, before any backend is touched.
     const config::Route& route = *match.route;
-    if (!route.access.permits(client_address_known_ ? reinterpret_cast<const sockaddr*>(&client_address_)
-                                                    : nullptr))
-        return finish(CloseReason::denied);
+    if (!route.access.permits(client_address())) return finish(CloseReason::denied);
     if (!worker_.admit_route(generation_, route_index_, counted_route_))
         return finish(CloseReason::route_limit);
-    if (route.max_connection_duration)
-        worker_.loop().arm_timer(max_duration_, started_ + route.max_connection_duration->count());
-    metrics().listeners[summary_.listener].connections_by_route[route_index_].inc(shard_);
+    if (route.max_connection_duration) {
+        max_duration_at_ = started_ + route.max_connection_duration->count();
+        arm_lifetime_limit();
+    }
+    metrics().listeners[listener_].connections_by_route[route_index_].inc(shard());
     const std::optional<std::size_t> service = generation_.balancer.pick_service(route_index_);
     if (!service) return finish(CloseReason::no_endpoint);
-    service_ = *service;
-    summary_.service = &snapshot.config().services[service_].name;
-    // Until the backend is connected the client's bytes wait in its socket buffer.
-    client_readable_.stop();
+    service_ = static_cast<std::uint32_t>(*service);
+    service_picked_ = true;
+    // Until the backend is connected the client's bytes wait in its socket buffer. Its watch
+    // stays armed (wake-ups meanwhile are ignored; forwarding starts by draining both sides):
+    // cancelling and re-arming it would cost two more operations per connection.
+    if (client_to_backend_.source_eof) client_readable_.stop();
     state_ = State::connecting;
     connect_next();
 }
@@ -268,24 +310,24 @@ void ProxyConnection::route_and_connect(const ClientHello& hello) {
 void ProxyConnection::connect_next() {
     const config::Service& service = generation_.snapshot->config().services[service_];
     ServicePool& pool = *generation_.pools[service_];
-    while (summary_.connect_attempts < service.connect_attempts) {
+    while (connect_attempts_ < service.connect_attempts) {
         PickRequest request;
         request.now_ms = worker_.loop().now();
         request.tried = tried_endpoints_;
         if (pool.settings().balance == config::Balance::maglev) request.key_hash = balance_key_hash(pool);
         const PickResult picked = pool.pick(request);
         if (!picked.endpoint) break;
-        if (picked.panic) metrics().services[service_].panic.inc(shard_);
+        if (picked.panic) metrics().services[service_].panic.inc(shard());
         tried_endpoints_.push_back(picked.endpoint);
         endpoint_ = picked.endpoint;
         ++endpoint_->open;  // counted from the attempt: max_connections covers connects in flight
-        ++summary_.connect_attempts;
-        connect_started_us_ = reactor::monotonic_micros();
+        endpoint_open_ = true;
+        ++connect_attempts_;
+        phase_started_us_ = reactor::monotonic_micros();
         const config::Address& address = endpoint_->endpoint.address;
-        summary_.endpoint = endpoint_->endpoint.name;
         reactor::ConnectStart attempt = reactor::start_connect(address.sockaddr_ptr(), address.length);
         if (!attempt.socket) {
-            summary_.error = attempt.error;
+            error_ = attempt.error;
             if (attempt.error == EMFILE || attempt.error == ENFILE || attempt.error == ENOBUFS) {
                 // Our own shortage, not the endpoint's fault: no failure counted against it.
                 return finish(CloseReason::out_of_resources, attempt.error);
@@ -298,14 +340,14 @@ void ProxyConnection::connect_next() {
         backend_writable_.poll(backend_.get(), POLLOUT, false);
         return;
     }
-    if (summary_.connect_attempts == 0) return finish(CloseReason::no_endpoint);
-    finish(CloseReason::connect_failed, summary_.error);
+    if (connect_attempts_ == 0) return finish(CloseReason::no_endpoint);
+    finish(CloseReason::connect_failed, error_);
 }
 
 // What maglev hashes: the client's IP address (no port: a client's connections stay together),
 // or the SNI.
 std::uint64_t ProxyConnection::balance_key_hash(const ServicePool& pool) const {
-    if (pool.settings().hash_key == config::HashKey::sni) return stable_hash(summary_.sni);
+    if (pool.settings().hash_key == config::HashKey::sni) return stable_hash(sni_);
     if (!client_address_known_) return 0;
     if (client_address_.any.sa_family == AF_INET) {
         const auto& v4 = reinterpret_cast<const sockaddr_in&>(client_address_);
@@ -318,33 +360,34 @@ std::uint64_t ProxyConnection::balance_key_hash(const ServicePool& pool) const {
 // A failed attempt: counted, fed to outlier detection, and the endpoint's open count released.
 void ProxyConnection::count_connect_failure(int error) {
     EndpointState& endpoint = *endpoint_;
-    endpoint.endpoint.metrics.failures[static_cast<std::size_t>(connect_failure_of(error))].inc(shard_);
+    endpoint.endpoint.metrics.failures[static_cast<std::size_t>(connect_failure_of(error))].inc(shard());
     if (generation_.pools[service_]->on_connect_failure(endpoint, worker_.loop().now())) {
-        endpoint.endpoint.metrics.ejections.inc(shard_);
+        endpoint.endpoint.metrics.ejections.inc(shard());
         log_line(LogLevel::warning, "worker " + std::to_string(worker_.index()) + ": endpoint " +
-                                        endpoint.endpoint.name + " of service " + *summary_.service +
+                                        endpoint.endpoint.name + " of service " +
+                                        generation_.snapshot->config().services[service_].name +
                                         " ejected after consecutive connect failures (last: " +
                                         strerror(error) + ")");
     }
     --endpoint.open;
-    endpoint_.reset();
+    endpoint_open_ = false;  // endpoint_ still names it: the last endpoint tried, for the log
 }
 
 void ProxyConnection::on_connect_result(int error) {
     worker_.loop().cancel_timer(deadline_);
     if (error == 0) {
-        summary_.error = 0;  // an earlier attempt's error is not this connection's (connect_attempts tells)
-        endpoint_->endpoint.metrics.connections.inc(shard_);
+        error_ = 0;  // an earlier attempt's error is not this connection's (connect_attempts tells)
+        endpoint_->endpoint.metrics.connections.inc(shard());
         generation_.pools[service_]->on_connected(*endpoint_);
         metrics().services[service_].connect_duration.observe(
-            shard_, static_cast<double>(reactor::monotonic_micros() - connect_started_us_) / 1e6);
+            shard(), static_cast<double>(reactor::monotonic_micros() - phase_started_us_) / 1e6);
         return start_forwarding();
     }
     count_connect_failure(error);
-    summary_.error = error;
+    error_ = error;
     backend_writable_.stop();
     backend_.reset();
-    log_line(LogLevel::debug, "connect to " + summary_.endpoint + " failed: " +
+    log_line(LogLevel::debug, "connect to " + endpoint_->endpoint.name + " failed: " +
                                   std::string(strerror(error)));
     connect_next();
 }
@@ -354,18 +397,12 @@ void ProxyConnection::on_connect_result(int error) {
 void ProxyConnection::start_forwarding() {
     state_ = State::forwarding;
     std::vector<EndpointRef>().swap(tried_endpoints_);  // no more retries: free it (idle memory)
-    client_to_backend_.from = client_.get();
-    client_to_backend_.to = backend_.get();
-    backend_to_client_.from = backend_.get();
-    backend_to_client_.to = client_.get();
-    client_to_backend_.readable = &client_readable_;
-    client_to_backend_.writable = &backend_writable_;
-    backend_to_client_.readable = &backend_readable_;
-    backend_to_client_.writable = &client_writable_;
-    const config::Listener& listener = listener_config(generation_, summary_.listener);
+    const config::Listener& listener = listener_config(generation_, listener_);
     last_activity_ = worker_.loop().now();
     worker_.loop().arm_timer_after(deadline_, listener.idle_timeout.count());
-    if (!client_to_backend_.source_eof) client_readable_.poll(client_.get(), readable_events, true);
+    // Armed since accept unless the client's stream had already ended.
+    if (!client_to_backend_.source_eof && !client_readable_.active())
+        client_readable_.poll(client_.get(), readable_events, true);
     backend_readable_.poll(backend_.get(), readable_events, true);
     prepend_proxy_header();
     write_hello();
@@ -390,8 +427,7 @@ void ProxyConnection::prepend_proxy_header() {
     const std::vector<std::uint8_t> header =
         service.send_proxy_protocol == config::ProxyProtocol::v1
             ? encode_proxy_v1(from, to)
-            : encode_proxy_v2(from, to, summary_.sni,
-                              summary_.alpn.empty() ? std::string_view{} : summary_.alpn.front());
+            : encode_proxy_v2(from, to, sni_, first_alpn(alpn_wire_));
     hello_.insert(hello_.begin(), header.begin(), header.end());
     proxy_header_bytes_ = header.size();
 }
@@ -415,7 +451,7 @@ void ProxyConnection::write_hello() {
     // Bytes forwarded from the client: the PROXY header is ours, not the client's.
     const std::size_t client_bytes = hello_.size() - proxy_header_bytes_;
     client_to_backend_.bytes += client_bytes;
-    metrics().routes[route_index_].bytes_client_to_backend.inc(shard_, client_bytes);
+    metrics().routes[route_index_].bytes_client_to_backend.inc(shard(), client_bytes);
     std::vector<std::uint8_t>().swap(hello_);  // release the buffer: the hello is delivered
     hello_sent_ = 0;
     pump_both();
@@ -425,7 +461,11 @@ namespace {
 bool hello_pending(const std::vector<std::uint8_t>& hello) { return !hello.empty(); }
 }  // namespace
 
-ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
+ProxyConnection::Pump ProxyConnection::pump(bool client_to_backend) {
+    Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
+    const Direction& other = client_to_backend ? backend_to_client_ : client_to_backend_;
+    const int from = client_to_backend ? client_.get() : backend_.get();
+    const int to = client_to_backend ? backend_.get() : client_.get();
     if (direction.finished || direction.waiting_writable) return Pump::idle;
     for (int round = 0; round < pump_rounds_per_turn; ++round) {
         bool source_empty = false;
@@ -437,45 +477,46 @@ ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
             // slots (one per skb fragment), long before its byte capacity with small segments.
             const bool pipe_was_empty = direction.pipe.bytes_inside == 0;
             if (room > 0) {
-                const ssize_t moved = ::splice(direction.from, nullptr,
-                                               direction.pipe.pipe().write_end.get(), nullptr, room,
-                                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                const ssize_t moved = ::splice(from, nullptr, direction.pipe.pipe().write_end.get(),
+                                               nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (moved > 0) direction.pipe.bytes_inside += static_cast<std::size_t>(moved);
                 else if (moved == 0) {
                     direction.source_eof = true;
                     // EOF stays readable: stop watching, or every wake-up on this socket
                     // (ACKs for the other direction) would report it again.
-                    direction.readable->stop();
+                    (client_to_backend ? client_readable_ : backend_readable_).stop();
                 }
                 else if (errno == EAGAIN) source_empty = pipe_was_empty;
                 else if (errno != EINTR) return Pump::error_from;
             }
         }
         if (direction.pipe.bytes_inside > 0) {
-            const ssize_t moved = ::splice(direction.pipe.pipe().read_end.get(), nullptr,
-                                           direction.to, nullptr, direction.pipe.bytes_inside,
-                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            const ssize_t moved = ::splice(direction.pipe.pipe().read_end.get(), nullptr, to, nullptr,
+                                           direction.pipe.bytes_inside, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (moved > 0) {
                 direction.pipe.bytes_inside -= static_cast<std::size_t>(moved);
                 direction.bytes += static_cast<std::uint64_t>(moved);
                 const RouteMetrics& route = metrics().routes[route_index_];
-                (&direction == &client_to_backend_ ? route.bytes_client_to_backend
-                                                   : route.bytes_backend_to_client)
-                    .inc(shard_, static_cast<std::uint64_t>(moved));
+                (client_to_backend ? route.bytes_client_to_backend : route.bytes_backend_to_client)
+                    .inc(shard(), static_cast<std::uint64_t>(moved));
                 last_activity_ = worker_.loop().now();
             } else if (moved < 0 && errno == EAGAIN) {
                 // Destination full: wait until it drains. Bytes stay in the pipe meanwhile.
                 direction.waiting_writable = true;
-                direction.writable->poll(direction.to, POLLOUT, false);
+                (client_to_backend ? backend_writable_ : client_writable_).poll(to, POLLOUT, false);
                 return Pump::idle;
             } else if (moved < 0 && errno != EINTR) {
                 return Pump::error_to;
             }
         }
         if (direction.pipe.bytes_inside == 0 && direction.source_eof) {
-            // Half-close passes through: the peer sees our FIN when the source sent its own.
             direction.pipe.release();
-            if (::shutdown(direction.to, SHUT_WR) != 0 && errno != ENOTCONN) return Pump::error_to;
+            // Half-close passes through: the peer sees our FIN when the source sent its own.
+            // When the other direction has finished already, the connection closes now and
+            // close(2) sends that FIN (both receive queues were read to their end): no
+            // shutdown(2) needed.
+            if (!other.finished && ::shutdown(to, SHUT_WR) != 0 && errno != ENOTCONN)
+                return Pump::error_to;
             direction.finished = true;
             return Pump::idle;
         }
@@ -491,8 +532,7 @@ ProxyConnection::Pump ProxyConnection::pump(Direction& direction) {
 void ProxyConnection::pump_direction(bool client_to_backend) {
     if (state_ != State::forwarding) return;
     if (client_to_backend && hello_pending(hello_)) return;  // the hello goes first
-    Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
-    after_pump(pump(direction), client_to_backend);
+    after_pump(pump(client_to_backend), client_to_backend);
     if (state_ != State::forwarding) return;
     if (client_to_backend_.finished && backend_to_client_.finished) finish(CloseReason::completed);
 }
@@ -543,7 +583,9 @@ void ProxyConnection::on_client_writable(int result) {
 
 void ProxyConnection::on_backend_writable(int result) {
     if (state_ == State::connecting) {
-        const int error = result < 0 ? -result : reactor::socket_error(backend_.get());
+        // Writable without an error condition: connected (SO_ERROR would say 0; skip the call).
+        const bool connected = result >= 0 && (result & POLLOUT) != 0 && (result & (POLLERR | POLLHUP)) == 0;
+        const int error = result < 0 ? -result : connected ? 0 : reactor::socket_error(backend_.get());
         return on_connect_result(error);
     }
     if (result < 0) return finish(CloseReason::backend_error, -result);
@@ -561,11 +603,9 @@ void ProxyConnection::on_deadline() {
         case State::reading_hello:
             return finish(CloseReason::hello_timeout);
         case State::connecting:
-            summary_.error = ETIMEDOUT;
             return on_connect_result(ETIMEDOUT);
         case State::forwarding: {
-            const reactor::Millis idle =
-                listener_config(generation_, summary_.listener).idle_timeout.count();
+            const reactor::Millis idle = listener_config(generation_, listener_).idle_timeout.count();
             const reactor::Millis quiet_until = last_activity_ + idle;
             if (worker_.loop().now() >= quiet_until) return finish(CloseReason::idle_timeout);
             worker_.loop().arm_timer(deadline_, quiet_until);
@@ -581,38 +621,45 @@ void ProxyConnection::on_deadline() {
 void ProxyConnection::abort(CloseReason reason) { finish(reason); }
 
 void ProxyConnection::close_after(reactor::Millis delay) {
-    if (state_ == State::closed || route_drain_.armed()) return;
-    worker_.loop().arm_timer_after(route_drain_, delay);
+    if (state_ == State::closed || route_drain_at_ != 0) return;
+    route_drain_at_ = worker_.loop().now() + delay;
+    arm_lifetime_limit();
 }
 
-void ProxyConnection::on_route_drained() { finish(CloseReason::route_removed); }
+// One timer for both limits on a connection's life: the earlier deadline.
+void ProxyConnection::arm_lifetime_limit() {
+    reactor::Millis at = max_duration_at_;
+    if (route_drain_at_ != 0 && (at == 0 || route_drain_at_ < at)) at = route_drain_at_;
+    worker_.loop().arm_timer(lifetime_limit_, at);
+}
 
-void ProxyConnection::on_max_duration() { finish(CloseReason::max_duration); }
+void ProxyConnection::on_lifetime_limit() {
+    const bool drained = route_drain_at_ != 0 && worker_.loop().now() >= route_drain_at_;
+    finish(drained ? CloseReason::route_removed : CloseReason::max_duration);
+}
 
 const config::Route* ProxyConnection::route() const {
-    if (summary_.route == nullptr) return nullptr;
+    if (!routed_) return nullptr;
     return &generation_.snapshot->config().routes[route_index_];
 }
 
 void ProxyConnection::finish(CloseReason reason, int error) {
     if (state_ == State::closed) return;
     state_ = State::closed;
-    summary_.reason = reason;
-    if (error != 0) summary_.error = error;
+    if (error != 0) error_ = error;
     client_readable_.stop();
     client_writable_.stop();
     backend_readable_.stop();
     backend_writable_.stop();
     worker_.loop().cancel_timer(deadline_);
     worker_.loop().cancel_timer(resume_);
-    worker_.loop().cancel_timer(route_drain_);
-    worker_.loop().cancel_timer(max_duration_);
-    if (counted_listener_) worker_.release_listener(generation_, summary_.listener);
+    worker_.loop().cancel_timer(lifetime_limit_);
+    if (counted_listener_) worker_.release_listener(generation_, listener_);
     if (counted_route_) worker_.release_route(generation_, route_index_);
     counted_listener_ = counted_route_ = false;
-    if (endpoint_) {
+    if (endpoint_open_) {
         --endpoint_->open;
-        endpoint_.reset();
+        endpoint_open_ = false;
     }
     tried_endpoints_.clear();
     // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
@@ -620,25 +667,45 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     backend_to_client_.pipe.release();
     client_.reset();
     backend_.reset();
-    summary_.bytes_client_to_backend = client_to_backend_.bytes;
-    summary_.bytes_backend_to_client = backend_to_client_.bytes;
-    summary_.duration_ms = worker_.loop().now() - started_;
-    count_close();
-    worker_.retire(*this, summary_);
+    count_close(reason);
+    worker_.retire(*this, summarize(reason));
 }
 
-void ProxyConnection::count_close() {
-    const ListenerMetrics& listener = metrics().listeners[summary_.listener];
-    listener.active.add(shard_, -1);
-    listener.closed[static_cast<std::size_t>(summary_.reason)].inc(shard_);
+// What the access log and the worker's accounting see. Built once, at the end: the connection
+// keeps only the compact state it needs while it lives.
+ConnectionSummary ProxyConnection::summarize(CloseReason reason) {
+    ConnectionSummary summary;
+    const config::Config& config = generation_.snapshot->config();
+    summary.listener = listener_;
+    if (routed_) summary.route = &config.routes[route_index_].name;
+    if (service_picked_) summary.service = &config.services[service_].name;
+    if (endpoint_) summary.endpoint = endpoint_->endpoint.name;
+    summary.client = format_client(client_address());
+    summary.sni = std::move(sni_);
+    summary.alpn = alpn_list(alpn_wire_);
+    summary.hello_bytes = hello_bytes_;
+    summary.bytes_client_to_backend = client_to_backend_.bytes;
+    summary.bytes_backend_to_client = backend_to_client_.bytes;
+    summary.duration_ms = worker_.loop().now() - started_;
+    summary.connect_attempts = connect_attempts_;
+    summary.reason = reason;
+    summary.hello_error = hello_error_;
+    summary.error = error_;
+    return summary;
+}
+
+void ProxyConnection::count_close(CloseReason reason) {
+    const ListenerMetrics& listener = metrics().listeners[listener_];
+    listener.active.add(shard(), -1);
+    listener.closed[static_cast<std::size_t>(reason)].inc(shard());
     std::optional<HelloReject> rejected;
-    switch (summary_.reason) {
+    switch (reason) {
         case CloseReason::hello_timeout: rejected = HelloReject::timeout; break;
         case CloseReason::client_closed: rejected = HelloReject::client_closed; break;
         case CloseReason::no_sni: rejected = HelloReject::no_sni; break;
         case CloseReason::no_route: rejected = HelloReject::no_route; break;
         case CloseReason::hello_rejected: {
-            const std::string_view coarse = hello_error_metric_reason(summary_.hello_error);
+            const std::string_view coarse = hello_error_metric_reason(hello_error_);
             rejected = coarse == "not_tls"     ? HelloReject::not_tls
                        : coarse == "too_large" ? HelloReject::too_large
                                                : HelloReject::malformed;
@@ -646,11 +713,11 @@ void ProxyConnection::count_close() {
         }
         default: break;
     }
-    if (rejected) listener.rejected[static_cast<std::size_t>(*rejected)].inc(shard_);
-    if (const std::optional<ProxyReject> proxy = proxy_reject_of(summary_.reason))
-        listener.proxy_rejected[static_cast<std::size_t>(*proxy)].inc(shard_);
-    if (const std::optional<Refusal> refused = refusal_of(summary_.reason))
-        listener.refused[static_cast<std::size_t>(*refused)].inc(shard_);
+    if (rejected) listener.rejected[static_cast<std::size_t>(*rejected)].inc(shard());
+    if (const std::optional<ProxyReject> proxy = proxy_reject_of(reason))
+        listener.proxy_rejected[static_cast<std::size_t>(*proxy)].inc(shard());
+    if (const std::optional<Refusal> refused = refusal_of(reason))
+        listener.refused[static_cast<std::size_t>(*refused)].inc(shard());
 }
 
 }  // namespace passgate

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace passgate {
@@ -63,17 +64,14 @@ public:
 private:
     enum class State { reading_proxy_header, reading_hello, connecting, forwarding, closed };
 
-    // One direction of the byte stream.
+    // One direction of the byte stream (its sockets and watches follow from which one it is:
+    // see source_of() and friends). Kept small: every idle connection holds two.
     struct Direction {
-        int from = -1;
-        int to = -1;
-        reactor::Watch* readable = nullptr;  // on `from`
-        reactor::Watch* writable = nullptr;  // on `to`, armed only while `to` is full
         PipeLease pipe;
-        bool source_eof = false;     // read side returned 0
-        bool finished = false;       // EOF forwarded as shutdown(SHUT_WR)
-        bool waiting_writable = false;
         std::uint64_t bytes = 0;
+        bool source_eof = false;        // read side returned 0
+        bool finished = false;          // EOF forwarded as shutdown(SHUT_WR)
+        bool waiting_writable = false;  // destination full: its writable watch is armed
     };
     enum class Pump { idle, error_from, error_to, out_of_pipes, budget_spent };
 
@@ -91,11 +89,12 @@ private:
     void start_forwarding();
     void prepend_proxy_header();
     void write_hello();
-    Pump pump(Direction& direction);
+    Pump pump(bool client_to_backend);
     void pump_direction(bool client_to_backend);
     void pump_both();
     void after_pump(Pump result, bool client_to_backend);
     void finish(CloseReason reason, int error = 0);
+    ConnectionSummary summarize(CloseReason reason);
 
     // Event entry points.
     void on_client_readable(int result);
@@ -104,39 +103,61 @@ private:
     void on_backend_writable(int result);
     void on_deadline();
     void on_resume();
-    void on_route_drained();
-    void on_max_duration();
+    void on_lifetime_limit();
+    void arm_lifetime_limit();
+
+    // The client's address as access control, logs, balancing and our own PROXY header see it:
+    // the socket's peer (read at accept: once the client resets, it cannot be read any more),
+    // or the address a trusted PROXY header carried. nullptr if unknown.
+    const sockaddr* client_address() const;
+    const SnapshotMetrics& metrics() const;
+    std::size_t shard() const;  // this worker's metrics shard
+    void count_close(CloseReason reason);
 
     Worker& worker_;
     Generation& generation_;
     State state_ = State::reading_hello;
     reactor::Fd client_;
     reactor::Fd backend_;
-    ConnectionSummary summary_;
-    reactor::Millis started_ = 0;
-    std::int64_t started_us_ = 0;          // accept time, for the hello duration histogram
-    std::int64_t connect_started_us_ = 0;  // current attempt, for the connect duration histogram
-    std::size_t shard_ = 0;                // this worker's metrics shard
-    std::size_t route_index_ = 0;
-    // The client's address as access control, logs, balancing and our own PROXY header see it:
-    // the socket's peer (getpeername), or the address a trusted PROXY header carried.
-    InetAddress client_address_{};
-    bool client_address_known_ = false;
-    // The address the client connected to, when a PROXY header carried it (else getsockname).
-    InetAddress proxied_destination_{};
-    bool proxied_destination_known_ = false;
+    std::uint32_t listener_ = 0;     // index in the snapshot
+    std::uint32_t route_index_ = 0;  // valid once routed_
+    std::uint32_t service_ = 0;      // valid once service_picked_
+    bool routed_ = false;
+    bool service_picked_ = false;
     // Counted as open in the worker's listener / route limits (released in finish()).
     bool counted_listener_ = false;
     bool counted_route_ = false;
-    EndpointRef endpoint_;  // the endpoint being connected to or forwarded to (counted as open)
-    const SnapshotMetrics& metrics() const;
-    void count_close();
+    bool client_address_known_ = false;
+    bool proxied_destination_known_ = false;
+    std::uint8_t connect_attempts_ = 0;
+    HelloError hello_error_ = HelloError::none;
+    int error_ = 0;  // errno behind the close, or of the last failed connect attempt
+    std::uint32_t hello_bytes_ = 0;
+    reactor::Millis started_ = 0;
     reactor::Millis last_activity_ = 0;
+    // Accept time until the hello is parsed (hello duration histogram), then the current connect
+    // attempt's start (connect duration histogram).
+    std::int64_t phase_started_us_ = 0;
+    // Deadlines of the lifetime timer (0: none): the route's max_connection_duration, and the
+    // drain a reload that removed the route grants (close_after).
+    reactor::Millis max_duration_at_ = 0;
+    reactor::Millis route_drain_at_ = 0;
+    InetAddress client_address_{};
+    // The address the client connected to, when a PROXY header carried it (else getsockname).
+    InetAddress proxied_destination_{};
+    // The endpoint being connected to or forwarded to, or the last one tried; counted in its
+    // `open` while endpoint_open_.
+    EndpointRef endpoint_;
+    bool endpoint_open_ = false;
+
+    std::string sni_;
+    // The ALPN protocols offered, in their wire form (one length byte, then the name, each): one
+    // short string instead of a vector of strings, for the access log and the PROXY v2 TLV.
+    std::string alpn_wire_;
 
     std::vector<std::uint8_t> hello_;  // bytes received before routing; forwarded unchanged
     std::size_t hello_sent_ = 0;
     std::size_t proxy_header_bytes_ = 0;  // PROXY protocol header at the front of hello_
-    std::size_t service_ = 0;
     std::vector<EndpointRef> tried_endpoints_;
 
     Direction client_to_backend_;
@@ -152,8 +173,7 @@ private:
     reactor::Watch backend_writable_;
     reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_deadline> deadline_{*this};
     reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_resume> resume_{*this};
-    reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_route_drained> route_drain_{*this};
-    reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_max_duration> max_duration_{*this};
+    reactor::MemberTimer<ProxyConnection, &ProxyConnection::on_lifetime_limit> lifetime_limit_{*this};
 };
 
 }  // namespace passgate
