@@ -22,6 +22,11 @@ constexpr std::uint32_t readable_events = POLLIN | POLLRDHUP;
 // Per wake-up, a direction moves at most this many pipe-fulls before yielding to other
 // connections (it resumes on the next loop iteration): one busy stream cannot starve the rest.
 constexpr int pump_rounds_per_turn = 8;
+// A direction that is not streaming reads each wake-up's first bytes into a buffer of this size
+// and sends them from there (see pump()). 8 KiB: never more than the smallest pipe the kernel
+// hands out (2 pages, when the user's pipe budget is spent), so a partial send's remainder always
+// fits in the direction's pipe.
+constexpr std::size_t copy_chunk = 8 * 1024;
 
 }  // namespace
 
@@ -461,12 +466,68 @@ namespace {
 bool hello_pending(const std::vector<std::uint8_t>& hello) { return !hello.empty(); }
 }  // namespace
 
+// Small messages (interactive traffic, a short connection's request and response) go through a
+// buffer: recv + send are two system calls where splice takes three (in, out, and the read that
+// says EAGAIN: a short recv proves the socket's queue empty, a short splice does not), and no
+// pipe is leased. A full buffer means a stream: the caller splices the rest of this turn, and the
+// turns after it until one moves less. Returns what pump() returns, or nothing to go on splicing.
+std::optional<ProxyConnection::Pump> ProxyConnection::copy_through_buffer(bool client_to_backend) {
+    Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
+    const int from = client_to_backend ? client_.get() : backend_.get();
+    const int to = client_to_backend ? backend_.get() : client_.get();
+    for (;;) {
+        std::uint8_t buffer[copy_chunk];
+        ssize_t got;
+        do got = ::recv(from, buffer, sizeof buffer, MSG_DONTWAIT);
+        while (got < 0 && errno == EINTR);
+        if (got < 0) return errno == EAGAIN ? Pump::idle : Pump::error_from;
+        if (got == 0) {
+            direction.source_eof = true;  // the caller passes the half-close on
+            (client_to_backend ? client_readable_ : backend_readable_).stop();
+            return std::nullopt;
+        }
+        const auto length = static_cast<std::size_t>(got);
+        ssize_t sent;
+        do sent = ::send(to, buffer, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (sent < 0 && errno == EINTR);
+        if (sent < 0 && errno != EAGAIN) return Pump::error_to;
+        const std::size_t delivered = sent > 0 ? static_cast<std::size_t>(sent) : 0;
+        count_forwarded(client_to_backend, delivered);
+        if (delivered < length) {
+            // Destination full: the remainder waits in the pipe (it fits: see copy_chunk).
+            const std::size_t remainder = length - delivered;
+            if (!direction.pipe.held() && !direction.pipe.acquire(worker_.pipes())) return Pump::out_of_pipes;
+            const ssize_t kept = remainder <= direction.pipe.capacity()
+                                     ? ::write(direction.pipe.pipe().write_end.get(), buffer + delivered, remainder)
+                                     : -1;
+            if (kept != static_cast<ssize_t>(remainder)) {
+                errno = ENOBUFS;
+                return Pump::out_of_pipes;
+            }
+            direction.pipe.bytes_inside = remainder;
+            direction.waiting_writable = true;
+            (client_to_backend ? backend_writable_ : client_writable_).poll(to, POLLOUT, false);
+            return Pump::idle;
+        }
+        if (length == sizeof buffer) {
+            direction.streaming = true;
+            return std::nullopt;
+        }
+        // A short read emptied the queue of data; the end of the stream (FIN, or an error) may
+        // still wait behind it, and its wake-up has been seen already: read on to find it.
+        if (!direction.end_signalled) return Pump::idle;
+    }
+}
+
 ProxyConnection::Pump ProxyConnection::pump(bool client_to_backend) {
     Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
     const Direction& other = client_to_backend ? backend_to_client_ : client_to_backend_;
     const int from = client_to_backend ? client_.get() : backend_.get();
     const int to = client_to_backend ? backend_.get() : client_.get();
     if (direction.finished || direction.waiting_writable) return Pump::idle;
+    if (!direction.streaming && !direction.source_eof && direction.pipe.bytes_inside == 0)
+        if (const std::optional<Pump> done = copy_through_buffer(client_to_backend)) return *done;
+    std::size_t moved_this_turn = 0;
     for (int round = 0; round < pump_rounds_per_turn; ++round) {
         bool source_empty = false;
         if (!direction.source_eof) {
@@ -495,11 +556,8 @@ ProxyConnection::Pump ProxyConnection::pump(bool client_to_backend) {
                                            direction.pipe.bytes_inside, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (moved > 0) {
                 direction.pipe.bytes_inside -= static_cast<std::size_t>(moved);
-                direction.bytes += static_cast<std::uint64_t>(moved);
-                const RouteMetrics& route = metrics().routes[route_index_];
-                (client_to_backend ? route.bytes_client_to_backend : route.bytes_backend_to_client)
-                    .inc(shard(), static_cast<std::uint64_t>(moved));
-                last_activity_ = worker_.loop().now();
+                moved_this_turn += static_cast<std::size_t>(moved);
+                count_forwarded(client_to_backend, static_cast<std::size_t>(moved));
             } else if (moved < 0 && errno == EAGAIN) {
                 // Destination full: wait until it drains. Bytes stay in the pipe meanwhile.
                 direction.waiting_writable = true;
@@ -522,10 +580,20 @@ ProxyConnection::Pump ProxyConnection::pump(bool client_to_backend) {
         }
         if (direction.pipe.bytes_inside == 0 && source_empty) {
             direction.pipe.release();  // quiet: idle connections hold no pipe
+            // A turn that moved less than a buffer's worth: back to the copying path.
+            if (moved_this_turn < copy_chunk) direction.streaming = false;
             return Pump::idle;
         }
     }
     return Pump::budget_spent;
+}
+
+void ProxyConnection::count_forwarded(bool client_to_backend, std::size_t bytes) {
+    if (bytes == 0) return;
+    (client_to_backend ? client_to_backend_ : backend_to_client_).bytes += bytes;
+    const RouteMetrics& route = metrics().routes[route_index_];
+    (client_to_backend ? route.bytes_client_to_backend : route.bytes_backend_to_client).inc(shard(), bytes);
+    last_activity_ = worker_.loop().now();
 }
 
 // Moves what can move in one direction, then closes the connection when both are done.
@@ -563,8 +631,14 @@ void ProxyConnection::after_pump(Pump result, bool client_to_backend) {
 
 // ---- Events ------------------------------------------------------------------------------------
 
+namespace {
+// A readiness event that says the stream ends (FIN or error) after whatever data is queued.
+bool signals_end(int events) { return (events & (POLLRDHUP | POLLHUP | POLLERR)) != 0; }
+}  // namespace
+
 void ProxyConnection::on_client_readable(int result) {
     if (result < 0) return finish(CloseReason::client_error, -result);
+    if (signals_end(result)) client_to_backend_.end_signalled = true;
     if (state_ == State::reading_proxy_header) return on_client_readable_proxy_header();
     if (state_ == State::reading_hello) return on_client_readable_hello();
     pump_direction(true);
@@ -572,6 +646,7 @@ void ProxyConnection::on_client_readable(int result) {
 
 void ProxyConnection::on_backend_readable(int result) {
     if (result < 0) return finish(CloseReason::backend_error, -result);
+    if (signals_end(result)) backend_to_client_.end_signalled = true;
     pump_direction(false);
 }
 

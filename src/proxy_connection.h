@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,8 @@ private:
         bool source_eof = false;        // read side returned 0
         bool finished = false;          // EOF forwarded as shutdown(SHUT_WR)
         bool waiting_writable = false;  // destination full: its writable watch is armed
+        bool streaming = false;         // moving full buffers: splice, skip the copying path
+        bool end_signalled = false;     // a readable event carried POLLRDHUP/POLLHUP/POLLERR
     };
     enum class Pump { idle, error_from, error_to, out_of_pipes, budget_spent };
 
@@ -90,6 +93,8 @@ private:
     void prepend_proxy_header();
     void write_hello();
     Pump pump(bool client_to_backend);
+    std::optional<Pump> copy_through_buffer(bool client_to_backend);
+    void count_forwarded(bool client_to_backend, std::size_t bytes);
     void pump_direction(bool client_to_backend);
     void pump_both();
     void after_pump(Pump result, bool client_to_backend);
