@@ -12,7 +12,9 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <chrono>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -190,6 +192,96 @@ TEST_CASE("transfer: the backend half-closes first; the client's later bytes sti
         CHECK(it->second.eof);
         CHECK(it->second.bytes == (512u << 10) + connection * 7919);
         CHECK(it->second.hash == hash);
+    }
+    INFO("passgate stderr:\n" << passgate.stderr_text());
+    CHECK(passgate.failed_connection_lines().empty());
+    backend.stop();
+    stop_and_check(passgate);
+}
+
+// Messages smaller than passgate's 8 KiB copy buffer go through recv + send; when the receiver
+// stalls, a partial send's remainder waits in a pipe, and later bytes queue behind it. Spaced small
+// writes into a reader that starts late drive exactly that path, in each direction.
+TEST_CASE("transfer: small writes into a stalled reader arrive whole and in order",
+          "[integration][transfer]") {
+    TempDir dir;
+    const Deadline deadline = deadline_in(Millis(60000));
+    constexpr std::size_t message = 4000;
+    // 10 MB: more than passgate's send buffer can grow to (tcp_wmem's 4 MiB) plus the stalled
+    // reader's receive buffer (kept small with SO_RCVBUF).
+    constexpr std::size_t messages = 2500;
+    const auto small_receive_buffer = [](int fd) {
+        const int size = 64 * 1024;
+        return ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) == 0;
+    };
+    const std::vector<std::uint8_t>& hello = corpus_hellos()[0]->bytes;
+    const auto write_messages = [&](int fd, std::uint64_t seed, Fnv1a64& sent_hash) {
+        ByteStream stream(seed);
+        std::vector<std::uint8_t> buffer(message);
+        for (std::size_t index = 0; index < messages; ++index) {
+            stream.fill(buffer.data(), buffer.size());
+            sent_hash.add(buffer.data(), buffer.size());
+            if (!send_all(fd, buffer, deadline)) return false;
+            // Spaced: each of passgate's wake-ups finds less than its copy buffer holds, so the
+            // reader's buffers fill up while passgate is on its copying path.
+            std::this_thread::sleep_for(std::chrono::microseconds(300));
+        }
+        return true;
+    };
+    std::mutex mutex;
+    std::optional<HashedStream> backend_received;
+    Fnv1a64 backend_sent;
+    bool backend_sent_all = false;
+    bool downstream = false;
+    TcpServer backend([&](int fd, std::size_t) {
+        if (downstream) {
+            std::vector<std::uint8_t> got(hello.size());
+            if (!recv_exact(fd, got.data(), got.size(), deadline)) return;
+            Fnv1a64 sent;
+            const bool all = write_messages(fd, 2, sent);
+            std::lock_guard lock(mutex);
+            backend_sent = sent;
+            backend_sent_all = all;
+            return;  // closes: the client reads to EOF
+        }
+        small_receive_buffer(fd);
+        std::this_thread::sleep_for(Millis(500));  // stalled: passgate's sends fill this socket
+        const HashedStream received = read_to_eof_hashing(fd, deadline);
+        std::lock_guard lock(mutex);
+        backend_received = received;
+    });
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {transfer_config(port, backend.port()), {}, 1});
+    REQUIRE(passgate.wait_ready());
+
+    SECTION("client to backend") {
+        Socket client = connect_to(port);
+        REQUIRE(client);
+        Fnv1a64 sent;
+        sent.add(hello.data(), hello.size());
+        REQUIRE(send_all(client.get(), hello, deadline));
+        REQUIRE(write_messages(client.get(), 1, sent));
+        REQUIRE(::shutdown(client.get(), SHUT_WR) == 0);
+        REQUIRE(wait_until([&] { std::lock_guard lock(mutex); return backend_received.has_value(); },
+                           Millis(20000)));
+        std::lock_guard lock(mutex);
+        CHECK(backend_received->eof);
+        CHECK(backend_received->bytes == hello.size() + messages * message);
+        CHECK(backend_received->hash == sent.value);
+    }
+    SECTION("backend to client") {
+        downstream = true;
+        Socket client = connect_to(port);
+        REQUIRE(client);
+        REQUIRE(small_receive_buffer(client.get()));
+        REQUIRE(send_all(client.get(), hello, deadline));
+        std::this_thread::sleep_for(Millis(500));  // stalled: passgate's sends fill this socket
+        const HashedStream received = read_to_eof_hashing(client.get(), deadline);
+        std::lock_guard lock(mutex);
+        CHECK(backend_sent_all);
+        CHECK(received.eof);
+        CHECK(received.bytes == messages * message);
+        CHECK(received.hash == backend_sent.value);
     }
     INFO("passgate stderr:\n" << passgate.stderr_text());
     CHECK(passgate.failed_connection_lines().empty());
