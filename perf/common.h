@@ -173,8 +173,10 @@ inline std::optional<std::string> read_text(const std::string& path) {
     return buffer.str();
 }
 
-// utime + stime in clock ticks of one process (all its threads, live and exited).
-inline std::optional<std::uint64_t> process_cpu_ticks(int pid) {
+// utime + stime in clock ticks of one process (all its threads, live and exited); `system`, if
+// given, gets stime alone (time in the kernel: system calls, and on loopback the receiving side's
+// softirq work that a send runs in the sender's context).
+inline std::optional<std::uint64_t> process_cpu_ticks(int pid, std::uint64_t* system = nullptr) {
     const std::optional<std::string> text = read_text("/proc/" + std::to_string(pid) + "/stat");
     if (!text) return std::nullopt;
     const std::size_t paren = text->rfind(')');
@@ -187,17 +189,20 @@ inline std::optional<std::uint64_t> process_cpu_ticks(int pid) {
         if (number == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
         if (number == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
     }
+    if (system) *system += stime;
     return utime + stime;
 }
 
 // Sum over processes, in seconds; processes that vanished count as 0 (reported via `missing`).
-inline double cpu_seconds(const std::vector<int>& pids, int* missing = nullptr) {
+inline double cpu_seconds(const std::vector<int>& pids, int* missing = nullptr,
+                          double* system_seconds = nullptr) {
     const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    std::uint64_t ticks = 0;
+    std::uint64_t ticks = 0, system = 0;
     for (int pid : pids) {
-        if (const auto value = process_cpu_ticks(pid)) ticks += *value;
+        if (const auto value = process_cpu_ticks(pid, &system)) ticks += *value;
         else if (missing) ++*missing;
     }
+    if (system_seconds) *system_seconds = static_cast<double>(system) / hz;
     return static_cast<double>(ticks) / hz;
 }
 
@@ -206,11 +211,12 @@ inline double cpu_seconds(const std::vector<int>& pids, int* missing = nullptr) 
 // for). A proxy that forks workers on reload and reaps the old ones (HAProxy -W, NGINX) is thus
 // counted whole across a window. A child reaped between the reads of it and of its parent can be
 // missed or counted twice (one process's CPU at most). `processes` gets the live tree's size.
-inline double tree_cpu_seconds(int root, int* processes = nullptr) {
+inline double tree_cpu_seconds(int root, int* processes = nullptr, double* system_seconds = nullptr) {
     struct Entry {
         int pid;
         int ppid;
-        std::uint64_t ticks;  // utime + stime + cutime + cstime
+        std::uint64_t ticks;   // utime + stime + cutime + cstime
+        std::uint64_t system;  // stime + cstime
     };
     std::vector<Entry> all;
     if (auto* dir = ::opendir("/proc")) {
@@ -222,22 +228,25 @@ inline double tree_cpu_seconds(int root, int* processes = nullptr) {
             if (paren == std::string::npos) continue;
             std::stringstream in(text->substr(paren + 2));
             std::string field;
-            Entry item{std::atoi(entry->d_name), 0, 0};
+            Entry item{std::atoi(entry->d_name), 0, 0, 0};
             for (int number = 3; number <= 17 && in >> field; ++number) {
                 if (number == 4) item.ppid = std::atoi(field.c_str());
-                if (number >= 14) item.ticks += std::strtoull(field.c_str(), nullptr, 10);
+                const std::uint64_t value = number >= 14 ? std::strtoull(field.c_str(), nullptr, 10) : 0;
+                item.ticks += value;
+                if (number == 15 || number == 17) item.system += value;
             }
             all.push_back(item);
         }
         ::closedir(dir);
     }
     std::vector<int> tree{root};
-    std::uint64_t ticks = 0;
+    std::uint64_t ticks = 0, system = 0;
     int count = 0;
     for (std::size_t next = 0; next < tree.size(); ++next) {
         for (const Entry& item : all) {
             if (item.pid == tree[next]) {
                 ticks += item.ticks;
+                system += item.system;
                 ++count;
             } else if (item.ppid == tree[next] && tree.size() < 4096) {
                 tree.push_back(item.pid);
@@ -245,7 +254,9 @@ inline double tree_cpu_seconds(int root, int* processes = nullptr) {
         }
     }
     if (processes) *processes = count;
-    return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    if (system_seconds) *system_seconds = static_cast<double>(system) / hz;
+    return static_cast<double>(ticks) / hz;
 }
 
 // Per CPU (cpu0, cpu1, ...): jiffies busy (everything but idle and iowait) and in total, from

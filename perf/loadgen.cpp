@@ -98,6 +98,7 @@ struct Snapshot {
     std::uint64_t at = 0;
     Totals totals;
     double proxy_cpu = 0;
+    double proxy_system_cpu = 0;  // of proxy_cpu, the part in the kernel (stime)
     int proxy_processes = 0;  // with --cpu-tree
     double aux_cpu = 0;
     double self_cpu = 0;
@@ -435,8 +436,9 @@ private:
         Snapshot s;
         s.at = perf::now_ns();
         s.totals = totals_;
-        s.proxy_cpu = options_.cpu_tree > 0 ? perf::tree_cpu_seconds(options_.cpu_tree, &s.proxy_processes)
-                                            : perf::cpu_seconds(options_.cpu_pids, &missing_pids_);
+        s.proxy_cpu = options_.cpu_tree > 0
+                          ? perf::tree_cpu_seconds(options_.cpu_tree, &s.proxy_processes, &s.proxy_system_cpu)
+                          : perf::cpu_seconds(options_.cpu_pids, &missing_pids_, &s.proxy_system_cpu);
         s.aux_cpu = perf::cpu_seconds(options_.aux_pids);
         s.self_cpu = perf::cpu_seconds({static_cast<int>(::getpid())});
         s.cpus = perf::cpu_times();
@@ -554,6 +556,11 @@ private:
         if (have_proxy) {
             field("proxy_cpu_s", number(proxy_cpu));
             field("proxy_cpu_util", number(window > 0 ? proxy_cpu / window : 0));
+            // The kernel's part: system calls and the TCP work behind them (on loopback a send also
+            // runs the receiver's protocol processing). What a proxy's own code costs is the rest.
+            const double system_cpu = end_.proxy_system_cpu - begin_.proxy_system_cpu;
+            field("proxy_system_cpu_s", number(system_cpu));
+            field("proxy_system_share", number(proxy_cpu > 0 ? system_cpu / proxy_cpu : 0));
             field("proxy_pids_missing", integer(static_cast<std::uint64_t>(missing_pids_)));
         }
         if (options_.cpu_tree > 0) {

@@ -233,6 +233,7 @@ void ProxyConnection::on_client_readable_hello() {
         std::uint8_t chunk[16 * 1024];
         const std::size_t room = std::min(sizeof chunk, cap - std::min(cap, hello_.size()));
         bool short_read = false;
+        bool drained = false;  // this read proved the socket empty (short read, EAGAIN or EOF)
         if (room > 0) {
             const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
             if (got > 0) {
@@ -240,15 +241,17 @@ void ProxyConnection::on_client_readable_hello() {
                 // A full chunk: more may be waiting. A short read emptied the socket's queue:
                 // try the parser before paying for the read that would say EAGAIN.
                 if (static_cast<std::size_t>(got) == room) continue;
-                short_read = true;
+                short_read = drained = true;
             } else if (got == 0) {
                 // The client may send its hello and its FIN together: the hello still routes
                 // and the half-close passes through once the hello is delivered.
-                client_to_backend_.source_eof = true;
+                client_to_backend_.source_eof = drained = true;
             } else if (errno == EINTR) {
                 continue;
             } else if (errno != EAGAIN) {
                 return finish(CloseReason::client_closed, errno);
+            } else {
+                drained = true;
             }
         }
         const HelloParse parse = parse_client_hello(hello_, cap);
@@ -268,6 +271,9 @@ void ProxyConnection::on_client_readable_hello() {
                 listener.hello_duration.observe(
                     shard(), static_cast<double>(reactor::monotonic_micros() - phase_started_us_) / 1e6);
                 hello_bytes_ = static_cast<std::uint32_t>(parse.hello.record_bytes);
+                // Complete at exactly max_client_hello_size, more may wait unread: forwarding
+                // must read it (no further wake-up will say so).
+                if (!drained) client_bytes_waiting_ = true;
                 return route_and_connect(parse.hello);
             }
         }
@@ -447,8 +453,8 @@ void ProxyConnection::write_hello() {
         }
         if (sent < 0 && errno == EINTR) continue;
         if (sent < 0 && errno == EAGAIN) {
+            // (Anything the backend says meanwhile is reported by its readable watch.)
             backend_writable_.poll(backend_.get(), POLLOUT, false);
-            pump_direction(false);  // the backend may already be talking
             return;
         }
         return finish(CloseReason::backend_error, errno);
@@ -459,7 +465,12 @@ void ProxyConnection::write_hello() {
     metrics().routes[route_index_].bytes_client_to_backend.inc(shard(), client_bytes);
     std::vector<std::uint8_t>().swap(hello_);  // release the buffer: the hello is delivered
     hello_sent_ = 0;
-    pump_both();
+    // The client's socket was read empty of data with the hello; only bytes that came since, or
+    // the end of its stream (signalled by a wake-up already seen, or read), need a read now. The
+    // backend's side is reported by its readable watch, armed already.
+    const Direction& client = client_to_backend_;
+    if (client_bytes_waiting_ || client.source_eof || client.fin_seen || client.error_seen)
+        pump_direction(true);
 }
 
 namespace {
@@ -513,9 +524,17 @@ std::optional<ProxyConnection::Pump> ProxyConnection::copy_through_buffer(bool c
             direction.streaming = true;
             return std::nullopt;
         }
-        // A short read emptied the queue of data; the end of the stream (FIN, or an error) may
-        // still wait behind it, and its wake-up has been seen already: read on to find it.
-        if (!direction.end_signalled) return Pump::idle;
+        // A short read emptied the queue of data. An error signalled meanwhile still waits
+        // behind it: read on to find it. A FIN signalled (POLLRDHUP: the kernel processed it in
+        // order, so every byte before it was queued and has now been read) is the end: no read
+        // needed to see the 0.
+        if (direction.error_seen) continue;
+        if (direction.fin_seen) {
+            direction.source_eof = true;
+            (client_to_backend ? client_readable_ : backend_readable_).stop();
+            return std::nullopt;  // the caller passes the half-close on
+        }
+        return Pump::idle;
     }
 }
 
@@ -631,22 +650,27 @@ void ProxyConnection::after_pump(Pump result, bool client_to_backend) {
 
 // ---- Events ------------------------------------------------------------------------------------
 
-namespace {
-// A readiness event that says the stream ends (FIN or error) after whatever data is queued.
-bool signals_end(int events) { return (events & (POLLRDHUP | POLLHUP | POLLERR)) != 0; }
-}  // namespace
+// What a readiness event says about the end of a stream, behind whatever data is queued.
+void ProxyConnection::note_end_events(Direction& direction, int events) {
+    if ((events & POLLRDHUP) != 0) direction.fin_seen = true;
+    if ((events & (POLLHUP | POLLERR)) != 0) direction.error_seen = true;
+}
 
 void ProxyConnection::on_client_readable(int result) {
     if (result < 0) return finish(CloseReason::client_error, -result);
-    if (signals_end(result)) client_to_backend_.end_signalled = true;
+    note_end_events(client_to_backend_, result);
     if (state_ == State::reading_proxy_header) return on_client_readable_proxy_header();
     if (state_ == State::reading_hello) return on_client_readable_hello();
+    if (state_ == State::connecting || hello_pending(hello_)) {
+        client_bytes_waiting_ = true;  // read once the hello is delivered
+        return;
+    }
     pump_direction(true);
 }
 
 void ProxyConnection::on_backend_readable(int result) {
     if (result < 0) return finish(CloseReason::backend_error, -result);
-    if (signals_end(result)) backend_to_client_.end_signalled = true;
+    note_end_events(backend_to_client_, result);
     pump_direction(false);
 }
 

@@ -74,7 +74,8 @@ private:
         bool finished = false;          // EOF forwarded as shutdown(SHUT_WR)
         bool waiting_writable = false;  // destination full: its writable watch is armed
         bool streaming = false;         // moving full buffers: splice, skip the copying path
-        bool end_signalled = false;     // a readable event carried POLLRDHUP/POLLHUP/POLLERR
+        bool fin_seen = false;          // a readable event carried POLLRDHUP: FIN after the data
+        bool error_seen = false;        // ... or POLLHUP/POLLERR: read on to find the error
     };
     enum class Pump { idle, error_from, error_to, out_of_pipes, budget_spent };
 
@@ -94,6 +95,7 @@ private:
     void write_hello();
     Pump pump(bool client_to_backend);
     std::optional<Pump> copy_through_buffer(bool client_to_backend);
+    void note_end_events(Direction& direction, int events);
     void count_forwarded(bool client_to_backend, std::size_t bytes);
     void pump_direction(bool client_to_backend);
     void pump_both();
@@ -134,6 +136,9 @@ private:
     bool counted_route_ = false;
     bool client_address_known_ = false;
     bool proxied_destination_known_ = false;
+    // Client bytes (or its FIN) arrived while connecting or while the hello was being written
+    // (or the hello ended exactly at the size cap): read them once the hello is delivered.
+    bool client_bytes_waiting_ = false;
     std::uint8_t connect_attempts_ = 0;
     HelloError hello_error_ = HelloError::none;
     int error_ = 0;  // errno behind the close, or of the last failed connect attempt
