@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 namespace passgate {
 
@@ -224,6 +226,10 @@ constexpr std::size_t batch_bytes = 64 * 1024;
 // Records taken from one queue before moving to the next, so that a busy worker cannot hold back
 // the lines of the others.
 constexpr std::size_t records_per_turn = 256;
+// After a batch, the writer lets lines gather this long before it looks again (not marked
+// asleep meanwhile, so workers do not ring): a line waits at most this long, and each worker's
+// queue (4096 lines) holds 10 ms of 400,000 connections/s.
+constexpr std::chrono::milliseconds gather_interval{10};
 // A non-blocking destination that accepts nothing for this long after stop() is given up on.
 constexpr int stop_stall_limit_ms = 3000;
 constexpr int stall_poll_ms = 100;
@@ -394,7 +400,14 @@ void AccessLog::run_writer() {
         if (reopen_requested_.exchange(false, std::memory_order_acq_rel)) reopen_destination();
         // Read before draining: records submitted before stop() are then all visible below.
         const bool stopping = stop_requested_.load(std::memory_order_acquire);
-        if (drain_queues(batch) > 0) continue;
+        const std::size_t taken = drain_queues(batch);
+        if (taken > 0) {
+            // Lines keep coming: let them gather for a moment instead of waking up (and being
+            // woken, a write to the doorbell and two context switches) for every few lines.
+            // Busy queues are drained again at once.
+            if (taken < records_per_turn && !stopping) std::this_thread::sleep_for(gather_interval);
+            continue;
+        }
         if (stopping) return;
         wait_for_work();
     }
