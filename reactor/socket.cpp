@@ -18,6 +18,8 @@ Fd listen_tcp(const sockaddr* address, socklen_t length, const ListenOptions& op
     if (options.reuse_port &&
         ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
         throw_errno("setsockopt(SO_REUSEPORT)");
+    if (options.no_delay && ::setsockopt(socket.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+        throw_errno("setsockopt(TCP_NODELAY)");
     if (::bind(socket.get(), address, length) != 0) throw_errno("bind");
     if (::listen(socket.get(), options.backlog) != 0) throw_errno("listen");
     return socket;

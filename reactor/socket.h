@@ -10,9 +10,13 @@ namespace passgate::reactor {
 struct ListenOptions {
     int backlog = 4096;
     bool reuse_port = true;  // one socket per worker on the same address; the kernel spreads load
+    // TCP_NODELAY on the listening socket: accepted sockets inherit it (Linux), which saves a
+    // setsockopt per connection.
+    bool no_delay = false;
 };
 
-// socket + SO_REUSEADDR (+ SO_REUSEPORT) + bind + listen; non-blocking, close-on-exec.
+// socket + SO_REUSEADDR (+ SO_REUSEPORT, TCP_NODELAY) + bind + listen; non-blocking,
+// close-on-exec.
 // Throws std::system_error naming the failed call.
 Fd listen_tcp(const sockaddr* address, socklen_t length, const ListenOptions& options = {});
 

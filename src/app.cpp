@@ -102,7 +102,10 @@ private:
 
 reactor::Fd bind_listener(const config::Listener& listener) {
     try {
-        return reactor::listen_tcp(listener.address.sockaddr_ptr(), listener.address.length);
+        // Accepted sockets inherit TCP_NODELAY: forwarded bytes are batched by the peers already,
+        // no Nagle delay on top (the backend side sets it at connect).
+        return reactor::listen_tcp(listener.address.sockaddr_ptr(), listener.address.length,
+                                   reactor::ListenOptions{.no_delay = true});
     } catch (const std::system_error& error) {
         throw std::runtime_error("listener \"" + listener.name + "\" on " +
                                  listener.address.to_string() + ": " + error.what());

@@ -544,8 +544,12 @@ ProxyConnection::Pump ProxyConnection::pump(bool client_to_backend) {
     const int from = client_to_backend ? client_.get() : backend_.get();
     const int to = client_to_backend ? backend_.get() : client_.get();
     if (direction.finished || direction.waiting_writable) return Pump::idle;
-    if (!direction.streaming && !direction.source_eof && direction.pipe.bytes_inside == 0)
+    if (!direction.streaming && !direction.source_eof && direction.pipe.bytes_inside == 0) {
+        // An empty pipe still held (a turn that spent its budget) goes back to the pool: the
+        // copying path needs none, and a direction that turns out quiet must hold none.
+        direction.pipe.release();
         if (const std::optional<Pump> done = copy_through_buffer(client_to_backend)) return *done;
+    }
     std::size_t moved_this_turn = 0;
     for (int round = 0; round < pump_rounds_per_turn; ++round) {
         bool source_empty = false;

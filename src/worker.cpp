@@ -5,7 +5,6 @@
 #include "src/proxy_connection.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -74,8 +73,6 @@ void Worker::run() { loop_.run(); }
 void Worker::accept(std::size_t listener, reactor::Fd client) {
     stats_.accepted.add();
     stats_.active.add();
-    const int one = 1;
-    ::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto connection =
         std::make_unique<ProxyConnection>(*this, generations_.back(), listener, std::move(client));
     connection->slot = connections_.size();

@@ -112,22 +112,36 @@ bool sockets_back_to(const Passgate& passgate, int baseline, Millis timeout = Mi
 // out of descriptors, pipe() fails and every virtual call through a valid object is reported as
 // "... does not point to an object of type ...", "object has invalid vptr", "<memory cannot be
 // printed>". A real bad vptr has readable memory and is printed, so it stays in the text.
+// The three lines of one report need not be adjacent: passgate's access log writer (another
+// thread) writes to the same stderr and its lines can land between them.
 std::string without_unreadable_vptr_reports(const std::string& text) {
     std::istringstream in(text);
     std::vector<std::string> lines;
     std::string line;
     for (int count = 0; count < 1000000 && std::getline(in, line); ++count) lines.push_back(line);
-    std::string kept;
+    const auto other_thread = [](const std::string& candidate) {
+        return candidate.rfind("time=", 0) == 0 || candidate.rfind("passgate[", 0) == 0;
+    };
+    // Index of the next line at or after `from` that is not another thread's, if any.
+    const auto next_own = [&](std::size_t from) {
+        while (from < lines.size() && other_thread(lines[from])) ++from;
+        return from;
+    };
+    std::vector<bool> dropped(lines.size(), false);
     for (std::size_t i = 0; i < lines.size(); ++i) {
-        if (i + 2 < lines.size() && lines[i].find("runtime error: member ") != std::string::npos &&
-            lines[i].find("which does not point to an object of type") != std::string::npos &&
-            lines[i + 1].find("note: object has invalid vptr") != std::string::npos &&
-            lines[i + 2] == "<memory cannot be printed>") {
-            i += 2;
+        if (lines[i].find("runtime error: member ") == std::string::npos ||
+            lines[i].find("which does not point to an object of type") == std::string::npos)
             continue;
-        }
-        kept += lines[i] + "\n";
+        const std::size_t note = next_own(i + 1);
+        if (note >= lines.size() || lines[note].find("note: object has invalid vptr") == std::string::npos)
+            continue;
+        const std::size_t memory = next_own(note + 1);
+        if (memory >= lines.size() || lines[memory] != "<memory cannot be printed>") continue;
+        dropped[i] = dropped[note] = dropped[memory] = true;
     }
+    std::string kept;
+    for (std::size_t i = 0; i < lines.size(); ++i)
+        if (!dropped[i]) kept += lines[i] + "\n";
     return kept;
 }
 

@@ -12,13 +12,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
@@ -192,7 +195,8 @@ bool wait_until(const std::function<bool()>& predicate, Millis timeout, Millis s
     return predicate();
 }
 
-std::uint16_t free_port() {
+namespace {
+std::uint16_t ephemeral_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw_errno("socket");
     sockaddr_in address{};
@@ -209,6 +213,25 @@ std::uint16_t free_port() {
     }
     ::close(fd);
     return ntohs(address.sin_port);
+}
+}  // namespace
+
+// The kernel may hand out a just-closed port again at once: two calls in a row then return the
+// same port (seen: a listener and the admin address on one port). Ports handed out recently by
+// this process are not returned again.
+std::uint16_t free_port() {
+    static std::mutex mutex;
+    static std::deque<std::uint16_t> recent;
+    std::uint16_t port = 0;
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        port = ephemeral_port();
+        std::lock_guard lock(mutex);
+        if (std::find(recent.begin(), recent.end(), port) != recent.end()) continue;
+        recent.push_back(port);
+        if (recent.size() > 4096) recent.pop_front();
+        return port;
+    }
+    return port;
 }
 
 namespace {

@@ -202,7 +202,7 @@ TEST_CASE("transfer: the backend half-closes first; the client's later bytes sti
 // Messages smaller than passgate's 8 KiB copy buffer go through recv + send; when the receiver
 // stalls, a partial send's remainder waits in a pipe, and later bytes queue behind it. Spaced small
 // writes into a reader that starts late drive exactly that path, in each direction.
-TEST_CASE("transfer: small writes into a stalled reader arrive whole and in order",
+TEST_CASE("transfer: small writes into a stalled reader arrive whole and in order; the quiet connection holds no pipe",
           "[integration][transfer]") {
     TempDir dir;
     const Deadline deadline = deadline_in(Millis(60000));
@@ -228,10 +228,33 @@ TEST_CASE("transfer: small writes into a stalled reader arrive whole and in orde
         }
         return true;
     };
+    // Reads exactly `size` bytes, hashing them; the connection stays open.
+    const auto read_hashing = [&](int fd, std::uint64_t size) {
+        HashedStream stream;
+        Fnv1a64 hash;
+        std::vector<std::uint8_t> buffer(64 * 1024);
+        while (stream.bytes < size) {
+            const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - stream.bytes));
+            const std::optional<std::size_t> got = recv_some(fd, buffer.data(), want, deadline);
+            if (!got || *got == 0) break;
+            hash.add(buffer.data(), *got);
+            stream.bytes += *got;
+        }
+        stream.hash = hash.value;
+        return stream;
+    };
+    // Once the bytes are through and both sides are quiet, the connection holds no pipe.
+    const auto no_pipe_leased = [&](const Passgate& proxy) {
+        return wait_until([&] { return proxy.metric({"passgate_pipes_in_use"}) == 0.0; }, Millis(3000));
+    };
+    const std::uint64_t up_total = hello.size() + messages * message;
+    const std::uint64_t down_total = messages * message;
     std::mutex mutex;
     std::optional<HashedStream> backend_received;
+    bool backend_saw_eof = false;
     Fnv1a64 backend_sent;
     bool backend_sent_all = false;
+    bool backend_wrote = false;  // done writing, all or not
     bool downstream = false;
     TcpServer backend([&](int fd, std::size_t) {
         if (downstream) {
@@ -239,16 +262,25 @@ TEST_CASE("transfer: small writes into a stalled reader arrive whole and in orde
             if (!recv_exact(fd, got.data(), got.size(), deadline)) return;
             Fnv1a64 sent;
             const bool all = write_messages(fd, 2, sent);
-            std::lock_guard lock(mutex);
-            backend_sent = sent;
-            backend_sent_all = all;
-            return;  // closes: the client reads to EOF
+            {
+                std::lock_guard lock(mutex);
+                backend_sent = sent;
+                backend_sent_all = all;
+                backend_wrote = true;
+            }
+            read_to_eof_hashing(fd, deadline);  // open until the client's FIN
+            return;
         }
         small_receive_buffer(fd);
         std::this_thread::sleep_for(Millis(500));  // stalled: passgate's sends fill this socket
-        const HashedStream received = read_to_eof_hashing(fd, deadline);
+        const HashedStream received = read_hashing(fd, up_total);
+        {
+            std::lock_guard lock(mutex);
+            backend_received = received;
+        }
+        const HashedStream rest = read_to_eof_hashing(fd, deadline);
         std::lock_guard lock(mutex);
-        backend_received = received;
+        backend_saw_eof = rest.eof && rest.bytes == 0;
     });
     const std::uint16_t port = free_port();
     Passgate passgate(dir, {transfer_config(port, backend.port()), {}, 1});
@@ -261,13 +293,16 @@ TEST_CASE("transfer: small writes into a stalled reader arrive whole and in orde
         sent.add(hello.data(), hello.size());
         REQUIRE(send_all(client.get(), hello, deadline));
         REQUIRE(write_messages(client.get(), 1, sent));
-        REQUIRE(::shutdown(client.get(), SHUT_WR) == 0);
         REQUIRE(wait_until([&] { std::lock_guard lock(mutex); return backend_received.has_value(); },
                            Millis(20000)));
-        std::lock_guard lock(mutex);
-        CHECK(backend_received->eof);
-        CHECK(backend_received->bytes == hello.size() + messages * message);
-        CHECK(backend_received->hash == sent.value);
+        {
+            std::lock_guard lock(mutex);
+            CHECK(backend_received->bytes == up_total);
+            CHECK(backend_received->hash == sent.value);
+        }
+        CHECK(no_pipe_leased(passgate));
+        REQUIRE(::shutdown(client.get(), SHUT_WR) == 0);
+        CHECK(wait_until([&] { std::lock_guard lock(mutex); return backend_saw_eof; }, Millis(5000)));
     }
     SECTION("backend to client") {
         downstream = true;
@@ -276,12 +311,20 @@ TEST_CASE("transfer: small writes into a stalled reader arrive whole and in orde
         REQUIRE(small_receive_buffer(client.get()));
         REQUIRE(send_all(client.get(), hello, deadline));
         std::this_thread::sleep_for(Millis(500));  // stalled: passgate's sends fill this socket
-        const HashedStream received = read_to_eof_hashing(client.get(), deadline);
-        std::lock_guard lock(mutex);
-        CHECK(backend_sent_all);
-        CHECK(received.eof);
-        CHECK(received.bytes == messages * message);
-        CHECK(received.hash == backend_sent.value);
+        const HashedStream received = read_hashing(client.get(), down_total);
+        // The last bytes can arrive before the backend's thread has recorded what it sent.
+        REQUIRE(wait_until([&] { std::lock_guard lock(mutex); return backend_wrote; }, Millis(5000)));
+        {
+            std::lock_guard lock(mutex);
+            CHECK(backend_sent_all);
+            CHECK(received.bytes == down_total);
+            CHECK(received.hash == backend_sent.value);
+        }
+        CHECK(no_pipe_leased(passgate));
+        REQUIRE(::shutdown(client.get(), SHUT_WR) == 0);
+        const HashedStream rest = read_to_eof_hashing(client.get(), deadline);
+        CHECK(rest.eof);
+        CHECK(rest.bytes == 0);
     }
     INFO("passgate stderr:\n" << passgate.stderr_text());
     CHECK(passgate.failed_connection_lines().empty());

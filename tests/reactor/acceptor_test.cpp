@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 
 #include <vector>
@@ -49,6 +50,39 @@ TEST_CASE("multishot accept takes every pending connection as a non-blocking soc
     loop.run();
     REQUIRE(accepted.size() == 50);
     for (const Fd& socket : accepted) CHECK((::fcntl(socket.get(), F_GETFL) & O_NONBLOCK) != 0);
+}
+
+TEST_CASE("accepted sockets inherit TCP_NODELAY from a listener set up with no_delay") {
+    Loop loop;
+    const sockaddr_in any_port = loopback(0);
+    Fd plain = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
+    Fd no_delay = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port,
+                             ListenOptions{.no_delay = true});
+    std::vector<Fd> from_plain, from_no_delay;
+    const auto stop_when_both = [&] {
+        if (!from_plain.empty() && !from_no_delay.empty()) loop.stop();
+    };
+    Acceptor plain_acceptor(loop, plain.get(), [&](Fd socket) {
+        from_plain.push_back(std::move(socket));
+        stop_when_both();
+    });
+    Acceptor no_delay_acceptor(loop, no_delay.get(), [&](Fd socket) {
+        from_no_delay.push_back(std::move(socket));
+        stop_when_both();
+    });
+    Fd first = connect_blocking(local_port(plain.get()));
+    Fd second = connect_blocking(local_port(no_delay.get()));
+    loop.run();
+    REQUIRE(from_plain.size() == 1);
+    REQUIRE(from_no_delay.size() == 1);
+    const auto nodelay_of = [](int fd) {
+        int value = -1;
+        socklen_t length = sizeof value;
+        REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &length) == 0);
+        return value;
+    };
+    CHECK(nodelay_of(from_no_delay[0].get()) == 1);
+    CHECK(nodelay_of(from_plain[0].get()) == 0);
 }
 
 TEST_CASE("two SO_REUSEPORT sockets bind the same address") {
