@@ -10,8 +10,9 @@
 //      max_connection_duration, and pick a service and an endpoint;
 //   3. connect without blocking (connect_timeout), trying other endpoints on failure;
 //   4. write the buffered hello bytes unchanged, then
-//   5. forward both directions with splice(2) through leased pipes, readiness from io_uring,
-//      passing half-closes through, until both directions are closed, an error, or idle_timeout.
+//   5. forward both directions, readiness from io_uring: each wake-up's first bytes through an
+//      8 KiB buffer (recv + send), streams with splice(2) through leased pipes; passing
+//      half-closes through, until both directions are closed, an error, or idle_timeout.
 
 #include "reactor/fd.h"
 #include "reactor/loop.h"
