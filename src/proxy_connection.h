@@ -67,7 +67,8 @@ private:
     enum class State { reading_proxy_header, reading_hello, connecting, forwarding, closed };
 
     // One direction of the byte stream (its sockets and watches follow from which one it is:
-    // see source_of() and friends). Kept small: every idle connection holds two.
+    // pump() and copy_through_buffer() pick them by the direction). Kept small: every idle
+    // connection holds two.
     struct Direction {
         PipeLease pipe;
         std::uint64_t bytes = 0;
