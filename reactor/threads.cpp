@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <cerrno>
+
 #include <vector>
 
 namespace passgate::reactor {
@@ -26,12 +28,15 @@ unsigned usable_cpus() {
 
 int pin_current_thread(unsigned index) {
     const std::vector<int> cpus = allowed_cpus();
-    if (cpus.empty()) return -1;
+    if (cpus.empty()) return -1;  // errno from sched_getaffinity
     const int cpu = cpus[index % cpus.size()];
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) return -1;
+    if (const int error = pthread_setaffinity_np(pthread_self(), sizeof set, &set); error != 0) {
+        errno = error;  // e.g. EPERM when a seccomp filter denies sched_setaffinity
+        return -1;
+    }
     return cpu;
 }
 

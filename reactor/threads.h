@@ -5,7 +5,8 @@ namespace passgate::reactor {
 // Number of CPUs this process may run on (sched_getaffinity), at least 1.
 unsigned usable_cpus();
 // Pins the calling thread to the index-th CPU of the process's affinity set (wrapping around).
-// Returns the CPU number, or -1 if pinning failed (not fatal: the thread still runs).
+// Returns the CPU number, or -1 with errno set if pinning failed (not fatal: the thread still
+// runs, on any CPU of the set).
 int pin_current_thread(unsigned index);
 
 }  // namespace passgate::reactor

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -351,7 +352,10 @@ int run_app(config::Config config_value, const AppOptions& options) {
         WorkerSlot& slot = *workers[index];
         slot.thread = std::thread([&, index, snapshot, initial_sets,
                                    sockets = std::move(listen_sockets[index])]() mutable {
-            reactor::pin_current_thread(index);
+            if (reactor::pin_current_thread(index) < 0)
+                log_line(LogLevel::warning, "worker " + std::to_string(index) +
+                                                " runs unpinned: could not pin it to a CPU: " +
+                                                std::strerror(errno));
             try {
                 WorkerOptions worker_options;
                 worker_options.index = index;

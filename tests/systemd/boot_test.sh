@@ -1,0 +1,328 @@
+#!/bin/bash
+# Boots the real unit under a real systemd: a minimal Debian root (mmdebstrap, cached as a
+# tarball), passgate installed into it by `meson install --destdir` (binary, unit, sysusers.d,
+# tmpfiles.d, all at the paths this build's prefix gives them), booted with `systemd-nspawn
+# --boot` on a private network, driven from the host with `nsenter ... systemctl`:
+#   - `systemctl start passgate` returns once READY=1 arrived (Type=notify): active (running),
+#     as the passgate user with only CAP_NET_BIND_SERVICE, under the seccomp filter, each worker
+#     pinned to one CPU, the fd limit what systemd could set;
+#   - curl through passgate on port 443 reaches the backend chosen by SNI (an `openssl s_server`
+#     unit in the container; curl verifies that backend's own certificate);
+#   - `systemctl reload` applies a new route and is counted in /metrics;
+#   - `systemctl stop` ends with exit status 0; `journalctl -u passgate` has the startup line;
+#   - with sched_setaffinity denied again by a drop-in, passgate still starts (the filter answers
+#     EPERM, not SIGSYS) and logs that its workers run unpinned.
+# Writes a JUnit report (one case per check) to $1 and exits non-zero on any failure.
+# Needs root, mmdebstrap, systemd-nspawn (systemd-container) and nsenter; Debian's archive the
+# first time (about 1-3 minutes), then the cached root (set PASSGATE_BOOT_ROOT_CACHE to keep it
+# elsewhere; PASSGATE_DEBIAN_MIRROR to use another mirror).
+# Usage: boot_test.sh REPORT BUILD_DIR CACHE_DIR
+set -u
+report=$1 build_dir=$2 cache_dir=${PASSGATE_BOOT_ROOT_CACHE:-$3}
+mirror=${PASSGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+started_at=$(date +%s)
+cases="" failures=0 count=0
+work="" nspawn_pid="" leader=""
+
+elapsed() { echo $(( $(date +%s) - started_at ))s; }
+xml_escape() { sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g; s/"/\&quot;/g' | tr -d '\000-\010\013\014\016-\037'; }
+write_report() {
+    mkdir -p "$(dirname "$report")"
+    printf '<?xml version="1.0"?>\n<testsuites><testsuite name="systemd-boot" tests="%s" failures="%s">%s</testsuite></testsuites>\n' \
+        "$count" "$failures" "$cases" > "$report"
+}
+record() {  # NAME STATUS OUTPUT
+    count=$((count + 1))
+    if [ "$2" -eq 0 ]; then
+        echo "ok   $1 ($(elapsed))"; [ -n "$3" ] && printf '%s\n' "$3" | head -8 | sed 's/^/     /'
+        cases="$cases<testcase classname=\"systemd-boot\" name=\"$1\"/>"
+    else
+        failures=$((failures + 1))
+        echo "FAIL $1 ($(elapsed))"; printf '%s\n' "$3" | sed 's/^/     /'
+        escaped=$(printf '%s' "$3" | head -c 3000 | xml_escape)
+        cases="$cases<testcase classname=\"systemd-boot\" name=\"$1\"><failure message=\"$escaped\"/></testcase>"
+    fi
+}
+check() {  # NAME COMMAND...: one case
+    local name=$1 output status; shift
+    output=$("$@" 2>&1); status=$?
+    record "$name" "$status" "$output"
+    return "$status"
+}
+require() {  # NAME COMMAND...: one case; the later checks need it, so stop on failure
+    check "$@" || stop_here
+}
+stop_here() { diagnostics; write_report; exit 1; }
+
+# --- the container ----------------------------------------------------------------------------
+
+# Runs a command inside the booted container (every namespace of its PID 1), bounded in time.
+ct() {
+    timeout 60 nsenter -t "$leader" -a \
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        SYSTEMD_PAGER= SYSTEMD_COLORS=0 "$@"
+}
+poll() {  # TENTHS COMMAND...: runs COMMAND every 0.1 s until it succeeds, at most TENTHS times
+    local tries=$1; shift
+    while [ "$tries" -gt 0 ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        tries=$((tries - 1)); sleep 0.1
+    done
+    "$@"  # the last try shows its output
+}
+
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+teardown() {
+    if alive "$nspawn_pid"; then
+        kill -TERM "$nspawn_pid"  # nspawn asks the container's systemd to power off
+        for _ in $(seq 200); do alive "$nspawn_pid" || break; sleep 0.1; done
+    fi
+    # Whatever is left: the container's PID 1 (killing it ends its whole PID namespace), nspawn.
+    alive "$leader" && kill -KILL "$leader"
+    alive "$nspawn_pid" && kill -KILL "$nspawn_pid"
+    [ -n "$nspawn_pid" ] && wait "$nspawn_pid" 2>/dev/null
+    for _ in $(seq 50); do alive "$leader" || break; sleep 0.1; done
+    # The root is removed only once nothing runs in it.
+    case "$work" in /tmp/passgate-boot.*) alive "$leader" || rm -rf "$work" ;; esac
+}
+trap teardown EXIT
+trap 'exit 1' INT TERM
+
+diagnostics() {
+    [ -n "$leader" ] || { [ -f "$work/boot.log" ] && tail -40 "$work/boot.log"; return; }
+    echo "--- journalctl -u passgate"; ct journalctl -u passgate --no-pager 2>&1 | tail -40
+    echo "--- systemctl status"; ct systemctl --no-pager status passgate 2>&1 | tail -20
+}
+
+# --- preconditions ----------------------------------------------------------------------------
+
+tools_present() {
+    [ "$(id -u)" -eq 0 ] || { echo "needs root (mmdebstrap, systemd-nspawn)"; return 1; }
+    for tool in mmdebstrap systemd-nspawn nsenter openssl meson; do
+        command -v "$tool" >/dev/null || { echo "missing $tool (see .ci/packages)"; return 1; }
+    done
+}
+require "root and tools present (mmdebstrap, systemd-nspawn, nsenter)" tools_present
+
+# --- the root ---------------------------------------------------------------------------------
+
+# Debian 12 with systemd and what passgate links (ldd: liburing, c-ares, toml++), curl and openssl
+# for the traffic. usr-is-merged spares usrmerge (and perl); docs, man pages, locales are skipped.
+packages=usr-is-merged,systemd,systemd-sysv,curl,openssl,liburing2,libc-ares2,libtomlplusplus3
+mmdebstrap_args=(--variant=essential --include="$packages" --dpkgopt=force-unsafe-io
+                 --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+                 --dpkgopt='path-exclude=/usr/share/locale/*' bookworm)
+key=$(printf '%s\n' "${mmdebstrap_args[@]}" | sha256sum | cut -c1-16)
+cached_root="$cache_dir/debian-root-$key.tar"
+
+make_root_tarball() {
+    [ -s "$cached_root" ] && { echo "cached: $cached_root"; return 0; }
+    mkdir -p "$cache_dir" || return 1
+    rm -rf "$cache_dir"/debian-root-*.tar.partial
+    timeout 600 mmdebstrap --quiet --format=tar "${mmdebstrap_args[@]}" "$cached_root.partial" "$mirror" &&
+        mv "$cached_root.partial" "$cached_root" || return 1
+    # Roots of other package lists are stale now.
+    find "$cache_dir" -maxdepth 1 -name 'debian-root-*.tar' ! -path "$cached_root" -delete
+}
+require "Debian root built by mmdebstrap (or cached)" make_root_tarball
+root_ready_at=$(elapsed)
+
+work=$(mktemp -d /tmp/passgate-boot.XXXXXX)
+root=$work/root
+install_passgate() {
+    mkdir -p "$root" && tar -C "$root" -xf "$cached_root" &&
+        meson install -C "$build_dir" --no-rebuild --quiet --destdir "$root"
+}
+require "passgate installed into the root by meson install --destdir" install_passgate
+
+# The unit's own paths, as meson configured them (prefix/bindir/sysconfdir of this build).
+unit=$(find "$root/usr" -path '*/systemd/system/passgate.service' | head -1)
+config_path=$(sed -n 's|^ExecStart=.* --config \(/[^ ]*\)$|\1|p' "${unit:-/dev/null}")
+unit_paths_known() { [ -n "$unit" ] && [ -n "$config_path" ] && echo "unit $unit, config $config_path"; }
+require "installed unit found, its config path read" unit_paths_known
+
+# Two TLS backends (openssl s_server units) with their own certificates, and passgate's config.
+write_backends_and_config() {
+    mkdir -p "$root/etc/backend" || return 1
+    for name in a b; do
+        out=$(openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj "/CN=$name.example.test" -addext "subjectAltName=DNS:$name.example.test" \
+            -keyout "$root/etc/backend/$name.key" -out "$root/etc/backend/$name.crt" 2>&1) ||
+            { printf '%s\n' "$out"; return 1; }
+    done
+    port=8443
+    for name in a b; do
+        cat > "$root/etc/systemd/system/backend-$name.service" <<EOF
+[Service]
+ExecStart=/usr/bin/openssl s_server -quiet -www -accept 127.0.0.1:$port -cert /etc/backend/$name.crt -key /etc/backend/$name.key
+EOF
+        port=$((port + 1))
+    done
+    write_config a
+}
+write_config() {  # ROUTES...: one route and service per backend name (a -> 8443, b -> 8444)
+    {
+        printf '[runtime]\nworkers = 2\n\n[admin]\naddress = "127.0.0.1:9901"\n\n'
+        printf '[[listener]]\nname = "tls"\naddress = "127.0.0.1:443"\n\n'
+        for name in "$@"; do
+            port=8443; [ "$name" = b ] && port=8444
+            printf '[[route]]\nname = "%s"\nlisteners = ["tls"]\nhostnames = ["%s.example.test"]\n' "$name" "$name"
+            printf 'backends = [ { service = "%s" } ]\n\n' "$name"
+            printf '[[service]]\nname = "%s"\nendpoints = ["127.0.0.1:%s"]\n\n' "$name" "$port"
+        done
+    } > "$root$config_path.new" && chmod 0644 "$root$config_path.new" && mv "$root$config_path.new" "$root$config_path"
+}
+require "backends and passgate config written" write_backends_and_config
+
+# --- boot -------------------------------------------------------------------------------------
+
+boot() {
+    systemd-nspawn --boot --register=no --keep-unit --private-network --console=read-only \
+        --machine=passgate-boot -D "$root" </dev/null >"$work/boot.log" 2>&1 &
+    nspawn_pid=$!
+    # The container's PID 1 is nspawn's child once it runs systemd.
+    for _ in $(seq 300); do
+        for child in $(cat /proc/"$nspawn_pid"/task/*/children 2>/dev/null); do
+            [ "$(cat /proc/"$child"/comm 2>/dev/null)" = systemd ] && leader=$child
+        done
+        [ -n "$leader" ] && break
+        kill -0 "$nspawn_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$leader" ] || { tail -30 "$work/boot.log"; return 1; }
+    # systemctl talks to the manager through its private socket, there once it has set up /run.
+    poll 300 ct test -S /run/systemd/private || return 1
+    # Booted: the manager reached its default target (degraded is fine: units we do not need).
+    state=$(ct systemctl is-system-running --wait)
+    case "$state" in running|degraded) echo "$state" ;; *) echo "state: $state"; ct systemctl --failed --no-pager; return 1 ;; esac
+}
+# Not through check: nspawn_pid and leader must be set in this shell, for ct and teardown.
+boot > "$work/boot-check.log" 2>&1
+record "the container boots systemd to its default target" $? "$(cat "$work/boot-check.log")"
+[ "$failures" -eq 0 ] || stop_here
+booted_at=$(elapsed)
+
+# What a package's postinst does: create the user, the directories, load the unit.
+prepare_service() {
+    ct systemd-sysusers && ct systemd-tmpfiles --create &&
+        ct systemctl daemon-reload && ct systemctl enable passgate &&
+        ct systemctl start backend-a backend-b &&
+        poll 100 ct curl -sS --cacert /etc/backend/a.crt --resolve a.example.test:8443:127.0.0.1 -o /dev/null https://a.example.test:8443/ &&
+        poll 100 ct curl -sS --cacert /etc/backend/b.crt --resolve b.example.test:8444:127.0.0.1 -o /dev/null https://b.example.test:8444/
+}
+require "passgate user created, unit loaded and enabled, backends answer" prepare_service
+
+# --- start ------------------------------------------------------------------------------------
+
+main_pid() { ct systemctl show -p MainPID --value passgate; }
+start_reaches_running() {
+    ct systemctl start passgate || return 1
+    # Type=notify: start returns after READY=1; STATUS= comes in the same message.
+    props=$(ct systemctl show -p ActiveState -p SubState -p StatusText passgate)
+    printf '%s\n' "$props"
+    printf '%s\n' "$props" | grep -qx ActiveState=active &&
+        printf '%s\n' "$props" | grep -qx SubState=running &&
+        printf '%s\n' "$props" | grep -qx StatusText=serving
+}
+require "systemctl start passgate: active (running) through READY=1" start_reaches_running
+
+runs_sandboxed() {
+    pid=$(main_pid); status=$(ct cat /proc/"$pid"/status) || return 1
+    uid=$(ct id -u passgate) || return 1
+    printf '%s\n' "$status" | grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):'
+    # CAP_NET_BIND_SERVICE is bit 10: 0x400.
+    printf '%s\n' "$status" | grep -qE "^Uid:\s+$uid\s+$uid\s+$uid\s+$uid$" &&
+        printf '%s\n' "$status" | grep -qE '^CapEff:\s+0000000000000400$' &&
+        printf '%s\n' "$status" | grep -qE '^CapBnd:\s+0000000000000400$' &&
+        printf '%s\n' "$status" | grep -qE '^NoNewPrivs:\s+1$' &&
+        printf '%s\n' "$status" | grep -qE '^Seccomp:\s+2$'
+}
+check "runs as passgate with only CAP_NET_BIND_SERVICE, under a seccomp filter" runs_sandboxed
+
+workers_pinned() {
+    pid=$(main_pid)
+    # Every worker pinned itself: two threads allowed on exactly one CPU each (sched_setaffinity
+    # was allowed), and no "runs unpinned" warning.
+    lists=$(ct sh -c "grep -h Cpus_allowed_list /proc/$pid/task/*/status") || return 1
+    printf '%s\n' "$lists"
+    single=$(printf '%s\n' "$lists" | grep -cE ':\s+[0-9]+$')
+    [ "$single" -ge 2 ] && ! ct journalctl -u passgate --no-pager | grep -q "runs unpinned"
+}
+check "each worker is pinned to a CPU (sched_setaffinity allowed)" workers_pinned
+
+fd_limit_set() {
+    pid=$(main_pid)
+    # LimitNOFILE=1048576, or the highest limit the container's manager may set: the container
+    # has no CAP_SYS_RESOURCE, so systemd cannot raise its hard limit; the unit starts anyway.
+    hard=$(ct sh -c "grep 'open files' /proc/1/limits" | awk '{print $5}')
+    want=1048576; [ "$hard" -lt "$want" ] && want=$hard
+    line=$(ct sh -c "grep 'open files' /proc/$pid/limits"); echo "$line (manager's hard limit $hard)"
+    printf '%s\n' "$line" | awk -v want="$want" '{ exit !($4 == want && $5 == want) }'
+}
+check "fd limit is LimitNOFILE or the manager's highest" fd_limit_set
+
+via_passgate() {  # NAME: curl through passgate on 443 with SNI NAME.example.test, verifying NAME's certificate
+    ct curl -sS --fail --max-time 10 --cacert "/etc/backend/$1.crt" --resolve "$1.example.test:443:127.0.0.1" \
+        -o /dev/null -w '%{http_code}\n' "https://$1.example.test/"
+}
+check "curl through passgate reaches the backend chosen by SNI" via_passgate a
+not_routed_yet() { ! via_passgate b; }
+check "an SNI without a route is not served before the reload" not_routed_yet
+
+# --- reload -----------------------------------------------------------------------------------
+
+reloads_counted() {
+    ct curl -sS --max-time 5 http://127.0.0.1:9901/metrics | grep -qx 'passgate_config_reloads_total{result="success"} 1'
+}
+reload_applies() {
+    write_config a b || return 1
+    ct systemctl reload passgate || return 1
+    poll 100 reloads_counted || { ct curl -sS http://127.0.0.1:9901/metrics | grep reloads; return 1; }
+    poll 50 via_passgate b &&
+        ct curl -sS --max-time 5 http://127.0.0.1:9901/metrics | grep '^passgate_config_reloads_total'
+}
+check "systemctl reload: new route served, reload counted in /metrics" reload_applies
+
+# --- stop -------------------------------------------------------------------------------------
+
+stop_exits_zero() {
+    ct systemctl stop passgate || return 1
+    # The unit stays loaded (enabled), so the main process's exit is still shown.
+    props=$(ct systemctl show -p ActiveState -p Result -p ExecMainCode -p ExecMainStatus passgate)
+    printf '%s\n' "$props"
+    # ExecMainCode=1 is CLD_EXITED (2 would be CLD_KILLED).
+    printf '%s\n' "$props" | grep -qx ActiveState=inactive &&
+        printf '%s\n' "$props" | grep -qx Result=success &&
+        printf '%s\n' "$props" | grep -qx ExecMainCode=1 &&
+        printf '%s\n' "$props" | grep -qx ExecMainStatus=0
+}
+check "systemctl stop passgate: exit status 0" stop_exits_zero
+
+journal_has_startup() {
+    ct journalctl -u passgate --no-pager -o cat | grep -E "started 2 workers; config $config_path; admin on 127.0.0.1:9901"
+}
+check "journalctl -u passgate shows the startup line" journal_has_startup
+
+# --- a denied call is an error, not SIGSYS ----------------------------------------------------
+
+unpinned_logged() {
+    ct journalctl -u passgate --no-pager -o cat |
+        grep 'worker 1 runs unpinned: could not pin it to a CPU: Operation not permitted'
+}
+denied_pin_is_logged() {
+    # A drop-in (the root's /etc is the container's) denies the call again, after the unit's lines.
+    dropin=$root/etc/systemd/system/passgate.service.d
+    mkdir -p "$dropin" || return 1
+    printf '[Service]\nSystemCallFilter=~sched_setaffinity\n' > "$dropin/deny-affinity.conf"
+    ct systemctl daemon-reload && ct systemctl start passgate || return 1
+    ct systemctl is-active passgate || return 1
+    poll 50 unpinned_logged || return 1
+    ct systemctl stop passgate && rm -r "$dropin" && ct systemctl daemon-reload
+}
+check "with sched_setaffinity denied, passgate starts and logs that workers run unpinned" denied_pin_is_logged
+
+[ "$failures" -eq 0 ] || diagnostics
+write_report
+echo "root ready at $root_ready_at, booted at $booted_at, checks done at $(elapsed)"
+[ "$failures" -eq 0 ]
