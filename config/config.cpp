@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace passgate::config {
@@ -28,7 +29,7 @@ constexpr std::string_view kRootKeys[] = {"runtime", "admin", "access_log", "dns
 constexpr std::string_view kDnsKeys[] = {"servers", "timeout", "tries"};
 constexpr std::string_view kRuntimeKeys[] = {"workers", "shutdown_timeout"};
 constexpr std::string_view kAccessLogKeys[] = {"enabled", "format", "path"};
-constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kAdminKeys[] = {"address", "departed_series_retention"};
 constexpr std::string_view kListenerKeys[] = {
     "name",         "address",      "hostname",     "client_hello_timeout", "max_client_hello_size",
     "idle_timeout", "default_route", "allow", "deny", "max_connections", "max_connection_rate",
@@ -263,6 +264,8 @@ private:
             config_.admin.address = address(*value, admin.path_of("address"));
             admin_address_line_ = line_of(*value);
         }
+        if (auto value = admin.duration("departed_series_retention"))
+            config_.admin.departed_series_retention = *value;
     }
 
     void read_listener(const toml::table& node, std::size_t index) {
@@ -756,7 +759,20 @@ Config parse_config(std::string_view toml_text, std::string_view source_name) {
                         std::to_string(begin.column) + ")");
     }
     Builder builder(source, root);
-    return builder.build(source_name);
+    Config config = builder.build(source_name);
+    config.source_hash = config_hash(toml_text);
+    return config;
+}
+
+std::string config_hash(std::string_view bytes) {
+    std::uint64_t hash = 14695981039346656037ull;
+    for (const char byte : bytes) {
+        hash ^= static_cast<unsigned char>(byte);
+        hash *= 1099511628211ull;
+    }
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+    return text;
 }
 
 Config load_config_file(const std::string& path) {

@@ -48,6 +48,10 @@ struct Dns {
 
 struct Admin {
     Address address;  // default 127.0.0.1:9901
+    // Metric series hidden from /metrics (an endpoint gone from its service, a route or service
+    // removed by a reload) are freed once hidden this long and no longer used. Within it, a
+    // series that comes back keeps counting from its old values.
+    Duration departed_series_retention{std::chrono::seconds(60)};
 };
 
 struct Listener {
@@ -169,6 +173,11 @@ struct Service {
 
 struct Config {
     std::string source;  // file path (or a name given to parse_config)
+    // FNV-1a 64 of exactly the bytes this config was parsed from, as 16 hex digits: identifies
+    // the config in use (passgate_config_hash_info) and tells a reload whether anything changed.
+    // Computed from the same bytes as the parse, so a write between reading and hashing cannot
+    // make the two disagree.
+    std::string source_hash;
     Runtime runtime;
     Admin admin;
     AccessLog access_log;
@@ -184,11 +193,14 @@ struct Config {
 };
 
 Config parse_config(std::string_view toml_text, std::string_view source_name);
+// FNV-1a 64 of `bytes` as 16 lowercase hex digits (Config::source_hash).
+std::string config_hash(std::string_view bytes);
 
 // The hostnames `route` matches on `listener` (Gateway API intersection, config/hostname.h), with
 // one exception: a route without hostnames that is the listener's default_route serves there only
 // as the default (no SNI, or no match), as in the example config. Empty: matches no SNI there.
 std::vector<std::string> attached_hostnames(const Listener& listener, const Route& route);
+// Reads the file once (at most kMaxConfigFileBytes) and parses and hashes those bytes.
 Config load_config_file(const std::string& path);
 
 // Where a discovered service's endpoints come from, for `--check` and `route`:

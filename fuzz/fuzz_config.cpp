@@ -68,6 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     check_invariants(config);
+    // The hash identifies exactly the bytes that were parsed.
+    check(config.source_hash == passgate::config::config_hash(text));
 
     for (const auto& listener : config.listeners) {
         const passgate::ListenerRoutes routes(config, listener);

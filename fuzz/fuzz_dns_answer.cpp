@@ -38,6 +38,10 @@ void check(std::span<const std::uint8_t> message, std::uint16_t qtype) {
     require(message.size() >= 12 + 5);
     const std::size_t records = answer.addresses.size() + answer.services.size();
     require(records <= (message.size() - 17) / 11);
+    // Only answer-section records are taken (owned by the question name or its CNAME chain's
+    // end; the chain's CNAMEs are answer records too, at most 8 of them).
+    const std::size_t answer_count = std::size_t{message[6]} << 8 | message[7];
+    require(records <= answer_count);
     for (const auto& record : answer.addresses) {
         require(qtype != passgate::dns_type_srv);
         require(record.family == (qtype == passgate::dns_type_a ? AF_INET : AF_INET6));

@@ -1,5 +1,6 @@
 #include "metrics/registry.h"
 
+#include <atomic>
 #include <cmath>
 #include <set>
 #include <stdexcept>
@@ -88,8 +89,45 @@ bool Family::remove(const LabelValues& values) {
     std::lock_guard lock(mutex_);
     const auto found = series_by_labels_.find(values);
     if (found == series_by_labels_.end()) return false;
-    found->second->removed = true;
+    detail::Series& series = **found->second;
+    if (!series.removed) series.removed_at = std::chrono::steady_clock::now();
+    series.removed = true;
+    if (!series.in_removed_list) {
+        series.in_removed_list = true;
+        removed_.push_back(found->second);
+    }
     return true;
+}
+
+std::size_t Family::series_count() const {
+    std::lock_guard lock(mutex_);
+    return series_.size();
+}
+
+std::size_t Family::free_removed(std::chrono::steady_clock::time_point cutoff) {
+    std::size_t freed = 0;
+    std::vector<SeriesList::iterator> still_removed;
+    for (const SeriesList::iterator entry : removed_) {
+        detail::Series& series = **entry;
+        if (!series.removed) {  // brought back by with()
+            series.in_removed_list = false;
+            continue;
+        }
+        // use_count 1: the registry's is the only reference, and no other can appear (handles
+        // are only made here, under the mutex, or copied from handles). The fence pairs with the
+        // release of the last handle's reference count: its thread's last increments happen
+        // before the cells are freed.
+        if (series.removed_at <= cutoff && entry->use_count() == 1) {
+            std::atomic_thread_fence(std::memory_order_acquire);
+            series_by_labels_.erase(series.labels);
+            series_.erase(entry);
+            ++freed;
+            continue;
+        }
+        still_removed.push_back(entry);
+    }
+    removed_ = std::move(still_removed);
+    return freed;
 }
 
 detail::Series& Family::find_or_create(const LabelValues& values, bool with_cells) {
@@ -97,7 +135,7 @@ detail::Series& Family::find_or_create(const LabelValues& values, bool with_cell
         throw std::invalid_argument(name_ + ": expected " + std::to_string(label_names_.size()) +
                                     " label values, got " + std::to_string(values.size()));
     if (const auto found = series_by_labels_.find(values); found != series_by_labels_.end()) {
-        detail::Series& series = *found->second;
+        detail::Series& series = **found->second;
         const bool has_cells = series.cells.cells_per_shard() > 0;
         if (has_cells != with_cells)
             throw std::invalid_argument(name_ + ": series exists as " +
@@ -108,14 +146,15 @@ detail::Series& Family::find_or_create(const LabelValues& values, bool with_cell
     // Counter and gauge: one cell. Histogram: one per bound, one above the last bound, the sum.
     std::size_t cells = 0;
     if (with_cells) cells = type_ == MetricType::histogram ? bounds_.size() + 2 : 1;
-    detail::Series& series = series_.emplace_back(values, shards_, cells);
-    series_by_labels_.emplace(values, &series);
-    return series;
+    series_.push_back(std::make_shared<detail::Series>(values, shards_, cells));
+    series_by_labels_.emplace(values, std::prev(series_.end()));
+    return *series_.back();
 }
 
-const detail::Series& Family::series_with_cells(const LabelValues& values) {
+detail::SeriesPtr Family::series_with_cells(const LabelValues& values) {
     std::lock_guard lock(mutex_);
-    return find_or_create(values, true);
+    detail::Series& series = find_or_create(values, true);
+    return *series_by_labels_.at(series.labels);
 }
 
 void Family::set_callback_series(const LabelValues& values, ValueCallback callback) {
@@ -158,7 +197,8 @@ void Family::render(std::string& out, Format format) const {
     out += type_name(type_);
     out += '\n';
 
-    for (const detail::Series& series : series_) {
+    for (const auto& series_ptr : series_) {
+        const detail::Series& series = *series_ptr;
         if (series.removed) continue;
         if (type_ == MetricType::histogram) {
             render_histogram_series(out, series, format);
@@ -207,22 +247,20 @@ void Family::render_histogram_series(std::string& out, const detail::Series& ser
 
 // ---- typed families ---------------------------------------------------------------------------
 
-Counter CounterFamily::with(const LabelValues& values) {
-    return Counter(&series_with_cells(values));
-}
+Counter CounterFamily::with(const LabelValues& values) { return Counter(series_with_cells(values)); }
 
 void CounterFamily::with_callback(const LabelValues& values, ValueCallback callback) {
     set_callback_series(values, std::move(callback));
 }
 
-Gauge GaugeFamily::with(const LabelValues& values) { return Gauge(&series_with_cells(values)); }
+Gauge GaugeFamily::with(const LabelValues& values) { return Gauge(series_with_cells(values)); }
 
 void GaugeFamily::with_callback(const LabelValues& values, ValueCallback callback) {
     set_callback_series(values, std::move(callback));
 }
 
 Histogram HistogramFamily::with(const LabelValues& values) {
-    return Histogram(&series_with_cells(values), &bounds_);
+    return Histogram(series_with_cells(values), &bounds_);
 }
 
 // ---- Registry -----------------------------------------------------------------------------------
@@ -284,6 +322,21 @@ GaugeFamily& Registry::callback_gauge(std::string name, std::string help, ValueC
     GaugeFamily& family = gauge(std::move(name), std::move(help));
     family.with_callback({}, std::move(callback));
     return family;
+}
+
+std::size_t Registry::free_removed(std::chrono::steady_clock::duration retention) {
+    const auto cutoff = std::chrono::steady_clock::now() - retention;
+    std::lock_guard lock(mutex_);
+    std::size_t freed = 0;
+    for (const auto& family : families_) freed += family->free_removed(cutoff);
+    return freed;
+}
+
+std::size_t Registry::series_count() const {
+    std::lock_guard lock(mutex_);
+    std::size_t count = 0;
+    for (const auto& family : families_) count += family->series_.size();
+    return count;
 }
 
 std::string Registry::render(Format format) const {

@@ -13,12 +13,18 @@
 //       Counter accepted = connections.with({"tls", "passthrough"});   // at config load
 //       accepted.inc(worker_index);                                    // per connection
 //   Creating, removing and rendering take the registry mutex; increments never do.
-// - Series live as long as the registry (stable addresses: a deque that only grows), so handles
-//   stay valid while other series are added or removed.
-// - remove() hides a series from the output (a route removed by a config reload); its memory and
-//   its values are kept. Increments through old handles still land but are not shown. with() on
-//   the same labels later brings the series back with its old values, so a counter never goes
-//   backwards. Memory is bounded by the label tuples ever configured, which is small.
+// - Handles share ownership of their series (a shared_ptr, copied off the hot path only), so a
+//   handle stays valid while other series are added, removed or freed.
+// - remove() hides a series from the output at once (a route removed by a config reload, an
+//   endpoint gone from discovery). Increments through old handles still land but are not shown.
+//   with() on the same labels brings the series back with its old values, so a counter never
+//   goes backwards while its series is kept.
+// - free_removed(retention) frees the series hidden for at least `retention` that no handle
+//   refers to any more (no snapshot, endpoint set or connection uses them): their memory goes
+//   back. with() on those labels later starts a new series at 0, which Prometheus reads as a
+//   counter reset. Without it, memory would grow with every label tuple ever seen, and endpoint
+//   addresses churn (pod IPs, DNS pools). The owner calls it periodically (src/app.cpp: once a
+//   second, retention = [admin] departed_series_retention).
 // - Callback series have no cells: a std::function computes the value at scrape time (process
 //   metrics, pool sizes). Callbacks run on the scraping thread with the registry mutex held, so
 //   they must not call back into the registry.
@@ -31,10 +37,11 @@
 #include "metrics/sharded_cells.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,7 +59,7 @@ enum class MetricType { counter, gauge, histogram };
 namespace detail {
 
 // One series of a family. `labels`, `cells` and the address never change after creation;
-// `callback` and `removed` are guarded by the registry mutex.
+// `callback`, `removed`, `removed_at` and `in_removed_list` are guarded by the registry mutex.
 struct Series {
     Series(LabelValues label_values, std::size_t shards, std::size_t cells_per_shard)
         : labels(std::move(label_values)), cells(shards, cells_per_shard) {}
@@ -61,11 +68,14 @@ struct Series {
     const ShardedCells cells;  // no cells for a callback series
     ValueCallback callback;    // set only for callback series
     bool removed = false;
+    std::chrono::steady_clock::time_point removed_at;  // when removed was last set
+    bool in_removed_list = false;  // listed in its family's removed_ (at most once)
 };
+using SeriesPtr = std::shared_ptr<const Series>;
 
 }  // namespace detail
 
-// Handles: cheap to copy, valid as long as the Registry. A default-constructed handle is empty
+// Handles: copied off the hot path only (a shared_ptr copy), valid as long as the Registry. A default-constructed handle is empty
 // and must not be used. `shard` must be < Registry::shards() and owned by the calling thread.
 
 class Counter {
@@ -77,8 +87,8 @@ public:
 
 private:
     friend class CounterFamily;
-    explicit Counter(const detail::Series* series) : series_(series) {}
-    const detail::Series* series_ = nullptr;
+    explicit Counter(detail::SeriesPtr series) : series_(std::move(series)) {}
+    detail::SeriesPtr series_;
 };
 
 // A gauge series is the sum of its shards: each worker adds and subtracts its own part
@@ -94,8 +104,8 @@ public:
 
 private:
     friend class GaugeFamily;
-    explicit Gauge(const detail::Series* series) : series_(series) {}
-    const detail::Series* series_ = nullptr;
+    explicit Gauge(detail::SeriesPtr series) : series_(std::move(series)) {}
+    detail::SeriesPtr series_;
 };
 
 // Per shard the series keeps one count per bucket (not cumulative; render() accumulates), one
@@ -119,11 +129,11 @@ public:
 
 private:
     friend class HistogramFamily;
-    Histogram(const detail::Series* series, const std::vector<double>* bounds)
-        : series_(series), bounds_(bounds) {}
+    Histogram(detail::SeriesPtr series, const std::vector<double>* bounds)
+        : series_(std::move(series)), bounds_(bounds) {}
     // Cell layout per shard: [0, bounds) bucket counts, [bounds] above the last bound, then sum.
     std::size_t sum_cell() const { return bounds_->size() + 1; }
-    const detail::Series* series_ = nullptr;
+    detail::SeriesPtr series_;
     const std::vector<double>* bounds_ = nullptr;
 };
 
@@ -142,6 +152,8 @@ public:
     // Hides the series from the output; handles to it stay valid (see the top of this file).
     // Returns false if the family has no such series.
     bool remove(const LabelValues& values);
+    // Series kept now, hidden ones included (for tests and memory accounting).
+    std::size_t series_count() const;
 
 protected:
     Family(std::mutex& registry_mutex, std::size_t shards, MetricType type, std::string name,
@@ -150,7 +162,7 @@ protected:
     // The series for `values`, created on first use or un-removed. Throws std::invalid_argument
     // if the number of values does not match the label names, or if the series exists with the
     // other kind (cells vs callback). Caller holds the registry mutex.
-    const detail::Series& series_with_cells(const LabelValues& values);
+    detail::SeriesPtr series_with_cells(const LabelValues& values);
     void set_callback_series(const LabelValues& values, ValueCallback callback);
 
     std::mutex& mutex_;  // the registry's
@@ -159,6 +171,9 @@ protected:
 private:
     friend class Registry;
     detail::Series& find_or_create(const LabelValues& values, bool with_cells);
+    // Frees removed series hidden since before `cutoff` that no handle refers to; returns how
+    // many. Caller holds the registry mutex.
+    std::size_t free_removed(std::chrono::steady_clock::time_point cutoff);
     // Appends HELP, TYPE and the live series. Caller holds the registry mutex.
     void render(std::string& out, Format format) const;
     void render_histogram_series(std::string& out, const detail::Series& series,
@@ -171,8 +186,10 @@ private:
     const std::string name_;
     const std::string help_;
     const std::vector<std::string> label_names_;
-    std::deque<detail::Series> series_;  // only grows: elements never move
-    std::map<LabelValues, detail::Series*> series_by_labels_;
+    using SeriesList = std::list<std::shared_ptr<detail::Series>>;
+    SeriesList series_;  // in creation order (the output order)
+    std::map<LabelValues, SeriesList::iterator> series_by_labels_;
+    std::vector<SeriesList::iterator> removed_;  // series hidden by remove(), each at most once
 };
 
 class CounterFamily final : public Family {
@@ -238,6 +255,12 @@ public:
 
     // The whole exposition. Callable from any thread, concurrently with increments.
     std::string render(Format format = Format::text) const;
+
+    // Frees the series removed at least `retention` ago that no handle refers to any more (see
+    // the top of this file); returns how many. Callable from any thread.
+    std::size_t free_removed(std::chrono::steady_clock::duration retention);
+    // Series kept now over all families, hidden ones included.
+    std::size_t series_count() const;
 
 private:
     template <typename FamilyType>

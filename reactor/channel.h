@@ -28,8 +28,9 @@ public:
     Channel(const Channel&) = delete;
     Channel& operator=(const Channel&) = delete;
 
-    // Producer side. False when the channel is full (the message is not taken).
-    bool try_send(T message) {
+    // Producer side. False when the channel is full: the message is not taken, and stays with
+    // the caller (it is moved from only when sent), so the caller can keep it and retry.
+    bool try_send(T&& message) {
         const std::size_t tail = tail_.load(std::memory_order_relaxed);
         const std::size_t next = (tail + 1) % slots_.size();
         if (next == head_.load(std::memory_order_acquire)) return false;

@@ -14,6 +14,7 @@
 #include "src/snapshot.h"
 #include "src/worker.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -22,11 +23,10 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
-#include <sstream>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -39,6 +39,10 @@ struct WorkerSlot {
     // Endpoint sets not delivered yet because the inbox was full: the latest per service, sent
     // on the next flush. Touched by the control thread only.
     std::map<std::string, std::shared_ptr<const EndpointSet>> pending_endpoints;
+    // A reload the inbox had no room for (the worker is busy): retried every 100 ms by the
+    // ticker, before any endpoint update (which may name the reload's new services). A newer
+    // reload replaces it and takes over its freshly bound sockets. Control thread only.
+    std::optional<WorkerMessage> pending_reload;
     WorkerStats stats;
     std::thread thread;
     std::atomic<bool> finished{false};  // run() returned: the control thread may join
@@ -62,6 +66,35 @@ private:
     reactor::Millis period_ms_;
     std::function<void()> tick_;
 };
+
+// Sends the pending reload, if any. False while the worker's inbox is still full.
+bool deliver_pending_reload(WorkerSlot& slot) {
+    if (!slot.pending_reload) return true;
+    if (!slot.inbox.try_send(std::move(*slot.pending_reload))) return false;
+    slot.pending_reload.reset();
+    return true;
+}
+
+// `next` (a reload message) replaces `superseded`, which never reached the worker: the sockets
+// bound for `superseded`'s new listeners go with `next` where it keeps those listeners (it says
+// "keep" for them, since they were in the config it was compared with). The rest close with it.
+void carry_over_sockets(WorkerMessage& superseded, WorkerMessage& next) {
+    const auto& old_listeners = superseded.snapshot->listeners();
+    const auto& new_listeners = next.snapshot->listeners();
+    const std::size_t old_count = std::min(old_listeners.size(), superseded.new_sockets.size());
+    const std::size_t new_count = std::min(new_listeners.size(), next.new_sockets.size());
+    for (std::size_t index = 0; index < new_count; ++index) {
+        if (next.new_sockets[index]) continue;
+        const config::Listener& wanted = *new_listeners[index].listener;
+        for (std::size_t old = 0; old < old_count; ++old) {
+            const config::Listener& had = *old_listeners[old].listener;
+            if (superseded.new_sockets[old] && had.name == wanted.name && had.address == wanted.address) {
+                next.new_sockets[index] = std::move(superseded.new_sockets[old]);
+                break;
+            }
+        }
+    }
+}
 
 bool send_to_all(std::vector<std::unique_ptr<WorkerSlot>>& workers, WorkerMessage::Kind kind,
                  reactor::Millis drain_timeout = 0) {
@@ -117,21 +150,6 @@ std::uint64_t monotonic_usec() {
     return static_cast<std::uint64_t>(reactor::monotonic_micros());
 }
 
-// FNV-1a 64 of the config file's bytes, as 16 hex digits: identifies the config in use.
-std::string file_hash(const std::string& path) {
-    std::ifstream file(path, std::ios::binary);
-    std::ostringstream bytes;
-    bytes << file.rdbuf();
-    std::uint64_t hash = 14695981039346656037ull;
-    for (const unsigned char byte : bytes.str()) {
-        hash ^= byte;
-        hash *= 1099511628211ull;
-    }
-    char text[17];
-    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
-    return text;
-}
-
 bool same_listener(const config::Listener& a, const config::Listener& b) {
     return a.name == b.name && a.address == b.address;
 }
@@ -146,7 +164,7 @@ public:
           worker_count_(worker_count),
           metrics_(worker_count),
           current_(std::move(config)),
-          current_hash_(file_hash(options.config_path)) {
+          current_hash_(current_->source_hash) {
         metrics::register_process_metrics(metrics_.registry);
         metrics_.config_last_reload_success.with().set(metrics_.control_shard(), unix_time_seconds());
         metrics_.config_hash_info.with({current_hash_}).set(metrics_.control_shard(), 1);
@@ -173,6 +191,13 @@ public:
             accept_errors.with_callback({worker}, [stats] { return double(stats->accept_errors.get()); });
         }
         const auto* all = &workers;
+        metrics_.registry.gauge("passgate_config_reload_pending_workers",
+            "Workers that have not yet received the last configuration reload (their inbox was "
+            "full); retried every 100 ms.").with_callback({}, [all] {
+                double pending = 0;
+                for (const auto& worker : *all) pending += worker->pending_reload ? 1 : 0;
+                return pending;
+            });
         metrics_.pipes_in_use.with_callback({}, [all] {
             double sum = 0;
             for (const auto& worker : *all) sum += double(worker->stats.pipes_in_use.get());
@@ -197,7 +222,8 @@ public:
             metrics_.config_reloads.with({"failure"}).inc(control);
             return error.what();
         }
-        const std::string hash = file_hash(options_.config_path);
+        // The hash of the very bytes just parsed (never a second read of the file).
+        const std::string hash = next->source_hash;
         if (hash == current_hash_) {
             metrics_.config_reloads.with({"success"}).inc(control);
             metrics_.config_last_reload_success.with().set(control, unix_time_seconds());
@@ -234,16 +260,22 @@ public:
         }
         auto snapshot = std::make_shared<const Snapshot>(next, metrics_);
         for (unsigned worker = 0; worker < worker_count_; ++worker) {
+            WorkerSlot& slot = *workers[worker];
             // The reload carries the newest sets: older undelivered ones are superseded.
-            workers[worker]->pending_endpoints.clear();
+            slot.pending_endpoints.clear();
             WorkerMessage message;
             message.kind = WorkerMessage::Kind::reload;
             message.snapshot = snapshot;
             message.new_sockets = std::move(sockets[worker]);
             message.endpoint_sets = endpoint_sets;
-            if (!workers[worker]->inbox.try_send(std::move(message)))
-                log_line(LogLevel::error, "worker " + std::to_string(worker) +
-                                              " inbox full: it keeps the previous configuration");
+            if (slot.pending_reload) carry_over_sockets(*slot.pending_reload, message);
+            slot.pending_reload = std::move(message);
+            // Never silently partial: a worker that cannot take it now gets it as soon as its
+            // inbox has room (passgate_config_reload_pending_workers counts those waiting).
+            if (!deliver_pending_reload(slot))
+                log_line(LogLevel::warning,
+                         "worker " + std::to_string(worker) + " inbox full: the new configuration "
+                         "is delivered as soon as it has room (retried every 100 ms)");
         }
         metrics_.config_hash_info.remove({current_hash_});
         metrics_.config_hash_info.with({hash}).set(control, 1);
@@ -326,6 +358,12 @@ int run_app(config::Config config_value, const AppOptions& options) {
     auto flush_endpoints = [&] {
         for (std::size_t index = 0; index < workers.size(); ++index) {
             WorkerSlot& slot = *workers[index];
+            const bool was_pending = slot.pending_reload.has_value();
+            // The reload first: endpoint updates may be for services only it brings.
+            if (!deliver_pending_reload(slot)) continue;
+            if (was_pending)
+                log_line(LogLevel::info, "worker " + std::to_string(index) + " took the configuration "
+                                             "reload that found its inbox full");
             if (slot.pending_endpoints.empty()) continue;
             WorkerMessage message;
             message.kind = WorkerMessage::Kind::endpoints;
@@ -356,12 +394,18 @@ int run_app(config::Config config_value, const AppOptions& options) {
                 log_line(LogLevel::warning, "worker " + std::to_string(index) +
                                                 " runs unpinned: could not pin it to a CPU: " +
                                                 std::strerror(errno));
+            // "passgate-w0"...: a worker is identifiable in top -H, gdb and /proc/PID/task.
+            const std::string thread_name = "passgate-w" + std::to_string(index);
+            // Cosmetic: a failure (ERANGE cannot happen at 15 characters) changes nothing else.
+            [[maybe_unused]] const int named =
+                ::pthread_setname_np(::pthread_self(), thread_name.substr(0, 15).c_str());
             try {
                 WorkerOptions worker_options;
                 worker_options.index = index;
                 worker_options.access_log = access_log.get();
-                Worker worker(worker_options, snapshot, std::move(initial_sets), std::move(sockets),
-                              slot.inbox, slot.stats);
+                // Moved, not copied: the thread's copy would keep the first snapshot alive until exit.
+                Worker worker(worker_options, std::move(snapshot), std::move(initial_sets),
+                              std::move(sockets), slot.inbox, slot.stats);
                 workers_ready.fetch_add(1);
                 worker.run();
             } catch (const std::exception& error) {
@@ -420,6 +464,14 @@ int run_app(config::Config config_value, const AppOptions& options) {
             [](const auto& worker) { return worker->finished.load(); });
         if (all_finished) return control.stop();
         flush_endpoints();
+        // Once a second: free the metric series hidden for departed_series_retention that
+        // nothing uses any more (departed endpoints, removed services, old config hashes).
+        if (ticks % 10 == 0) {
+            AppMetrics& metrics = control_plane.metrics();
+            metrics.registry.free_removed(control_plane.config()->admin.departed_series_retention);
+            metrics.metric_series.with().set(metrics.control_shard(),
+                                             static_cast<double>(metrics.registry.series_count()));
+        }
         if (++ticks % 50 == 0 || stopping)
             sd_notify_state(std::string("STATUS=") + (stopping ? "draining " : "serving ") +
                             std::to_string(active_connections()) + " connections");

@@ -157,10 +157,16 @@ AppMetrics::AppMetrics(unsigned workers)
           "Endpoint discovery results (DNS answers, endpoints file reads), by service and result.",
           {"service", "result"})),
       discovery_last_success(registry.gauge("passgate_discovery_last_success_timestamp_seconds",
-          "Unix time of the service's last successful endpoint discovery.", {"service"})) {
+          "Unix time of the service's last successful endpoint discovery.", {"service"})),
+      metric_series(registry.gauge("passgate_metric_series",
+          "Metric series held in memory, shown or hidden (departed endpoints wait for "
+          "departed_series_retention before they are freed); updated once a second.")) {
     build_info.with({version(), liburing_version(), kernel_release()}).set(control_shard(), 1);
     config_reloads.with({"success"});
     config_reloads.with({"failure"});
+    registry.callback_gauge("passgate_config_snapshots_live",
+        "Configuration snapshots in memory: the current one plus older ones that open connections "
+        "still use.", [this] { return static_cast<double>(snapshots_live.load(std::memory_order_relaxed)); });
 }
 
 SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& config)

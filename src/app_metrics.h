@@ -9,6 +9,8 @@
 #include "src/connection_summary.h"
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -73,6 +75,13 @@ public:
     metrics::CounterFamily& upstream_panic;               // {service}
     metrics::CounterFamily& discovery_updates;            // {service, result}
     metrics::GaugeFamily& discovery_last_success;         // {service}
+    // Series held in memory, shown or hidden; set by the control thread when it frees departed
+    // series (src/app.cpp).
+    metrics::GaugeFamily& metric_series;
+    // Config snapshots alive now (the current one plus older ones that connections still use),
+    // over all workers: passgate_config_snapshots_live. Counted by Snapshot's constructor and
+    // destructor (a reload, the end of a snapshot's last connection): rare, so one shared atomic.
+    std::atomic<std::int64_t> snapshots_live{0};
 };
 
 // Handles for one snapshot, resolved on the control thread when the snapshot is built.

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -54,8 +55,12 @@ bool srv_target_char(char c) {
 // Reads the (possibly compressed) name at the reader's offset and leaves the reader just past it
 // in the record (after its first pointer, or after its root label). With `text`, the name is
 // written there as lower-case dotted labels without the trailing dot ("" for the root), and only
-// characters a host name may carry are accepted. Returns an error, or nullptr.
-const char* read_name(std::span<const std::uint8_t> message, Reader& reader, std::string* text) {
+// characters a host name may carry are accepted. With `wire`, the name is written there as its
+// uncompressed wire form with ASCII letters lower-cased (length-prefixed labels, no root label):
+// two names are the same DNS name exactly when these are equal (RFC 4343). Returns an error, or
+// nullptr.
+const char* read_name(std::span<const std::uint8_t> message, Reader& reader, std::string* text,
+                      std::string* wire = nullptr) {
     std::size_t position = reader.offset();
     // Labels being read are at or after run_start; a pointer must point strictly before it, so
     // each jump lands earlier than the last and the walk ends.
@@ -65,6 +70,7 @@ const char* read_name(std::span<const std::uint8_t> message, Reader& reader, std
     std::size_t wire_length = 0;
     int hops = 0;
     if (text != nullptr) text->clear();
+    if (wire != nullptr) wire->clear();
     // Every round adds a label to wire_length (at most 255 octets in all) or takes one of at most
     // max_pointer_hops jumps: a few hundred rounds at most.
     for (;;) {
@@ -90,6 +96,14 @@ const char* read_name(std::span<const std::uint8_t> message, Reader& reader, std
             return nullptr;
         }
         if (message.size() - position - 1 < length) return "truncated";
+        if (wire != nullptr) {
+            wire->push_back(static_cast<char>(length));
+            for (std::size_t i = 0; i < length; ++i) {
+                char c = static_cast<char>(message[position + 1 + i]);
+                if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+                wire->push_back(c);
+            }
+        }
         if (text != nullptr) {
             if (!text->empty()) text->push_back('.');
             for (std::size_t i = 0; i < length; ++i) {
@@ -102,6 +116,19 @@ const char* read_name(std::span<const std::uint8_t> message, Reader& reader, std
         position += 1 + std::size_t{length};
     }
 }
+
+// CNAME records followed from the question name before giving up (glibc and c-ares stop at
+// 8 to 16; a longer chain is a misconfiguration or an attack).
+constexpr int max_cname_chain = 8;
+
+// A record of the answer section kept between the two passes (see parse_dns_answer).
+struct AnswerRecord {
+    std::string owner;   // wire form, lower-cased (read_name's `wire`)
+    std::string target;  // CNAME only: the canonical name, same form
+    std::size_t rdata = 0;
+    std::size_t rdata_end = 0;
+    std::uint32_t ttl = 0;
+};
 
 // RFC 2181 section 8: a TTL with the top bit set is treated as zero.
 std::uint32_t clamp_ttl(std::uint32_t ttl) { return ttl > 0x7FFFFFFFu ? 0 : ttl; }
@@ -150,64 +177,106 @@ DnsAnswer parse_dns_answer(std::span<const std::uint8_t> message, std::uint16_t 
         return answer;
     }
     if (question_count != 1) return fail("bad question count");
-    if (const char* error = read_name(message, reader, nullptr)) return fail(error);
+    std::string question_name;
+    if (const char* error = read_name(message, reader, nullptr, &question_name)) return fail(error);
     const auto question_type = reader.u16();
     const auto question_class = reader.u16();
     if (!question_type || !question_class) return fail("truncated");
     if (*question_type != qtype || *question_class != dns_class_in) return fail("question mismatch");
 
-    DnsAnswer answer;
+    // First pass: every record is walked (well-formedness); the answer section's CNAME records
+    // and records of the asked type are kept for the second pass.
+    std::vector<AnswerRecord> cnames;
+    std::vector<AnswerRecord> wanted;
     // Each record takes at least 11 bytes, so the counts are bounded by the message size.
     const std::size_t record_count =
         std::size_t{answer_count} + std::size_t{authority_count} + std::size_t{additional_count};
     for (std::size_t index = 0; index < record_count; ++index) {
-        if (const char* error = read_name(message, reader, nullptr)) return fail(error);
+        AnswerRecord record;
+        if (const char* error = read_name(message, reader, nullptr, &record.owner)) return fail(error);
         const auto type = reader.u16();
         const auto klass = reader.u16();
         const auto ttl = reader.u32();
         const auto rdlength = reader.u16();
         if (!type || !klass || !ttl || !rdlength) return fail("truncated");
-        const std::size_t rdata = reader.offset();
+        record.rdata = reader.offset();
         if (reader.left() < *rdlength) return fail("truncated");
-        const std::size_t rdata_end = rdata + *rdlength;
-        const bool wanted = index < answer_count && *type == qtype && *klass == dns_class_in;
-        if (!wanted) {
-            reader.seek(rdata_end);
+        record.rdata_end = record.rdata + *rdlength;
+        record.ttl = *ttl;
+        reader.seek(record.rdata_end);
+        if (index >= answer_count || *klass != dns_class_in) continue;
+        if (*type == dns_type_cname) {
+            // The target must fill the RDATA exactly; a sub-reader that ends there keeps its
+            // labels inside it (pointers to earlier names are followed).
+            Reader target(message.first(record.rdata_end));
+            target.seek(record.rdata);
+            if (const char* error = read_name(message.first(record.rdata_end), target, nullptr, &record.target))
+                return fail(std::strcmp(error, "truncated") == 0 ? "bad record length" : error);
+            if (target.offset() != record.rdata_end) return fail("bad record length");
+            cnames.push_back(std::move(record));
+        } else if (*type == qtype) {
+            wanted.push_back(std::move(record));
+        }
+    }
+
+    // The name whose records answer the question: the question name, or the end of the CNAME
+    // chain that starts at it (RFC 1034 3.6.2, 4.3.2). Records owned by any other name are not
+    // an answer to this question (a confused or poisoned server's extra data) and are ignored.
+    std::string answer_name = question_name;
+    std::vector<std::string> seen{question_name};
+    for (int hop = 0;; ++hop) {
+        const auto next = std::find_if(cnames.begin(), cnames.end(),
+                                       [&](const AnswerRecord& cname) { return cname.owner == answer_name; });
+        if (next == cnames.end()) break;
+        if (hop == max_cname_chain) return fail("CNAME chain too long");
+        if (std::find(seen.begin(), seen.end(), next->target) != seen.end()) return fail("CNAME loop");
+        answer_name = next->target;
+        seen.push_back(answer_name);
+    }
+
+    DnsAnswer answer;
+    bool other_names = false;  // records of the asked type for a name not in the chain's end
+    for (const AnswerRecord& record : wanted) {
+        if (record.owner != answer_name) {
+            other_names = true;
             continue;
         }
+        const std::size_t rdlength = record.rdata_end - record.rdata;
         if (qtype == dns_type_a || qtype == dns_type_aaaa) {
             const std::size_t size = qtype == dns_type_a ? 4 : 16;
-            if (*rdlength != size) return fail("bad record length");
-            DnsAddressRecord record;
-            record.family = qtype == dns_type_a ? AF_INET : AF_INET6;
-            std::memcpy(record.bytes.data(), message.data() + rdata, size);
-            record.ttl = clamp_ttl(*ttl);
-            answer.addresses.push_back(record);
-            reader.seek(rdata_end);
+            if (rdlength != size) return fail("bad record length");
+            DnsAddressRecord address;
+            address.family = qtype == dns_type_a ? AF_INET : AF_INET6;
+            std::memcpy(address.bytes.data(), message.data() + record.rdata, size);
+            address.ttl = clamp_ttl(record.ttl);
+            answer.addresses.push_back(address);
             continue;
         }
         // SRV: priority, weight, port, target. The target must end exactly at the end of the
         // RDATA (RFC 2782 forbids compressing it; pointers are still followed, as resolvers do).
         // The sub-reader sees only the message up to the end of this RDATA, so the target's own
         // labels cannot run past it.
-        Reader srv(message.first(rdata_end));
-        srv.seek(rdata);
+        Reader srv(message.first(record.rdata_end));
+        srv.seek(record.rdata);
         const auto priority = srv.u16();
         const auto weight = srv.u16();
         const auto port = srv.u16();
         if (!priority || !weight || !port) return fail("bad record length");
-        DnsSrvRecord record;
-        if (const char* error = read_name(message.first(rdata_end), srv, &record.target)) {
+        DnsSrvRecord service;
+        if (const char* error = read_name(message.first(record.rdata_end), srv, &service.target)) {
             return fail(std::strcmp(error, "truncated") == 0 ? "bad record length" : error);
         }
-        if (srv.offset() != rdata_end) return fail("bad record length");
-        record.priority = *priority;
-        record.weight = *weight;
-        record.port = *port;
-        record.ttl = clamp_ttl(*ttl);
-        if (!record.target.empty()) answer.services.push_back(std::move(record));
-        reader.seek(rdata_end);
+        if (srv.offset() != record.rdata_end) return fail("bad record length");
+        service.priority = *priority;
+        service.weight = *weight;
+        service.port = *port;
+        service.ttl = clamp_ttl(record.ttl);
+        if (!service.target.empty()) answer.services.push_back(std::move(service));
     }
+    // Records of the asked type, none of them for the name asked: not NODATA (which would empty
+    // the pool) but an error, so discovery keeps its last good set.
+    if (other_names && answer.addresses.empty() && answer.services.empty())
+        return fail("answer name mismatch");
     return answer;
 }
 

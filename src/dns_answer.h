@@ -10,9 +10,15 @@
 //    truncated UDP answer over TCP; a partial record set would silently shrink a pool);
 //  - RCODE NOERROR; any other RCODE is the error ("NXDOMAIN", "SERVFAIL", ...);
 //  - exactly one question, of class IN and of the type asked for;
-//  - answer records of the type asked for and class IN. Other records are skipped: a CNAME chain
-//    is followed only in the sense that the records of the asked type at its end are taken
-//    (a recursive server puts them in the same answer). Records of another class are skipped.
+//  - answer records of the type asked for and class IN, owned by the question name or, when the
+//    answer section has a CNAME chain starting at the question name, by the name at its end
+//    (names compared case-insensitively, RFC 4343). The chain is followed through the answer
+//    section's CNAME records whatever their order, at most 8 links; a loop is an error ("CNAME
+//    loop"), a longer chain too ("CNAME chain too long"). Records of the asked type owned by any
+//    other name are not an answer to this question (a confused server, or injected data) and are
+//    ignored; if every record of the asked type is such a record, the answer is an error
+//    ("answer name mismatch"), so that discovery keeps its last good set rather than emptying
+//    the pool. Records of another type or class are skipped.
 // NOERROR with no record of the asked type is NODATA: an empty, successful answer, distinct from
 // NXDOMAIN. The authority and additional sections are walked for well-formedness only; bytes
 // after the last declared record are ignored.
@@ -58,7 +64,8 @@ struct DnsAnswer {
     // Empty when the message was read. Otherwise one of: "truncated", "not a response",
     // "unexpected opcode", "TC bit set", an RCODE name ("FORMERR", "SERVFAIL", "NXDOMAIN",
     // "NOTIMP", "REFUSED", or "RCODE n"), "bad question count", "question mismatch", "bad name",
-    // "bad name compression", "bad record length", "bad SRV target", "unsupported query type".
+    // "bad name compression", "bad record length", "bad SRV target", "unsupported query type",
+    // "CNAME loop", "CNAME chain too long", "answer name mismatch".
     std::string error;
     std::vector<DnsAddressRecord> addresses;  // the query type was A or AAAA (wire order)
     std::vector<DnsSrvRecord> services;       // the query type was SRV (wire order)

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <set>
 #include <stdexcept>
 
@@ -32,27 +31,6 @@ bool same_discovery(const config::Service& a, const config::Service& b) {
            a.dns_name == b.dns_name && a.port == b.port && a.dns_min_ttl == b.dns_min_ttl &&
            a.dns_max_ttl == b.dns_max_ttl && a.endpoints_file == b.endpoints_file &&
            a.endpoint_max_connections == b.endpoint_max_connections;
-}
-
-// The endpoints file, read and parsed; its error names the file (and line).
-EndpointsFileParse read_endpoints_file(const std::string& path) {
-    // One byte more than the parser accepts, so that it sees (and reports) an oversized file.
-    constexpr std::size_t max_read = 1024 * 1024 + 1;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        EndpointsFileParse failed;
-        failed.error = path + ": cannot open: " + std::strerror(errno);
-        return failed;
-    }
-    std::string text(max_read, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(max_read));
-    text.resize(static_cast<std::size_t>(in.gcount()));
-    if (in.bad()) {
-        EndpointsFileParse failed;
-        failed.error = path + ": read error";
-        return failed;
-    }
-    return parse_endpoints_file(text, path);
 }
 
 HealthCheckOptions health_options(const config::HealthCheck& check) {

@@ -1,8 +1,10 @@
 #pragma once
 // Parser of an endpoints file: the list of a service's endpoints kept in a file of its own
 // (`endpoints_file = "path"` in the service), rewritten by some other program and watched for
-// changes. Pure: the caller reads the file and decides what to do with an error (keep the last
-// good set and log it). Untrusted input: everything is bounded and every byte is checked.
+// changes. parse_endpoints_file is pure; read_endpoints_file (at the end, in
+// src/endpoints_file_reader.cpp) reads the file without ever blocking. The caller decides what
+// to do with an error (keep the last good set and log it). Untrusted input: everything is
+// bounded and every byte is checked.
 //
 // Format (config/README.md, "Endpoints file format"):
 //
@@ -51,5 +53,13 @@ struct EndpointsFileParse {
 
 // `source_name` is only used as FILE in error messages (the path, usually).
 EndpointsFileParse parse_endpoints_file(std::string_view text, std::string_view source_name);
+
+// Reads the file at `path` and parses it; errors name the file ("PATH: ..." or "PATH:LINE: ...").
+// Never blocks: the file is opened with O_NONBLOCK and must be a regular file (fstat), so a FIFO,
+// socket or device put in its place is refused with an error ("not a regular file") instead of
+// hanging the control thread, which also runs /healthz, signals, reloads, DNS and health checks.
+// At most kEndpointsFileMaxBytes + 1 bytes are read (one more than the parser accepts, so that an
+// oversized file is reported as such).
+EndpointsFileParse read_endpoints_file(const std::string& path);
 
 }  // namespace passgate

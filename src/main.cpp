@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "src/app.h"
 #include "src/check.h"
+#include "src/endpoints_file.h"
 #include "src/log.h"
 #include "src/route_explain.h"
 #include "src/version.h"
@@ -149,7 +150,17 @@ int main(int argc, char** argv) {
     if (options->check) {
         std::cout << passgate::describe_config(config);
         for (const std::string& warning : config.warnings) std::cerr << "warning: " << warning << '\n';
-        return 0;
+        // Start-up fails on an endpoints file it cannot read, so --check reads them too (with
+        // the same non-blocking reader: a FIFO is reported, not waited on).
+        bool files_ok = true;
+        for (const passgate::config::Service& service : config.services) {
+            if (service.discovery != passgate::config::Discovery::file) continue;
+            const passgate::EndpointsFileParse parsed = passgate::read_endpoints_file(service.endpoints_file);
+            if (parsed.ok()) continue;
+            std::cerr << "service \"" << service.name << "\": " << parsed.error << '\n';
+            files_ok = false;
+        }
+        return files_ok ? 0 : 1;
     }
     // Serving as root would hand every parser bug the whole machine. --check and `route` only
     // read the config, so they may run as anyone.

@@ -5,7 +5,7 @@
 namespace passgate {
 
 Snapshot::Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics)
-    : config_(std::move(config)), metrics_(metrics, *config_) {
+    : config_(std::move(config)), metrics_(metrics, *config_), live_count_(metrics.snapshots_live) {
     const config::Config& cfg = *config_;
     listeners_.reserve(cfg.listeners.size());
     for (const config::Listener& listener : cfg.listeners)
@@ -20,6 +20,9 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& met
                 static_cast<std::size_t>(service - cfg.services.data()), backend.weight});
         }
     }
+    live_count_.fetch_add(1, std::memory_order_relaxed);
 }
+
+Snapshot::~Snapshot() { live_count_.fetch_sub(1, std::memory_order_relaxed); }
 
 }  // namespace passgate

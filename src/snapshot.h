@@ -27,6 +27,9 @@ class Snapshot {
 public:
     // Creates (or revives) the metric series this config needs, on the calling (control) thread.
     Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics);
+    ~Snapshot();
+    Snapshot(const Snapshot&) = delete;
+    Snapshot& operator=(const Snapshot&) = delete;
 
     const config::Config& config() const { return *config_; }
     const std::vector<ListenerPlan>& listeners() const { return listeners_; }
@@ -43,6 +46,7 @@ private:
     std::vector<ListenerPlan> listeners_;
     std::vector<std::vector<WeightedService>> route_backends_;  // by route index
     SnapshotMetrics metrics_;
+    std::atomic<std::int64_t>& live_count_;  // AppMetrics::snapshots_live
 };
 
 }  // namespace passgate

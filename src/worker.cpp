@@ -217,21 +217,35 @@ void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summar
 }
 
 void Worker::free_retired() {
+    // Freeing a connection releases its generation: look for unused generations then.
+    if (!retired_.empty()) generations_may_be_unused_ = true;
     retired_.clear();
     if (draining_ && connections_.empty()) loop_.stop();
-    // Older snapshots live until their last connection ends.
-    bool popped = false;
-    while (generations_.size() > 1 && generations_.front().connections == 0) {
-        generations_.pop_front();
-        popped = true;
-    }
-    if (popped) collect_pools();
+    if (generations_may_be_unused_) free_unused_generations();
     // Published for the control thread (scrapes, STATUS): plain stores to this worker's cells.
     const PipePoolStats& pipes = pipes_.stats();
     stats_.pipes_in_use.set(pipes.in_use);
     stats_.pipes_idle.set(pipes.idle);
     stats_.loop_completions.set(loop_.stats().completions);
     stats_.loop_submissions.set(loop_.stats().submissions);
+}
+
+// An older snapshot lives until its last connection ends, wherever it is in the list: one
+// long-lived connection on an old snapshot keeps that snapshot only, not every later one.
+// (std::list: erasing one generation leaves the others, which connections refer to, in place.)
+void Worker::free_unused_generations() {
+    generations_may_be_unused_ = false;
+    bool freed = false;
+    const auto current = std::prev(generations_.end());
+    for (auto generation = generations_.begin(); generation != current;) {
+        if (generation->connections == 0) {
+            generation = generations_.erase(generation);
+            freed = true;
+        } else {
+            ++generation;
+        }
+    }
+    if (freed) collect_pools();
 }
 
 void Worker::on_message(WorkerMessage message) {
@@ -346,6 +360,7 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
     listen_sockets_ = std::move(sockets);  // sockets of removed listeners close here
     const std::shared_ptr<const Snapshot> previous = generations_.back().snapshot;
     generations_.emplace_back(std::move(snapshot));
+    generations_may_be_unused_ = true;  // the previous one, if no connection uses it
     attach_pools(generations_.back(), endpoint_sets);
     rebuild_limits(*previous);
     start_acceptors();

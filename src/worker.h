@@ -131,6 +131,7 @@ private:
     void on_accept_error(int error);
     void on_message(WorkerMessage message);
     void free_retired();
+    void free_unused_generations();
     void stop();
     void drain(reactor::Millis timeout);
     void on_drain_deadline();
@@ -168,6 +169,7 @@ private:
     std::vector<ListenerLimitState> listener_limits_;  // by listener index of the current snapshot
     std::vector<std::uint32_t> route_open_;            // by route index of the current snapshot
     bool draining_ = false;
+    bool generations_may_be_unused_ = false;  // a connection ended or a reload came since the last look
     reactor::MemberTimer<Worker, &Worker::on_drain_deadline> drain_deadline_{*this};
     reactor::ChannelReceiver<WorkerMessage> inbox_;
 };

@@ -424,7 +424,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
-          "address");
+          "address, departed_series_retention");
     CHECK(error_of(listener_with("sni = \"x\"")) ==
           "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, hostname, "
           "client_hello_timeout, max_client_hello_size, idle_timeout, default_route, allow, deny, "
@@ -1067,4 +1067,32 @@ TEST_CASE("operations keys: shutdown_timeout, drain_timeout, access_log", "[conf
         CHECK(error_of(replace(kBase, "backends = [", "drain_timeout = 5\nbackends = ["))
                   .rfind("t.toml:9: route[0].drain_timeout:", 0) == 0);
     }
+}
+
+TEST_CASE("the config hash is of exactly the bytes parsed", "[config][hash]") {
+    // FNV-1a 64 of "" and of "a" (published test vectors).
+    CHECK(config_hash("") == "cbf29ce484222325");
+    CHECK(config_hash("a") == "af63dc4c8601ec8c");
+    const Config parsed = parse_config(kExample, "t.toml");
+    CHECK(parsed.source_hash == config_hash(kExample));
+    // One byte more (a comment): another hash.
+    CHECK(parse_config(kExample + "#\n", "t.toml").source_hash != parsed.source_hash);
+
+    // load_config_file hashes what it read (one read of the file, parsed and hashed).
+    char path[] = "/tmp/passgate-hash-XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, kExample.data(), kExample.size()) == static_cast<ssize_t>(kExample.size()));
+    ::close(fd);
+    const Config loaded = load_config_file(path);
+    ::unlink(path);
+    CHECK(loaded.source_hash == parsed.source_hash);
+}
+
+TEST_CASE("[admin] departed_series_retention", "[config][admin]") {
+    CHECK(parse_config(kExample, "t.toml").admin.departed_series_retention == std::chrono::seconds(60));
+    const Config config = parse_config("[admin]\ndeparted_series_retention = \"5m\"\n" + kExample.substr(kExample.find("[[listener]]")), "t.toml");
+    CHECK(config.admin.departed_series_retention == std::chrono::minutes(5));
+    CHECK_THROWS_WITH(parse_config("[admin]\ndeparted_series_retention = \"soon\"\n", "t.toml"),
+                      Contains("admin.departed_series_retention"));
 }

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <optional>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -244,6 +247,72 @@ TEST_CASE("series identity, removal and revival") {
     family.with({"a"});
     CHECK(registry.render() == "# HELP bytes_total b\n# TYPE bytes_total counter\n"
                                "bytes_total{route=\"a\"} 8\nbytes_total{route=\"b\"} 1\n");
+}
+
+TEST_CASE("removed series are freed after the retention once no handle refers to them") {
+    Registry registry(3);
+    CounterFamily& connections = registry.counter("connections_total", "c", {"endpoint"});
+    GaugeFamily& healthy = registry.gauge("healthy", "h", {"endpoint"});
+    std::optional<Counter> kept = connections.with({"10.0.0.1:443"});
+    kept->inc(0, 3);
+    healthy.with({"10.0.0.1:443"}).set(2, 1);
+    connections.with({"10.0.0.2:443"}).inc(1);
+    CHECK(registry.series_count() == 3);
+
+    // Not removed: never freed.
+    CHECK(registry.free_removed(std::chrono::seconds(0)) == 0);
+    CHECK(registry.series_count() == 3);
+
+    // Removed, but inside the retention: kept (and revivable with its value).
+    CHECK(connections.remove({"10.0.0.1:443"}));
+    CHECK(healthy.remove({"10.0.0.1:443"}));
+    CHECK(connections.remove({"10.0.0.2:443"}));
+    CHECK(registry.free_removed(std::chrono::hours(1)) == 0);
+    CHECK(registry.series_count() == 3);
+
+    // Past the retention: the series nobody holds are freed; the one a handle still refers to
+    // (an endpoint set or a connection still using it) stays until the handle goes.
+    CHECK(registry.free_removed(std::chrono::seconds(0)) == 2);
+    CHECK(registry.series_count() == 1);
+    CHECK(registry.render().find("10.0.0") == std::string::npos);
+    kept->inc(1, 2);  // still valid
+    CHECK(kept->value() == 5);
+    kept.reset();
+    CHECK(registry.free_removed(std::chrono::seconds(0)) == 1);
+    CHECK(registry.series_count() == 0);
+    CHECK(registry.free_removed(std::chrono::seconds(0)) == 0);
+
+    // The same labels later: a new series from 0 (Prometheus sees a counter reset).
+    connections.with({"10.0.0.1:443"}).inc(0);
+    CHECK(registry.render(Format::text).find("connections_total{endpoint=\"10.0.0.1:443\"} 1\n") !=
+          std::string::npos);
+    CHECK(registry.series_count() == 1);
+}
+
+TEST_CASE("a series revived before it is freed keeps its value and is not freed") {
+    Registry registry(1);
+    CounterFamily& family = registry.counter("bytes_total", "b", {"route"});
+    family.with({"a"}).inc(0, 4);
+    // Removed and revived several times before a sweep: listed once, never freed while shown.
+    for (int round = 0; round < 3; ++round) {
+        CHECK(family.remove({"a"}));
+        family.with({"a"});
+    }
+    CHECK(registry.free_removed(std::chrono::seconds(0)) == 0);
+    CHECK(family.with({"a"}).value() == 4);
+    // Removed again after the sweep: freed by the next one.
+    CHECK(family.remove({"a"}));
+    CHECK(registry.free_removed(std::chrono::seconds(0)) == 1);
+    CHECK(family.series_count() == 0);
+    // Memory flat under churn: 100 rounds of 1,000 labels come and go, the count stays bounded.
+    for (int round = 0; round < 100; ++round) {
+        for (int index = 0; index < 1000; ++index) family.with({std::to_string(round * 1000 + index)}).inc(0);
+        int removed = 0;
+        for (int index = 0; index < 1000; ++index) removed += family.remove({std::to_string(round * 1000 + index)});
+        REQUIRE(removed == 1000);
+        registry.free_removed(std::chrono::seconds(0));
+        REQUIRE(registry.series_count() == 0);
+    }
 }
 
 TEST_CASE("callback series") {

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -19,6 +20,20 @@ TEST_CASE("a channel is bounded and keeps order") {
     CHECK(channel.try_receive() == 3);
     CHECK(channel.try_receive() == 5);
     CHECK_FALSE(channel.try_receive().has_value());
+}
+
+TEST_CASE("a message refused by a full channel stays with the sender") {
+    Channel<std::unique_ptr<int>> channel(1);
+    auto first = std::make_unique<int>(1);
+    auto second = std::make_unique<int>(2);
+    REQUIRE(channel.try_send(std::move(first)));
+    CHECK_FALSE(channel.try_send(std::move(second)));
+    REQUIRE(second != nullptr);  // not moved from: the sender still has it to retry
+    CHECK(*second == 2);
+    CHECK(*channel.try_receive().value() == 1);
+    CHECK(channel.try_send(std::move(second)));
+    CHECK(second == nullptr);
+    CHECK(*channel.try_receive().value() == 2);
 }
 
 TEST_CASE("messages from another thread wake the receiving loop, all of them, in order") {

@@ -136,6 +136,111 @@ TEST_CASE("DNS answer: a CNAME chain is skipped and the records at its end are t
     CHECK(answer.addresses[0].ttl == 30);
 }
 
+TEST_CASE("DNS answer: records owned by another name than the question are not taken", "[dns]") {
+    // One record for the name asked, one for another name (what an off-path attacker or a confused
+    // server adds): only the first is an answer.
+    Message m;
+    m.header(response, 1, 2).question("web.test", dns_type_a);
+    m.pointer(question_offset).fixed(dns_type_a, 42, 4).raw({10, 0, 0, 1});
+    m.name("evil.test").fixed(dns_type_a, 42, 4).raw({10, 6, 6, 6});
+    auto answer = parse_dns_answer(m.bytes, dns_type_a);
+    REQUIRE(answer.ok());
+    REQUIRE(answer.addresses.size() == 1);
+    CHECK(address_text(answer.addresses[0], 1) == "10.0.0.1:1");
+
+    // Only records for another name: an error (the last good set stays), not an empty pool.
+    Message other;
+    other.header(response, 1, 1).question("web.test", dns_type_a);
+    other.name("evil.test").fixed(dns_type_a, 42, 4).raw({10, 6, 6, 6});
+    answer = parse_dns_answer(other.bytes, dns_type_a);
+    CHECK(answer.error == "answer name mismatch");
+    CHECK(answer.addresses.empty());
+
+    // Names compare case-insensitively (RFC 4343): "WEB.Test" owns answers to "web.test".
+    Message upper;
+    upper.header(response, 1, 1).question("web.test", dns_type_a);
+    upper.name("WEB.Test").fixed(dns_type_a, 42, 4).raw({10, 0, 0, 2});
+    answer = parse_dns_answer(upper.bytes, dns_type_a);
+    REQUIRE(answer.addresses.size() == 1);
+    CHECK(address_text(answer.addresses[0], 1) == "10.0.0.2:1");
+
+    // SRV too: a record for another service name is not taken.
+    Message srv;
+    srv.header(response, 1, 2).question("_tls._tcp.svc.test", dns_type_srv);
+    srv.pointer(question_offset).fixed(dns_type_srv, 60, 6 + 10).u16(0).u16(1).u16(8443).name("web.test");
+    srv.name("_tls._tcp.evil.test").fixed(dns_type_srv, 60, 6 + 10).u16(0).u16(1).u16(9999).name("bad.test");
+    answer = parse_dns_answer(srv.bytes, dns_type_srv);
+    REQUIRE(answer.services.size() == 1);
+    CHECK(answer.services[0].target == "web.test");
+}
+
+TEST_CASE("DNS answer: only the CNAME chain from the question name is followed", "[dns]") {
+    // alias.test CNAME real.test; records for real.test count, records for a name that no chain
+    // link names do not, even though they follow a CNAME record.
+    Message m;
+    m.header(response, 1, 4).question("alias.test", dns_type_a);
+    m.name("unrelated.test").fixed(dns_type_cname, 60, 12).name("other.test");
+    m.pointer(question_offset).fixed(dns_type_cname, 60, 11).name("real.test");
+    m.name("real.test").fixed(dns_type_a, 30, 4).raw({10, 0, 0, 2});
+    m.name("other.test").fixed(dns_type_a, 30, 4).raw({10, 6, 6, 6});
+    auto answer = parse_dns_answer(m.bytes, dns_type_a);
+    REQUIRE(answer.ok());
+    REQUIRE(answer.addresses.size() == 1);
+    CHECK(address_text(answer.addresses[0], 1) == "10.0.0.2:1");
+
+    // The chain's records in any order: the A record first, then the CNAME.
+    Message reordered;
+    reordered.header(response, 1, 2).question("alias.test", dns_type_a);
+    reordered.name("real.test").fixed(dns_type_a, 30, 4).raw({10, 0, 0, 3});
+    reordered.pointer(question_offset).fixed(dns_type_cname, 60, 11).name("real.test");
+    answer = parse_dns_answer(reordered.bytes, dns_type_a);
+    REQUIRE(answer.addresses.size() == 1);
+    CHECK(address_text(answer.addresses[0], 1) == "10.0.0.3:1");
+
+    // With a CNAME, a record still owned by the question name is not the answer: the alias has
+    // no records of its own (RFC 1034 3.6.2).
+    Message aliased;
+    aliased.header(response, 1, 2).question("alias.test", dns_type_a);
+    aliased.pointer(question_offset).fixed(dns_type_cname, 60, 11).name("real.test");
+    aliased.pointer(question_offset).fixed(dns_type_a, 30, 4).raw({10, 6, 6, 6});
+    CHECK(parse_dns_answer(aliased.bytes, dns_type_a).error == "answer name mismatch");
+}
+
+TEST_CASE("DNS answer: CNAME loops and overlong chains are errors", "[dns]") {
+    Message self;
+    self.header(response, 1, 1).question("alias.test", dns_type_a);
+    self.pointer(question_offset).fixed(dns_type_cname, 60, 2).pointer(question_offset);
+    CHECK(parse_dns_answer(self.bytes, dns_type_a).error == "CNAME loop");
+
+    Message two;
+    two.header(response, 1, 2).question("a.test", dns_type_a);
+    two.pointer(question_offset).fixed(dns_type_cname, 60, 8).name("b.test");
+    two.name("b.test").fixed(dns_type_cname, 60, 8).name("a.test");
+    CHECK(parse_dns_answer(two.bytes, dns_type_a).error == "CNAME loop");
+
+    // c0.test -> c1.test -> ... -> cN.test, then an A record for cN.test: 8 links are followed,
+    // 9 are too many.
+    auto chain = [](unsigned links) {
+        Message m;
+        m.header(response, 1, links + 1).question("c0.test", dns_type_a);
+        for (unsigned link = 0; link < links; ++link)
+            m.name("c" + std::to_string(link) + ".test").fixed(dns_type_cname, 60, 9)
+                .name("c" + std::to_string(link + 1) + ".test");
+        m.name("c" + std::to_string(links) + ".test").fixed(dns_type_a, 30, 4).raw({10, 0, 0, 8});
+        return m;
+    };
+    const auto eight = parse_dns_answer(chain(8).bytes, dns_type_a);
+    REQUIRE(eight.ok());
+    CHECK(eight.addresses.size() == 1);
+    CHECK(parse_dns_answer(chain(9).bytes, dns_type_a).error == "CNAME chain too long");
+
+    // A CNAME target that does not fill its RDATA exactly is malformed.
+    Message loose;
+    loose.header(response, 1, 1).question("alias.test", dns_type_a);
+    loose.pointer(question_offset).fixed(dns_type_cname, 60, 12).name("real.test").u8(0);
+    CHECK(parse_dns_answer(loose.bytes, dns_type_a).error == "bad record length");
+}
+
 TEST_CASE("DNS answer: NODATA is an empty success, NXDOMAIN and other RCODEs are errors", "[dns]") {
     Message nodata;
     nodata.header(response, 1, 0).question("b.test", dns_type_aaaa);
@@ -146,7 +251,7 @@ TEST_CASE("DNS answer: NODATA is an empty success, NXDOMAIN and other RCODEs are
     // Only a CNAME, nothing of the asked type: NODATA too.
     Message cname_only;
     cname_only.header(response, 1, 1).question("alias.test", dns_type_a);
-    cname_only.pointer(question_offset).fixed(dns_type_cname, 60, 2).pointer(question_offset);
+    cname_only.pointer(question_offset).fixed(dns_type_cname, 60, 11).name("real.test");
     answer = parse_dns_answer(cname_only.bytes, dns_type_a);
     CHECK(answer.ok());
     CHECK(answer.addresses.empty());
@@ -287,10 +392,14 @@ TEST_CASE("DNS answer: name compression pointers only point backwards", "[dns]")
     // Back to its own first label: "x" then a pointer to "x" would loop.
     CHECK(with_owner([](Message& m) { m.labels("x").pointer(m.size() - 2); }).error ==
           "bad name compression");
-    // Back into the middle of the question name, then on: fine ("test").
-    CHECK(with_owner([](Message& m) { m.pointer(question_offset + 4); }).ok());
-    // A chain of two backward pointers is fine.
-    CHECK(with_owner([](Message& m) { m.labels("a").pointer(question_offset); }).ok());
+    // Back into the middle of the question name, then on: a well-formed name ("test"), though
+    // not the name asked, so its record is not an answer.
+    CHECK(with_owner([](Message& m) { m.pointer(question_offset + 4); }).error == "answer name mismatch");
+    // A chain of two backward pointers is fine ("a.web.test", again another name).
+    CHECK(with_owner([](Message& m) { m.labels("a").pointer(question_offset); }).error ==
+          "answer name mismatch");
+    // A pointer to the question name itself: the answer.
+    CHECK(with_owner([](Message& m) { m.pointer(question_offset); }).addresses.size() == 1);
     // Beyond the end of the message.
     Message cut;
     cut.header(response, 1, 1).question("web.test", dns_type_a).u8(0xC0);
