@@ -43,6 +43,9 @@ struct WorkerSlot {
     // ticker, before any endpoint update (which may name the reload's new services). A newer
     // reload replaces it and takes over its freshly bound sockets. Control thread only.
     std::optional<WorkerMessage> pending_reload;
+    // A drain or stop the inbox had no room for: retried by the same ticker, right after the
+    // pending reload. A later stop replaces a pending drain. Control thread only.
+    std::optional<WorkerMessage> pending_command;
     WorkerStats stats;
     std::thread thread;
     std::atomic<bool> finished{false};  // run() returned: the control thread may join
@@ -75,6 +78,14 @@ bool deliver_pending_reload(WorkerSlot& slot) {
     return true;
 }
 
+// Sends the pending drain or stop, if any. False while the worker's inbox is still full.
+bool deliver_pending_command(WorkerSlot& slot) {
+    if (!slot.pending_command) return true;
+    if (!slot.inbox.try_send(std::move(*slot.pending_command))) return false;
+    slot.pending_command.reset();
+    return true;
+}
+
 // `next` (a reload message) replaces `superseded`, which never reached the worker: the sockets
 // bound for `superseded`'s new listeners go with `next` where it keeps those listeners (it says
 // "keep" for them, since they were in the config it was compared with). The rest close with it.
@@ -96,19 +107,24 @@ void carry_over_sockets(WorkerMessage& superseded, WorkerMessage& next) {
     }
 }
 
-bool send_to_all(std::vector<std::unique_ptr<WorkerSlot>>& workers, WorkerMessage::Kind kind,
+// Sends a drain or stop to every worker. A worker whose inbox is full gets it from the ticker
+// once there is room (never lost: a lost drain would leave that worker serving until killed).
+void send_to_all(std::vector<std::unique_ptr<WorkerSlot>>& workers, WorkerMessage::Kind kind,
                  reactor::Millis drain_timeout = 0) {
-    bool all = true;
     for (std::size_t index = 0; index < workers.size(); ++index) {
+        WorkerSlot& slot = *workers[index];
         WorkerMessage message;
         message.kind = kind;
         message.drain_timeout = drain_timeout;
-        if (!workers[index]->inbox.try_send(std::move(message))) {
-            log_line(LogLevel::error, "worker " + std::to_string(index) + " inbox full; message lost");
-            all = false;
-        }
+        // Behind a pending reload or command: keep the order the worker would have seen.
+        if (!slot.pending_reload && !slot.pending_command && slot.inbox.try_send(std::move(message)))
+            continue;
+        if (slot.pending_command && slot.pending_command->kind == WorkerMessage::Kind::stop) continue;
+        log_line(LogLevel::warning, "worker " + std::to_string(index) +
+                                        " inbox full; its " + (kind == WorkerMessage::Kind::stop ? "stop" : "drain") +
+                                        " is retried every 100 ms");
+        slot.pending_command = std::move(message);
     }
-    return all;
 }
 
 // Polls until every worker is up, then tells systemd (READY=1) once.
@@ -364,6 +380,7 @@ int run_app(config::Config config_value, const AppOptions& options) {
             if (was_pending)
                 log_line(LogLevel::info, "worker " + std::to_string(index) + " took the configuration "
                                              "reload that found its inbox full");
+            if (!deliver_pending_command(slot)) continue;
             if (slot.pending_endpoints.empty()) continue;
             WorkerMessage message;
             message.kind = WorkerMessage::Kind::endpoints;

@@ -305,6 +305,46 @@ TEST_CASE("reload: a worker whose inbox is full gets the reload once it has room
     stop_and_check(passgate);
 }
 
+TEST_CASE("shutdown: a worker whose inbox is full still gets the drain once it has room",
+          "[integration][control][inbox]") {
+    TempDir dir;
+    IdentBackend a("a");
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {pool_config("@ADMIN@", port, static_endpoint(a)), {}, 1});
+    REQUIRE(passgate.wait_ready());
+
+    // The worker thread stopped alone (ptrace) while 66 reloads arrive: its inbox (64 messages)
+    // fills up, the last reload waits, and the SIGTERM's drain finds the inbox full too.
+    const pid_t worker = thread_named(passgate.pid(), "passgate-w0");
+    REQUIRE(worker > 0);
+    REQUIRE(::ptrace(PTRACE_SEIZE, worker, nullptr, nullptr) == 0);
+    REQUIRE(::ptrace(PTRACE_INTERRUPT, worker, nullptr, nullptr) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(worker, &status, __WALL) == worker);
+    REQUIRE(WIFSTOPPED(status));
+    constexpr int reloads = 66;
+    bool all_handled = true;
+    for (int reload = 1; reload <= reloads && all_handled; ++reload) {
+        reload_with(passgate, pool_config("@ADMIN@", port, static_endpoint(a)) + "# reload " +
+                                  std::to_string(reload) + "\n");
+        all_handled = wait_for_reloads(passgate, reload);
+    }
+    passgate.process().send_signal(SIGTERM);
+    const bool drain_delayed = passgate.wait_for_log("worker 0 inbox full; its drain is retried every 100 ms");
+    const bool detached = ::ptrace(PTRACE_DETACH, worker, nullptr, nullptr) == 0;
+    REQUIRE(detached);
+    REQUIRE(all_handled);
+    CHECK(drain_delayed);
+
+    // The worker runs again: it takes the queued reloads, the pending one, then the drain, and
+    // the process exits 0 (with no connection open, at once).
+    const std::optional<int> exit_status = passgate.process().wait_exit(Millis(5000));
+    INFO(passgate.stderr_text());
+    REQUIRE(exit_status.has_value());
+    CHECK(*exit_status == 0);
+    CHECK(sanitizer_report(passgate.stderr_text()).empty());
+}
+
 // ---- Item: metric series of departed endpoints are freed -----------------------------------------
 
 TEST_CASE("metrics: departed endpoints' series are freed; RSS and /metrics stay flat under endpoint "
