@@ -216,7 +216,7 @@ void AdminServer::accept(reactor::Fd socket) {
     exchanges_.back()->start();  // may answer and retire it at once
 }
 
-bool AdminServer::evict_oldest(const std::function<bool(const Exchange&)>& matching) {
+void AdminServer::evict_oldest(const std::function<bool(const Exchange&)>& matching) {
     Exchange* oldest = nullptr;
     for (const auto& exchange : exchanges_) {
         if (!matching(*exchange)) continue;
@@ -226,10 +226,9 @@ bool AdminServer::evict_oldest(const std::function<bool(const Exchange&)>& match
         }
         if (oldest == nullptr) oldest = exchange.get();
     }
-    if (oldest == nullptr) return false;
+    if (oldest == nullptr) return;
     ++stats_.evicted;
     oldest->evict();
-    return true;
 }
 
 AdminServer::~AdminServer() {

@@ -69,8 +69,8 @@ private:
     class Exchange;
     void accept(reactor::Fd socket);
     // Closes the oldest exchange waiting for its head among those `matching`, else the oldest
-    // of them. False when none matches.
-    bool evict_oldest(const std::function<bool(const Exchange&)>& matching);
+    // of them (none when nothing matches).
+    void evict_oldest(const std::function<bool(const Exchange&)>& matching);
     void retire(Exchange* exchange);
     void on_timer() override;  // frees retired exchanges, one loop iteration later
 
