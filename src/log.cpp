@@ -51,12 +51,19 @@ LogQueue& queue() {
 
 std::atomic<std::uint64_t> dropped{0};
 
-// Waits until stderr takes bytes without blocking, or the deadline passes (then false). With no
-// deadline it waits as long as it takes: only the writer thread ever waits here.
-bool wait_writable(std::optional<Clock::time_point> deadline) {
+// The stop's flush deadline once stop_log_writer has been called, else nullopt.
+std::optional<Clock::time_point> stop_deadline() {
+    std::lock_guard<std::mutex> lock(queue().mutex);
+    if (!queue().stopping) return std::nullopt;
+    return queue().flush_deadline;
+}
+
+// Waits until stderr takes bytes without blocking; false once the stop's deadline has passed.
+// Only the writer thread ever waits here; it looks for a stop every 100 ms.
+bool wait_writable() {
     for (;;) {
         int timeout_ms = 100;
-        if (deadline) {
+        if (const std::optional<Clock::time_point> deadline = stop_deadline()) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
             if (left.count() <= 0) return false;
             timeout_ms = static_cast<int>(std::min<long long>(left.count(), 100));
@@ -65,21 +72,16 @@ bool wait_writable(std::optional<Clock::time_point> deadline) {
         const int ready = ::poll(&item, 1, timeout_ms);
         if (ready > 0) return true;  // writable, or an error the write will report
         if (ready < 0 && errno != EINTR) return true;
-        if (!deadline) {
-            // Re-check whether a stop has set a deadline meanwhile.
-            std::lock_guard<std::mutex> lock(queue().mutex);
-            if (queue().stopping) deadline = queue().flush_deadline;
-        }
     }
 }
 
 // Writes one line in pieces of at most PIPE_BUF bytes, each after poll() says stderr has room:
-// for a pipe, room means a free buffer, so the write does not block. False when the deadline
-// passed first (the line is lost).
-bool write_line(const std::string& line, std::optional<Clock::time_point> deadline) {
+// for a pipe, room means a free buffer, so the write does not block. False when the stop's
+// deadline passed first (the line is lost).
+bool write_line(const std::string& line) {
     std::size_t done = 0;
     while (done < line.size()) {
-        if (!wait_writable(deadline)) return false;
+        if (!wait_writable()) return false;
         const std::size_t piece = std::min<std::size_t>(line.size() - done, PIPE_BUF);
         const ssize_t written = ::write(STDERR_FILENO, line.data() + done, piece);
         if (written > 0) {
@@ -96,17 +98,15 @@ void writer_main() {
     LogQueue& state = queue();
     std::deque<std::string> batch;
     for (;;) {
-        std::optional<Clock::time_point> deadline;
         {
             std::unique_lock<std::mutex> lock(state.mutex);
             state.wake.wait(lock, [&] { return !state.lines.empty() || state.stopping; });
             if (state.lines.empty() && state.stopping) return;
             batch.swap(state.lines);
             state.bytes = 0;
-            if (state.stopping) deadline = state.flush_deadline;
         }
         while (!batch.empty()) {
-            if (!write_line(batch.front(), deadline)) dropped.fetch_add(1, std::memory_order_relaxed);
+            if (!write_line(batch.front())) dropped.fetch_add(1, std::memory_order_relaxed);
             batch.pop_front();
         }
     }
