@@ -27,9 +27,11 @@ using detail::TableReader;
 constexpr std::string_view kRootKeys[] = {"runtime", "admin", "access_log", "dns", "listener",
                                           "route", "service"};
 constexpr std::string_view kDnsKeys[] = {"servers", "timeout", "tries"};
-constexpr std::string_view kRuntimeKeys[] = {"workers", "shutdown_timeout"};
+constexpr std::string_view kRuntimeKeys[] = {"workers", "shutdown_timeout", "max_connections_per_worker",
+                                             "max_hello_memory"};
 constexpr std::string_view kAccessLogKeys[] = {"enabled", "format", "path"};
-constexpr std::string_view kAdminKeys[] = {"address", "departed_series_retention"};
+constexpr std::string_view kAdminKeys[] = {"address", "departed_series_retention", "request_timeout",
+                                           "max_connections", "max_connections_per_source"};
 constexpr std::string_view kListenerKeys[] = {
     "name",         "address",      "hostname",     "client_hello_timeout", "max_client_hello_size",
     "idle_timeout", "default_route", "allow", "deny", "max_connections", "max_connection_rate",
@@ -58,6 +60,11 @@ constexpr std::string_view kAddressHelp =
 constexpr unsigned kMaxWorkers = 1024;
 constexpr std::int64_t kMinHelloSize = 512;
 constexpr std::int64_t kMaxHelloSize = 1024 * 1024;
+// [runtime] max_hello_memory: at least one largest hello; at most 64 GiB.
+constexpr std::int64_t kMinHelloMemory = kMaxHelloSize;
+constexpr std::int64_t kMaxHelloMemory = 64ll * 1024 * 1024 * 1024;
+constexpr std::int64_t kMaxAdminConnections = 65536;
+constexpr Duration kMaxAdminRequestTimeout{std::chrono::seconds(60)};
 constexpr std::int64_t kMaxBackendWeight = 1'000'000;
 constexpr std::int64_t kMaxEndpointWeight = 10'000;
 constexpr std::int64_t kMaxConnectAttempts = 16;
@@ -237,6 +244,10 @@ private:
             config_.runtime.workers = static_cast<unsigned>(*workers);
         }
         if (auto value = runtime.duration("shutdown_timeout")) config_.runtime.shutdown_timeout = *value;
+        if (auto value = runtime.integer("max_connections_per_worker", 1, kMaxConnections))
+            config_.runtime.max_connections_per_worker = static_cast<std::uint32_t>(*value);
+        if (auto value = runtime.integer("max_hello_memory", kMinHelloMemory, kMaxHelloMemory))
+            config_.runtime.max_hello_memory = static_cast<std::uint64_t>(*value);
     }
 
     void read_access_log(const TableReader& root) {
@@ -266,6 +277,15 @@ private:
         }
         if (auto value = admin.duration("departed_series_retention"))
             config_.admin.departed_series_retention = *value;
+        if (auto value = admin.duration("request_timeout")) {
+            if (*value > kMaxAdminRequestTimeout)
+                admin.fail("request_timeout", "must be at most \"60s\"");
+            config_.admin.request_timeout = *value;
+        }
+        if (auto value = admin.integer("max_connections", 1, kMaxAdminConnections))
+            config_.admin.max_connections = static_cast<std::uint32_t>(*value);
+        if (auto value = admin.integer("max_connections_per_source", 1, kMaxAdminConnections))
+            config_.admin.max_connections_per_source = static_cast<std::uint32_t>(*value);
     }
 
     void read_listener(const toml::table& node, std::size_t index) {

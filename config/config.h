@@ -29,6 +29,12 @@ struct Runtime {
     unsigned workers = 0;  // 0 = one per online CPU
     // SIGTERM/SIGINT: established connections may finish for this long, then are closed.
     Duration shutdown_timeout{std::chrono::seconds(30)};
+    // Open client connections per worker at once. Unset: derived at start from RLIMIT_NOFILE
+    // (src/fd_limit.h), so that passgate runs out of connection slots before descriptors.
+    std::optional<std::uint32_t> max_connections_per_worker;
+    // Bytes of ClientHellos buffered before routing, over all connections (each worker has its
+    // share, max_hello_memory / workers). A hello that would grow past it is refused.
+    std::uint64_t max_hello_memory = 64ull * 1024 * 1024;
 };
 
 enum class AccessLogFormat { logfmt, json };
@@ -52,6 +58,13 @@ struct Admin {
     // removed by a reload) are freed once hidden this long and no longer used. Within it, a
     // series that comes back keeps counting from its old values.
     Duration departed_series_retention{std::chrono::seconds(60)};
+    // A connection must deliver its request head within this long (and get its response).
+    Duration request_timeout{std::chrono::seconds(2)};
+    // Connections held at once, and from one client address at once. When either is reached, a
+    // new connection closes the oldest one still waiting for its request head (of that address,
+    // or of all): a new probe always gets a slot.
+    std::uint32_t max_connections = 256;
+    std::uint32_t max_connections_per_source = 16;
 };
 
 struct Listener {

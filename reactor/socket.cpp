@@ -41,6 +41,10 @@ ConnectStart start_connect(const sockaddr* address, socklen_t length) {
     return start;
 }
 
+bool is_local_resource_error(int error) {
+    return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
 int socket_error(int fd) {
     int error = 0;
     socklen_t length = sizeof error;

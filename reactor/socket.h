@@ -28,6 +28,11 @@ struct ConnectStart {
 };
 ConnectStart start_connect(const sockaddr* address, socklen_t length);
 
+// An errno that says this process or machine is short of something (descriptors, socket buffers,
+// memory: EMFILE, ENFILE, ENOBUFS, ENOMEM), not that the peer failed. A connect or probe that
+// fails so must not be held against the endpoint.
+bool is_local_resource_error(int error);
+
 // SO_ERROR of a socket (the outcome of a non-blocking connect).
 int socket_error(int fd);
 

@@ -1,5 +1,6 @@
 #include "src/admin_server.h"
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -10,7 +11,6 @@ namespace passgate {
 
 namespace {
 constexpr std::size_t max_request_head = 8 * 1024;
-constexpr reactor::Millis request_timeout_ms = 5000;
 
 std::string_view status_text(int status) {
     switch (status) {
@@ -21,6 +21,22 @@ std::string_view status_text(int status) {
         case 503: return "Service Unavailable";
         default: return "Error";
     }
+}
+
+// The client's IP address (no port) as bytes: the key of the per-source limit.
+std::string source_of(int socket) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    if (::getpeername(socket, reinterpret_cast<sockaddr*>(&address), &length) != 0) return {};
+    if (address.ss_family == AF_INET) {
+        const auto& v4 = reinterpret_cast<const sockaddr_in&>(address);
+        return std::string(reinterpret_cast<const char*>(&v4.sin_addr), sizeof v4.sin_addr);
+    }
+    if (address.ss_family == AF_INET6) {
+        const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
+        return std::string(reinterpret_cast<const char*>(&v6.sin6_addr), sizeof v6.sin6_addr);
+    }
+    return {};
 }
 
 std::string lower(std::string_view text) {
@@ -74,13 +90,22 @@ HttpParse parse_http_request(std::string_view head) {
 // One request/response on one admin connection.
 class AdminServer::Exchange final : public reactor::WatchHandler, private reactor::Timer {
 public:
-    Exchange(AdminServer& server, reactor::Fd socket)
-        : server_(server), socket_(std::move(socket)), watch_(server.loop_, *this) {
-        server_.loop_.arm_timer_after(*this, request_timeout_ms);
-        watch_.poll(socket_.get(), POLLIN | POLLRDHUP, true);
-    }
+    Exchange(AdminServer& server, reactor::Fd socket, std::string source)
+        : source(std::move(source)), server_(server), socket_(std::move(socket)), watch_(server.loop_, *this) {}
     ~Exchange() = default;
     std::list<std::unique_ptr<Exchange>>::iterator position;
+    const std::string source;  // the client's address, for the per-source limit
+
+    // The head often arrives with the connection: read it at once, and wait only if it is not
+    // all there.
+    void start() {
+        server_.loop_.arm_timer_after(*this, server_.options_.request_timeout);
+        watch_.poll(socket_.get(), POLLIN | POLLRDHUP, true);
+        read_request();
+    }
+    bool waiting_for_head() const { return !responding_; }
+    // Closed to make room for a newer connection.
+    void evict() { done(); }
 
     void on_watch(int result) override {
         if (result < 0) return done();
@@ -89,7 +114,10 @@ public:
     }
 
 private:
-    void on_timer() override { done(); }
+    void on_timer() override {
+        ++server_.stats_.timed_out;
+        done();
+    }
 
     void read_request() {
         char chunk[4096];
@@ -123,6 +151,8 @@ private:
         if (parse.request.method != "HEAD") out_ += response.body;
         responding_ = true;
         watch_.stop();
+        // The response gets its own request_timeout: a slow reader is closed then.
+        server_.loop_.arm_timer_after(*this, server_.options_.request_timeout);
         write_response();
     }
 
@@ -160,15 +190,46 @@ private:
     bool responding_ = false;
 };
 
-AdminServer::AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler handler)
+AdminServer::AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler handler,
+                         const AdminServerOptions& options)
     : loop_(loop),
       listen_socket_(std::move(listen_socket)),
       handler_(std::move(handler)),
-      acceptor_(loop, listen_socket_.get(), [this](reactor::Fd socket) {
-          if (exchanges_.size() >= 256) return;  // bounded: excess admin clients are closed
-          exchanges_.push_back(std::make_unique<Exchange>(*this, std::move(socket)));
-          exchanges_.back()->position = std::prev(exchanges_.end());
-      }) {}
+      options_(options),
+      acceptor_(loop, listen_socket_.get(), [this](reactor::Fd socket) { accept(std::move(socket)); }) {
+    options_.max_connections = std::max<std::size_t>(options_.max_connections, 1);
+    options_.max_connections_per_source = std::max<std::size_t>(options_.max_connections_per_source, 1);
+}
+
+// Room first (the per-source limit, then the total), so that the newest connection always gets
+// a slot: a probe is never turned away by clients that only hold connections open.
+void AdminServer::accept(reactor::Fd socket) {
+    std::string source = source_of(socket.get());
+    const auto held = per_source_.find(source);
+    if (held != per_source_.end() && held->second >= options_.max_connections_per_source)
+        evict_oldest([&](const Exchange& exchange) { return exchange.source == source; });
+    if (exchanges_.size() >= options_.max_connections)
+        evict_oldest([](const Exchange&) { return true; });
+    ++per_source_[source];
+    exchanges_.push_back(std::make_unique<Exchange>(*this, std::move(socket), std::move(source)));
+    exchanges_.back()->position = std::prev(exchanges_.end());
+    exchanges_.back()->start();  // may answer and retire it at once
+}
+
+void AdminServer::evict_oldest(const std::function<bool(const Exchange&)>& matching) {
+    Exchange* oldest = nullptr;
+    for (const auto& exchange : exchanges_) {
+        if (!matching(*exchange)) continue;
+        if (exchange->waiting_for_head()) {
+            oldest = exchange.get();
+            break;
+        }
+        if (oldest == nullptr) oldest = exchange.get();
+    }
+    if (oldest == nullptr) return;
+    ++stats_.evicted;
+    oldest->evict();
+}
 
 AdminServer::~AdminServer() {
     loop_.cancel_timer(*this);
@@ -178,6 +239,8 @@ AdminServer::~AdminServer() {
 }
 
 void AdminServer::retire(Exchange* exchange) {
+    const auto held = per_source_.find(exchange->source);
+    if (held != per_source_.end() && --held->second == 0) per_source_.erase(held);
     // Still on the call stack now: freed (socket closed) on the next loop iteration.
     retired_.splice(retired_.end(), exchanges_, exchange->position);
     loop_.arm_timer(*this, loop_.now());

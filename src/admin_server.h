@@ -1,17 +1,26 @@
 #pragma once
 // A minimal HTTP/1.1 server for the admin address (GET /metrics, /healthz, /readyz), on the
 // control thread's loop, so it answers whatever load the workers carry. One request per
-// connection (Connection: close); requests are bounded (8 KiB, 5 s).
+// connection (Connection: close); request heads are bounded (8 KiB, request_timeout).
+//
+// Idle or slow clients cannot lock it (a liveness probe must always get its answer): each
+// connection has request_timeout to deliver its head (and again to take its response); at most
+// max_connections are held, at most max_connections_per_source from one client address; when
+// either is reached, a new connection closes the oldest one still waiting for its head (of that
+// address, or of all; if none waits, the oldest being answered), so a new connection always gets
+// a slot. A head that has already arrived at accept is answered at once.
 
 #include "reactor/acceptor.h"
 #include "reactor/fd.h"
 #include "reactor/loop.h"
 
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace passgate {
 
@@ -35,22 +44,44 @@ struct HttpParse {
 };
 HttpParse parse_http_request(std::string_view head);
 
+struct AdminServerOptions {
+    reactor::Millis request_timeout = 2000;
+    std::size_t max_connections = 256;
+    std::size_t max_connections_per_source = 16;
+};
+
+struct AdminServerStats {
+    std::uint64_t evicted = 0;    // connections closed to make room for a new one
+    std::uint64_t timed_out = 0;  // connections closed at request_timeout
+};
+
 class AdminServer : private reactor::Timer {
 public:
     using Handler = std::function<HttpResponse(const HttpRequest&)>;
-    AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler handler);
+    AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler handler,
+                const AdminServerOptions& options = {});
     ~AdminServer();
+
+    std::size_t connections() const { return exchanges_.size(); }
+    const AdminServerStats& stats() const { return stats_; }
 
 private:
     class Exchange;
+    void accept(reactor::Fd socket);
+    // Closes the oldest exchange waiting for its head among those `matching`, else the oldest
+    // of them (none when nothing matches).
+    void evict_oldest(const std::function<bool(const Exchange&)>& matching);
     void retire(Exchange* exchange);
     void on_timer() override;  // frees retired exchanges, one loop iteration later
 
     reactor::Loop& loop_;
     reactor::Fd listen_socket_;
     Handler handler_;
-    std::list<std::unique_ptr<Exchange>> exchanges_;
+    AdminServerOptions options_;
+    AdminServerStats stats_;
+    std::list<std::unique_ptr<Exchange>> exchanges_;  // oldest first
     std::list<std::unique_ptr<Exchange>> retired_;
+    std::unordered_map<std::string, std::size_t> per_source_;  // open exchanges by client address
     reactor::Acceptor acceptor_;
 };
 

@@ -9,6 +9,7 @@
 #include "src/admin_server.h"
 #include "src/app_metrics.h"
 #include "src/endpoint_directory.h"
+#include "src/fd_limit.h"
 #include "src/log.h"
 #include "src/sd_notify.h"
 #include "src/snapshot.h"
@@ -166,6 +167,45 @@ std::uint64_t monotonic_usec() {
     return static_cast<std::uint64_t>(reactor::monotonic_micros());
 }
 
+// What every worker may hold: connections, and bytes of hellos not yet routed.
+struct WorkerBounds {
+    std::uint32_t max_connections = 0;
+    std::uint64_t hello_memory_budget = 0;
+};
+
+// Raises the descriptor soft limit to the hard limit (a shell's 1024 is far too few), derives
+// the per-worker bounds from it and the config, and logs all three.
+WorkerBounds start_up_bounds(const config::Config& config, unsigned workers) {
+    const FdLimit limit = raise_fd_limit();
+    if (limit.error != 0)
+        log_line(LogLevel::warning, std::string("file descriptor limit: could not raise the soft limit to the hard "
+                                                "limit: ") + std::strerror(limit.error));
+    if (limit.soft != limit.soft_before)
+        log_line(LogLevel::info, "file descriptor limit: soft limit raised from " + std::to_string(limit.soft_before) +
+                                     " to " + std::to_string(limit.soft) + " (hard " + std::to_string(limit.hard) + ")");
+    else
+        log_line(LogLevel::info, "file descriptor limit: " + std::to_string(limit.soft) + " (hard " +
+                                     std::to_string(limit.hard) + ")");
+    WorkerBounds bounds;
+    const FdReserve reserve{.admin_connections = config.admin.max_connections, .pipe_pool_idle = 64};
+    const std::uint32_t derived = derived_worker_connections(limit.soft, workers, reserve);
+    bounds.max_connections = config.runtime.max_connections_per_worker.value_or(derived);
+    bounds.hello_memory_budget = (config.runtime.max_hello_memory + workers - 1) / workers;
+    log_line(LogLevel::info,
+             "connections per worker: at most " + std::to_string(bounds.max_connections) +
+                 (config.runtime.max_connections_per_worker
+                      ? " ([runtime] max_connections_per_worker)"
+                      : " (derived from the descriptor limit; [runtime] max_connections_per_worker sets it)") +
+                 "; hello memory per worker: " + std::to_string(bounds.hello_memory_budget) +
+                 " bytes ([runtime] max_hello_memory / " + std::to_string(workers) + ")");
+    if (config.runtime.max_connections_per_worker && *config.runtime.max_connections_per_worker > derived)
+        log_line(LogLevel::warning, "[runtime] max_connections_per_worker " +
+                                        std::to_string(*config.runtime.max_connections_per_worker) +
+                                        " is more than the descriptor limit allows (" + std::to_string(derived) +
+                                        "): connections may fail with EMFILE before the cap");
+    return bounds;
+}
+
 bool same_listener(const config::Listener& a, const config::Listener& b) {
     return a.name == b.name && a.address == b.address;
 }
@@ -219,6 +259,13 @@ public:
             for (const auto& worker : *all) sum += double(worker->stats.pipes_in_use.get());
             return sum;
         });
+        metrics_.registry.gauge("passgate_hello_memory_bytes",
+            "Bytes of ClientHello buffers held before routing, summed over workers "
+            "(bounded by [runtime] max_hello_memory).").with_callback({}, [all] {
+                double sum = 0;
+                for (const auto& worker : *all) sum += double(worker->stats.hello_memory.get());
+                return sum;
+            });
         metrics_.pipe_pool_size.with_callback({}, [all] {
             double sum = 0;
             for (const auto& worker : *all) sum += double(worker->stats.pipes_idle.get());
@@ -318,10 +365,14 @@ int run_app(config::Config config_value, const AppOptions& options) {
     // Before any thread starts, so that every thread inherits the mask and only the signalfd
     // sees these.
     reactor::block_signals({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
+    // From here on no thread blocks on stderr: lines go through the log writer's bounded queue
+    // (a stalled journal drops lines, counted, instead of freezing a worker).
+    LogWriterScope log_writer(std::chrono::milliseconds(1000));
 
     auto config = std::make_shared<const config::Config>(std::move(config_value));
     const unsigned worker_count = options.workers_override.value_or(
         config->runtime.workers != 0 ? config->runtime.workers : reactor::usable_cpus());
+    const WorkerBounds bounds = start_up_bounds(*config, worker_count);
     ControlPlane control_plane(options, config, worker_count);
     auto snapshot = std::make_shared<const Snapshot>(config, control_plane.metrics());
 
@@ -363,6 +414,10 @@ int run_app(config::Config config_value, const AppOptions& options) {
         throw std::runtime_error("admin address " + config->admin.address.to_string() + ": " +
                                  error.what());
     }
+
+    control_plane.metrics().registry.counter("passgate_log_lines_dropped_total",
+        "Diagnostic log lines dropped: the queue to stderr was full (a stalled reader).")
+        .with_callback({}, [] { return double(log_lines_dropped()); });
 
     std::vector<std::unique_ptr<WorkerSlot>> workers;
     for (unsigned index = 0; index < worker_count; ++index) workers.push_back(std::make_unique<WorkerSlot>());
@@ -420,6 +475,8 @@ int run_app(config::Config config_value, const AppOptions& options) {
                 WorkerOptions worker_options;
                 worker_options.index = index;
                 worker_options.access_log = access_log.get();
+                worker_options.max_connections = bounds.max_connections;
+                worker_options.hello_memory_budget = bounds.hello_memory_budget;
                 // Moved, not copied: the thread's copy would keep the first snapshot alive until exit.
                 Worker worker(worker_options, std::move(snapshot), std::move(initial_sets),
                               std::move(sockets), slot.inbox, slot.stats);
@@ -518,7 +575,18 @@ int run_app(config::Config config_value, const AppOptions& options) {
             response.body = "not found\n";
         }
         return response;
-    });
+    }, AdminServerOptions{.request_timeout = config->admin.request_timeout.count(),
+                          .max_connections = config->admin.max_connections,
+                          .max_connections_per_source = config->admin.max_connections_per_source});
+    {
+        auto& admin_closed = control_plane.metrics().registry.counter("passgate_admin_connections_closed_total",
+            "Admin connections closed early: evicted (the oldest waiting one, to make room for a new "
+            "connection), timeout (no request head, or response not taken, within request_timeout).",
+            {"reason"});
+        const AdminServer* server = &admin;
+        admin_closed.with_callback({"evicted"}, [server] { return double(server->stats().evicted); });
+        admin_closed.with_callback({"timeout"}, [server] { return double(server->stats().timed_out); });
+    }
 
     log_line(LogLevel::info, "started " + std::to_string(worker_count) + " workers; config " +
                                  options.config_path + "; admin on " +

@@ -40,6 +40,8 @@ std::string_view refusal_name(Refusal reason) {
         case Refusal::listener_limit: return "listener_limit";
         case Refusal::rate_limit: return "rate_limit";
         case Refusal::route_limit: return "route_limit";
+        case Refusal::worker_limit: return "worker_limit";
+        case Refusal::hello_memory_limit: return "hello_memory_limit";
         case Refusal::count: break;
     }
     return "unknown";
@@ -51,6 +53,8 @@ std::optional<Refusal> refusal_of(CloseReason reason) {
         case CloseReason::listener_limit: return Refusal::listener_limit;
         case CloseReason::rate_limit: return Refusal::rate_limit;
         case CloseReason::route_limit: return Refusal::route_limit;
+        case CloseReason::worker_limit: return Refusal::worker_limit;
+        case CloseReason::hello_memory_limit: return Refusal::hello_memory_limit;
         default: return std::nullopt;
     }
 }
@@ -156,6 +160,9 @@ AppMetrics::AppMetrics(unsigned workers)
       discovery_updates(registry.counter("passgate_discovery_updates_total",
           "Endpoint discovery results (DNS answers, endpoints file reads), by service and result.",
           {"service", "result"})),
+      health_check_local_errors(registry.counter("passgate_health_check_local_errors_total",
+          "Health probes that could not run for a local shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM): "
+          "not held against the endpoint.", {"service"})),
       discovery_last_success(registry.gauge("passgate_discovery_last_success_timestamp_seconds",
           "Unix time of the service's last successful endpoint discovery.", {"service"})),
       metric_series(registry.gauge("passgate_metric_series",

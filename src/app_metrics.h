@@ -23,7 +23,7 @@ std::string_view hello_reject_name(HelloReject reason);
 
 // Reasons for passgate_downstream_connections_refused_total{reason}: access control and limits.
 // The names are those of the matching CloseReason.
-enum class Refusal { denied, listener_limit, rate_limit, route_limit, count };
+enum class Refusal { denied, listener_limit, rate_limit, route_limit, worker_limit, hello_memory_limit, count };
 std::string_view refusal_name(Refusal reason);
 // The refusal behind a close reason, if it is one.
 std::optional<Refusal> refusal_of(CloseReason reason);
@@ -74,6 +74,7 @@ public:
     metrics::GaugeFamily& service_endpoints;              // {service}
     metrics::CounterFamily& upstream_panic;               // {service}
     metrics::CounterFamily& discovery_updates;            // {service, result}
+    metrics::CounterFamily& health_check_local_errors;    // {service}
     metrics::GaugeFamily& discovery_last_success;         // {service}
     // Series held in memory, shown or hidden; set by the control thread when it frees departed
     // series (src/app.cpp).

@@ -35,6 +35,8 @@ enum class CloseReason {
     proxy_missing,    // the connection does not start with a PROXY header
     proxy_malformed,  // a PROXY header that breaks the specification (or passgate's bounds)
     proxy_timeout,    // no complete PROXY header within client_hello_timeout
+    worker_limit,     // the worker holds [runtime] max_connections_per_worker connections already
+    hello_memory_limit, // the hello would grow past this worker's share of [runtime] max_hello_memory
     shutdown,         // the process stopped (shutdown_timeout ran out, or a second SIGTERM)
 };
 

@@ -84,6 +84,7 @@ struct EndpointDirectory::Service {
     std::vector<std::uint32_t> maglev_weights;
 
     std::unique_ptr<HealthChecker> health;
+    reactor::Millis last_local_error_log_ = -1'000'000;
     std::unique_ptr<reactor::FileWatch> file_watch;
     // DNS: one lookup at a time; the next one when the answer's TTL runs out.
     bool lookup_in_flight = false;
@@ -130,8 +131,19 @@ struct EndpointDirectory::Service {
     void start_health() {
         health.reset();
         if (!spec.health_check) return;
+        HealthCheckOptions options = health_options(*spec.health_check);
+        options.local_error = [this](const config::Address& address, int error) {
+            directory.metrics_.health_check_local_errors.with({spec.name}).inc(directory.metrics_.control_shard());
+            // At most one line a second per service: the shortage is the process's, not news per probe.
+            const reactor::Millis now = directory.loop_.now();
+            if (now - last_local_error_log_ < 1000) return;
+            last_local_error_log_ = now;
+            log_line(LogLevel::warning, "service " + spec.name + ": health probe of " + address.to_string() +
+                                            " not run: " + std::strerror(error) +
+                                            " (a local shortage, not held against the endpoint)");
+        };
         health = std::make_unique<HealthChecker>(
-            directory.loop_, health_options(*spec.health_check),
+            directory.loop_, std::move(options),
             [this](const config::Address& address, bool healthy, const std::string& reason) {
                 log_line(healthy ? LogLevel::info : LogLevel::warning,
                          "service " + spec.name + ": endpoint " + address.to_string() + " is now " +
@@ -293,6 +305,7 @@ std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const 
         metrics_.discovery_last_success.remove({name});
         metrics_.discovery_updates.remove({name, "success"});
         metrics_.discovery_updates.remove({name, "failure"});
+        metrics_.health_check_local_errors.remove({name});
     }
     services_ = std::move(next);
     return sets;

@@ -51,12 +51,17 @@ private:
     void start_probe() {
         started_ = checker_.loop_.now();
         reactor::ConnectStart attempt = reactor::start_connect(address_.sockaddr_ptr(), address_.length);
-        if (!attempt.socket) return finish(false, "connect: " + errno_text(attempt.error));
+        if (!attempt.socket) {
+            if (reactor::is_local_resource_error(attempt.error)) return skip(attempt.error);
+            return finish(false, "connect: " + errno_text(attempt.error));
+        }
         socket_ = std::move(attempt.socket);
         // Close with RST, not FIN: no TIME_WAIT socket per probe (see health_check.h).
         const linger abort_on_close{1, 0};
-        if (::setsockopt(socket_.get(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close) != 0)
-            return finish(false, "setsockopt(SO_LINGER): " + errno_text(errno));
+        if (::setsockopt(socket_.get(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close) != 0) {
+            // Only a local failure can make this fail: the endpoint is not to blame.
+            return skip(errno);
+        }
         checker_.loop_.arm_timer_after(deadline_, checker_.options_.timeout.count());
         if (attempt.error == 0) return on_connected();  // loopback may connect at once
         phase_ = Phase::connecting;
@@ -67,6 +72,7 @@ private:
         switch (phase_) {
             case Phase::connecting: {
                 const int error = result < 0 ? -result : reactor::socket_error(socket_.get());
+                if (reactor::is_local_resource_error(error)) return skip(error);
                 if (error != 0) return finish(false, "connect: " + errno_text(error));
                 return on_connected();
             }
@@ -141,6 +147,23 @@ private:
             case Phase::reading: return finish(false, "tls: timeout waiting for a ServerHello");
             case Phase::idle: return;  // not reached: the deadline is cancelled when a probe ends
         }
+    }
+
+    // Ends a probe that could not run for a local shortage: no verdict on the endpoint (its
+    // counts and state stay), counted apart, and the next probe at the usual interval.
+    void skip(int error) {
+        watch_.stop();
+        socket_.reset();
+        checker_.loop_.cancel_timer(deadline_);
+        phase_ = Phase::idle;
+        hello_.clear();
+        ++status_.local_errors;
+        const reactor::Millis now = checker_.loop_.now();
+        checker_.loop_.arm_timer(due_, std::max(started_ + checker_.next_delay(), now));
+        if (!checker_.options_.local_error) return;
+        const config::Address address = address_;
+        const auto callback = checker_.options_.local_error;  // survives the checker's destruction
+        callback(address, error);
     }
 
     // Ends the probe, counts its result and schedules the next one. Calls the checker's callback

@@ -41,6 +41,11 @@ struct HealthCheckOptions {
     unsigned unhealthy_threshold = 3;
     HealthCheckKind kind = HealthCheckKind::tcp;
     std::string sni;  // tls: the server_name sent in the ClientHello; empty: none
+    // A probe that could not run for a local shortage (reactor::is_local_resource_error: the
+    // prober's EMFILE, ENFILE, ENOBUFS, ENOMEM) is neither a pass nor a failure: the endpoint's
+    // state and counts stay as they were, and this hears of it (optional; for metrics and logs;
+    // it must not destroy the checker).
+    std::function<void(const config::Address&, int error)> local_error;
 };
 
 struct HealthStatus {
@@ -48,6 +53,7 @@ struct HealthStatus {
     unsigned consecutive_passes = 0;
     unsigned consecutive_failures = 0;
     std::uint64_t probes = 0;  // finished probes
+    std::uint64_t local_errors = 0;  // probes not run for a local shortage (not in `probes`)
     std::string last_reason;   // of the last finished probe, e.g. "connected", "timeout"
 };
 

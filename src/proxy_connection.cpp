@@ -54,6 +54,8 @@ std::string_view close_reason_name(CloseReason reason) {
         case CloseReason::proxy_missing: return "proxy_missing";
         case CloseReason::proxy_malformed: return "proxy_malformed";
         case CloseReason::proxy_timeout: return "proxy_timeout";
+        case CloseReason::worker_limit: return "worker_limit";
+        case CloseReason::hello_memory_limit: return "hello_memory_limit";
         case CloseReason::shutdown: return "shutdown";
     }
     return "unknown";
@@ -181,6 +183,7 @@ void ProxyConnection::on_client_readable_proxy_header() {
         if (room == 0) break;  // the decoder decides on this many bytes, whatever they are
         const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
         if (got > 0) {
+            if (!reserve_hello(static_cast<std::size_t>(got))) return finish(CloseReason::hello_memory_limit);
             hello_.insert(hello_.end(), chunk, chunk + got);
             continue;
         }
@@ -226,6 +229,32 @@ void ProxyConnection::on_client_readable_proxy_header() {
 
 // ---- 1. Read the ClientHello ------------------------------------------------------------------
 
+// The buffer grows by doubling (linear copying in all), up to the most the hello may need, and
+// each growth is charged to the worker's hello budget before it happens.
+bool ProxyConnection::reserve_hello(std::size_t extra) {
+    const std::size_t needed = hello_.size() + extra;
+    if (needed <= hello_.capacity()) return true;
+    const std::size_t most = listener_config(generation_, listener_).max_client_hello_size + proxy_header_max_bytes;
+    const std::size_t grown = std::max(needed, std::min(2 * hello_.capacity(), most));
+    if (!worker_.charge_hello_memory(grown - hello_charged_, grown)) return false;
+    hello_.reserve(grown);
+    hello_charged_ = grown;
+    return true;
+}
+
+void ProxyConnection::charge_hello_capacity() {
+    if (hello_.capacity() <= hello_charged_) return;
+    // Charged whatever the budget says: a bounded few bytes for a hello already accepted.
+    worker_.add_hello_memory(hello_.capacity() - hello_charged_);
+    hello_charged_ = hello_.capacity();
+}
+
+void ProxyConnection::free_hello() {
+    std::vector<std::uint8_t>().swap(hello_);
+    worker_.release_hello_memory(hello_charged_);
+    hello_charged_ = 0;
+}
+
 void ProxyConnection::on_client_readable_hello() {
     const std::size_t cap = listener_config(generation_, listener_).max_client_hello_size;
     for (;;) {
@@ -237,6 +266,8 @@ void ProxyConnection::on_client_readable_hello() {
         if (room > 0) {
             const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
             if (got > 0) {
+                if (!reserve_hello(static_cast<std::size_t>(got)))
+                    return finish(CloseReason::hello_memory_limit);
                 hello_.insert(hello_.end(), chunk, chunk + got);
                 // A full chunk: more may be waiting. A short read emptied the socket's queue:
                 // try the parser before paying for the read that would say EAGAIN.
@@ -339,7 +370,7 @@ void ProxyConnection::connect_next() {
         reactor::ConnectStart attempt = reactor::start_connect(address.sockaddr_ptr(), address.length);
         if (!attempt.socket) {
             error_ = attempt.error;
-            if (attempt.error == EMFILE || attempt.error == ENFILE || attempt.error == ENOBUFS) {
+            if (reactor::is_local_resource_error(attempt.error)) {
                 // Our own shortage, not the endpoint's fault: no failure counted against it.
                 return finish(CloseReason::out_of_resources, attempt.error);
             }
@@ -394,6 +425,7 @@ void ProxyConnection::on_connect_result(int error) {
             shard(), static_cast<double>(reactor::monotonic_micros() - phase_started_us_) / 1e6);
         return start_forwarding();
     }
+    if (reactor::is_local_resource_error(error)) return finish(CloseReason::out_of_resources, error);
     count_connect_failure(error);
     error_ = error;
     backend_writable_.stop();
@@ -440,6 +472,7 @@ void ProxyConnection::prepend_proxy_header() {
             ? encode_proxy_v1(from, to)
             : encode_proxy_v2(from, to, sni_, first_alpn(alpn_wire_));
     hello_.insert(hello_.begin(), header.begin(), header.end());
+    charge_hello_capacity();  // a few hundred bytes more at most: charged, never refused
     proxy_header_bytes_ = header.size();
 }
 
@@ -463,7 +496,7 @@ void ProxyConnection::write_hello() {
     const std::size_t client_bytes = hello_.size() - proxy_header_bytes_;
     client_to_backend_.bytes += client_bytes;
     metrics().routes[route_index_].bytes_client_to_backend.inc(shard(), client_bytes);
-    std::vector<std::uint8_t>().swap(hello_);  // release the buffer: the hello is delivered
+    free_hello();  // release the buffer: the hello is delivered
     hello_sent_ = 0;
     // The client's socket was read empty of data with the hello; only bytes that came since, or
     // the end of its stream (signalled by a wake-up already seen, or read), need a read now. The
@@ -765,6 +798,7 @@ void ProxyConnection::finish(CloseReason reason, int error) {
         endpoint_open_ = false;
     }
     tried_endpoints_.clear();
+    free_hello();
     // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
     client_to_backend_.pipe.release();
     backend_to_client_.pipe.release();

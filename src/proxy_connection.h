@@ -81,6 +81,11 @@ private:
     };
     enum class Pump { idle, error_from, error_to, out_of_pipes, budget_spent };
 
+    // Hello buffer memory, charged to the worker's budget ([runtime] max_hello_memory):
+    // room for `extra` more bytes (false: over budget, nothing changed), and the charge's end.
+    bool reserve_hello(std::size_t extra);
+    void charge_hello_capacity();
+    void free_hello();
     // 0b. PROXY header from an upstream load balancer
     void on_client_readable_proxy_header();
     // 1. hello
@@ -169,6 +174,7 @@ private:
 
     std::vector<std::uint8_t> hello_;  // bytes received before routing; forwarded unchanged
     std::size_t hello_sent_ = 0;
+    std::size_t hello_charged_ = 0;  // hello_'s capacity as charged to the worker's budget
     std::size_t proxy_header_bytes_ = 0;  // PROXY protocol header at the front of hello_
     std::vector<EndpointRef> tried_endpoints_;
 

@@ -130,6 +130,13 @@ void Worker::rebuild_limits(const Snapshot& previous) {
 }
 
 std::optional<CloseReason> Worker::admit_listener(const Generation& generation, std::size_t listener) {
+    if (open_connections_ >= options_.max_connections) return CloseReason::worker_limit;
+    if (const std::optional<CloseReason> refused = admit_listener_limits(generation, listener)) return refused;
+    ++open_connections_;
+    return std::nullopt;
+}
+
+std::optional<CloseReason> Worker::admit_listener_limits(const Generation& generation, std::size_t listener) {
     const std::optional<std::size_t> index = current_listener(generation, listener);
     if (!index) return std::nullopt;  // a listener the current config no longer has: no limits
     const config::Listener& config = *generations_.back().snapshot->listeners()[*index].listener;
@@ -157,6 +164,7 @@ std::optional<CloseReason> Worker::admit_listener(const Generation& generation, 
 }
 
 void Worker::release_listener(const Generation& generation, std::size_t listener) {
+    if (open_connections_ > 0) --open_connections_;
     const std::optional<std::size_t> index = current_listener(generation, listener);
     if (index && listener_limits_[*index].open > 0) --listener_limits_[*index].open;
 }
@@ -177,6 +185,18 @@ bool Worker::admit_route(const Generation& generation, std::size_t route, bool& 
 void Worker::release_route(const Generation& generation, std::size_t route) {
     const std::optional<std::size_t> index = current_route(generation, route);
     if (index && route_open_[*index] > 0) --route_open_[*index];
+}
+
+bool Worker::charge_hello_memory(std::size_t growth, std::size_t buffer_after) {
+    const std::uint64_t budget = options_.hello_memory_budget;
+    const std::uint64_t limit = buffer_after <= small_hello_bytes ? budget + budget / 8 : budget;
+    if (hello_memory_ + growth > limit) return false;
+    hello_memory_ += growth;
+    return true;
+}
+
+void Worker::release_hello_memory(std::size_t bytes) {
+    hello_memory_ -= std::min<std::uint64_t>(hello_memory_, bytes);
 }
 
 void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
@@ -228,6 +248,7 @@ void Worker::free_retired() {
     stats_.pipes_idle.set(pipes.idle);
     stats_.loop_completions.set(loop_.stats().completions);
     stats_.loop_submissions.set(loop_.stats().submissions);
+    stats_.hello_memory.set(hello_memory_);
 }
 
 // An older snapshot lives until its last connection ends, wherever it is in the list: one

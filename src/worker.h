@@ -90,7 +90,17 @@ struct WorkerOptions {
     AccessLog* access_log = nullptr;  // one line per connection; nullptr when disabled
     std::size_t pipe_size = 256 * 1024;
     std::size_t pipe_pool_idle = 64;
+    // Client connections this worker holds at once ([runtime] max_connections_per_worker, or
+    // derived from the descriptor limit); more are refused with worker_limit.
+    std::uint32_t max_connections = 1'000'000;
+    // This worker's share of [runtime] max_hello_memory: bytes of hello buffers held at once.
+    std::uint64_t hello_memory_budget = 64ull * 1024 * 1024;
 };
+
+// Hello buffers up to this size may also use a reserve of budget / 8 beyond the budget: when
+// large pending hellos (slow or hostile clients) have spent the budget, ordinary hellos (a few
+// KiB, post-quantum ones included) still get through.
+inline constexpr std::size_t small_hello_bytes = 16 * 1024;
 
 class Worker {
 public:
@@ -120,6 +130,11 @@ public:
     // open until release_listener), else the refusal (listener_limit or rate_limit).
     std::optional<CloseReason> admit_listener(const Generation& generation, std::size_t listener);
     void release_listener(const Generation& generation, std::size_t listener);
+    // Hello buffers, against hello_memory_budget: `growth` more bytes for a buffer that then
+    // holds `buffer_after` bytes. True when charged; false: the hello must be refused.
+    bool charge_hello_memory(std::size_t growth, std::size_t buffer_after);
+    void release_hello_memory(std::size_t bytes);
+    void add_hello_memory(std::size_t bytes) { hello_memory_ += bytes; }  // charged, budget or not
     // A connection routed to `route` of `generation`: true when admitted (then it counts as open
     // until release_route); false when the route is at its max_connections.
     bool admit_route(const Generation& generation, std::size_t route, bool& counted);
@@ -145,6 +160,7 @@ private:
     // Index of a listener / route of `generation` in the current snapshot (by name), if any.
     std::optional<std::size_t> current_listener(const Generation& generation, std::size_t listener) const;
     std::optional<std::size_t> current_route(const Generation& generation, std::size_t route) const;
+    std::optional<CloseReason> admit_listener_limits(const Generation& generation, std::size_t listener);
     // Carries the per-listener and per-route limit state over to the current snapshot.
     void rebuild_limits(const Snapshot& previous);
 
@@ -168,6 +184,8 @@ private:
     LogBudget reject_log_budget_{100};
     std::vector<ListenerLimitState> listener_limits_;  // by listener index of the current snapshot
     std::vector<std::uint32_t> route_open_;            // by route index of the current snapshot
+    std::uint32_t open_connections_ = 0;  // admitted and not yet closed (max_connections)
+    std::uint64_t hello_memory_ = 0;      // bytes charged by hello buffers
     bool draining_ = false;
     bool generations_may_be_unused_ = false;  // a connection ended or a reload came since the last look
     reactor::MemberTimer<Worker, &Worker::on_drain_deadline> drain_deadline_{*this};

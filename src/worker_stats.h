@@ -28,6 +28,7 @@ struct alignas(64) WorkerStats {
     OwnedCounter pipes_idle;
     OwnedCounter loop_completions;
     OwnedCounter loop_submissions;
+    OwnedCounter hello_memory;  // bytes of hello buffers held (charged against max_hello_memory)
 };
 
 }  // namespace passgate

@@ -421,10 +421,11 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, access_log, dns, listener, route, "
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
-          "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout");
+          "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, "
+          "max_connections_per_worker, max_hello_memory");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
-          "address, departed_series_retention");
+          "address, departed_series_retention, request_timeout, max_connections, max_connections_per_source");
     CHECK(error_of(listener_with("sni = \"x\"")) ==
           "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, hostname, "
           "client_hello_timeout, max_client_hello_size, idle_timeout, default_route, allow, deny, "
@@ -459,7 +460,8 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     CHECK_THAT(error_of(kBase + "zzz = 2\n"), StartsWith("t.toml:14: service[0].zzz: unknown key;"));
     // A dotted key under a known table is an unknown key of that table.
     CHECK(error_of("runtime.x = 1\n" + kBase) ==
-          "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout");
+          "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, "
+          "max_connections_per_worker, max_hello_memory");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1095,4 +1097,41 @@ TEST_CASE("[admin] departed_series_retention", "[config][admin]") {
     CHECK(config.admin.departed_series_retention == std::chrono::minutes(5));
     CHECK_THROWS_WITH(parse_config("[admin]\ndeparted_series_retention = \"soon\"\n", "t.toml"),
                       Contains("admin.departed_series_retention"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Global bounds (issue 13): [runtime] max_connections_per_worker, max_hello_memory; [admin]
+// request_timeout, max_connections, max_connections_per_source.
+
+TEST_CASE("bounds keys: defaults, set values and ranges", "[config][bounds]") {
+    SECTION("defaults") {
+        const Config config = parse_config(kBase, "t.toml");
+        CHECK_FALSE(config.runtime.max_connections_per_worker.has_value());
+        CHECK(config.runtime.max_hello_memory == 64u * 1024 * 1024);
+        CHECK(config.admin.request_timeout == std::chrono::seconds(2));
+        CHECK(config.admin.max_connections == 256);
+        CHECK(config.admin.max_connections_per_source == 16);
+    }
+    SECTION("set") {
+        const Config config = parse_config(
+            "[runtime]\nmax_connections_per_worker = 4000\nmax_hello_memory = 134217728\n"
+            "[admin]\nrequest_timeout = \"500ms\"\nmax_connections = 64\nmax_connections_per_source = 4\n" + kBase,
+            "t.toml");
+        CHECK(config.runtime.max_connections_per_worker == 4000u);
+        CHECK(config.runtime.max_hello_memory == 134217728u);
+        CHECK(config.admin.request_timeout == std::chrono::milliseconds(500));
+        CHECK(config.admin.max_connections == 64);
+        CHECK(config.admin.max_connections_per_source == 4);
+    }
+    SECTION("out of range") {
+        CHECK(error_of("[runtime]\nmax_connections_per_worker = 0\n" + kBase)
+                  .rfind("t.toml:2: runtime.max_connections_per_worker:", 0) == 0);
+        CHECK(error_of("[runtime]\nmax_hello_memory = 1024\n" + kBase)
+                  .rfind("t.toml:2: runtime.max_hello_memory:", 0) == 0);
+        CHECK(error_of("[admin]\nrequest_timeout = \"61s\"\n" + kBase) ==
+              "t.toml:2: admin.request_timeout: must be at most \"60s\"");
+        CHECK(error_of("[admin]\nmax_connections = 0\n" + kBase).rfind("t.toml:2: admin.max_connections:", 0) == 0);
+        CHECK(error_of("[admin]\nmax_connections_per_source = 70000\n" + kBase)
+                  .rfind("t.toml:2: admin.max_connections_per_source:", 0) == 0);
+    }
 }

@@ -16,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -568,7 +569,9 @@ TEST_CASE("faults: out of descriptors (RLIMIT_NOFILE 64), accept backs off witho
     EchoBackend backend;
     const std::uint16_t port = free_port();
     constexpr int limit = 64;
-    Passgate passgate(dir, {echo_config(port, backend.port()), {}, 1}, "passgate",
+    // Without the default cap (derived from this limit, it would refuse connections before the
+    // descriptors ran out): this test is about what happens when they do.
+    Passgate passgate(dir, {"[runtime]\nmax_connections_per_worker = 1000\n\n" + echo_config(port, backend.port()), {}, 1}, "passgate",
                       PassgateLaunch{{"prlimit", "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit)}, true});
     REQUIRE(passgate.wait_ready());
     const std::map<std::string, int> cold = fds_after_admin_request(passgate);
@@ -615,6 +618,10 @@ TEST_CASE("faults: out of descriptors (RLIMIT_NOFILE 64), accept backs off witho
     // The failed accepts are visible: counted per worker and logged.
     CHECK(passgate.metric({"passgate_worker_accept_errors_total"}).value_or(0) >= 1);
     CHECK(passgate.wait_for_log("accept failed: Too many open files (backing off)"));
+    // The backend connects that failed with EMFILE were passgate's shortage, not the endpoint's:
+    // no connect failure counted against it, no ejection (closed out_of_resources instead).
+    CHECK(passgate.metric({"passgate_upstream_connect_failures_total"}).value_or(0) == 0);
+    CHECK(passgate.metric({"passgate_endpoint_ejections_total"}).value_or(0) == 0);
     WARN("fd exhaustion: CPU " << cpu_used << " s over 2 s exhausted; closed out_of_resources: "
          << closed_with(passgate, "tls", "out_of_resources") << ", completed: " << closed_with(passgate, "tls", "completed")
          << ", client_closed: " << closed_with(passgate, "tls", "client_closed"));
@@ -804,7 +811,10 @@ TEST_CASE("faults: 10,000 idle connections (no hello yet): memory per connection
     // Idle before the hello: passgate holds one socket each (an idle connection after the hello
     // holds two, and 10,000 of those would pass the 20,000 descriptor limit of this machine;
     // perf/run's idle workload measures that case with 5,000).
-    Passgate passgate(dir, {echo_config(port, backend.port(), "client_hello_timeout = \"60s\"\n"), {}, 2});
+    // 10,000 is more than the default cap derived from 20,000 descriptors (two per connection
+    // once routed), and SO_REUSEPORT may spread them unevenly: each worker may hold them all.
+    Passgate passgate(dir, {"[runtime]\nmax_connections_per_worker = 10000\n\n" +
+                                echo_config(port, backend.port(), "client_hello_timeout = \"60s\"\n"), {}, 2});
     REQUIRE(passgate.wait_ready());
     for (int i = 0; i < 5; ++i) CHECK(echo_round_trip(port, any_hello(), {'w'}).empty());
     std::this_thread::sleep_for(Millis(200));
@@ -834,5 +844,239 @@ TEST_CASE("faults: 10,000 idle connections (no hello yet): memory per connection
     clients.clear();
     REQUIRE(wait_until([&] { return passgate.metric({"passgate_downstream_connections_active"}) == 0.0; },
                        Millis(15000), Millis(100)));
+    stop_and_check(passgate);
+}
+
+// ---- Diagnostics to a stalled stderr (issue 13, item 4) -----------------------------------------
+
+namespace {
+
+// A FIFO as passgate's stderr, with a reader that never reads (a stalled journald): the test
+// holds the read end open and fills the pipe on demand.
+class StalledStderr {
+public:
+    explicit StalledStderr(const std::string& path) : path_(path) {
+        REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+        reader_ = Socket(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+        REQUIRE(reader_);
+    }
+    // Shrinks the pipe to one page and writes into it until it is full.
+    void fill() {
+        Socket writer(::open(path_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+        REQUIRE(writer);
+        ::fcntl(writer.get(), F_SETPIPE_SZ, 4096);  // may fail with bytes inside: then fill more
+        const std::string junk(512, '#');
+        for (int i = 0; i < 100000; ++i) {
+            const ssize_t written = ::write(writer.get(), junk.data(), junk.size());
+            if (written < 0) {
+                REQUIRE(errno == EAGAIN);
+                return;
+            }
+        }
+        FAIL("the pipe never filled");
+    }
+    // Everything in the pipe now, until the writers are gone (call after passgate exited).
+    std::string drain() {
+        std::string text;
+        char buffer[64 * 1024];
+        for (int i = 0; i < 100000; ++i) {
+            const ssize_t got = ::read(reader_.get(), buffer, sizeof buffer);
+            if (got <= 0) break;
+            text.append(buffer, static_cast<std::size_t>(got));
+        }
+        return text;
+    }
+
+private:
+    std::string path_;
+    Socket reader_;
+};
+
+// Listener "tls" to the echo backend, listener "dead" to three endpoints that refuse every
+// connect, each failure an ejection (and a warning line from the worker).
+std::string stalled_log_config(std::uint16_t port, std::uint16_t backend, std::uint16_t dead_port,
+                               const std::vector<std::uint16_t>& refusing) {
+    std::string endpoints;
+    for (const std::uint16_t closed : refusing)
+        endpoints += (endpoints.empty() ? "\"127.0.0.1:" : ", \"127.0.0.1:") + std::to_string(closed) + "\"";
+    return "[access_log]\nenabled = false\n\n" + echo_config(port, backend) +
+           "\n[[listener]]\nname = \"dead\"\naddress = \"127.0.0.1:" + std::to_string(dead_port) + "\"\n"
+           "\n[[route]]\nname = \"dead\"\nlisteners = [\"dead\"]\nbackends = [ { service = \"dead\" } ]\n"
+           "\n[[service]]\nname = \"dead\"\nendpoints = [" + endpoints + "]\nconnect_attempts = 3\n"
+           "[service.outlier_detection]\nconsecutive_failures = 1\nbase_ejection_time = \"1ms\"\n"
+           "max_ejection_time = \"1ms\"\n";
+}
+
+// A port on 127.0.0.1 that refuses connections (bound, not listening) while it lives.
+struct RefusingPort {
+    Socket socket;
+    std::uint16_t port = 0;
+    RefusingPort() {
+        socket = Socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        REQUIRE(socket);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+        socklen_t length = sizeof address;
+        REQUIRE(::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
+        port = ntohs(address.sin_port);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("faults: with stderr on a pipe nobody reads, endpoint ejections never stall the worker; "
+          "the dropped lines are counted", "[integration][faults][log]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    const std::uint16_t dead_port = free_port();
+    RefusingPort refusing[3];
+    StalledStderr stalled(dir.file("stalled.err"));  // Passgate's stderr path for name "stalled"
+    // One worker: a blocked worker would be every worker.
+    Passgate passgate(dir, {stalled_log_config(port, backend.port(), dead_port,
+                                               {refusing[0].port, refusing[1].port, refusing[2].port}),
+                            {}, 1}, "stalled");
+    REQUIRE(passgate.wait_ready());
+    REQUIRE(echo_round_trip(port, any_hello(), {'u', 'p'}).empty());
+    stalled.fill();
+
+    // Clients of the dead listener in batches of 50: each costs up to three ejections (three
+    // warning lines) on the worker, more than the log queue holds in all.
+    double dropped = 0;
+    int clients = 0;
+    const Deadline deadline = deadline_in(Millis(60000));
+    while (clients < 20000 && Clock::now() < deadline) {
+        std::vector<Socket> batch;
+        for (int i = 0; i < 50; ++i) {
+            batch.push_back(connect_to(dead_port));
+            REQUIRE(batch.back());
+            ::send(batch.back().get(), any_hello().data(), any_hello().size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        clients += 50;
+        // Each is closed by passgate after its connect attempts: a stalled worker closes none.
+        for (Socket& client : batch) {
+            char byte = 0;
+            const auto got = recv_some(client.get(), &byte, 1, deadline_in(Millis(5000)));
+            INFO("client " << clients << " of the dead listener");
+            const bool closed = (got && *got == 0) || (!got && errno == ECONNRESET);
+            REQUIRE(closed);
+        }
+        if (clients % 1000 == 0) {
+            dropped = passgate.metric({"passgate_log_lines_dropped_total"}).value_or(0);
+            if (dropped > 0) break;
+        }
+    }
+    // The worker still serves: a good client through it, byte for byte.
+    CHECK(echo_round_trip(port, any_hello(), {'s', 't', 'i', 'l', 'l'}, Millis(3000)).empty());
+    CHECK(dropped > 0);
+    WARN("stalled stderr: " << clients << " clients of a dead service, "
+         << passgate.metric({"passgate_endpoint_ejections_total"}).value_or(0) << " ejections, "
+         << dropped << " log lines dropped; the worker kept serving");
+
+    // SIGTERM: the log writer gives up on the stalled pipe after its flush timeout (1 s).
+    const int status = passgate.stop(Millis(5000));
+    CHECK(status == 0);
+    const std::string report = sanitizer_report(stalled.drain());
+    INFO("sanitizer report:\n" << report);
+    CHECK(report.empty());
+}
+
+// ---- Default bounds (issue 13, item 9) ----------------------------------------------------------
+
+TEST_CASE("faults: passgate raises its soft descriptor limit to the hard limit and logs it",
+          "[integration][faults][fds]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {echo_config(port, backend.port()), {}, 1}, "passgate",
+                      PassgateLaunch{{"prlimit", "--nofile=256:4096"}, true});
+    REQUIRE(passgate.wait_ready());
+    CHECK(passgate.wait_for_log("file descriptor limit: soft limit raised from 256 to 4096 (hard 4096)"));
+    CHECK(passgate.metric({"process_max_fds"}) == 4096);
+    // The derived per-worker cap: (4096 - 128 - 256 admin - 2 * 64 pipes) / 2 = 1792.
+    CHECK(passgate.wait_for_log("connections per worker: at most 1792 (derived from the descriptor limit"));
+    stop_and_check(passgate);
+}
+
+TEST_CASE("faults: the default connection cap (from the descriptor limit) refuses excess slow hellos; "
+          "the admin port and good clients are still served", "[integration][faults][fds]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    // Hard limit 600: the cap is max(16, (600 - 128 - 256 - 128) / 2) = 44 connections.
+    constexpr int cap = 44;
+    constexpr int limit = 600;
+    Passgate passgate(dir, {echo_config(port, backend.port(), "client_hello_timeout = \"5s\"\n"), {}, 1},
+                      "passgate", PassgateLaunch{{"prlimit", "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit)}, true});
+    REQUIRE(passgate.wait_ready());
+    CHECK(passgate.wait_for_log("connections per worker: at most 44 "));
+
+    // Far more slow-hello clients than passgate has descriptors: each sends half a hello.
+    const std::vector<std::uint8_t>& hello = any_hello();
+    const std::vector<std::uint8_t> half(hello.begin(), hello.begin() + static_cast<std::ptrdiff_t>(hello.size() / 2));
+    constexpr int attempted = 800;
+    std::vector<Socket> slow;
+    for (int i = 0; i < attempted; ++i) {
+        slow.push_back(connect_to(port));
+        REQUIRE(slow.back());
+        ::send(slow.back().get(), half.data(), half.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    const double refused_expected = attempted - cap;
+    const bool counted = wait_until([&] {
+        return labelled_sum(passgate, "passgate_downstream_connections_refused_total",
+                            {"reason=\"worker_limit\""}) >= refused_expected;
+    }, Millis(10000), Millis(100));
+    CHECK(counted);
+    // Nowhere near out of descriptors: the admin port answers, no accept failed.
+    const auto health = http_get(passgate.admin_port(), "/healthz", Millis(1000));
+    CHECK((health && health->status == 200));
+    CHECK(passgate.metric({"passgate_worker_accept_errors_total"}).value_or(-1) == 0);
+    CHECK(passgate.metric({"passgate_downstream_connections_active"}) == cap);
+    // Once the slow ones time out (client_hello_timeout 5 s), good clients are served again.
+    std::string problem = "never tried";
+    CHECK(wait_until([&] {
+        problem = echo_round_trip(port, any_hello(), {'o', 'k'}, Millis(2000));
+        return problem.empty();
+    }, Millis(15000), Millis(100)));
+    INFO(problem);
+    slow.clear();
+    stop_and_check(passgate);
+}
+
+TEST_CASE("faults: slow hellos over the default max_hello_memory are refused; good clients are served "
+          "meanwhile", "[integration][faults][limits]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {echo_config(port, backend.port(), "client_hello_timeout = \"30s\"\n"), {}, 1});
+    REQUIRE(passgate.wait_ready());
+
+    // Each sends 48 KiB of a hello that never completes: its buffer grows to 64 KiB. The default
+    // budget (64 MiB) holds about 1000 of them; 1300 try.
+    const std::vector<std::uint8_t> pending = partial_big_hello(3);
+    constexpr int attempted = 1300;
+    std::vector<Socket> clients;
+    for (int i = 0; i < attempted; ++i) {
+        clients.push_back(connect_to(port));
+        REQUIRE(clients.back());
+        ::send(clients.back().get(), pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    const bool refused = wait_until([&] {
+        return labelled_sum(passgate, "passgate_downstream_connections_refused_total",
+                            {"reason=\"hello_memory_limit\""}) >= 200;
+    }, Millis(15000), Millis(100));
+    const double held = passgate.metric({"passgate_hello_memory_bytes"}).value_or(-1);
+    INFO("hello memory held: " << held);
+    CHECK(refused);
+    CHECK(held <= 64.0 * 1024 * 1024 * 9 / 8);
+    CHECK(held >= 60.0 * 1024 * 1024);
+    // Good clients (ordinary hellos) still get through: small hellos have a reserve.
+    for (int i = 0; i < 10; ++i) CHECK(echo_round_trip(port, any_hello(), {'g', 'o', 'o', 'd'}).empty());
+    WARN("max_hello_memory 64 MiB: " << attempted << " clients with 48 KiB pending hellos, "
+         << labelled_sum(passgate, "passgate_downstream_connections_refused_total", {"reason=\"hello_memory_limit\""})
+         << " refused, " << held << " bytes held");
+    clients.clear();
     stop_and_check(passgate);
 }

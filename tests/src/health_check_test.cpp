@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -632,4 +633,62 @@ TEST_CASE("health: the callback may drop its own target or destroy the checker",
     REQUIRE(run_until(loop, [&] { return checker == nullptr; }, 3000));
     run_for(loop, 50);
     CHECK(loop.operations_in_flight() == 1);  // the listener's accept only
+}
+
+// ---- local shortages ------------------------------------------------------------------------------
+
+TEST_CASE("health: the prober's own EMFILE is not held against the endpoint; counted apart", "[health]") {
+    Loop loop;
+    Peer listener(loop);
+    Recorder recorder;
+    // Recorded, checked once descriptors are back: no Catch2 assertion runs while out of them
+    // (UBSan's vptr check needs a pipe, and reports every virtual call without one).
+    std::vector<int> local_errors;
+    std::vector<std::string> local_error_addresses;
+    local_errors.reserve(1000);
+    local_error_addresses.reserve(1000);
+    HealthCheckOptions options = fast(HealthCheckKind::tcp, /*unhealthy=*/1);
+    options.local_error = [&](const config::Address& address, int error) {
+        if (local_errors.size() == local_errors.capacity()) return;
+        local_error_addresses.push_back(address.to_string());
+        local_errors.push_back(error);
+    };
+    HealthChecker checker(loop, options, recorder.callback());
+    recorder.checker = &checker;
+    checker.set_targets({listener.address()});
+    REQUIRE(run_until(loop, [&] { return checker.status(listener.address())->probes >= 2; }, 3000));
+    const std::uint64_t probes_before = checker.status(listener.address())->probes;
+
+    // Out of descriptors: every probe's socket() fails with EMFILE.
+    rlimit original{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &original) == 0);
+    {
+        std::vector<Fd> fillers;
+        int highest = 0;
+        for (int i = 0; i < 16; ++i) {
+            fillers.emplace_back(::dup(0));
+            REQUIRE(fillers.back());
+            highest = std::max(highest, fillers.back().get());
+        }
+        rlimit lowered = original;
+        lowered.rlim_cur = static_cast<rlim_t>(highest + 1);
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+        run_until(loop, [&] { return checker.status(listener.address())->local_errors >= 5; }, 3000);
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &original) == 0);
+    }
+    const HealthStatus during = *checker.status(listener.address());
+    CHECK(during.local_errors >= 5);
+    CHECK(during.probes == probes_before);  // no verdict from a probe that could not run
+    CHECK(during.consecutive_failures == 0);
+    CHECK(checker.healthy(listener.address()) == true);
+    CHECK(recorder.changes.empty());
+    REQUIRE(local_errors.size() == during.local_errors);
+    CHECK(std::all_of(local_errors.begin(), local_errors.end(), [](int error) { return error == EMFILE; }));
+    CHECK(std::all_of(local_error_addresses.begin(), local_error_addresses.end(),
+                      [&](const std::string& address) { return address == listener.address().to_string(); }));
+
+    // Descriptors back: probes run and pass again.
+    REQUIRE(run_until(loop, [&] { return checker.status(listener.address())->probes >= probes_before + 2; }, 3000));
+    CHECK(checker.status(listener.address())->last_reason == "connected");
+    CHECK(checker.healthy(listener.address()) == true);
 }
