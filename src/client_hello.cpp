@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <limits>
 #include <new>
 #include <optional>
 #include <utility>
@@ -343,6 +344,23 @@ struct HelloReader::Outcome {
     std::size_t record_bytes = 0;  // 0: need more
 };
 
+namespace {
+
+// Offsets and sizes the reader stores: parse() has checked that the buffer fits 32 bits (and a
+// record adds at most 16 KiB + 5 beyond it).
+std::uint32_t narrow(std::size_t value) {
+    assert(value <= std::numeric_limits<std::uint32_t>::max());
+    return static_cast<std::uint32_t>(value);
+}
+
+// Buffers beyond this are refused as too_large before any walking (max_size is at most 1 MiB).
+constexpr std::size_t kMaxBuffer = std::numeric_limits<std::uint32_t>::max() / 2;
+
+}  // namespace
+
+HelloReader::HelloReader(std::size_t max_records)
+    : max_records_(narrow(std::min<std::size_t>(max_records, std::numeric_limits<std::uint32_t>::max()))) {}
+
 // Steps over the records from where the previous call stopped. Per record: its header is
 // validated (again on a later call while it is incomplete) and accounted once; the handshake
 // header's 4 bytes are collected from the payload as they arrive (the header may itself be split
@@ -358,9 +376,9 @@ HelloReader::Outcome HelloReader::walk(Bytes received, std::size_t max_size) {
             const std::size_t length = u16_at(received, record_at_ + 3);
             in_record_ = true;
             ++records_;
-            declared_payload_ += length;
-            scanned_to_ = record_at_ + kRecordHeaderSize;
-            record_end_ = scanned_to_ + length;
+            declared_payload_ = narrow(declared_payload_ + length);
+            scanned_to_ = narrow(record_at_ + kRecordHeaderSize);
+            record_end_ = narrow(scanned_to_ + length);
         }
         collect_handshake_header(received);
         if (const auto error = check_message_bounds(max_size)) return {error, 0};
@@ -377,7 +395,7 @@ HelloReader::Outcome HelloReader::walk(Bytes received, std::size_t max_size) {
 // Collects handshake-header bytes from the part of the current record's payload that arrived
 // since the last call, until all 4 are there.
 void HelloReader::collect_handshake_header(Bytes received) {
-    const std::size_t available_end = std::min(record_end_, received.size());
+    const std::size_t available_end = std::min<std::size_t>(record_end_, received.size());
     while (scanned_to_ < available_end && handshake_header_have_ < kHandshakeHeaderSize) {
         handshake_header_[handshake_header_have_++] = received[scanned_to_++];
         ++bytes_examined_;
@@ -386,7 +404,7 @@ void HelloReader::collect_handshake_header(Bytes received) {
         const std::size_t length = (std::size_t{handshake_header_[1]} << 16) |
                                    (std::size_t{handshake_header_[2]} << 8) |
                                    std::size_t{handshake_header_[3]};
-        message_size_ = kHandshakeHeaderSize + length;
+        message_size_ = narrow(kHandshakeHeaderSize + length);
     }
 }
 
@@ -420,7 +438,6 @@ std::optional<HelloError> HelloReader::check_message_bounds(std::size_t max_size
 
 HelloParse HelloReader::finish(Bytes received, std::size_t record_bytes) {
     const std::vector<std::uint8_t> message = reassemble(received, record_bytes);
-    bytes_examined_ += record_bytes + message.size();
     HelloParse result;
     const auto error = parse_body(Bytes(message).subspan(kHandshakeHeaderSize), result.hello);
     if (error) return rejected(*error);
@@ -431,28 +448,37 @@ HelloParse HelloReader::finish(Bytes received, std::size_t record_bytes) {
 }
 
 HelloParse HelloReader::parse(std::span<const std::uint8_t> received, std::size_t max_size) {
-    if (decided_) return verdict_;
+    if (decided_ == HelloParse::Status::rejected) return rejected(decided_error_);
+    if (decided_ == HelloParse::Status::complete) return finish(received, complete_at_);
     assert(received.size() >= received_before_);
     // Nothing new since the last call: the same bytes give the same answer, need_more (a
     // verdict would have been final).
     if (received.size() == received_before_ && received_before_ != 0) return need_more();
-    received_before_ = received.size();
+    HelloParse result;
     try {
+        if (received.size() > kMaxBuffer) return decide(rejected(HelloError::too_large));
+        received_before_ = narrow(received.size());
         const Outcome outcome = walk(received, max_size);
-        if (outcome.error) {
-            verdict_ = rejected(*outcome.error);
-        } else if (outcome.record_bytes == 0) {
-            return need_more();
-        } else {
-            verdict_ = finish(received, outcome.record_bytes);
-        }
+        if (outcome.error) return decide(rejected(*outcome.error));
+        if (outcome.record_bytes == 0) return need_more();
+        complete_at_ = narrow(outcome.record_bytes);
+        // The records are reassembled and the message parsed once (a call after the verdict
+        // repeats it, at no counted cost: that is outside the arrivals' work).
+        bytes_examined_ += outcome.record_bytes + message_size_;
+        result = finish(received, outcome.record_bytes);
     } catch (const std::bad_alloc&) {
         // The only possible exception (buffers are bounded by max_size). Out of memory while
         // holding a hello: treat it as too large for us rather than letting it escape.
-        verdict_ = rejected(HelloError::too_large);
+        result = rejected(HelloError::too_large);
     }
-    decided_ = true;
-    return verdict_;
+    return decide(std::move(result));
+}
+
+// Records a verdict as final and passes it on.
+HelloParse HelloReader::decide(HelloParse verdict) {
+    decided_ = verdict.status;
+    decided_error_ = verdict.error;
+    return verdict;
 }
 
 HelloParse parse_client_hello(std::span<const std::uint8_t> received, std::size_t max_size,

@@ -35,10 +35,11 @@ enum class HelloError {
 
 // Bounds on what a hello may carry, whatever max_client_hello_size allows (config/README.md).
 //
-// Records: a real client sends its hello in one record (two or three at most for a very large
-// one), and a hello of max_client_hello_size's maximum (1 MiB) in full 16 KiB records needs 64.
-// More records than that is a hello cut into tiny records on purpose: refused, so that a client
-// cannot make passgate step over ~170,000 one-byte records (and wake up once for each).
+// Records: a real client sends its hello in one record. A ClientHello's variable fields are 8- and
+// 16-bit vectors, so even the largest valid one (about 128 KiB) needs only 9 full 16 KiB
+// records; 64 leaves room for clients that fragment on purpose. More is a hello cut into tiny
+// records: refused, so that a client cannot make passgate step over ~175,000 one-byte records
+// of a 1 MiB hello (and wake up once for each, sent one per segment).
 inline constexpr std::size_t max_hello_records = 64;
 // ALPN: browsers and HTTP stacks offer 1 to 3 protocol ids (h2, http/1.1), gRPC one, ACME one;
 // 16 leaves ample room. 512 bytes of ProtocolNameList (each id with its length byte) keeps any
@@ -82,7 +83,7 @@ struct HelloParse {
 // After a complete or rejected result the verdict is final: later calls return it again.
 class HelloReader {
 public:
-    explicit HelloReader(std::size_t max_records = max_hello_records) : max_records_(max_records) {}
+    explicit HelloReader(std::size_t max_records = max_hello_records);
 
     HelloParse parse(std::span<const std::uint8_t> received, std::size_t max_size);
 
@@ -99,21 +100,27 @@ private:
     void collect_handshake_header(std::span<const std::uint8_t> received);
     std::optional<HelloError> check_message_bounds(std::size_t max_size) const;
     HelloParse finish(std::span<const std::uint8_t> received, std::size_t record_bytes);
+    HelloParse decide(HelloParse verdict);
 
-    std::size_t max_records_;
-    std::size_t record_at_ = 0;      // offset of the record being walked (its header)
-    bool in_record_ = false;         // that record's header is complete and accounted for
-    std::size_t record_end_ = 0;     // offset just past that record, once in_record_
-    std::size_t scanned_to_ = 0;     // payload before this offset was collected from
-    std::size_t records_ = 0;        // records accounted for
-    std::size_t declared_payload_ = 0;  // sum of the record lengths accounted for
-    std::uint8_t handshake_header_[4] = {};
-    std::size_t handshake_header_have_ = 0;
-    std::size_t message_size_ = 0;   // 4 + declared handshake length, once known (else 0)
-    std::size_t received_before_ = 0;
+    // Offsets fit 32 bits: parse() refuses a buffer beyond that as too_large (max_size is at
+    // most 1 MiB). Kept small: every connection carries one of these while it lives.
     std::uint64_t bytes_examined_ = 0;
-    bool decided_ = false;           // verdict_ is final
-    HelloParse verdict_;
+    std::uint32_t max_records_;
+    std::uint32_t record_at_ = 0;         // offset of the record being walked (its header)
+    std::uint32_t record_end_ = 0;        // offset just past that record, once in_record_
+    std::uint32_t scanned_to_ = 0;        // its payload before this offset was collected from
+    std::uint32_t records_ = 0;           // records accounted for
+    std::uint32_t declared_payload_ = 0;  // sum of the record lengths accounted for
+    std::uint32_t message_size_ = 0;      // 4 + declared handshake length, once known (else 0)
+    std::uint32_t received_before_ = 0;   // buffer size at the previous call
+    std::uint32_t complete_at_ = 0;       // record_bytes of a complete hello (else 0)
+    std::uint8_t handshake_header_[4] = {};
+    std::uint8_t handshake_header_have_ = 0;
+    bool in_record_ = false;              // that record's header is complete and accounted for
+    // The verdict, once there is one: final. Only the error is kept, not the parsed hello (the
+    // caller has it); a call after `complete` parses the same records again.
+    HelloParse::Status decided_ = HelloParse::Status::need_more;
+    HelloError decided_error_ = HelloError::none;
 };
 
 // One-shot: a fresh HelloReader's parse(). Kept for callers that have the whole input at once
