@@ -200,6 +200,13 @@ AccessRecord make_access_record(const ConnectionSummary& summary, std::string_vi
     return record;
 }
 
+std::size_t access_record_bytes(const AccessRecord& record) {
+    std::size_t bytes = record.client.size() + record.listener.size() + record.sni.size() +
+                        record.route.size() + record.service.size() + record.endpoint.size();
+    for (const std::string& protocol : record.alpn) bytes += sizeof(std::string) + protocol.size();
+    return bytes;
+}
+
 void append_access_line(std::string& out, const AccessRecord& record, AccessLogFormat format) {
     switch (format) {
         case AccessLogFormat::logfmt:
@@ -244,9 +251,13 @@ bool is_standard_error(const std::string& destination) {
 // forever; slot = position % capacity. The producer keeps its own copy of the consumer's
 // position and rereads the shared one only when the ring looks full, so the two threads touch
 // each other's cache line rarely.
+//
+// Bytes are bounded the same way: the producer counts the bytes it pushed, the consumer the bytes
+// it released (both only ever grow); their difference is what the queue holds.
 class AccessLog::WorkerQueue {
 public:
-    explicit WorkerQueue(std::size_t capacity) : slots_(capacity) {}
+    WorkerQueue(std::size_t capacity, std::size_t byte_capacity)
+        : slots_(capacity), byte_capacity_(byte_capacity) {}
 
     // Producer.
     bool try_push(AccessRecord&& record) {
@@ -255,6 +266,12 @@ public:
             head_seen_ = head_.load(std::memory_order_acquire);
             if (tail - head_seen_ == slots_.size()) return false;
         }
+        const std::size_t bytes = access_record_bytes(record);
+        if (!bytes_fit(bytes)) {
+            released_bytes_seen_ = released_bytes_.load(std::memory_order_acquire);
+            if (!bytes_fit(bytes)) return false;
+        }
+        pushed_bytes_ += bytes;
         slots_[tail % slots_.size()] = std::move(record);
         // seq_cst, not just release: the writer's sleep protocol (see AccessLog) needs this store
         // and the producer's following load of writer_asleep_ in one total order.
@@ -275,7 +292,13 @@ public:
     // Consumer: frees the record's strings here, on the writer thread, then hands the slot back.
     void pop() {
         const std::uint64_t head = head_.load(std::memory_order_relaxed);
-        slots_[head % slots_.size()] = AccessRecord{};
+        AccessRecord& slot = slots_[head % slots_.size()];
+        const std::size_t bytes = access_record_bytes(slot);
+        slot = AccessRecord{};
+        // Released before the slot is handed back: the producer never sees the slot free while
+        // its bytes still count (it would only drop a record too many, never hold too much).
+        released_bytes_.store(released_bytes_.load(std::memory_order_relaxed) + bytes,
+                              std::memory_order_release);
         head_.store(head + 1, std::memory_order_release);
     }
     // seq_cst for the sleep protocol, like the store in try_push.
@@ -286,10 +309,20 @@ public:
     std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
 private:
+    // Producer: `bytes` more would keep the queue within byte_capacity_, as far as it knows
+    // (released_bytes_seen_ may lag: then it looks again before dropping).
+    bool bytes_fit(std::size_t bytes) const {
+        return pushed_bytes_ - released_bytes_seen_ + bytes <= byte_capacity_;
+    }
+
     std::vector<AccessRecord> slots_;
+    const std::size_t byte_capacity_;
     alignas(64) std::atomic<std::uint64_t> head_{0};  // written by the consumer
+    std::atomic<std::uint64_t> released_bytes_{0};    // written by the consumer
     alignas(64) std::atomic<std::uint64_t> tail_{0};  // written by the producer
     std::uint64_t head_seen_ = 0;                     // producer's copy of head_
+    std::uint64_t pushed_bytes_ = 0;                  // producer's own
+    std::uint64_t released_bytes_seen_ = 0;           // producer's copy of released_bytes_
     std::atomic<std::uint64_t> dropped_{0};           // written by the producer
 };
 
@@ -318,11 +351,13 @@ AccessLog::AccessLog(const AccessLogOptions& options, reactor::Fd destination,
       destination_(std::move(destination)),
       doorbell_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     if (!doorbell_) reactor::throw_errno("access log: eventfd");
-    if (options.workers == 0 || options.queue_capacity == 0)
-        throw std::invalid_argument("access log: workers and queue_capacity must be at least 1");
+    if (options.workers == 0 || options.queue_capacity == 0 || options.queue_bytes == 0)
+        throw std::invalid_argument(
+            "access log: workers, queue_capacity and queue_bytes must be at least 1");
     queues_.reserve(options.workers);
     for (unsigned worker = 0; worker < options.workers; ++worker)
-        queues_.push_back(std::make_unique<WorkerQueue>(options.queue_capacity));
+        queues_.push_back(
+            std::make_unique<WorkerQueue>(options.queue_capacity, options.queue_bytes));
     start_writer();  // last: the thread sees every member initialised
 }
 

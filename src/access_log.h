@@ -5,7 +5,11 @@
 // single-producer queue and goes on. One writer thread drains the queues, formats, batches and
 // writes with write(2). A slow destination (full disk, stalled journal, pipe nobody reads) only
 // slows the writer; once a worker's queue is full its records are dropped and counted, never
-// queued without bound and never waited for.
+// queued without bound and never waited for. A queue is bounded twice: in records
+// (queue_capacity) and in the bytes those records hold (queue_bytes, as access_record_bytes
+// counts them), so that records carrying long client-supplied values cannot make a full queue
+// hold more memory than a full queue of ordinary ones. A record that finds either bound reached
+// is dropped and counted the same way.
 //
 // Line fields, always all present and in this order (logfmt keys = JSON keys):
 //   time              connection end, RFC 3339 UTC with milliseconds ("2026-11-27T11:30:05.123Z")
@@ -13,7 +17,9 @@
 //   client            client address "ip:port"
 //   listener          listener name
 //   sni               server name from the ClientHello (lowercased); empty: none sent
-//   alpn              ALPN protocols offered, client order (logfmt: comma-joined; JSON: array)
+//   alpn              ALPN protocols offered, client order (logfmt: comma-joined; JSON: array);
+//                     at most max_alpn_protocols ids and max_alpn_list_bytes bytes (client_hello.h:
+//                     a hello offering more is refused, bad_alpn, and logs none)
 //   route             route taken; empty: none (rejected before routing, or no route)
 //   service           service chosen among the route's backends; empty: none
 //   endpoint          backend "ip:port" last connected or tried; empty: none
@@ -77,6 +83,10 @@ struct AccessRecord {
     int error = 0;  // errno; 0: none
 };
 
+// What a queued record holds beyond its fixed-size slot, as the queue's byte bound counts it: the
+// lengths of its strings, plus one std::string per ALPN id (the vector's elements). Pure.
+std::size_t access_record_bytes(const AccessRecord& record);
+
 // The worker side in one call: copies what the line needs out of `summary` (route and service
 // names point into the snapshot, which may be gone by the time the line is written).
 // `now`: clock_gettime(CLOCK_REALTIME).
@@ -95,6 +105,11 @@ struct AccessLogOptions {
     AccessLogFormat format = AccessLogFormat::logfmt;
     unsigned workers = 1;  // one queue each; submit(worker, ...) needs worker < workers
     std::size_t queue_capacity = 4096;  // records per worker queue, at least 1
+    // Bytes of queued records per worker queue (access_record_bytes), at least 1. An ordinary
+    // record holds 100-200 bytes, so 4096 of them fit and queue_capacity binds first; records
+    // with the longest SNI (253 bytes) and ALPN list (16 ids, 512 bytes) hold about 1.3 KiB and
+    // find this bound first, after about 800.
+    std::size_t queue_bytes = 1024 * 1024;
 };
 
 // Opens `destination` as AccessLogOptions describes (standard error is dup'ed, so the returned
@@ -129,7 +144,7 @@ public:
     void stop();
 
     // Any thread; relaxed sums of per-thread counters.
-    std::uint64_t dropped() const;  // records refused by submit()
+    std::uint64_t dropped() const;  // records refused by submit() (either bound, or stopping)
     std::uint64_t written() const;  // lines written completely
     // Failed write(2) batches (their lines are lost) and failed reopens.
     std::uint64_t write_errors() const;

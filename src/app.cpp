@@ -391,7 +391,7 @@ int run_app(config::Config config_value, const AppOptions& options) {
         }
         AccessLog* log = access_log.get();
         auto& lines = control_plane.metrics().registry.counter("passgate_access_log_lines_total",
-            "Access log lines, by result (dropped: the worker's queue was full).", {"result"});
+            "Access log lines, by result (dropped: the worker's queue was full, in lines or in bytes).", {"result"});
         lines.with_callback({"written"}, [log] { return double(log->written()); });
         lines.with_callback({"dropped"}, [log] { return double(log->dropped()); });
         control_plane.metrics().registry.counter("passgate_access_log_write_errors_total",

@@ -1,12 +1,20 @@
 // TLS ClientHello reader (see client_hello.h for the contract).
 //
 // Two phases:
-//  1. Walk (cheap, runs on every call): step over record headers only, validating each one, and
-//     count the handshake bytes they carry. The 4-byte handshake header (type + u24 length) may
-//     itself be split across records, so its bytes are collected as they go by. Nothing is copied
-//     and nothing beyond the record headers and the handshake header is looked at.
+//  1. Walk (cheap, resumes on every call where the previous one stopped): step over record
+//     headers only, validating each one, and count the handshake bytes they carry. The 4-byte
+//     handshake header (type + u24 length) may itself be split across records, so its bytes are
+//     collected as they go by. Nothing is copied and nothing beyond the record headers and the
+//     handshake header is looked at. Each record header is accounted once; one still incomplete
+//     is validated again on the next call (at most 5 bytes), so the walk's total work over all
+//     calls is linear in the bytes received, however they are framed and split.
 //  2. Parse (once the records carrying the whole handshake message are present): concatenate the
 //     record fragments into one contiguous buffer and parse the ClientHello body strictly.
+//
+// bytes_examined() counts that work: record-header bytes inspected (at most 1+2+3+4+5 = 15 for
+// a header that arrives byte by byte, 3 per header byte), the 4 handshake-header bytes, then the
+// record bytes reassembled and the message bytes parsed (each at most the bytes received). So at
+// most 3 + 1 + 1 = 5 per byte received, plus the 4 header bytes.
 //
 // All reads go through `Reader`, which never reads past its span; every length-prefixed vector
 // becomes a sub-reader bounded by its parent.
@@ -15,6 +23,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
+#include <limits>
 #include <new>
 #include <optional>
 #include <utility>
@@ -37,6 +47,7 @@ std::string_view hello_error_name(HelloError error) {
     case HelloError::multiple_names: return "multiple_names";
     case HelloError::bad_sni: return "bad_sni";
     case HelloError::bad_alpn: return "bad_alpn";
+    case HelloError::too_many_records: return "too_many_records";
     }
     return "unknown";
 }
@@ -47,7 +58,8 @@ std::string_view hello_error_metric_reason(HelloError error) {
     case HelloError::sslv2:
     case HelloError::not_handshake:
     case HelloError::bad_record_version: return "not_tls";
-    case HelloError::too_large: return "too_large";
+    case HelloError::too_large:
+    case HelloError::too_many_records: return "too_large";
     default: return "malformed";  // includes `none`, which is never a rejection reason
     }
 }
@@ -154,7 +166,7 @@ std::size_t min_record_bytes(std::size_t payload) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Phase 1: record walk.
+// Phase 1: record walk (HelloReader::walk below keeps its place between calls).
 
 // Validates whatever part of the record header starting at `at` is present (1 to 5 bytes).
 // `first`: the first record of the connection, where a non-TLS first byte is told apart.
@@ -173,78 +185,6 @@ std::optional<HelloError> check_record_header(Bytes received, std::size_t at, bo
         if (length == 0 || length > kMaxRecordPayload) return HelloError::bad_record_length;
     }
     return std::nullopt;
-}
-
-struct Walk {
-    std::array<std::uint8_t, kHandshakeHeaderSize> hs_header{};
-    std::size_t hs_header_have = 0;
-    std::size_t declared_payload = 0;  // sum of the record lengths walked so far
-    std::size_t message_size = 0;      // 4 + declared handshake length, once known (else 0)
-};
-
-// Collects handshake-header bytes from the available part of a record fragment.
-void collect_header(Walk& walk, Bytes fragment) {
-    for (std::size_t i = 0; i < fragment.size() && walk.hs_header_have < kHandshakeHeaderSize; ++i) {
-        walk.hs_header[walk.hs_header_have++] = fragment[i];
-    }
-    if (walk.hs_header_have == kHandshakeHeaderSize && walk.message_size == 0) {
-        const std::size_t length = (std::size_t{walk.hs_header[1]} << 16) |
-                                   (std::size_t{walk.hs_header[2]} << 8) |
-                                   std::size_t{walk.hs_header[3]};
-        walk.message_size = kHandshakeHeaderSize + length;
-    }
-}
-
-// Checks that can be made once some of the handshake header is known, after the record that
-// ends at `record_end` has been accounted for.
-std::optional<HelloError> check_message_bounds(const Walk& walk, std::size_t record_end,
-                                               std::size_t max_size) {
-    if (walk.hs_header_have >= 1 && walk.hs_header[0] != kHandshakeClientHello) {
-        return HelloError::not_client_hello;
-    }
-    if (record_end > max_size) return HelloError::too_large;
-    if (walk.message_size == 0) return std::nullopt;
-    // The records carry more handshake bytes than the ClientHello: another handshake message is
-    // coalesced after it in the same record. In every TLS version the ClientHello is the only
-    // handshake message of the client's first flight (anything else follows the server's reply),
-    // so this is rejected as trailing_bytes, to be strict, rather than forwarded unexamined.
-    // Bytes in later records (early data, change_cipher_spec) are outside the hello and fine.
-    if (walk.declared_payload > walk.message_size) return HelloError::trailing_bytes;
-    const std::size_t still_needed = walk.message_size - walk.declared_payload;
-    if (min_record_bytes(still_needed) > max_size - record_end) return HelloError::too_large;
-    return std::nullopt;
-}
-
-// Result of the walk: rejected, need_more, or the end offset of the hello's last record.
-struct WalkResult {
-    std::optional<HelloError> error;
-    std::size_t record_bytes = 0;  // 0: need more
-};
-
-WalkResult walk_records(Bytes received, std::size_t max_size) {
-    Walk walk;
-    std::size_t at = 0;
-    while (at < received.size()) {
-        if (const auto error = check_record_header(received, at, at == 0)) return {error, 0};
-        if (received.size() - at < kRecordHeaderSize) break;
-        const std::size_t length = u16_at(received, at + 3);
-        const std::size_t payload_at = at + kRecordHeaderSize;
-        const std::size_t record_end = payload_at + length;
-        const std::size_t available = std::min(length, received.size() - payload_at);
-        walk.declared_payload += length;
-        collect_header(walk, received.subspan(payload_at, available));
-        if (const auto error = check_message_bounds(walk, record_end, max_size)) {
-            return {error, 0};
-        }
-        if (record_end > received.size()) break;
-        if (walk.message_size != 0 && walk.declared_payload == walk.message_size) {
-            return {std::nullopt, record_end};
-        }
-        at = record_end;
-    }
-    // The hello is incomplete and needs more than what was received.
-    if (received.size() >= max_size) return {HelloError::too_large, 0};
-    return {};
 }
 
 // Concatenates the fragments of the (fully present, already validated) records in
@@ -335,13 +275,18 @@ std::optional<HelloError> parse_server_name(Bytes data, std::string& sni) {
 }
 
 // ALPN extension (RFC 7301 3.1): ProtocolNameList protocol_name_list<2..2^16-1>, each entry
-// opaque ProtocolName<1..2^8-1>. Any defect inside it is bad_alpn.
+// opaque ProtocolName<1..2^8-1>. Any defect inside it is bad_alpn, and so is a list over
+// max_alpn_protocols ids or max_alpn_list_bytes bytes.
 std::optional<HelloError> parse_alpn(Bytes data, std::vector<std::string>& alpn) {
     Reader ext(data);
     auto list = ext.vec16();
     if (!list || !ext.empty() || list->empty()) return HelloError::bad_alpn;
+    // Over the caps (client_hello.h): refused, not truncated, so that no route ever matches on a
+    // list that was cut short.
+    if (list->remaining() > max_alpn_list_bytes) return HelloError::bad_alpn;
     std::vector<std::string> names;
     while (!list->empty()) {
+        if (names.size() == max_alpn_protocols) return HelloError::bad_alpn;
         auto name = list->vec8();
         if (!name || name->empty()) return HelloError::bad_alpn;
         const Bytes bytes = name->rest();
@@ -388,29 +333,158 @@ std::optional<HelloError> parse_body(Bytes body, ClientHello& hello) {
     return parse_extensions(*extensions, hello);
 }
 
-HelloParse parse_complete(Bytes received, std::size_t record_bytes) {
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// HelloReader
+
+// Where a walk stopped: rejected, need_more, or the end offset of the hello's last record.
+struct HelloReader::Outcome {
+    std::optional<HelloError> error;
+    std::size_t record_bytes = 0;  // 0: need more
+};
+
+namespace {
+
+// Offsets and sizes the reader stores: parse() has checked that the buffer fits 32 bits (and a
+// record adds at most 16 KiB + 5 beyond it).
+std::uint32_t narrow(std::size_t value) {
+    assert(value <= std::numeric_limits<std::uint32_t>::max());
+    return static_cast<std::uint32_t>(value);
+}
+
+// Buffers beyond this are refused as too_large before any walking (max_size is at most 1 MiB).
+constexpr std::size_t kMaxBuffer = std::numeric_limits<std::uint32_t>::max() / 2;
+
+}  // namespace
+
+HelloReader::HelloReader(std::size_t max_records)
+    : max_records_(narrow(std::min<std::size_t>(max_records, std::numeric_limits<std::uint32_t>::max()))) {}
+
+// Steps over the records from where the previous call stopped. Per record: its header is
+// validated (again on a later call while it is incomplete) and accounted once; the handshake
+// header's 4 bytes are collected from the payload as they arrive (the header may itself be split
+// across records); nothing else of the payload is looked at until the message is complete.
+HelloReader::Outcome HelloReader::walk(Bytes received, std::size_t max_size) {
+    while (record_at_ < received.size()) {
+        if (!in_record_) {
+            const std::size_t present = std::min(received.size() - record_at_, kRecordHeaderSize);
+            bytes_examined_ += present;
+            if (const auto error = check_record_header(received, record_at_, record_at_ == 0))
+                return {error, 0};
+            if (present < kRecordHeaderSize) break;  // the rest of the header is still to come
+            const std::size_t length = u16_at(received, record_at_ + 3);
+            in_record_ = true;
+            ++records_;
+            declared_payload_ = narrow(declared_payload_ + length);
+            scanned_to_ = narrow(record_at_ + kRecordHeaderSize);
+            record_end_ = narrow(scanned_to_ + length);
+        }
+        collect_handshake_header(received);
+        if (const auto error = check_message_bounds(max_size)) return {error, 0};
+        if (record_end_ > received.size()) break;  // the rest of the record is still to come
+        if (message_size_ != 0 && declared_payload_ == message_size_) return {std::nullopt, record_end_};
+        record_at_ = record_end_;
+        in_record_ = false;
+    }
+    // The hello is incomplete and needs more than what was received.
+    if (received.size() >= max_size) return {HelloError::too_large, 0};
+    return {};
+}
+
+// Collects handshake-header bytes from the part of the current record's payload that arrived
+// since the last call, until all 4 are there.
+void HelloReader::collect_handshake_header(Bytes received) {
+    const std::size_t available_end = std::min<std::size_t>(record_end_, received.size());
+    while (scanned_to_ < available_end && handshake_header_have_ < kHandshakeHeaderSize) {
+        handshake_header_[handshake_header_have_++] = received[scanned_to_++];
+        ++bytes_examined_;
+    }
+    if (handshake_header_have_ == kHandshakeHeaderSize && message_size_ == 0) {
+        const std::size_t length = (std::size_t{handshake_header_[1]} << 16) |
+                                   (std::size_t{handshake_header_[2]} << 8) |
+                                   std::size_t{handshake_header_[3]};
+        message_size_ = narrow(kHandshakeHeaderSize + length);
+    }
+}
+
+// Checks that can be made once some of the handshake header is known, after the record being
+// walked (which ends at record_end_) has been accounted for.
+std::optional<HelloError> HelloReader::check_message_bounds(std::size_t max_size) const {
+    if (handshake_header_have_ >= 1 && handshake_header_[0] != kHandshakeClientHello) {
+        return HelloError::not_client_hello;
+    }
+    if (record_end_ > max_size) return HelloError::too_large;
+    const bool message_known = message_size_ != 0;
+    // The records carry more handshake bytes than the ClientHello: another handshake message is
+    // coalesced after it in the same record. In every TLS version the ClientHello is the only
+    // handshake message of the client's first flight (anything else follows the server's reply),
+    // so this is rejected as trailing_bytes, to be strict, rather than forwarded unexamined.
+    // Bytes in later records (early data, change_cipher_spec) are outside the hello and fine.
+    if (message_known && declared_payload_ > message_size_) return HelloError::trailing_bytes;
+    if (message_known &&
+        min_record_bytes(message_size_ - declared_payload_) > max_size - record_end_) {
+        return HelloError::too_large;
+    }
+    // The last record allowed is accounted for and the message needs more than the records so
+    // far declare (or they cannot even hold its 4-byte header): it would need another record.
+    if (records_ >= max_records_) {
+        const bool needs_more = message_known ? declared_payload_ < message_size_
+                                              : declared_payload_ < kHandshakeHeaderSize;
+        if (needs_more) return HelloError::too_many_records;
+    }
+    return std::nullopt;
+}
+
+HelloParse HelloReader::finish(Bytes received, std::size_t record_bytes) {
     const std::vector<std::uint8_t> message = reassemble(received, record_bytes);
     HelloParse result;
     const auto error = parse_body(Bytes(message).subspan(kHandshakeHeaderSize), result.hello);
     if (error) return rejected(*error);
     result.status = HelloParse::Status::complete;
     result.hello.record_bytes = record_bytes;
+    result.hello.records = records_;
     return result;
 }
 
-}  // namespace
-
-HelloParse parse_client_hello(std::span<const std::uint8_t> received, std::size_t max_size) {
+HelloParse HelloReader::parse(std::span<const std::uint8_t> received, std::size_t max_size) {
+    if (decided_ == HelloParse::Status::rejected) return rejected(decided_error_);
+    if (decided_ == HelloParse::Status::complete) return finish(received, complete_at_);
+    assert(received.size() >= received_before_);
+    // Nothing new since the last call: the same bytes give the same answer, need_more (a
+    // verdict would have been final).
+    if (received.size() == received_before_ && received_before_ != 0) return need_more();
+    HelloParse result;
     try {
-        const WalkResult walk = walk_records(received, max_size);
-        if (walk.error) return rejected(*walk.error);
-        if (walk.record_bytes == 0) return need_more();
-        return parse_complete(received, walk.record_bytes);
+        if (received.size() > kMaxBuffer) return decide(rejected(HelloError::too_large));
+        received_before_ = narrow(received.size());
+        const Outcome outcome = walk(received, max_size);
+        if (outcome.error) return decide(rejected(*outcome.error));
+        if (outcome.record_bytes == 0) return need_more();
+        complete_at_ = narrow(outcome.record_bytes);
+        // The records are reassembled and the message parsed once (a call after the verdict
+        // repeats it, at no counted cost: that is outside the arrivals' work).
+        bytes_examined_ += outcome.record_bytes + message_size_;
+        result = finish(received, outcome.record_bytes);
     } catch (const std::bad_alloc&) {
         // The only possible exception (buffers are bounded by max_size). Out of memory while
         // holding a hello: treat it as too large for us rather than letting it escape.
-        return rejected(HelloError::too_large);
+        result = rejected(HelloError::too_large);
     }
+    return decide(std::move(result));
+}
+
+// Records a verdict as final and passes it on.
+HelloParse HelloReader::decide(HelloParse verdict) {
+    decided_ = verdict.status;
+    decided_error_ = verdict.error;
+    return verdict;
+}
+
+HelloParse parse_client_hello(std::span<const std::uint8_t> received, std::size_t max_size,
+                              std::size_t max_records) {
+    HelloReader reader(max_records);
+    return reader.parse(received, max_size);
 }
 
 }  // namespace passgate

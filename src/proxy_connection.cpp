@@ -285,7 +285,7 @@ void ProxyConnection::on_client_readable_hello() {
                 drained = true;
             }
         }
-        const HelloParse parse = parse_client_hello(hello_, cap);
+        const HelloParse parse = hello_reader_.parse(hello_, cap);
         switch (parse.status) {
             case HelloParse::Status::need_more:
                 // After a short read the FIN may be queued behind the bytes: read on to see

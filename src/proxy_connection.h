@@ -173,6 +173,9 @@ private:
     std::string alpn_wire_;
 
     std::vector<std::uint8_t> hello_;  // bytes received before routing; forwarded unchanged
+    // Walks hello_ as it grows, resuming where the last arrival left off (linear in the bytes,
+    // however the client frames and splits them); hello_ is only appended to until it decides.
+    HelloReader hello_reader_;
     std::size_t hello_sent_ = 0;
     std::size_t hello_charged_ = 0;  // hello_'s capacity as charged to the worker's budget
     std::size_t proxy_header_bytes_ = 0;  // PROXY protocol header at the front of hello_

@@ -3,10 +3,12 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -296,6 +298,7 @@ TEST_CASE("access log: two workers x 10000 lines, each exactly once and in order
     options.destination = path;
     options.workers = workers;
     options.queue_capacity = per_worker + 1;  // room for all: this test is about delivery
+    options.queue_bytes = std::size_t{1} << 30;  // in bytes too
     AccessLog log(options);
 
     std::vector<std::thread> producers;
@@ -402,6 +405,73 @@ TEST_CASE("access log: a stalled destination never blocks submit; drops are coun
         previous = sequence;
     }
     CHECK(increasing);
+}
+
+TEST_CASE("access log: a queue is bounded in bytes as well as in records; drops are counted",
+          "[access_log]") {
+    int pipe_fds[2];
+    REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+    passgate::reactor::Fd read_end(pipe_fds[0]);
+    ::fcntl(pipe_fds[1], F_SETPIPE_SZ, 4096);  // one page
+
+    AccessLogOptions options;
+    options.workers = 1;
+    options.queue_capacity = 100000;  // the record bound never binds here
+    options.queue_bytes = 64 * 1024;
+    AccessLog log(options, passgate::reactor::Fd(pipe_fds[1]));
+
+    // Records of about 4 KiB each, held by a destination nobody reads. Accepted at most: what the
+    // queue may hold (64 KiB) plus what the writer took out of it before blocking in write(2)
+    // (its batch: 64 KiB and one more line), give or take one record at each end.
+    AccessRecord big = completed_record();
+    big.route = std::string(4000, 'r');
+    const std::size_t record_bytes = passgate::access_record_bytes(big);
+    REQUIRE(record_bytes > 4000);
+    constexpr int submitted = 10000;
+    int accepted = 0;
+    for (int sequence = 0; sequence < submitted; ++sequence) {
+        AccessRecord record = big;
+        record.duration_ms = sequence;
+        if (log.submit(0, std::move(record))) ++accepted;
+    }
+    const std::size_t most = (options.queue_bytes + 64 * 1024) / record_bytes + 3;
+    INFO(accepted << " accepted of " << submitted << ", at most " << most << " expected");
+    CHECK(static_cast<std::size_t>(accepted) <= most);
+    CHECK(accepted >= static_cast<int>(options.queue_bytes / record_bytes) - 1);
+    CHECK(log.dropped() == static_cast<std::uint64_t>(submitted - accepted));
+
+    // Unblocked, everything accepted is written, and the queue takes records again.
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        char buffer[65536];
+        while (!done.load()) {
+            pollfd readable{read_end.get(), POLLIN, 0};
+            if (::poll(&readable, 1, 50) > 0 && ::read(read_end.get(), buffer, sizeof buffer) <= 0) break;
+        }
+    });
+    CHECK(wait_until([&] { return log.written() == static_cast<std::uint64_t>(accepted); }));
+    CHECK(log.submit(0, AccessRecord(big)));
+    CHECK(wait_until([&] { return log.written() == static_cast<std::uint64_t>(accepted) + 1; }));
+    log.stop();
+    done.store(true);
+    reader.join();
+    CHECK(log.written() + log.dropped() == static_cast<std::uint64_t>(submitted) + 1);
+}
+
+TEST_CASE("access log: the default byte bound leaves room for 4096 ordinary records",
+          "[access_log]") {
+    const AccessLogOptions defaults;
+    CHECK(defaults.queue_bytes == 1024 * 1024);
+    CHECK(passgate::access_record_bytes(completed_record()) * defaults.queue_capacity <
+          defaults.queue_bytes);
+    // The largest a hello can make a record: a 253-byte SNI and the ALPN caps (16 ids, 512 bytes
+    // of list: 496 bytes of names).
+    AccessRecord largest = completed_record();
+    largest.sni = std::string(253, 's');
+    largest.alpn.assign(16, std::string(31, 'a'));
+    const std::size_t bytes = passgate::access_record_bytes(largest);
+    CHECK(bytes < 1400);
+    CHECK(defaults.queue_bytes / bytes > 700);
 }
 
 TEST_CASE("access log: reopen() after a rename writes to the new file", "[access_log]") {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,10 @@ using passgate::hello_error_metric_reason;
 using passgate::hello_error_name;
 using passgate::HelloError;
 using passgate::HelloParse;
+using passgate::HelloReader;
+using passgate::max_alpn_list_bytes;
+using passgate::max_alpn_protocols;
+using passgate::max_hello_records;
 using passgate::parse_client_hello;
 using Status = HelloParse::Status;
 using Bytes = std::vector<std::uint8_t>;
@@ -196,12 +201,19 @@ std::size_t count_records(const Bytes& records) {
     return count;
 }
 
-HelloParse parse(const Bytes& bytes, std::size_t max_size = kCap) {
-    return parse_client_hello(std::span<const std::uint8_t>(bytes.data(), bytes.size()), max_size);
+// Most tests here are about the record walk and the body, and frame hellos into records of a
+// few bytes to reach every split: they lift the record limit. The limit itself (64 records, as a
+// connection applies it) has its own tests, which pass max_hello_records.
+constexpr std::size_t kAnyRecords = std::numeric_limits<std::size_t>::max();
+
+HelloParse parse(const Bytes& bytes, std::size_t max_size = kCap, std::size_t max_records = kAnyRecords) {
+    return parse_client_hello(std::span<const std::uint8_t>(bytes.data(), bytes.size()), max_size,
+                              max_records);
 }
 
-HelloParse parse_prefix(const Bytes& bytes, std::size_t n, std::size_t max_size = kCap) {
-    return parse_client_hello(std::span<const std::uint8_t>(bytes.data(), n), max_size);
+HelloParse parse_prefix(const Bytes& bytes, std::size_t n, std::size_t max_size = kCap,
+                        std::size_t max_records = kAnyRecords) {
+    return parse_client_hello(std::span<const std::uint8_t>(bytes.data(), n), max_size, max_records);
 }
 
 std::string describe(const HelloParse& result) {
@@ -532,6 +544,7 @@ TEST_CASE("hello_error_name gives the enum identifiers", "[client_hello]") {
         {HelloError::multiple_names, "multiple_names"},
         {HelloError::bad_sni, "bad_sni"},
         {HelloError::bad_alpn, "bad_alpn"},
+        {HelloError::too_many_records, "too_many_records"},
     };
     for (const auto& [error, name] : names) CHECK(hello_error_name(error) == name);
     CHECK(hello_error_name(static_cast<HelloError>(200)) == "unknown");
@@ -544,6 +557,7 @@ TEST_CASE("hello_error_metric_reason groups reasons into not_tls / too_large / m
     CHECK(hello_error_metric_reason(HelloError::not_handshake) == "not_tls");
     CHECK(hello_error_metric_reason(HelloError::bad_record_version) == "not_tls");
     CHECK(hello_error_metric_reason(HelloError::too_large) == "too_large");
+    CHECK(hello_error_metric_reason(HelloError::too_many_records) == "too_large");
     for (const HelloError error :
          {HelloError::bad_record_length, HelloError::not_client_hello, HelloError::malformed,
           HelloError::trailing_bytes, HelloError::duplicate_extension, HelloError::multiple_names,
@@ -572,6 +586,10 @@ TEST_CASE("index.json agrees with the expected table and the files", "[client_he
 TEST_CASE("every capture parses complete with its SNI and ALPN", "[client_hello][captures]") {
     for (const Capture& capture : captures()) {
         INFO(capture.file);
+        // As a connection reads it: with the record limit.
+        const HelloParse result = parse(capture.data, kCap, max_hello_records);
+        REQUIRE(result.status == Status::complete);
+        CHECK(result.hello.records == capture.tls_records);
         const ClientHello hello = require_complete(capture.data);
         CHECK(hello.sni == capture.sni);
         CHECK(hello.alpn == capture.alpn);
@@ -1227,4 +1245,275 @@ TEST_CASE("a prefix decision never changes with more bytes", "[client_hello]") {
             }
         }
     }
+}
+
+// =============================================================================================
+// Incremental reading: one HelloReader per connection, fed the growing buffer at each arrival.
+
+namespace {
+
+bool same_result(const HelloParse& a, const HelloParse& b) {
+    return a.status == b.status && a.error == b.error && a.hello.sni == b.hello.sni &&
+           a.hello.alpn == b.hello.alpn && a.hello.record_bytes == b.hello.record_bytes &&
+           a.hello.records == b.hello.records;
+}
+
+struct Fed {
+    HelloParse result;
+    std::uint64_t bytes_examined = 0;
+};
+
+// Feeds `bytes` to one HelloReader in arrivals ending at each of `ends` (increasing), stopping at
+// the first verdict, as a connection does.
+Fed feed(const Bytes& bytes, const std::vector<std::size_t>& ends, std::size_t max_size = kCap,
+         std::size_t max_records = kAnyRecords) {
+    HelloReader reader(max_records);
+    Fed fed;
+    for (const std::size_t end : ends) {
+        fed.result = reader.parse(std::span<const std::uint8_t>(bytes.data(), end), max_size);
+        if (fed.result.status != Status::need_more) break;
+    }
+    fed.bytes_examined = reader.bytes_examined();
+    return fed;
+}
+
+std::vector<std::size_t> byte_by_byte(std::size_t size) {
+    std::vector<std::size_t> ends;
+    for (std::size_t end = 1; end <= size; ++end) ends.push_back(end);
+    return ends;
+}
+
+// Arrival ends at each record boundary of well-formed `records`.
+std::vector<std::size_t> record_by_record(const Bytes& records) {
+    std::vector<std::size_t> ends;
+    std::size_t at = 0;
+    while (at < records.size()) {
+        at += 5 + ((std::size_t{records.at(at + 3)} << 8) | records.at(at + 4));
+        ends.push_back(at);
+    }
+    return ends;
+}
+
+// The captures, as sent and re-framed into records of 7 bytes and of 1 byte.
+std::vector<std::pair<std::string, Bytes>> framed_captures() {
+    std::vector<std::pair<std::string, Bytes>> out;
+    for (const Capture& capture : captures()) {
+        out.emplace_back(capture.file, capture.data);
+        const Bytes message = unframe(capture.data);
+        out.emplace_back(capture.file + " in 7-byte records", frame(message, 7));
+        out.emplace_back(capture.file + " in 1-byte records", frame(message, 1));
+    }
+    return out;
+}
+
+// The bound HelloReader documents: 5 per byte received, plus the 4 handshake-header bytes.
+std::uint64_t linear_bound(std::size_t bytes) { return 5 * std::uint64_t{bytes} + 4; }
+
+}  // namespace
+
+TEST_CASE("HelloReader: every two-arrival split of every capture gives the one-shot result",
+          "[client_hello][captures][incremental]") {
+    for (const auto& [name, bytes] : framed_captures()) {
+        for (const std::size_t max_records : {max_hello_records, kAnyRecords}) {
+            INFO(name << ", record limit " << max_records);
+            const HelloParse whole = parse(bytes, kCap, max_records);
+            // Within the limit (or with it lifted) each one is complete; in records of 1 or 7
+            // bytes most are more than the limit allows.
+            const bool fits = max_records == kAnyRecords || count_records(bytes) <= max_hello_records;
+            CHECK(whole.status == (fits ? Status::complete : Status::rejected));
+            if (!fits) CHECK(whole.error == HelloError::too_many_records);
+            std::size_t mismatches = 0;
+            for (std::size_t cut = 0; cut <= bytes.size(); ++cut) {
+                const Fed fed = feed(bytes, {cut, bytes.size()}, kCap, max_records);
+                if (!same_result(fed.result, whole)) ++mismatches;
+            }
+            CHECK(mismatches == 0);
+        }
+    }
+}
+
+TEST_CASE("HelloReader: fed byte by byte, each answer is the one-shot answer on that prefix",
+          "[client_hello][captures][incremental]") {
+    for (const auto& [name, bytes] : framed_captures()) {
+        if (bytes.size() > 4000) continue;  // the one-shot side is quadratic here; 1-byte records below
+        for (const std::size_t max_records : {max_hello_records, kAnyRecords}) {
+            INFO(name << ", record limit " << max_records);
+            HelloReader reader(max_records);
+            std::size_t mismatches = 0;
+            for (std::size_t end = 0; end <= bytes.size(); ++end) {
+                const HelloParse incremental =
+                    reader.parse(std::span<const std::uint8_t>(bytes.data(), end), kCap);
+                if (!same_result(incremental, parse_prefix(bytes, end, kCap, max_records)))
+                    ++mismatches;
+                if (incremental.status != Status::need_more) break;
+            }
+            CHECK(mismatches == 0);
+        }
+    }
+}
+
+TEST_CASE("HelloReader: the captures in 1-byte records, in any arrivals, parse as in one piece",
+          "[client_hello][captures][incremental]") {
+    std::uint64_t seed = 0x9e3779b97f4a7c15;
+    const auto next = [&seed] {  // xorshift64: fixed, reproducible arrival sizes
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        return seed;
+    };
+    for (const Capture& capture : captures()) {
+        const Bytes records = frame(unframe(capture.data), 1);
+        INFO(capture.file << " in " << count_records(records) << " 1-byte records");
+        const HelloParse whole = parse(records);
+        REQUIRE(whole.status == Status::complete);
+        CHECK(whole.hello.sni == capture.sni);
+        CHECK(whole.hello.alpn == capture.alpn);
+        CHECK(same_result(feed(records, byte_by_byte(records.size())).result, whole));
+        CHECK(same_result(feed(records, record_by_record(records)).result, whole));
+        for (int round = 0; round < 20; ++round) {
+            std::vector<std::size_t> ends;
+            for (std::size_t end = 0; end < records.size();) {
+                end = std::min(records.size(), end + 1 + next() % 40);
+                ends.push_back(end);
+            }
+            CHECK(same_result(feed(records, ends).result, whole));
+        }
+    }
+}
+
+TEST_CASE("HelloReader: the work is linear in the bytes, whatever the framing and the arrivals",
+          "[client_hello][incremental]") {
+    for (const auto& [name, bytes] : framed_captures()) {
+        INFO(name << ": " << bytes.size() << " bytes");
+        for (const auto& ends : {byte_by_byte(bytes.size()), record_by_record(bytes),
+                                 std::vector<std::size_t>{bytes.size()}}) {
+            const Fed fed = feed(bytes, ends);
+            CHECK(fed.result.status == Status::complete);
+            CHECK(fed.bytes_examined <= linear_bound(bytes.size()));
+        }
+    }
+    // A 64 KiB hello in 1-byte records (about 10,900 of them), one record per arrival: the walk
+    // used to start again from byte 0 at every arrival (59 million header bytes looked at).
+    HelloSpec spec = typical_spec();
+    spec.extensions = extensions_block({sni_ext({"big.example.com"}), extension(21, Bytes(10800, 0))});
+    const Bytes records = frame(client_hello(spec), 1);
+    REQUIRE(records.size() > 64000);
+    REQUIRE(records.size() <= kCap);
+    const Fed fed = feed(records, record_by_record(records));
+    REQUIRE(fed.result.status == Status::complete);
+    CHECK(fed.result.hello.sni == "big.example.com");
+    CHECK(fed.bytes_examined <= linear_bound(records.size()));
+    // An arrival that brings nothing new costs nothing (a connection parses again after EAGAIN).
+    HelloReader reader;
+    const std::span<const std::uint8_t> some(records.data(), 3);
+    CHECK(reader.parse(some, kCap).status == Status::need_more);
+    const std::uint64_t after_first = reader.bytes_examined();
+    CHECK(reader.parse(some, kCap).status == Status::need_more);
+    CHECK(reader.bytes_examined() == after_first);
+}
+
+TEST_CASE("a verdict is final: later arrivals get the same answer", "[client_hello][incremental]") {
+    const Bytes hello = frame(typical_spec());
+    const Bytes followed = cat({hello, record(23, Bytes(100, 1))});
+    HelloReader reader;
+    const HelloParse first = reader.parse(std::span<const std::uint8_t>(hello.data(), hello.size()), kCap);
+    REQUIRE(first.status == Status::complete);
+    CHECK(same_result(reader.parse(std::span<const std::uint8_t>(followed.data(), followed.size()), kCap), first));
+    HelloReader refusing;
+    const Bytes http = str_bytes("GET / HTTP/1.1\r\n");
+    CHECK(refusing.parse(std::span<const std::uint8_t>(http.data(), 1), kCap).error == HelloError::not_tls);
+    CHECK(refusing.parse(std::span<const std::uint8_t>(http.data(), http.size()), kCap).error ==
+          HelloError::not_tls);
+}
+
+TEST_CASE("record limit: a hello in 64 records parses, one that needs a 65th is too_many_records",
+          "[client_hello][records]") {
+    REQUIRE(max_hello_records == 64);
+    const Bytes message = client_hello(typical_spec());
+    // 64 records exactly: 63 of one byte, the last one carries what is left.
+    const Bytes in_64 = cat({frame(Bytes(message.begin(), message.begin() + 63), 1),
+                             record(22, Bytes(message.begin() + 63, message.end()))});
+    REQUIRE(count_records(in_64) == 64);
+    const HelloParse fits = parse(in_64, kCap, max_hello_records);
+    REQUIRE(fits.status == Status::complete);
+    CHECK(fits.hello.records == 64);
+    CHECK(fits.hello.sni == "example.com");
+    // One byte per record: 64 records carry 64 of the message's bytes. Refused as soon as the
+    // 64th record's header is in (the message needs more than it declares), before its payload,
+    // and never need_more before that point.
+    const Bytes in_1 = frame(message, 1);
+    const std::size_t decided_at = 63 * 6 + 5;
+    CHECK(parse_prefix(in_1, decided_at - 1, kCap, max_hello_records).status == Status::need_more);
+    const HelloParse refused = parse_prefix(in_1, decided_at, kCap, max_hello_records);
+    CHECK(refused.status == Status::rejected);
+    CHECK(refused.error == HelloError::too_many_records);
+    CHECK(hello_error_metric_reason(refused.error) == "too_large");
+    // parse_client_hello's default limit is the same.
+    CHECK(parse_client_hello(std::span<const std::uint8_t>(in_1.data(), in_1.size()), kCap).error ==
+          HelloError::too_many_records);
+    // Records of 2 bytes: the handshake header (4 bytes) spans two records; 64 records carry
+    // 128 bytes, fewer than the message.
+    CHECK(parse(frame(message, 2), kCap, max_hello_records).error == HelloError::too_many_records);
+    // A tiny limit: the handshake header itself cannot be complete within it.
+    CHECK(parse(frame(message, 1), kCap, 3).error == HelloError::too_many_records);
+    CHECK(parse(frame(message, 1), kCap, 4).error == HelloError::too_many_records);
+    CHECK(parse_prefix(frame(message, 1), 3 * 6, kCap, 4).status == Status::need_more);
+}
+
+TEST_CASE("record limit: the largest valid hello fits it many times over in full records",
+          "[client_hello][records]") {
+    // A ClientHello's variable parts are 8- and 16-bit vectors: at most about 128 KiB in all,
+    // whatever max_client_hello_size allows. Cipher suites and extensions both full:
+    HelloSpec spec;
+    spec.session_id = vec8(Bytes(32, 0x11));
+    spec.ciphers = vec16(Bytes(0xfffe, 0x13));
+    spec.compression = vec8(Bytes(0xff, 0x00));
+    spec.extensions = vec16(cat({sni_ext({"huge.example.com"}),
+                                  extension(21, Bytes(0xffff - 4 - sni_ext({"huge.example.com"}).size(), 0))}));
+    REQUIRE(spec.extensions->size() == 2 + 0xffff);
+    const Bytes message = client_hello(spec);
+    const Bytes full_records = frame(message, 16384);
+    INFO(message.size() << " bytes of message, " << count_records(full_records) << " records of 16 KiB");
+    CHECK(count_records(full_records) == 9);
+    const HelloParse result = parse(full_records, 1024 * 1024, max_hello_records);
+    REQUIRE(result.status == Status::complete);
+    CHECK(result.hello.sni == "huge.example.com");
+    // Cut into records of 2 KiB it needs 65: that is refused.
+    const Bytes small_records = frame(message, 2048);
+    REQUIRE(count_records(small_records) == 65);
+    CHECK(parse(small_records, 1024 * 1024, max_hello_records).error == HelloError::too_many_records);
+}
+
+TEST_CASE("ALPN caps: 16 ids and 512 bytes are kept, more is bad_alpn", "[client_hello][alpn]") {
+    REQUIRE(max_alpn_protocols == 16);
+    REQUIRE(max_alpn_list_bytes == 512);
+    const auto with_alpn_list = [](const Bytes& list) {
+        HelloSpec spec;
+        spec.extensions = extensions_block({sni_ext({"example.com"}), extension(16, vec16(list))});
+        return frame(spec);
+    };
+    const auto ids = [](std::size_t count, std::size_t length) {
+        Bytes list;
+        for (std::size_t i = 0; i < count; ++i) {
+            Bytes name(length, static_cast<std::uint8_t>('a' + i % 26));
+            append(list, vec8(name));
+        }
+        return list;
+    };
+    // 16 ids: kept in order.
+    const ClientHello sixteen = require_complete(with_alpn_list(ids(16, 3)));
+    CHECK(sixteen.alpn.size() == 16);
+    CHECK(sixteen.alpn.front() == "aaa");
+    CHECK(sixteen.alpn.back() == "ppp");
+    require_rejected(with_alpn_list(ids(17, 3)), HelloError::bad_alpn);
+    // 512 bytes of list: two ids of the RFC's maximum, 255 bytes (2 x 256 list bytes).
+    const ClientHello longest = require_complete(with_alpn_list(ids(2, 255)));
+    CHECK(longest.alpn == std::vector<std::string>{std::string(255, 'a'), std::string(255, 'b')});
+    require_rejected(with_alpn_list(cat({ids(2, 255), ids(1, 1)})), HelloError::bad_alpn);
+    require_rejected(with_alpn_list(cat({ids(1, 255), ids(1, 255), ids(1, 1)})), HelloError::bad_alpn);
+    // The amplification case: 30,000 one-byte ids (60,000 bytes) in a 64 KiB hello.
+    const Bytes amplifier = with_alpn_list(ids(30000, 1));
+    REQUIRE(amplifier.size() < kCap);
+    require_rejected(amplifier, HelloError::bad_alpn);
+    CHECK(hello_error_metric_reason(HelloError::bad_alpn) == "malformed");
 }
