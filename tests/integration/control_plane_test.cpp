@@ -99,6 +99,34 @@ pid_t thread_named(pid_t pid, const std::string& name) {
     return -1;
 }
 
+// Stops one thread of another process (ptrace; its other threads run on) until resume() or
+// the end of the scope. ok() says whether it is stopped.
+class StoppedThread {
+public:
+    explicit StoppedThread(pid_t tid) : tid_(tid) {
+        int status = 0;
+        stopped_ = tid_ > 0 && ::ptrace(PTRACE_SEIZE, tid_, nullptr, nullptr) == 0 &&
+                   ::ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0 &&
+                   ::waitpid(tid_, &status, __WALL) == tid_ && WIFSTOPPED(status);
+        attached_ = tid_ > 0;
+    }
+    ~StoppedThread() { resume(); }
+    StoppedThread(const StoppedThread&) = delete;
+    StoppedThread& operator=(const StoppedThread&) = delete;
+    bool ok() const { return stopped_; }
+    // Lets the thread run again; true when the detach succeeded.
+    bool resume() {
+        if (!attached_) return true;
+        attached_ = false;
+        return ::ptrace(PTRACE_DETACH, tid_, nullptr, nullptr) == 0;
+    }
+
+private:
+    pid_t tid_;
+    bool stopped_ = false;
+    bool attached_ = false;
+};
+
 }  // namespace
 
 // ---- Item: the config is read once, and the hash is of the bytes parsed ---------------------------
@@ -271,13 +299,8 @@ TEST_CASE("reload: a worker whose inbox is full gets the reload once it has room
 
     // Stop the worker thread alone (ptrace; the control thread runs on), so that its inbox
     // (64 messages) fills up: reloads 1-64 fit, 65-70 find it full.
-    const pid_t worker = thread_named(passgate.pid(), "passgate-w0");
-    REQUIRE(worker > 0);
-    REQUIRE(::ptrace(PTRACE_SEIZE, worker, nullptr, nullptr) == 0);
-    REQUIRE(::ptrace(PTRACE_INTERRUPT, worker, nullptr, nullptr) == 0);
-    int status = 0;
-    REQUIRE(::waitpid(worker, &status, __WALL) == worker);
-    REQUIRE(WIFSTOPPED(status));
+    StoppedThread worker(thread_named(passgate.pid(), "passgate-w0"));
+    REQUIRE(worker.ok());
 
     constexpr int reloads = 70;
     for (int reload = 1; reload <= reloads; ++reload) {
@@ -285,14 +308,10 @@ TEST_CASE("reload: a worker whose inbox is full gets the reload once it has room
         const std::string config = pool_config("@ADMIN@", port, static_endpoint(reload == reloads ? b : a)) +
                                    "# reload " + std::to_string(reload) + "\n";
         reload_with(passgate, config);
-        if (!wait_for_reloads(passgate, reload)) {
-            ::ptrace(PTRACE_DETACH, worker, nullptr, nullptr);
-            FAIL("reload " << reload << " not handled");
-        }
+        if (!wait_for_reloads(passgate, reload)) FAIL("reload " << reload << " not handled");
     }
     const std::optional<double> pending = passgate.metric({"passgate_config_reload_pending_workers"});
-    const bool detached = ::ptrace(PTRACE_DETACH, worker, nullptr, nullptr) == 0;
-    REQUIRE(detached);
+    REQUIRE(worker.resume());
     CHECK(pending == 1.0);
     CHECK(passgate.wait_for_log("worker 0 inbox full: the new configuration is delivered as soon as it has room"));
 
@@ -315,13 +334,8 @@ TEST_CASE("shutdown: a worker whose inbox is full still gets the drain once it h
 
     // The worker thread stopped alone (ptrace) while 66 reloads arrive: its inbox (64 messages)
     // fills up, the last reload waits, and the SIGTERM's drain finds the inbox full too.
-    const pid_t worker = thread_named(passgate.pid(), "passgate-w0");
-    REQUIRE(worker > 0);
-    REQUIRE(::ptrace(PTRACE_SEIZE, worker, nullptr, nullptr) == 0);
-    REQUIRE(::ptrace(PTRACE_INTERRUPT, worker, nullptr, nullptr) == 0);
-    int status = 0;
-    REQUIRE(::waitpid(worker, &status, __WALL) == worker);
-    REQUIRE(WIFSTOPPED(status));
+    StoppedThread worker(thread_named(passgate.pid(), "passgate-w0"));
+    REQUIRE(worker.ok());
     constexpr int reloads = 66;
     bool all_handled = true;
     for (int reload = 1; reload <= reloads && all_handled; ++reload) {
@@ -331,8 +345,7 @@ TEST_CASE("shutdown: a worker whose inbox is full still gets the drain once it h
     }
     passgate.process().send_signal(SIGTERM);
     const bool drain_delayed = passgate.wait_for_log("worker 0 inbox full; its drain is retried every 100 ms");
-    const bool detached = ::ptrace(PTRACE_DETACH, worker, nullptr, nullptr) == 0;
-    REQUIRE(detached);
+    REQUIRE(worker.resume());
     REQUIRE(all_handled);
     CHECK(drain_delayed);
 
