@@ -30,7 +30,7 @@ struct Runtime {
     // SIGTERM/SIGINT: established connections may finish for this long, then are closed.
     Duration shutdown_timeout{std::chrono::seconds(30)};
     // Open client connections per worker at once. Unset: derived at start from RLIMIT_NOFILE
-    // (src/fd_limit.h), so that passgate runs out of connection slots before descriptors.
+    // (src/control/fd_limit.h), so that passgate runs out of connection slots before descriptors.
     std::optional<std::uint32_t> max_connections_per_worker;
     // Bytes of ClientHellos buffered before routing, over all connections (each worker has its
     // share, max_hello_memory / workers). A hello that would grow past it is refused.
@@ -115,7 +115,7 @@ struct Route {
     int line = 0;
 };
 
-// How a service spreads connections over its endpoints (src/service_pool.h has the details).
+// How a service spreads connections over its endpoints (src/routing/service_pool.h has the details).
 enum class Balance { round_robin, least_connections, random_two, maglev };
 // What maglev hashes: the client's IP address (no port), or the SNI.
 enum class HashKey { source_ip, sni };

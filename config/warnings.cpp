@@ -57,7 +57,7 @@ std::vector<std::string> collect_warnings(const Config& config) {
 
     // Hostnames shadowed by an earlier route on the same listener: with the same effective
     // hostname and neither route having an `alpn` list, the route defined first always wins
-    // (src/routing.h), so the later one never gets that hostname there. Per listener, the first
+    // (src/routing/routing.h), so the later one never gets that hostname there. Per listener, the first
     // route without `alpn` that has each effective hostname.
     std::vector<std::vector<std::pair<std::string, const Route*>>> first_without_alpn(
         config.listeners.size());

@@ -1,4 +1,4 @@
-// libFuzzer target for the ClientHello reader (src/client_hello.h).
+// libFuzzer target for the ClientHello reader (src/wire/client_hello.h).
 //
 // The input is used two ways:
 //  - as the raw bytes received on a connection, parsed under several caps and also at a prefix
@@ -15,7 +15,7 @@
 // max_alpn_protocols ALPN ids and max_alpn_list_bytes bytes of list.
 // Invariant violations abort, so libFuzzer reports them as crashes.
 
-#include "src/client_hello.h"
+#include "src/wire/client_hello.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -7,7 +7,7 @@
 // exact effective hostname finds a route.
 
 #include "config/config.h"
-#include "src/routing.h"
+#include "src/routing/routing.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,10 +1,10 @@
-// libFuzzer target for the DNS answer parser (src/dns_answer.h).
+// libFuzzer target for the DNS answer parser (src/wire/dns_answer.h).
 //
 // The input is a whole response message, parsed as the answer to each supported query type (only
 // the type in its question gets past the question check). Invariant violations abort, so libFuzzer
 // reports them as crashes; out-of-bounds reads are caught by ASan.
 
-#include "src/dns_answer.h"
+#include "src/wire/dns_answer.h"
 
 #include <sys/socket.h>
 

@@ -3,7 +3,7 @@
 // the format's promises is a bug. An accepted set is also written back in the file format and
 // parsed again: it must come back the same (nothing is accepted that cannot be written down).
 
-#include "src/endpoints_file.h"
+#include "src/wire/endpoints_file.h"
 
 #include <netinet/in.h>
 

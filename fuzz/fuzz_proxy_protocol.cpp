@@ -1,4 +1,4 @@
-// libFuzzer target for the PROXY protocol decoder (src/proxy_protocol.h), which reads headers that
+// libFuzzer target for the PROXY protocol decoder (src/wire/proxy_protocol.h), which reads headers that
 // come straight off the network on listeners with accept_proxy_protocol.
 //
 // For each input it checks:
@@ -10,7 +10,7 @@
 //    the same addresses.
 // Invariant violations abort, so libFuzzer reports them as crashes.
 
-#include "src/proxy_protocol.h"
+#include "src/wire/proxy_protocol.h"
 
 #include <netinet/in.h>
 

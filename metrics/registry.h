@@ -23,7 +23,7 @@
 //   refers to any more (no snapshot, endpoint set or connection uses them): their memory goes
 //   back. with() on those labels later starts a new series at 0, which Prometheus reads as a
 //   counter reset. Without it, memory would grow with every label tuple ever seen, and endpoint
-//   addresses churn (pod IPs, DNS pools). The owner calls it periodically (src/app.cpp: once a
+//   addresses churn (pod IPs, DNS pools). The owner calls it periodically (src/control/app.cpp: once a
 //   second, retention = [admin] departed_series_retention).
 // - Callback series have no cells: a std::function computes the value at scrape time (process
 //   metrics, pool sizes). Callbacks run on the scraping thread with the registry mutex held, so

@@ -23,7 +23,7 @@
 // Output: one JSON object per measurement on stdout.
 
 #include "perf/common.h"
-#include "src/client_hello.h"
+#include "src/wire/client_hello.h"
 
 #include <dirent.h>
 #include <netinet/in.h>

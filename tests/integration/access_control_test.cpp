@@ -2,9 +2,9 @@
 // address (clients bind different 127.0.0.x sources), listener and route max_connections,
 // max_connection_rate, and a route's max_connection_duration. One worker, so limits are exact.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,9 +1,9 @@
 // The admin port under idle and slow clients (issue 13, item 8): /healthz must answer whatever
 // other clients hold, and a request head that does not arrive is closed at request_timeout.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,10 +1,10 @@
 // Balancing across a service's endpoints with real processes: identifying backends answer each
 // connection with their id, so the test sees every pick passgate made.
 
-#include "tests/integration/backends.h"
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/backends.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,8 @@
 // Connect retry: an endpoint that refuses is skipped (nothing was sent yet), so clients never see it.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -3,10 +3,10 @@
 // reloads, a worker too busy to take a reload, and endpoint churn against the metric registry.
 // Real passgate processes only; every wait is bounded.
 
-#include "tests/integration/backends.h"
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/backends.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

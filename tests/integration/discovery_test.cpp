@@ -2,11 +2,11 @@
 // rewritten by atomic rename, and backends stopped and restarted under active health checks.
 // Identifying backends tell which endpoints passgate uses.
 
-#include "tests/integration/backends.h"
-#include "tests/integration/dnsmasq.h"
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/backends.h"
+#include "tests/support/dnsmasq.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -8,10 +8,10 @@
 // ASan, so they tell "closed at the timeout" from "never closed", and "served" from "stalled
 // behind the flood", not fast from slow.
 
-#include "tests/integration/checksum_load.h"
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/checksum_load.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

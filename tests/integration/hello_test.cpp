@@ -1,9 +1,9 @@
 // The ClientHello as it arrives over a real socket: split byte by byte, re-framed across TLS
 // records, malformed, truncated, without SNI.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

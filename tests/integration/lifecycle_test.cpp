@@ -1,8 +1,8 @@
 // The process's life: signals, --check, --version, and a listener port that is already taken.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -6,9 +6,9 @@
 // Everything talks to the real passgate binary (and /usr/bin/promtool, /usr/bin/prometheus from
 // Debian's prometheus package) over sockets and files. Every wait is bounded.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

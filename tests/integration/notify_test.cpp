@@ -2,9 +2,9 @@
 // socket the test has bound, and the messages it sends checked in order: READY=1 once it serves,
 // RELOADING=1 (with MONOTONIC_USEC) then READY=1 around each reload, STOPPING=1 on SIGTERM.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

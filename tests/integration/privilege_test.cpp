@@ -1,9 +1,9 @@
 // Least privilege (issue 7, item 5): passgate refuses to serve as root unless told to, and runs
 // as an unprivileged user whose only capability is CAP_NET_BIND_SERVICE, on a port below 1024.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -5,10 +5,10 @@
 // addresses, so each one's address is visible end to end; HAProxy reaches passgate from
 // 127.0.0.1, the only trusted proxy.
 
-#include "tests/integration/net.h"
-#include "tests/integration/nginx_echo.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/nginx_echo.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

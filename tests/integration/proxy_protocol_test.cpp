@@ -2,10 +2,10 @@
 // answers with the client and server addresses it read from passgate's header (nginx_echo.h).
 // The client binds 127.0.0.7 so its address is not passgate's own.
 
-#include "tests/integration/net.h"
-#include "tests/integration/nginx_echo.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/nginx_echo.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

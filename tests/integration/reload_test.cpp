@@ -5,10 +5,10 @@
 // Every reload is sent only after passgate has handled the one before (two SIGHUPs in a row may
 // make one reload), so the reload counters can be compared with what was sent.
 
-#include "tests/integration/checksum_load.h"  // corpus_hellos()
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/checksum_load.h"  // corpus_hellos()
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -2,7 +2,7 @@
 // perf tools, about 20 s of mixed-size connections. It exits 0 only when no connection failed and
 // passgate's descriptors, pipes and memory are flat at the end (see perf/soak --help).
 
-#include "tests/integration/process.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -2,10 +2,10 @@
 // passgate's descriptors returned after the load. The checksum protocol, backend and clients are
 // in checksum_load.h.
 
-#include "tests/integration/checksum_load.h"
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/checksum_load.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 
@@ -365,7 +365,7 @@ TEST_CASE("resources: passgate's descriptors return to their count before the lo
     REQUIRE(total_fds(cold) > 0);
     CHECK(cold.count("pipe") == 0);  // no connection yet: no pipe
 
-    // Each worker keeps up to 64 empty pipes for reuse (src/worker.h pipe_pool_idle), so the pipe
+    // Each worker keeps up to 64 empty pipes for reuse (src/proxy/worker.h pipe_pool_idle), so the pipe
     // count after a load depends on its peak concurrency. Every other descriptor (sockets above
     // all) must come back exactly, and pipes stay within the pool's bound.
     constexpr int pool_pipe_fds = 2 * 64 * static_cast<int>(workers);

@@ -2,9 +2,9 @@
 // the certificates exactly as the walkthrough does, `openssl s_server -www` terminates TLS behind
 // passgate, and curl checks that the certificate it sees is the backend's.
 
-#include "tests/integration/net.h"
-#include "tests/integration/passgate.h"
-#include "tests/integration/process.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,0 +1,186 @@
+// passgate: TLS passthrough load balancer. See README.md.
+//
+//   passgate --config FILE            run in the foreground, logs to stderr (not as root, unless
+//                                     --allow-root: see README.md, "Least privilege")
+//   passgate --check --config FILE    validate; exit 0, or 1 with "FILE:LINE: message"
+//   passgate --version
+//   passgate route --config FILE --sni NAME [--alpn P]...   explain the routing decision
+
+#include "config/config.h"
+#include "src/control/app.h"
+#include "src/control/check.h"
+#include "src/wire/endpoints_file.h"
+#include "src/discovery/endpoints_file_reader.h"
+#include "src/observe/log.h"
+#include "src/routing/route_explain.h"
+#include "src/observe/version.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+void usage(std::FILE* out) {
+    std::fputs(
+        "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug] [--allow-root]\n"
+        "       passgate --check --config FILE\n"
+        "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]...\n"
+        "       passgate --version\n",
+        out);
+}
+
+struct Options {
+    std::string config_path;
+    bool check = false;
+    bool route = false;  // the `route` subcommand
+    std::optional<std::string> sni;
+    std::vector<std::string> alpn;
+    bool version = false;
+    bool allow_root = false;
+    std::optional<unsigned> workers;
+    passgate::LogLevel log_level = passgate::LogLevel::info;
+};
+
+std::optional<Options> parse_options(int argc, char** argv) {
+    Options options;
+    int first = 1;
+    if (argc > 1 && std::string(argv[1]) == "route") {
+        options.route = true;
+        first = 2;
+    }
+    for (int i = first; i < argc; ++i) {
+        const std::string argument = argv[i];
+        auto value = [&]() -> std::optional<std::string> {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "passgate: %s needs a value\n", argument.c_str());
+                return std::nullopt;
+            }
+            return std::string(argv[++i]);
+        };
+        if (argument == "--config" || argument == "-c") {
+            auto path = value();
+            if (!path) return std::nullopt;
+            options.config_path = *path;
+        } else if (options.route && argument == "--sni") {
+            auto sni = value();
+            if (!sni) return std::nullopt;
+            options.sni = *sni;
+        } else if (options.route && argument == "--alpn") {
+            auto protocol = value();
+            if (!protocol) return std::nullopt;
+            options.alpn.push_back(*protocol);
+        } else if (argument == "--check") {
+            options.check = true;
+        } else if (argument == "--version") {
+            options.version = true;
+        } else if (argument == "--allow-root") {
+            options.allow_root = true;
+        } else if (argument == "--workers") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            char* end = nullptr;
+            const unsigned long workers = std::strtoul(text->c_str(), &end, 10);
+            if (text->empty() || *end != '\0' || workers == 0 || workers > 1024) {
+                std::fprintf(stderr, "passgate: --workers must be 1..1024, got '%s'\n", text->c_str());
+                return std::nullopt;
+            }
+            options.workers = static_cast<unsigned>(workers);
+        } else if (argument == "--log-level") {
+            auto level = value();
+            if (!level) return std::nullopt;
+            if (*level == "error") options.log_level = passgate::LogLevel::error;
+            else if (*level == "warning") options.log_level = passgate::LogLevel::warning;
+            else if (*level == "info") options.log_level = passgate::LogLevel::info;
+            else if (*level == "debug") options.log_level = passgate::LogLevel::debug;
+            else {
+                std::fprintf(stderr, "passgate: unknown --log-level '%s'\n", level->c_str());
+                return std::nullopt;
+            }
+        } else if (argument == "--help" || argument == "-h") {
+            usage(stdout);
+            std::exit(0);
+        } else {
+            std::fprintf(stderr, "passgate: unknown argument '%s'\n", argument.c_str());
+            return std::nullopt;
+        }
+    }
+    return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::optional<Options> options = parse_options(argc, argv);
+    if (!options) {
+        usage(stderr);
+        return 2;
+    }
+    if (options->version) {
+        std::cout << passgate::version_text() << '\n';
+        return 0;
+    }
+    if (options->config_path.empty()) {
+        std::fprintf(stderr, "passgate: --config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+    passgate::set_log_level(options->log_level);
+
+    passgate::config::Config config;
+    try {
+        config = passgate::config::load_config_file(options->config_path);
+    } catch (const passgate::config::ConfigError& error) {
+        std::fprintf(stderr, "%s\n", error.what());
+        return 1;
+    }
+    if (options->route) {
+        if (!options->sni) {
+            std::fprintf(stderr, "passgate route: --sni NAME is required (use --sni '' for a hello without SNI)\n");
+            return 2;
+        }
+        std::cout << passgate::explain_route(config, *options->sni, options->alpn);
+        return 0;
+    }
+    if (options->check) {
+        std::cout << passgate::describe_config(config);
+        for (const std::string& warning : config.warnings) std::cerr << "warning: " << warning << '\n';
+        // Start-up fails on an endpoints file it cannot read, so --check reads them too (with
+        // the same non-blocking reader: a FIFO is reported, not waited on).
+        bool files_ok = true;
+        for (const passgate::config::Service& service : config.services) {
+            if (service.discovery != passgate::config::Discovery::file) continue;
+            const passgate::EndpointsFileParse parsed = passgate::read_endpoints_file(service.endpoints_file);
+            if (parsed.ok()) continue;
+            std::cerr << "service \"" << service.name << "\": " << parsed.error << '\n';
+            files_ok = false;
+        }
+        return files_ok ? 0 : 1;
+    }
+    // Serving as root would hand every parser bug the whole machine. --check and `route` only
+    // read the config, so they may run as anyone.
+    if ((::getuid() == 0 || ::geteuid() == 0) && !options->allow_root) {
+        std::fprintf(stderr,
+                     "passgate: refusing to run as root (uid 0). Run it as an unprivileged user with only "
+                     "CAP_NET_BIND_SERVICE (the systemd unit does; see README.md, \"Least privilege\"), "
+                     "or pass --allow-root to run as root anyway.\n");
+        return 1;
+    }
+    for (const std::string& warning : config.warnings)
+        passgate::log_line(passgate::LogLevel::warning, warning);
+    try {
+        passgate::AppOptions app_options;
+        app_options.config_path = options->config_path;
+        app_options.workers_override = options->workers;
+        return passgate::run_app(std::move(config), app_options);
+    } catch (const std::exception& error) {
+        passgate::log_line(passgate::LogLevel::error, std::string("fatal: ") + error.what());
+        return 1;
+    }
+}

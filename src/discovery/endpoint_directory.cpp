@@ -1,0 +1,378 @@
+#include "src/discovery/endpoint_directory.h"
+
+#include "reactor/file_watch.h"
+#include "src/discovery/dns_resolver.h"
+#include "src/wire/endpoints_file.h"
+#include "src/discovery/endpoints_file_reader.h"
+#include "src/discovery/health_check.h"
+#include "src/observe/log.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <set>
+#include <stdexcept>
+
+namespace passgate {
+
+namespace {
+
+bool same_endpoints(const std::vector<config::Endpoint>& a, const std::vector<config::Endpoint>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](const config::Endpoint& x, const config::Endpoint& y) {
+                          return x.address == y.address && x.weight == y.weight &&
+                                 x.max_connections == y.max_connections;
+                      });
+}
+
+// Same source with the same parameters: the followed service (and what it found) carries over.
+bool same_discovery(const config::Service& a, const config::Service& b) {
+    return a.discovery == b.discovery && same_endpoints(a.endpoints, b.endpoints) &&
+           a.dns_name == b.dns_name && a.port == b.port && a.dns_min_ttl == b.dns_min_ttl &&
+           a.dns_max_ttl == b.dns_max_ttl && a.endpoints_file == b.endpoints_file &&
+           a.endpoint_max_connections == b.endpoint_max_connections;
+}
+
+HealthCheckOptions health_options(const config::HealthCheck& check) {
+    HealthCheckOptions options;
+    options.interval = check.interval;
+    options.timeout = check.timeout;
+    options.healthy_threshold = check.healthy_threshold;
+    options.unhealthy_threshold = check.unhealthy_threshold;
+    options.kind = check.kind == config::HealthCheck::Kind::tls ? HealthCheckKind::tls : HealthCheckKind::tcp;
+    options.sni = check.sni;
+    return options;
+}
+
+DnsResolverOptions resolver_options(const config::Dns& dns) {
+    DnsResolverOptions options;
+    for (const config::Address& server : dns.servers) options.servers.push_back(server.to_string());
+    options.timeout = dns.timeout;
+    options.tries = static_cast<int>(dns.tries);
+    return options;
+}
+
+bool same_dns(const config::Dns& a, const config::Dns& b) {
+    return a.servers == b.servers && a.timeout == b.timeout && a.tries == b.tries;
+}
+
+DiscoveredEndpoints static_endpoints(const config::Service& service) {
+    DiscoveredEndpoints out;
+    for (const config::Endpoint& endpoint : service.endpoints)
+        out.push_back(DiscoveredEndpoint{endpoint.address, endpoint.weight, endpoint.max_connections});
+    return out;
+}
+
+}  // namespace
+
+struct EndpointDirectory::Service {
+    Service(EndpointDirectory& directory_, config::Service spec_)
+        : directory(directory_), spec(std::move(spec_)) {}
+    ~Service() { *alive = false; }
+
+    EndpointDirectory& directory;
+    config::Service spec;
+    DiscoveredEndpoints discovered;  // the last good set its source gave
+    bool settled = true;             // false until a DNS service's first answer or failure
+    std::shared_ptr<const EndpointSet> set;
+    std::set<std::string> shown;  // endpoint names whose series are shown now
+
+    // Maglev table of the last set, reused while the names and weights stay the same (health
+    // changes do not rebuild it).
+    std::shared_ptr<const MaglevTable> maglev;
+    std::vector<std::string> maglev_names;
+    std::vector<std::uint32_t> maglev_weights;
+
+    std::unique_ptr<HealthChecker> health;
+    reactor::Millis last_local_error_log_ = -1'000'000;
+    std::unique_ptr<reactor::FileWatch> file_watch;
+    // DNS: one lookup at a time; the next one when the answer's TTL runs out.
+    bool lookup_in_flight = false;
+    std::string last_error;  // the failure logged last (repeats are not logged again)
+    // DNS callbacks may outlive the service (a reload removed it): they check this first.
+    std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+    bool healthy(const config::Address& address) const {
+        return !health || health->healthy(address).value_or(true);
+    }
+
+    // Start following: a static list and a file are known now (a file that cannot be read
+    // throws); DNS reports later.
+    void start() {
+        switch (spec.discovery) {
+            case config::Discovery::static_list:
+                discovered = static_endpoints(spec);
+                count_success();
+                break;
+            case config::Discovery::file: {
+                EndpointsFileParse parsed = read_endpoints_file(spec.endpoints_file);
+                if (!parsed.ok())
+                    throw std::runtime_error("service \"" + spec.name + "\": " + parsed.error);
+                discovered = std::move(parsed.endpoints);
+                count_success();
+                try {
+                    file_watch = std::make_unique<reactor::FileWatch>(
+                        directory.loop_, spec.endpoints_file, [this] { reread_file(); });
+                } catch (const std::exception& error) {
+                    throw std::runtime_error("service \"" + spec.name + "\": endpoints_file " +
+                                             spec.endpoints_file + ": " + error.what());
+                }
+                break;
+            }
+            case config::Discovery::dns:
+            case config::Discovery::dns_srv:
+                settled = false;
+                resolve();
+                break;
+        }
+        start_health();
+    }
+
+    void start_health() {
+        health.reset();
+        if (!spec.health_check) return;
+        HealthCheckOptions options = health_options(*spec.health_check);
+        options.local_error = [this](const config::Address& address, int error) {
+            directory.metrics_.health_check_local_errors.with({spec.name}).inc(directory.metrics_.control_shard());
+            // At most one line a second per service: the shortage is the process's, not news per probe.
+            const reactor::Millis now = directory.loop_.now();
+            if (now - last_local_error_log_ < 1000) return;
+            last_local_error_log_ = now;
+            log_line(LogLevel::warning, "service " + spec.name + ": health probe of " + address.to_string() +
+                                            " not run: " + std::strerror(error) +
+                                            " (a local shortage, not held against the endpoint)");
+        };
+        health = std::make_unique<HealthChecker>(
+            directory.loop_, std::move(options),
+            [this](const config::Address& address, bool healthy, const std::string& reason) {
+                log_line(healthy ? LogLevel::info : LogLevel::warning,
+                         "service " + spec.name + ": endpoint " + address.to_string() + " is now " +
+                             (healthy ? "healthy" : "unhealthy") + " (" + reason + ")");
+                directory.changed(*this);
+            });
+        set_health_targets();
+    }
+
+    void set_health_targets() {
+        if (!health) return;
+        std::vector<config::Address> targets;
+        for (const DiscoveredEndpoint& endpoint : discovered) targets.push_back(endpoint.address);
+        health->set_targets(targets);
+    }
+
+    void count_success() {
+        const std::size_t control = directory.metrics_.control_shard();
+        if (spec.discovery != config::Discovery::static_list)
+            directory.metrics_.discovery_updates.with({spec.name, "success"}).inc(control);
+        directory.metrics_.discovery_last_success.with({spec.name}).set(control, unix_time_seconds());
+    }
+
+    void count_failure(const std::string& error) {
+        directory.metrics_.discovery_updates.with({spec.name, "failure"}).inc(directory.metrics_.control_shard());
+        if (error != last_error)
+            log_line(LogLevel::error, "service " + spec.name + ": " + error + "; keeping the last " +
+                                          std::to_string(discovered.size()) + " endpoints");
+        last_error = error;
+    }
+
+    // A new good set from the source: published when it differs.
+    void found(DiscoveredEndpoints endpoints) {
+        count_success();
+        if (!last_error.empty())
+            log_line(LogLevel::info, "service " + spec.name + ": endpoint discovery recovered");
+        last_error.clear();
+        if (endpoints == discovered) return;
+        log_line(LogLevel::info, "service " + spec.name + ": " + std::to_string(endpoints.size()) +
+                                     " endpoints (was " + std::to_string(discovered.size()) + ")");
+        discovered = std::move(endpoints);
+        set_health_targets();
+        directory.changed(*this);
+    }
+
+    void reread_file() {
+        EndpointsFileParse parsed = read_endpoints_file(spec.endpoints_file);
+        if (!parsed.ok()) return count_failure(parsed.error);
+        found(std::move(parsed.endpoints));
+    }
+
+    void resolve() {
+        if (lookup_in_flight) return;
+        if (!directory.resolver_) {
+            count_failure("no DNS resolver: " + directory.resolver_error_);
+            settle();
+            directory.loop_.arm_timer_after(refresh, spec.dns_min_ttl.count());
+            return;
+        }
+        lookup_in_flight = true;
+        std::weak_ptr<bool> still = alive;
+        auto done = [this, still](DnsResult result) {
+            const auto alive_now = still.lock();
+            if (!alive_now || !*alive_now) return;
+            on_answer(std::move(result));
+        };
+        if (spec.discovery == config::Discovery::dns)
+            directory.resolver_->resolve_addresses(spec.dns_name, spec.port, std::move(done));
+        else
+            directory.resolver_->resolve_srv(spec.dns_name, std::move(done));
+    }
+
+    void on_answer(DnsResult result) {
+        lookup_in_flight = false;
+        reactor::Millis next = spec.dns_min_ttl.count();
+        if (!result.ok()) {
+            count_failure("resolving " + spec.dns_name + ": " + result.error);
+        } else {
+            DiscoveredEndpoints endpoints;
+            for (const DnsRecord& record : result.records)
+                endpoints.push_back(DiscoveredEndpoint{record.address, record.weight,
+                                                       spec.endpoint_max_connections});
+            found(std::move(endpoints));
+            const reactor::Millis ttl = static_cast<reactor::Millis>(result.ttl_seconds) * 1000;
+            next = std::clamp<reactor::Millis>(ttl, spec.dns_min_ttl.count(), spec.dns_max_ttl.count());
+        }
+        settle();
+        directory.loop_.arm_timer_after(refresh, next);
+    }
+
+    void settle() {
+        if (settled) return;
+        settled = true;
+        log_line(LogLevel::info, "service " + spec.name + ": first resolution of " + spec.dns_name +
+                                     " done, " + std::to_string(discovered.size()) + " endpoints");
+    }
+
+    // The resolver was replaced ([dns] changed on reload): its lookups were cancelled.
+    void resolver_replaced() {
+        if (spec.discovery != config::Discovery::dns && spec.discovery != config::Discovery::dns_srv) return;
+        lookup_in_flight = false;
+        directory.loop_.cancel_timer(refresh);
+        resolve();
+    }
+
+    reactor::MemberTimer<Service, &Service::resolve> refresh{*this};  // next DNS lookup
+};
+
+EndpointDirectory::EndpointDirectory(reactor::Loop& loop, AppMetrics& metrics, Publish publish)
+    : loop_(loop), metrics_(metrics), publish_(std::move(publish)) {}
+
+EndpointDirectory::~EndpointDirectory() = default;
+
+std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const config::Config& config) {
+    // The resolver is made when the first config with DNS services comes, and again when [dns]
+    // changes. It is replaced before the services start, since new services resolve at once.
+    const bool uses_dns = std::any_of(config.services.begin(), config.services.end(), [](const auto& s) {
+        return s.discovery == config::Discovery::dns || s.discovery == config::Discovery::dns_srv;
+    });
+    bool resolver_replaced = false;
+    if (uses_dns && (!resolver_ || !same_dns(dns_, config.dns))) {
+        DnsResolverCreate created = DnsResolver::create(loop_, resolver_options(config.dns));
+        if (!created.resolver) throw std::runtime_error("[dns]: " + created.error);
+        resolver_ = std::move(created.resolver);
+        resolver_error_.clear();
+        dns_ = config.dns;
+        resolver_replaced = true;
+    }
+    // Prepare everything first (this is what can fail), then swap in: a failure changes nothing.
+    std::map<std::string, std::unique_ptr<Service>> next;
+    for (const config::Service& spec : config.services) {
+        auto kept = services_.find(spec.name);
+        if (kept != services_.end() && same_discovery(kept->second->spec, spec)) {
+            next.emplace(spec.name, nullptr);  // moved over below, once nothing can fail
+            continue;
+        }
+        auto service = std::make_unique<Service>(*this, spec);
+        service->start();
+        next.emplace(spec.name, std::move(service));
+    }
+    std::vector<std::shared_ptr<const EndpointSet>> sets;
+    for (const config::Service& spec : config.services) {
+        std::unique_ptr<Service>& slot = next[spec.name];
+        if (!slot) {
+            slot = std::move(services_[spec.name]);
+            const bool health_changed = slot->spec.health_check != spec.health_check;
+            slot->spec = spec;  // balance and health settings may have changed
+            if (health_changed) slot->start_health();
+            if (resolver_replaced) slot->resolver_replaced();
+        }
+        slot->set = build_set(*slot);
+        sets.push_back(slot->set);
+    }
+    // Services that are gone: hide their endpoint series.
+    for (auto& [name, service] : services_) {
+        if (!service || next.count(name) != 0) continue;
+        for (const std::string& endpoint : service->shown) metrics_.endpoint_healthy.remove({name, endpoint});
+        metrics_.service_endpoints.remove({name});
+        metrics_.discovery_last_success.remove({name});
+        metrics_.discovery_updates.remove({name, "success"});
+        metrics_.discovery_updates.remove({name, "failure"});
+        metrics_.health_check_local_errors.remove({name});
+    }
+    services_ = std::move(next);
+    return sets;
+}
+
+bool EndpointDirectory::settled() const {
+    return std::all_of(services_.begin(), services_.end(),
+                       [](const auto& entry) { return entry.second->settled; });
+}
+
+void EndpointDirectory::changed(Service& service) {
+    service.set = build_set(service);
+    publish_({service.set});
+}
+
+std::shared_ptr<const EndpointSet> EndpointDirectory::build_set(Service& service) {
+    const std::size_t control = metrics_.control_shard();
+    auto set = std::make_shared<EndpointSet>();
+    set->service = service.spec.name;
+    set->version = ++next_version_;
+    for (const DiscoveredEndpoint& found : service.discovered) {
+        LiveEndpoint endpoint;
+        endpoint.address = found.address;
+        endpoint.name = found.address.to_string();
+        endpoint.weight = found.weight;
+        endpoint.max_connections = found.max_connections;
+        endpoint.healthy = service.healthy(found.address);
+        endpoint.metrics = EndpointMetrics(metrics_, service.spec.name, endpoint.name);
+        set->endpoints.push_back(std::move(endpoint));
+    }
+    std::sort(set->endpoints.begin(), set->endpoints.end(),
+              [](const LiveEndpoint& a, const LiveEndpoint& b) { return a.name < b.name; });
+
+    std::set<std::string> shown;
+    for (const LiveEndpoint& endpoint : set->endpoints) {
+        metrics_.endpoint_healthy.with({service.spec.name, endpoint.name})
+            .set(control, endpoint.healthy ? 1 : 0);
+        shown.insert(endpoint.name);
+    }
+    for (const std::string& gone : service.shown) {
+        if (shown.count(gone) != 0) continue;
+        metrics_.endpoint_healthy.remove({service.spec.name, gone});
+        metrics_.upstream_connections.remove({service.spec.name, gone});
+        metrics_.endpoint_ejections.remove({service.spec.name, gone});
+        for (std::size_t reason = 0; reason < static_cast<std::size_t>(ConnectFailure::count); ++reason)
+            metrics_.upstream_connect_failures.remove(
+                {service.spec.name, gone, std::string(connect_failure_name(static_cast<ConnectFailure>(reason)))});
+    }
+    service.shown = std::move(shown);
+    metrics_.service_endpoints.with({service.spec.name}).set(control, static_cast<double>(set->endpoints.size()));
+
+    if (service.spec.balance == config::Balance::maglev && !set->endpoints.empty()) {
+        std::vector<std::string> names;
+        std::vector<std::uint32_t> weights;
+        for (const LiveEndpoint& endpoint : set->endpoints) {
+            names.push_back(endpoint.name);
+            weights.push_back(endpoint.weight);
+        }
+        if (!service.maglev || names != service.maglev_names || weights != service.maglev_weights) {
+            service.maglev = std::make_shared<const MaglevTable>(names, weights);
+            service.maglev_names = std::move(names);
+            service.maglev_weights = std::move(weights);
+        }
+        set->maglev = service.maglev;
+    }
+    return set;
+}
+
+}  // namespace passgate

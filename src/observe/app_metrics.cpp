@@ -1,0 +1,231 @@
+#include "src/observe/app_metrics.h"
+
+#include "src/observe/version.h"
+
+#include <cerrno>
+#include <ctime>
+
+namespace passgate {
+
+namespace {
+const std::vector<double> hello_byte_buckets{256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
+const std::vector<double> latency_buckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                          0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
+                                          5,      10};
+}  // namespace
+
+double unix_time_seconds() {
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+std::string_view hello_reject_name(HelloReject reason) {
+    switch (reason) {
+        case HelloReject::timeout: return "timeout";
+        case HelloReject::not_tls: return "not_tls";
+        case HelloReject::malformed: return "malformed";
+        case HelloReject::too_large: return "too_large";
+        case HelloReject::no_sni: return "no_sni";
+        case HelloReject::no_route: return "no_route";
+        case HelloReject::client_closed: return "client_closed";
+        case HelloReject::count: break;
+    }
+    return "unknown";
+}
+
+std::string_view refusal_name(Refusal reason) {
+    switch (reason) {
+        case Refusal::denied: return "denied";
+        case Refusal::listener_limit: return "listener_limit";
+        case Refusal::rate_limit: return "rate_limit";
+        case Refusal::route_limit: return "route_limit";
+        case Refusal::worker_limit: return "worker_limit";
+        case Refusal::hello_memory_limit: return "hello_memory_limit";
+        case Refusal::count: break;
+    }
+    return "unknown";
+}
+
+std::optional<Refusal> refusal_of(CloseReason reason) {
+    switch (reason) {
+        case CloseReason::denied: return Refusal::denied;
+        case CloseReason::listener_limit: return Refusal::listener_limit;
+        case CloseReason::rate_limit: return Refusal::rate_limit;
+        case CloseReason::route_limit: return Refusal::route_limit;
+        case CloseReason::worker_limit: return Refusal::worker_limit;
+        case CloseReason::hello_memory_limit: return Refusal::hello_memory_limit;
+        default: return std::nullopt;
+    }
+}
+
+std::string_view proxy_reject_name(ProxyReject reason) {
+    switch (reason) {
+        case ProxyReject::untrusted: return "untrusted";
+        case ProxyReject::missing: return "missing";
+        case ProxyReject::malformed: return "malformed";
+        case ProxyReject::timeout: return "timeout";
+        case ProxyReject::count: break;
+    }
+    return "unknown";
+}
+
+std::optional<ProxyReject> proxy_reject_of(CloseReason reason) {
+    switch (reason) {
+        case CloseReason::proxy_untrusted: return ProxyReject::untrusted;
+        case CloseReason::proxy_missing: return ProxyReject::missing;
+        case CloseReason::proxy_malformed: return ProxyReject::malformed;
+        case CloseReason::proxy_timeout: return ProxyReject::timeout;
+        default: return std::nullopt;
+    }
+}
+
+std::string_view connect_failure_name(ConnectFailure reason) {
+    switch (reason) {
+        case ConnectFailure::refused: return "refused";
+        case ConnectFailure::timeout: return "timeout";
+        case ConnectFailure::unreachable: return "unreachable";
+        case ConnectFailure::error: return "error";
+        case ConnectFailure::count: break;
+    }
+    return "unknown";
+}
+
+ConnectFailure connect_failure_of(int error) {
+    switch (error) {
+        case ECONNREFUSED: return ConnectFailure::refused;
+        case ETIMEDOUT: return ConnectFailure::timeout;
+        case ENETUNREACH:
+        case EHOSTUNREACH:
+        case EADDRNOTAVAIL: return ConnectFailure::unreachable;
+        default: return ConnectFailure::error;
+    }
+}
+
+AppMetrics::AppMetrics(unsigned workers)
+    : registry(workers + 1),
+      downstream_connections(registry.counter("passgate_downstream_connections_total",
+          "Client connections routed, by listener and route.", {"listener", "route"})),
+      downstream_active(registry.gauge("passgate_downstream_connections_active",
+          "Client connections open now, by listener.", {"listener"})),
+      downstream_closed(registry.counter("passgate_downstream_connections_closed_total",
+          "Client connections closed, by listener and close reason.", {"listener", "reason"})),
+      hello_rejected(registry.counter("passgate_client_hello_rejected_total",
+          "Connections closed before routing, by listener and reason.", {"listener", "reason"})),
+      downstream_refused(registry.counter("passgate_downstream_connections_refused_total",
+          "Client connections closed by access control (allow/deny) or a limit, by listener and "
+          "reason.", {"listener", "reason"})),
+      proxy_rejected(registry.counter("passgate_proxy_protocol_rejected_total",
+          "Connections closed for their PROXY protocol header (listeners with "
+          "accept_proxy_protocol), by listener and reason.", {"listener", "reason"})),
+      hello_bytes(registry.histogram("passgate_client_hello_bytes",
+          "Size of complete ClientHellos in bytes (TLS records included).", hello_byte_buckets,
+          {"listener"})),
+      hello_duration(registry.histogram("passgate_client_hello_duration_seconds",
+          "Time from accept to a complete ClientHello.", latency_buckets, {"listener"})),
+      upstream_connections(registry.counter("passgate_upstream_connections_total",
+          "Backend connections established, by service and endpoint.", {"service", "endpoint"})),
+      upstream_connect_failures(registry.counter("passgate_upstream_connect_failures_total",
+          "Backend connect attempts that failed, by service, endpoint and reason.",
+          {"service", "endpoint", "reason"})),
+      upstream_connect_duration(registry.histogram("passgate_upstream_connect_duration_seconds",
+          "Time to establish a backend connection, by service.", latency_buckets, {"service"})),
+      bytes(registry.counter("passgate_bytes_total",
+          "Bytes forwarded, by route and direction (the ClientHello counts as client_to_backend).",
+          {"route", "direction"})),
+      config_reloads(registry.counter("passgate_config_reloads_total",
+          "Configuration reloads (SIGHUP), by result.", {"result"})),
+      config_last_reload_success(registry.gauge("passgate_config_last_reload_success_timestamp_seconds",
+          "Unix time of the last configuration load that succeeded (start-up included).")),
+      config_hash_info(registry.gauge("passgate_config_hash_info",
+          "Hash of the configuration file in use (value always 1).", {"hash"})),
+      pipes_in_use(registry.gauge("passgate_pipes_in_use",
+          "Pipes leased by connections now, summed over workers.")),
+      pipe_pool_size(registry.gauge("passgate_pipe_pool_size",
+          "Empty pipes kept for reuse, summed over workers.")),
+      build_info(registry.gauge("passgate_build_info", "Build and runtime versions (value always 1).",
+          {"version", "liburing", "kernel"})),
+      endpoint_healthy(registry.gauge("passgate_endpoint_healthy",
+          "1 when the endpoint passes its service's active health check (always 1 without one), "
+          "else 0.", {"service", "endpoint"})),
+      endpoint_ejections(registry.counter("passgate_endpoint_ejections_total",
+          "Passive ejections (outlier detection: consecutive connect failures), summed over the "
+          "workers that ejected.", {"service", "endpoint"})),
+      service_endpoints(registry.gauge("passgate_service_endpoints",
+          "Endpoints the service has now (from its static list, DNS or endpoints file).",
+          {"service"})),
+      upstream_panic(registry.counter("passgate_upstream_panic_total",
+          "Endpoint picks made while no endpoint of the service was healthy (health ignored).",
+          {"service"})),
+      discovery_updates(registry.counter("passgate_discovery_updates_total",
+          "Endpoint discovery results (DNS answers, endpoints file reads), by service and result.",
+          {"service", "result"})),
+      health_check_local_errors(registry.counter("passgate_health_check_local_errors_total",
+          "Health probes that could not run for a local shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM): "
+          "not held against the endpoint.", {"service"})),
+      discovery_last_success(registry.gauge("passgate_discovery_last_success_timestamp_seconds",
+          "Unix time of the service's last successful endpoint discovery.", {"service"})),
+      metric_series(registry.gauge("passgate_metric_series",
+          "Metric series held in memory, shown or hidden (departed endpoints wait for "
+          "departed_series_retention before they are freed); updated once a second.")) {
+    build_info.with({version(), liburing_version(), kernel_release()}).set(control_shard(), 1);
+    config_reloads.with({"success"});
+    config_reloads.with({"failure"});
+    registry.callback_gauge("passgate_config_snapshots_live",
+        "Configuration snapshots in memory: the current one plus older ones that open connections "
+        "still use.", [this] { return static_cast<double>(snapshots_live.load(std::memory_order_relaxed)); });
+}
+
+SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& config)
+    : workers(static_cast<unsigned>(metrics.registry.shards() > 1 ? metrics.registry.shards() - 1 : 1)) {
+    for (const config::Listener& listener : config.listeners) {
+        ListenerMetrics handles;
+        handles.active = metrics.downstream_active.with({listener.name});
+        for (std::size_t reason = 0; reason < handles.rejected.size(); ++reason)
+            handles.rejected[reason] = metrics.hello_rejected.with(
+                {listener.name, std::string(hello_reject_name(static_cast<HelloReject>(reason)))});
+        for (std::size_t reason = 0; reason < handles.refused.size(); ++reason)
+            handles.refused[reason] = metrics.downstream_refused.with(
+                {listener.name, std::string(refusal_name(static_cast<Refusal>(reason)))});
+        for (std::size_t reason = 0; reason < handles.closed.size(); ++reason)
+            handles.closed[reason] = metrics.downstream_closed.with(
+                {listener.name, std::string(close_reason_name(static_cast<CloseReason>(reason)))});
+        if (listener.accept_proxy_protocol) {
+            for (std::size_t reason = 0; reason < handles.proxy_rejected.size(); ++reason)
+                handles.proxy_rejected[reason] = metrics.proxy_rejected.with(
+                    {listener.name, std::string(proxy_reject_name(static_cast<ProxyReject>(reason)))});
+        }
+        handles.hello_bytes = metrics.hello_bytes.with({listener.name});
+        handles.hello_duration = metrics.hello_duration.with({listener.name});
+        handles.connections_by_route.resize(config.routes.size());
+        for (std::size_t route = 0; route < config.routes.size(); ++route) {
+            const config::Route& r = config.routes[route];
+            for (const std::string& name : r.listeners)
+                if (name == listener.name)
+                    handles.connections_by_route[route] =
+                        metrics.downstream_connections.with({listener.name, r.name});
+        }
+        listeners.push_back(std::move(handles));
+    }
+    for (const config::Route& route : config.routes) {
+        routes.push_back(RouteMetrics{metrics.bytes.with({route.name, "client_to_backend"}),
+                                      metrics.bytes.with({route.name, "backend_to_client"})});
+    }
+    for (const config::Service& service : config.services) {
+        ServiceMetrics handles;
+        handles.connect_duration = metrics.upstream_connect_duration.with({service.name});
+        handles.panic = metrics.upstream_panic.with({service.name});
+        services.push_back(std::move(handles));
+    }
+}
+
+EndpointMetrics::EndpointMetrics(AppMetrics& metrics, const std::string& service,
+                                 const std::string& endpoint)
+    : connections(metrics.upstream_connections.with({service, endpoint})),
+      ejections(metrics.endpoint_ejections.with({service, endpoint})) {
+    for (std::size_t reason = 0; reason < failures.size(); ++reason)
+        failures[reason] = metrics.upstream_connect_failures.with(
+            {service, endpoint, std::string(connect_failure_name(static_cast<ConnectFailure>(reason)))});
+}
+
+}  // namespace passgate

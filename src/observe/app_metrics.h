@@ -1,0 +1,128 @@
+#pragma once
+// passgate's Prometheus metrics: the families (created once per process, so counters keep
+// counting across reloads) and, per snapshot, the handles workers increment on their own shard.
+// Label values come only from config names, never from client bytes: cardinality is bounded by
+// the config.
+
+#include "config/config.h"
+#include "metrics/registry.h"
+#include "src/observe/connection_summary.h"
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace passgate {
+
+// Reasons for passgate_client_hello_rejected_total{reason}.
+enum class HelloReject { timeout, not_tls, malformed, too_large, no_sni, no_route, client_closed, count };
+std::string_view hello_reject_name(HelloReject reason);
+
+// Reasons for passgate_downstream_connections_refused_total{reason}: access control and limits.
+// The names are those of the matching CloseReason.
+enum class Refusal { denied, listener_limit, rate_limit, route_limit, worker_limit, hello_memory_limit, count };
+std::string_view refusal_name(Refusal reason);
+// The refusal behind a close reason, if it is one.
+std::optional<Refusal> refusal_of(CloseReason reason);
+
+// Reasons for passgate_proxy_protocol_rejected_total{reason}: PROXY headers refused on listeners
+// with accept_proxy_protocol. Each has its own close reason (proxy_<name>).
+enum class ProxyReject { untrusted, missing, malformed, timeout, count };
+std::string_view proxy_reject_name(ProxyReject reason);
+// The PROXY rejection behind a close reason, if it is one.
+std::optional<ProxyReject> proxy_reject_of(CloseReason reason);
+
+// Reasons for passgate_upstream_connect_failures_total{reason}.
+enum class ConnectFailure { refused, timeout, unreachable, error, count };
+std::string_view connect_failure_name(ConnectFailure reason);
+ConnectFailure connect_failure_of(int error);
+
+// Unix time in seconds (CLOCK_REALTIME), for the *_timestamp_seconds gauges.
+double unix_time_seconds();
+
+class AppMetrics {
+public:
+    // Shards: one per worker (index = worker index) and the last for the control thread.
+    explicit AppMetrics(unsigned workers);
+    metrics::Registry registry;
+    std::size_t control_shard() const { return registry.shards() - 1; }
+
+    metrics::CounterFamily& downstream_connections;       // {listener, route}
+    metrics::GaugeFamily& downstream_active;              // {listener}
+    metrics::CounterFamily& downstream_closed;            // {listener, reason}
+    metrics::CounterFamily& hello_rejected;               // {listener, reason}
+    metrics::CounterFamily& downstream_refused;           // {listener, reason}
+    metrics::CounterFamily& proxy_rejected;               // {listener, reason}
+    metrics::HistogramFamily& hello_bytes;                // {listener}
+    metrics::HistogramFamily& hello_duration;             // {listener}
+    metrics::CounterFamily& upstream_connections;         // {service, endpoint}
+    metrics::CounterFamily& upstream_connect_failures;    // {service, endpoint, reason}
+    metrics::HistogramFamily& upstream_connect_duration;  // {service}
+    metrics::CounterFamily& bytes;                        // {route, direction}
+    metrics::CounterFamily& config_reloads;               // {result}
+    metrics::GaugeFamily& config_last_reload_success;
+    metrics::GaugeFamily& config_hash_info;               // {hash}
+    metrics::GaugeFamily& pipes_in_use;
+    metrics::GaugeFamily& pipe_pool_size;
+    metrics::GaugeFamily& build_info;                     // {version, liburing, kernel}
+    // Endpoints and their health (src/discovery/endpoint_directory.h).
+    metrics::GaugeFamily& endpoint_healthy;               // {service, endpoint}
+    metrics::CounterFamily& endpoint_ejections;           // {service, endpoint}
+    metrics::GaugeFamily& service_endpoints;              // {service}
+    metrics::CounterFamily& upstream_panic;               // {service}
+    metrics::CounterFamily& discovery_updates;            // {service, result}
+    metrics::CounterFamily& health_check_local_errors;    // {service}
+    metrics::GaugeFamily& discovery_last_success;         // {service}
+    // Series held in memory, shown or hidden; set by the control thread when it frees departed
+    // series (src/control/app.cpp).
+    metrics::GaugeFamily& metric_series;
+    // Config snapshots alive now (the current one plus older ones that connections still use),
+    // over all workers: passgate_config_snapshots_live. Counted by Snapshot's constructor and
+    // destructor (a reload, the end of a snapshot's last connection): rare, so one shared atomic.
+    std::atomic<std::int64_t> snapshots_live{0};
+};
+
+// Handles for one snapshot, resolved on the control thread when the snapshot is built.
+struct ListenerMetrics {
+    metrics::Gauge active;
+    std::array<metrics::Counter, static_cast<std::size_t>(HelloReject::count)> rejected;
+    std::array<metrics::Counter, static_cast<std::size_t>(Refusal::count)> refused;
+    std::array<metrics::Counter, close_reason_count> closed;
+    // Resolved only for listeners with accept_proxy_protocol (the only ones that can count them).
+    std::array<metrics::Counter, static_cast<std::size_t>(ProxyReject::count)> proxy_rejected;
+    metrics::Histogram hello_bytes;
+    metrics::Histogram hello_duration;
+    std::vector<metrics::Counter> connections_by_route;  // by route index; empty handle if not attached
+};
+
+struct RouteMetrics {
+    metrics::Counter bytes_client_to_backend;
+    metrics::Counter bytes_backend_to_client;
+};
+
+// One endpoint's series, created (or revived) on the control thread when the endpoint appears.
+struct EndpointMetrics {
+    EndpointMetrics() = default;
+    EndpointMetrics(AppMetrics& metrics, const std::string& service, const std::string& endpoint);
+    metrics::Counter connections;
+    std::array<metrics::Counter, static_cast<std::size_t>(ConnectFailure::count)> failures;
+    metrics::Counter ejections;
+};
+
+struct ServiceMetrics {
+    metrics::Histogram connect_duration;
+    metrics::Counter panic;
+};
+
+struct SnapshotMetrics {
+    SnapshotMetrics(AppMetrics& metrics, const config::Config& config);
+    unsigned workers = 1;  // worker threads: connection limits are split across them
+    std::vector<ListenerMetrics> listeners;
+    std::vector<RouteMetrics> routes;
+    std::vector<ServiceMetrics> services;
+};
+
+}  // namespace passgate

@@ -1,0 +1,829 @@
+#include "src/proxy/proxy_connection.h"
+
+#include "config/address.h"
+#include "reactor/socket.h"
+#include "src/observe/log.h"
+#include "src/wire/proxy_protocol.h"
+#include "src/proxy/worker.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+namespace passgate {
+
+namespace {
+constexpr std::uint32_t readable_events = POLLIN | POLLRDHUP;
+// Per wake-up, a direction moves at most this many pipe-fulls before yielding to other
+// connections (it resumes on the next loop iteration): one busy stream cannot starve the rest.
+constexpr int pump_rounds_per_turn = 8;
+// A direction that is not streaming reads each wake-up's first bytes into a buffer of this size
+// and sends them from there (see pump()). 8 KiB: never more than the smallest pipe the kernel
+// hands out (2 pages, when the user's pipe budget is spent), so a partial send's remainder always
+// fits in the direction's pipe.
+constexpr std::size_t copy_chunk = 8 * 1024;
+
+}  // namespace
+
+ProxyConnection::ProxyConnection(Worker& worker, Generation& generation, std::size_t listener,
+                                 reactor::Fd client)
+    : worker_(worker),
+      generation_(generation),
+      client_(std::move(client)),
+      client_readable_(worker.loop(), client_readable_handler_),
+      client_writable_(worker.loop(), client_writable_handler_),
+      backend_readable_(worker.loop(), backend_readable_handler_),
+      backend_writable_(worker.loop(), backend_writable_handler_) {
+    ++generation_.connections;
+    listener_ = static_cast<std::uint32_t>(listener);
+    started_ = worker_.loop().now();
+    phase_started_us_ = reactor::monotonic_micros();
+    last_activity_ = started_;
+    metrics().listeners[listener].active.add(shard(), 1);
+}
+
+const SnapshotMetrics& ProxyConnection::metrics() const { return generation_.snapshot->metrics(); }
+
+std::size_t ProxyConnection::shard() const { return worker_.index(); }
+
+const sockaddr* ProxyConnection::client_address() const {
+    return client_address_known_ ? &client_address_.any : nullptr;
+}
+
+ProxyConnection::~ProxyConnection() { --generation_.connections; }
+
+namespace {
+// An IPv4 or IPv6 address out of a sockaddr_storage (the PROXY header's); others are not
+// INET addresses (has_addresses() is false for them).
+InetAddress inet_address(const sockaddr_storage& storage) {
+    InetAddress address{};
+    if (storage.ss_family == AF_INET) std::memcpy(&address.v4, &storage, sizeof address.v4);
+    else if (storage.ss_family == AF_INET6) std::memcpy(&address.v6, &storage, sizeof address.v6);
+    return address;
+}
+
+sockaddr_storage storage_of(const InetAddress& address) {
+    sockaddr_storage storage{};
+    std::memcpy(&storage, &address, sizeof address);
+    return storage;
+}
+
+const config::Listener& listener_config(const Generation& generation, std::size_t listener) {
+    return *generation.snapshot->listeners()[listener].listener;
+}
+
+std::string format_client(const sockaddr* address) {
+    if (address == nullptr) return "?";
+    return config::format_sockaddr(address, address->sa_family == AF_INET ? sizeof(sockaddr_in)
+                                                                          : sizeof(sockaddr_in6));
+}
+
+// ALPN protocol names in their wire form: a length byte, then the name, each (names are 1..255
+// bytes, as on the wire; the parser has checked that).
+std::string alpn_wire(const std::vector<std::string>& protocols) {
+    std::string wire;
+    for (const std::string& protocol : protocols) {
+        assert(!protocol.empty() && protocol.size() <= 255);
+        wire += static_cast<char>(protocol.size());
+        wire += protocol;
+    }
+    return wire;
+}
+
+std::vector<std::string> alpn_list(std::string_view wire) {
+    std::vector<std::string> protocols;
+    while (!wire.empty()) {
+        const std::size_t length = static_cast<unsigned char>(wire.front());
+        protocols.emplace_back(wire.substr(1, length));
+        wire.remove_prefix(std::min(wire.size(), 1 + length));
+    }
+    return protocols;
+}
+
+std::string_view first_alpn(std::string_view wire) {
+    if (wire.empty()) return {};
+    return wire.substr(1, static_cast<unsigned char>(wire.front()));
+}
+}  // namespace
+
+// ---- 0. Accept ---------------------------------------------------------------------------------
+
+void ProxyConnection::start() {
+    socklen_t length = sizeof client_address_;
+    auto* address = reinterpret_cast<sockaddr*>(&client_address_);
+    client_address_known_ = ::getpeername(client_.get(), address, &length) == 0;
+    const config::Listener& listener = listener_config(generation_, listener_);
+    // Access control and limits, before a byte is read: refused connections close at once.
+    // Behind a load balancer the peer is the balancer: it must be a trusted one, and allow/deny
+    // wait for the client's own address from its PROXY header.
+    if (listener.accept_proxy_protocol) {
+        if (!config::contains_any(listener.trusted_proxies, client_address()))
+            return finish(CloseReason::proxy_untrusted);
+    } else if (!listener.access.permits(client_address())) {
+        return finish(CloseReason::denied);
+    }
+    if (const std::optional<CloseReason> refused = worker_.admit_listener(generation_, listener_))
+        return finish(*refused);
+    counted_listener_ = true;
+    // One deadline for the PROXY header and the hello together.
+    worker_.loop().arm_timer_after(deadline_, listener.client_hello_timeout.count());
+    client_readable_.poll(client_.get(), readable_events, true);
+    // Bytes may already be waiting (they often arrive with the handshake's last ACK).
+    if (listener.accept_proxy_protocol) {
+        state_ = State::reading_proxy_header;
+        return on_client_readable_proxy_header();
+    }
+    on_client_readable_hello();
+}
+
+// ---- 0b. Read the PROXY header from a trusted load balancer ------------------------------------
+
+// The header is read into hello_, never more than proxy_header_max_bytes: whatever follows it in
+// the buffer is the start of the hello and stays there.
+void ProxyConnection::on_client_readable_proxy_header() {
+    for (;;) {
+        std::uint8_t chunk[proxy_header_max_bytes];
+        const std::size_t room = proxy_header_max_bytes - hello_.size();
+        if (room == 0) break;  // the decoder decides on this many bytes, whatever they are
+        const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
+        if (got > 0) {
+            if (!reserve_hello(static_cast<std::size_t>(got))) return finish(CloseReason::hello_memory_limit);
+            hello_.insert(hello_.end(), chunk, chunk + got);
+            continue;
+        }
+        if (got == 0) {
+            client_to_backend_.source_eof = true;  // as for the hello: may still route
+            break;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        return finish(CloseReason::client_closed, errno);
+    }
+    const ProxyHeaderParse parse = parse_proxy_header(hello_);
+    switch (parse.status) {
+        case ProxyHeaderParse::Status::incomplete:
+            if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
+            return;  // wait for more bytes (the deadline is running)
+        case ProxyHeaderParse::Status::error:
+            if (log_enabled(LogLevel::debug))
+                log_line(LogLevel::debug, "PROXY header from " + format_client(client_address()) + " rejected: " +
+                                              std::string(proxy_header_error_name(parse.error)));
+            return finish(parse.error == ProxyHeaderError::not_proxy ? CloseReason::proxy_missing
+                                                                     : CloseReason::proxy_malformed);
+        case ProxyHeaderParse::Status::ok:
+            break;
+    }
+    const ProxyHeader& header = parse.header;
+    // LOCAL (the balancer's own health check), UNKNOWN, UNSPEC, UNIX: the socket's addresses stand.
+    if (header.has_addresses()) {
+        client_address_ = inet_address(header.source);
+        client_address_known_ = true;
+        proxied_destination_ = inet_address(header.destination);
+        proxied_destination_known_ = true;
+    }
+    hello_.erase(hello_.begin(), hello_.begin() + static_cast<std::ptrdiff_t>(header.consumed));
+    // The listener's allow/deny, on the client's address now that it is known.
+    const config::Listener& listener = listener_config(generation_, listener_);
+    if (!listener.access.permits(client_address())) return finish(CloseReason::denied);
+    state_ = State::reading_hello;
+    // The hello may be complete already (it often arrives with the header); if not, its reader
+    // drains the socket and waits like any other.
+    on_client_readable_hello();
+}
+
+// ---- 1. Read the ClientHello ------------------------------------------------------------------
+
+// The buffer grows by doubling (linear copying in all), up to the most the hello may need, and
+// each growth is charged to the worker's hello budget before it happens.
+bool ProxyConnection::reserve_hello(std::size_t extra) {
+    const std::size_t needed = hello_.size() + extra;
+    if (needed <= hello_.capacity()) return true;
+    const std::size_t most = listener_config(generation_, listener_).max_client_hello_size + proxy_header_max_bytes;
+    const std::size_t grown = std::max(needed, std::min(2 * hello_.capacity(), most));
+    if (!worker_.charge_hello_memory(grown - hello_charged_, grown)) return false;
+    hello_.reserve(grown);
+    hello_charged_ = grown;
+    return true;
+}
+
+void ProxyConnection::charge_hello_capacity() {
+    if (hello_.capacity() <= hello_charged_) return;
+    // Charged whatever the budget says: a bounded few bytes for a hello already accepted.
+    worker_.add_hello_memory(hello_.capacity() - hello_charged_);
+    hello_charged_ = hello_.capacity();
+}
+
+void ProxyConnection::free_hello() {
+    std::vector<std::uint8_t>().swap(hello_);
+    worker_.release_hello_memory(hello_charged_);
+    hello_charged_ = 0;
+}
+
+void ProxyConnection::on_client_readable_hello() {
+    const std::size_t cap = listener_config(generation_, listener_).max_client_hello_size;
+    for (;;) {
+        // Read what has arrived, at most up to the cap; the buffer grows only by what arrives.
+        std::uint8_t chunk[16 * 1024];
+        const std::size_t room = std::min(sizeof chunk, cap - std::min(cap, hello_.size()));
+        bool short_read = false;
+        bool drained = false;  // this read proved the socket empty (short read, EAGAIN or EOF)
+        if (room > 0) {
+            const ssize_t got = ::recv(client_.get(), chunk, room, MSG_DONTWAIT);
+            if (got > 0) {
+                if (!reserve_hello(static_cast<std::size_t>(got)))
+                    return finish(CloseReason::hello_memory_limit);
+                hello_.insert(hello_.end(), chunk, chunk + got);
+                // A full chunk: more may be waiting. A short read emptied the socket's queue:
+                // try the parser before paying for the read that would say EAGAIN.
+                if (static_cast<std::size_t>(got) == room) continue;
+                short_read = drained = true;
+            } else if (got == 0) {
+                // The client may send its hello and its FIN together: the hello still routes
+                // and the half-close passes through once the hello is delivered.
+                client_to_backend_.source_eof = drained = true;
+            } else if (errno == EINTR) {
+                continue;
+            } else if (errno != EAGAIN) {
+                return finish(CloseReason::client_closed, errno);
+            } else {
+                drained = true;
+            }
+        }
+        const HelloParse parse = hello_reader_.parse(hello_, cap);
+        switch (parse.status) {
+            case HelloParse::Status::need_more:
+                // After a short read the FIN may be queued behind the bytes: read on to see
+                // EAGAIN (then wait; the deadline is running) or the end of the stream.
+                if (short_read) continue;
+                if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
+                return;
+            case HelloParse::Status::rejected:
+                hello_error_ = parse.error;
+                return finish(CloseReason::hello_rejected);
+            case HelloParse::Status::complete: {
+                const ListenerMetrics& listener = metrics().listeners[listener_];
+                listener.hello_bytes.observe(shard(), static_cast<double>(parse.hello.record_bytes));
+                listener.hello_duration.observe(
+                    shard(), static_cast<double>(reactor::monotonic_micros() - phase_started_us_) / 1e6);
+                hello_bytes_ = static_cast<std::uint32_t>(parse.hello.record_bytes);
+                // Complete at exactly max_client_hello_size, more may wait unread: forwarding
+                // must read it (no further wake-up will say so).
+                if (!drained) client_bytes_waiting_ = true;
+                return route_and_connect(parse.hello);
+            }
+        }
+    }
+}
+
+// ---- 2. Route ----------------------------------------------------------------------------------
+
+void ProxyConnection::route_and_connect(const ClientHello& hello) {
+    worker_.loop().cancel_timer(deadline_);
+    sni_ = hello.sni;
+    alpn_wire_ = alpn_wire(hello.alpn);
+    const Snapshot& snapshot = *generation_.snapshot;
+    const ListenerRoutes::Match match =
+        snapshot.listeners()[listener_].routes.match(hello.sni, hello.alpn);
+    if (match.route == nullptr)
+        return finish(match.miss == ListenerRoutes::Miss::no_sni ? CloseReason::no_sni
+                                                                  : CloseReason::no_route);
+    route_index_ = static_cast<std::uint32_t>(snapshot.route_index(match.route));
+    routed_ = true;
+    // The route's access control and limit, before any backend is touched.
+    const config::Route& route = *match.route;
+    if (!route.access.permits(client_address())) return finish(CloseReason::denied);
+    if (!worker_.admit_route(generation_, route_index_, counted_route_))
+        return finish(CloseReason::route_limit);
+    if (route.max_connection_duration) {
+        max_duration_at_ = started_ + route.max_connection_duration->count();
+        arm_lifetime_limit();
+    }
+    metrics().listeners[listener_].connections_by_route[route_index_].inc(shard());
+    const std::optional<std::size_t> service = generation_.balancer.pick_service(route_index_);
+    if (!service) return finish(CloseReason::no_endpoint);
+    service_ = static_cast<std::uint32_t>(*service);
+    service_picked_ = true;
+    // Until the backend is connected the client's bytes wait in its socket buffer. Its watch
+    // stays armed (wake-ups meanwhile are ignored; forwarding starts by draining both sides):
+    // cancelling and re-arming it would cost two more operations per connection.
+    if (client_to_backend_.source_eof) client_readable_.stop();
+    state_ = State::connecting;
+    connect_next();
+}
+
+// ---- 3. Connect, trying other endpoints on failure ---------------------------------------------
+
+void ProxyConnection::connect_next() {
+    const config::Service& service = generation_.snapshot->config().services[service_];
+    ServicePool& pool = *generation_.pools[service_];
+    while (connect_attempts_ < service.connect_attempts) {
+        PickRequest request;
+        request.now_ms = worker_.loop().now();
+        request.tried = tried_endpoints_;
+        if (pool.settings().balance == config::Balance::maglev) request.key_hash = balance_key_hash(pool);
+        const PickResult picked = pool.pick(request);
+        if (!picked.endpoint) break;
+        if (picked.panic) metrics().services[service_].panic.inc(shard());
+        tried_endpoints_.push_back(picked.endpoint);
+        endpoint_ = picked.endpoint;
+        ++endpoint_->open;  // counted from the attempt: max_connections covers connects in flight
+        endpoint_open_ = true;
+        ++connect_attempts_;
+        phase_started_us_ = reactor::monotonic_micros();
+        const config::Address& address = endpoint_->endpoint.address;
+        reactor::ConnectStart attempt = reactor::start_connect(address.sockaddr_ptr(), address.length);
+        if (!attempt.socket) {
+            error_ = attempt.error;
+            if (reactor::is_local_resource_error(attempt.error)) {
+                // Our own shortage, not the endpoint's fault: no failure counted against it.
+                return finish(CloseReason::out_of_resources, attempt.error);
+            }
+            count_connect_failure(attempt.error);  // e.g. ENETUNREACH: nothing sent, try the next
+            continue;
+        }
+        backend_ = std::move(attempt.socket);
+        worker_.loop().arm_timer_after(deadline_, service.connect_timeout.count());
+        backend_writable_.poll(backend_.get(), POLLOUT, false);
+        return;
+    }
+    if (connect_attempts_ == 0) return finish(CloseReason::no_endpoint);
+    finish(CloseReason::connect_failed, error_);
+}
+
+// What maglev hashes: the client's IP address (no port: a client's connections stay together),
+// or the SNI.
+std::uint64_t ProxyConnection::balance_key_hash(const ServicePool& pool) const {
+    if (pool.settings().hash_key == config::HashKey::sni) return stable_hash(sni_);
+    if (!client_address_known_) return 0;
+    if (client_address_.any.sa_family == AF_INET) {
+        const auto& v4 = reinterpret_cast<const sockaddr_in&>(client_address_);
+        return stable_hash(std::string_view(reinterpret_cast<const char*>(&v4.sin_addr), sizeof v4.sin_addr));
+    }
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(client_address_);
+    return stable_hash(std::string_view(reinterpret_cast<const char*>(&v6.sin6_addr), sizeof v6.sin6_addr));
+}
+
+// A failed attempt: counted, fed to outlier detection, and the endpoint's open count released.
+void ProxyConnection::count_connect_failure(int error) {
+    EndpointState& endpoint = *endpoint_;
+    endpoint.endpoint.metrics.failures[static_cast<std::size_t>(connect_failure_of(error))].inc(shard());
+    if (generation_.pools[service_]->on_connect_failure(endpoint, worker_.loop().now())) {
+        endpoint.endpoint.metrics.ejections.inc(shard());
+        log_line(LogLevel::warning, "worker " + std::to_string(worker_.index()) + ": endpoint " +
+                                        endpoint.endpoint.name + " of service " +
+                                        generation_.snapshot->config().services[service_].name +
+                                        " ejected after consecutive connect failures (last: " +
+                                        strerror(error) + ")");
+    }
+    --endpoint.open;
+    endpoint_open_ = false;  // endpoint_ still names it: the last endpoint tried, for the log
+}
+
+void ProxyConnection::on_connect_result(int error) {
+    worker_.loop().cancel_timer(deadline_);
+    if (error == 0) {
+        error_ = 0;  // an earlier attempt's error is not this connection's (connect_attempts tells)
+        endpoint_->endpoint.metrics.connections.inc(shard());
+        generation_.pools[service_]->on_connected(*endpoint_);
+        metrics().services[service_].connect_duration.observe(
+            shard(), static_cast<double>(reactor::monotonic_micros() - phase_started_us_) / 1e6);
+        return start_forwarding();
+    }
+    if (reactor::is_local_resource_error(error)) return finish(CloseReason::out_of_resources, error);
+    count_connect_failure(error);
+    error_ = error;
+    backend_writable_.stop();
+    backend_.reset();
+    log_line(LogLevel::debug, "connect to " + endpoint_->endpoint.name + " failed: " +
+                                  std::string(strerror(error)));
+    connect_next();
+}
+
+// ---- 4. Replay the hello, then 5. forward ------------------------------------------------------
+
+void ProxyConnection::start_forwarding() {
+    state_ = State::forwarding;
+    std::vector<EndpointRef>().swap(tried_endpoints_);  // no more retries: free it (idle memory)
+    const config::Listener& listener = listener_config(generation_, listener_);
+    last_activity_ = worker_.loop().now();
+    worker_.loop().arm_timer_after(deadline_, listener.idle_timeout.count());
+    // Armed since accept unless the client's stream had already ended.
+    if (!client_to_backend_.source_eof && !client_readable_.active())
+        client_readable_.poll(client_.get(), readable_events, true);
+    backend_readable_.poll(backend_.get(), readable_events, true);
+    prepend_proxy_header();
+    write_hello();
+}
+
+// The PROXY protocol header goes in front of the hello, so both leave in one write.
+void ProxyConnection::prepend_proxy_header() {
+    const config::Service& service = generation_.snapshot->config().services[service_];
+    if (service.send_proxy_protocol == config::ProxyProtocol::none) return;
+    // The client's address was read at accept, or from the balancer's PROXY header, and so was
+    // the address it connected to; without a header that is ours.
+    sockaddr_storage source = storage_of(client_address_);
+    sockaddr_storage destination = storage_of(proxied_destination_);
+    socklen_t destination_length = sizeof destination;
+    const bool known =
+        client_address_known_ &&
+        (proxied_destination_known_ ||
+         ::getsockname(client_.get(), reinterpret_cast<sockaddr*>(&destination), &destination_length) == 0);
+    if (!known) source.ss_family = destination.ss_family = AF_UNSPEC;  // encoded as UNKNOWN
+    const auto* from = reinterpret_cast<const sockaddr*>(&source);
+    const auto* to = reinterpret_cast<const sockaddr*>(&destination);
+    const std::vector<std::uint8_t> header =
+        service.send_proxy_protocol == config::ProxyProtocol::v1
+            ? encode_proxy_v1(from, to)
+            : encode_proxy_v2(from, to, sni_, first_alpn(alpn_wire_));
+    hello_.insert(hello_.begin(), header.begin(), header.end());
+    charge_hello_capacity();  // a few hundred bytes more at most: charged, never refused
+    proxy_header_bytes_ = header.size();
+}
+
+void ProxyConnection::write_hello() {
+    while (hello_sent_ < hello_.size()) {
+        const ssize_t sent = ::send(backend_.get(), hello_.data() + hello_sent_,
+                                    hello_.size() - hello_sent_, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent > 0) {
+            hello_sent_ += static_cast<std::size_t>(sent);
+            continue;
+        }
+        if (sent < 0 && errno == EINTR) continue;
+        if (sent < 0 && errno == EAGAIN) {
+            // (Anything the backend says meanwhile is reported by its readable watch.)
+            backend_writable_.poll(backend_.get(), POLLOUT, false);
+            return;
+        }
+        return finish(CloseReason::backend_error, errno);
+    }
+    // Bytes forwarded from the client: the PROXY header is ours, not the client's.
+    const std::size_t client_bytes = hello_.size() - proxy_header_bytes_;
+    client_to_backend_.bytes += client_bytes;
+    metrics().routes[route_index_].bytes_client_to_backend.inc(shard(), client_bytes);
+    free_hello();  // release the buffer: the hello is delivered
+    hello_sent_ = 0;
+    // The client's socket was read empty of data with the hello; only bytes that came since, or
+    // the end of its stream (signalled by a wake-up already seen, or read), need a read now. The
+    // backend's side is reported by its readable watch, armed already.
+    const Direction& client = client_to_backend_;
+    if (client_bytes_waiting_ || client.source_eof || client.fin_seen || client.error_seen)
+        pump_direction(true);
+}
+
+namespace {
+bool hello_pending(const std::vector<std::uint8_t>& hello) { return !hello.empty(); }
+}  // namespace
+
+// Small messages (interactive traffic, a short connection's request and response) go through a
+// buffer: recv + send are two system calls where splice takes three (in, out, and the read that
+// says EAGAIN: a short recv proves the socket's queue empty, a short splice does not), and no
+// pipe is leased. A full buffer means a stream: the caller splices the rest of this turn, and the
+// turns after it until one moves less. Returns what pump() returns, or nothing to go on splicing.
+std::optional<ProxyConnection::Pump> ProxyConnection::copy_through_buffer(bool client_to_backend) {
+    Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
+    const int from = client_to_backend ? client_.get() : backend_.get();
+    const int to = client_to_backend ? backend_.get() : client_.get();
+    for (;;) {
+        std::uint8_t buffer[copy_chunk];
+        ssize_t got;
+        do got = ::recv(from, buffer, sizeof buffer, MSG_DONTWAIT);
+        while (got < 0 && errno == EINTR);
+        if (got < 0) return errno == EAGAIN ? Pump::idle : Pump::error_from;
+        if (got == 0) {
+            direction.source_eof = true;  // the caller passes the half-close on
+            (client_to_backend ? client_readable_ : backend_readable_).stop();
+            return std::nullopt;
+        }
+        const auto length = static_cast<std::size_t>(got);
+        ssize_t sent;
+        do sent = ::send(to, buffer, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (sent < 0 && errno == EINTR);
+        if (sent < 0 && errno != EAGAIN) return Pump::error_to;
+        const std::size_t delivered = sent > 0 ? static_cast<std::size_t>(sent) : 0;
+        count_forwarded(client_to_backend, delivered);
+        if (delivered < length) {
+            // Destination full: the remainder waits in the pipe (it fits: see copy_chunk).
+            const std::size_t remainder = length - delivered;
+            if (!direction.pipe.held() && !direction.pipe.acquire(worker_.pipes())) return Pump::out_of_pipes;
+            const ssize_t kept = remainder <= direction.pipe.capacity()
+                                     ? ::write(direction.pipe.pipe().write_end.get(), buffer + delivered, remainder)
+                                     : -1;
+            if (kept != static_cast<ssize_t>(remainder)) {
+                errno = ENOBUFS;
+                return Pump::out_of_pipes;
+            }
+            direction.pipe.bytes_inside = remainder;
+            direction.waiting_writable = true;
+            (client_to_backend ? backend_writable_ : client_writable_).poll(to, POLLOUT, false);
+            return Pump::idle;
+        }
+        if (length == sizeof buffer) {
+            direction.streaming = true;
+            return std::nullopt;
+        }
+        // A short read emptied the queue of data. An error signalled meanwhile still waits
+        // behind it: read on to find it. A FIN signalled (POLLRDHUP: the kernel processed it in
+        // order, so every byte before it was queued and has now been read) is the end: no read
+        // needed to see the 0.
+        if (direction.error_seen) continue;
+        if (direction.fin_seen) {
+            direction.source_eof = true;
+            (client_to_backend ? client_readable_ : backend_readable_).stop();
+            return std::nullopt;  // the caller passes the half-close on
+        }
+        return Pump::idle;
+    }
+}
+
+ProxyConnection::Pump ProxyConnection::pump(bool client_to_backend) {
+    Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
+    const Direction& other = client_to_backend ? backend_to_client_ : client_to_backend_;
+    const int from = client_to_backend ? client_.get() : backend_.get();
+    const int to = client_to_backend ? backend_.get() : client_.get();
+    if (direction.finished || direction.waiting_writable) return Pump::idle;
+    if (!direction.streaming && !direction.source_eof && direction.pipe.bytes_inside == 0) {
+        // An empty pipe still held (a turn that spent its budget) goes back to the pool: the
+        // copying path needs none, and a direction that turns out quiet must hold none.
+        direction.pipe.release();
+        if (const std::optional<Pump> done = copy_through_buffer(client_to_backend)) return *done;
+    }
+    std::size_t moved_this_turn = 0;
+    for (int round = 0; round < pump_rounds_per_turn; ++round) {
+        bool source_empty = false;
+        if (!direction.source_eof) {
+            if (!direction.pipe.held() && !direction.pipe.acquire(worker_.pipes()))
+                return Pump::out_of_pipes;
+            const std::size_t room = direction.pipe.capacity() - direction.pipe.bytes_inside;
+            // EAGAIN means "socket empty" only when the pipe was empty: a pipe also fills up by
+            // slots (one per skb fragment), long before its byte capacity with small segments.
+            const bool pipe_was_empty = direction.pipe.bytes_inside == 0;
+            if (room > 0) {
+                const ssize_t moved = ::splice(from, nullptr, direction.pipe.pipe().write_end.get(),
+                                               nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (moved > 0) direction.pipe.bytes_inside += static_cast<std::size_t>(moved);
+                else if (moved == 0) {
+                    direction.source_eof = true;
+                    // EOF stays readable: stop watching, or every wake-up on this socket
+                    // (ACKs for the other direction) would report it again.
+                    (client_to_backend ? client_readable_ : backend_readable_).stop();
+                }
+                else if (errno == EAGAIN) source_empty = pipe_was_empty;
+                else if (errno != EINTR) return Pump::error_from;
+            }
+        }
+        if (direction.pipe.bytes_inside > 0) {
+            const ssize_t moved = ::splice(direction.pipe.pipe().read_end.get(), nullptr, to, nullptr,
+                                           direction.pipe.bytes_inside, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (moved > 0) {
+                direction.pipe.bytes_inside -= static_cast<std::size_t>(moved);
+                moved_this_turn += static_cast<std::size_t>(moved);
+                count_forwarded(client_to_backend, static_cast<std::size_t>(moved));
+            } else if (moved < 0 && errno == EAGAIN) {
+                // Destination full: wait until it drains. Bytes stay in the pipe meanwhile.
+                direction.waiting_writable = true;
+                (client_to_backend ? backend_writable_ : client_writable_).poll(to, POLLOUT, false);
+                return Pump::idle;
+            } else if (moved < 0 && errno != EINTR) {
+                return Pump::error_to;
+            }
+        }
+        if (direction.pipe.bytes_inside == 0 && direction.source_eof) {
+            direction.pipe.release();
+            // Half-close passes through: the peer sees our FIN when the source sent its own.
+            // When the other direction has finished already, the connection closes now and
+            // close(2) sends that FIN (both receive queues were read to their end): no
+            // shutdown(2) needed.
+            if (!other.finished && ::shutdown(to, SHUT_WR) != 0 && errno != ENOTCONN)
+                return Pump::error_to;
+            direction.finished = true;
+            return Pump::idle;
+        }
+        if (direction.pipe.bytes_inside == 0 && source_empty) {
+            direction.pipe.release();  // quiet: idle connections hold no pipe
+            // A turn that moved less than a buffer's worth: back to the copying path.
+            if (moved_this_turn < copy_chunk) direction.streaming = false;
+            return Pump::idle;
+        }
+    }
+    return Pump::budget_spent;
+}
+
+void ProxyConnection::count_forwarded(bool client_to_backend, std::size_t bytes) {
+    if (bytes == 0) return;
+    (client_to_backend ? client_to_backend_ : backend_to_client_).bytes += bytes;
+    const RouteMetrics& route = metrics().routes[route_index_];
+    (client_to_backend ? route.bytes_client_to_backend : route.bytes_backend_to_client).inc(shard(), bytes);
+    last_activity_ = worker_.loop().now();
+}
+
+// Moves what can move in one direction, then closes the connection when both are done.
+void ProxyConnection::pump_direction(bool client_to_backend) {
+    if (state_ != State::forwarding) return;
+    if (client_to_backend && hello_pending(hello_)) return;  // the hello goes first
+    after_pump(pump(client_to_backend), client_to_backend);
+    if (state_ != State::forwarding) return;
+    if (client_to_backend_.finished && backend_to_client_.finished) finish(CloseReason::completed);
+}
+
+void ProxyConnection::pump_both() {
+    pump_direction(true);
+    pump_direction(false);
+}
+
+void ProxyConnection::after_pump(Pump result, bool client_to_backend) {
+    const int error = errno;
+    switch (result) {
+        case Pump::idle:
+            return;
+        case Pump::budget_spent:
+            worker_.loop().arm_timer(resume_, worker_.loop().now());
+            return;
+        case Pump::out_of_pipes:
+            return finish(CloseReason::out_of_resources, error);
+        case Pump::error_from:
+            return finish(client_to_backend ? CloseReason::client_error : CloseReason::backend_error,
+                          error);
+        case Pump::error_to:
+            return finish(client_to_backend ? CloseReason::backend_error : CloseReason::client_error,
+                          error);
+    }
+}
+
+// ---- Events ------------------------------------------------------------------------------------
+
+// What a readiness event says about the end of a stream, behind whatever data is queued.
+void ProxyConnection::note_end_events(Direction& direction, int events) {
+    if ((events & POLLRDHUP) != 0) direction.fin_seen = true;
+    if ((events & (POLLHUP | POLLERR)) != 0) direction.error_seen = true;
+}
+
+void ProxyConnection::on_client_readable(int result) {
+    if (result < 0) return finish(CloseReason::client_error, -result);
+    note_end_events(client_to_backend_, result);
+    if (state_ == State::reading_proxy_header) return on_client_readable_proxy_header();
+    if (state_ == State::reading_hello) return on_client_readable_hello();
+    if (state_ == State::connecting || hello_pending(hello_)) {
+        client_bytes_waiting_ = true;  // read once the hello is delivered
+        return;
+    }
+    pump_direction(true);
+}
+
+void ProxyConnection::on_backend_readable(int result) {
+    if (result < 0) return finish(CloseReason::backend_error, -result);
+    note_end_events(backend_to_client_, result);
+    pump_direction(false);
+}
+
+void ProxyConnection::on_client_writable(int result) {
+    if (result < 0) return finish(CloseReason::client_error, -result);
+    backend_to_client_.waiting_writable = false;
+    pump_direction(false);
+}
+
+void ProxyConnection::on_backend_writable(int result) {
+    if (state_ == State::connecting) {
+        // Writable without an error condition: connected (SO_ERROR would say 0; skip the call).
+        const bool connected = result >= 0 && (result & POLLOUT) != 0 && (result & (POLLERR | POLLHUP)) == 0;
+        const int error = result < 0 ? -result : connected ? 0 : reactor::socket_error(backend_.get());
+        return on_connect_result(error);
+    }
+    if (result < 0) return finish(CloseReason::backend_error, -result);
+    if (hello_pending(hello_)) return write_hello();
+    client_to_backend_.waiting_writable = false;
+    pump_direction(true);
+}
+
+void ProxyConnection::on_resume() { pump_both(); }
+
+void ProxyConnection::on_deadline() {
+    switch (state_) {
+        case State::reading_proxy_header:
+            return finish(CloseReason::proxy_timeout);
+        case State::reading_hello:
+            return finish(CloseReason::hello_timeout);
+        case State::connecting:
+            return on_connect_result(ETIMEDOUT);
+        case State::forwarding: {
+            const reactor::Millis idle = listener_config(generation_, listener_).idle_timeout.count();
+            const reactor::Millis quiet_until = last_activity_ + idle;
+            if (worker_.loop().now() >= quiet_until) return finish(CloseReason::idle_timeout);
+            worker_.loop().arm_timer(deadline_, quiet_until);
+            return;
+        }
+        case State::closed:
+            return;
+    }
+}
+
+// ---- Close -------------------------------------------------------------------------------------
+
+void ProxyConnection::abort(CloseReason reason) { finish(reason); }
+
+void ProxyConnection::close_after(reactor::Millis delay) {
+    if (state_ == State::closed || route_drain_at_ != 0) return;
+    route_drain_at_ = worker_.loop().now() + delay;
+    arm_lifetime_limit();
+}
+
+// One timer for both limits on a connection's life: the earlier deadline.
+void ProxyConnection::arm_lifetime_limit() {
+    reactor::Millis at = max_duration_at_;
+    if (route_drain_at_ != 0 && (at == 0 || route_drain_at_ < at)) at = route_drain_at_;
+    worker_.loop().arm_timer(lifetime_limit_, at);
+}
+
+void ProxyConnection::on_lifetime_limit() {
+    const bool drained = route_drain_at_ != 0 && worker_.loop().now() >= route_drain_at_;
+    finish(drained ? CloseReason::route_removed : CloseReason::max_duration);
+}
+
+const config::Route* ProxyConnection::route() const {
+    if (!routed_) return nullptr;
+    return &generation_.snapshot->config().routes[route_index_];
+}
+
+void ProxyConnection::finish(CloseReason reason, int error) {
+    if (state_ == State::closed) return;
+    state_ = State::closed;
+    if (error != 0) error_ = error;
+    client_readable_.stop();
+    client_writable_.stop();
+    backend_readable_.stop();
+    backend_writable_.stop();
+    worker_.loop().cancel_timer(deadline_);
+    worker_.loop().cancel_timer(resume_);
+    worker_.loop().cancel_timer(lifetime_limit_);
+    if (counted_listener_) worker_.release_listener(generation_, listener_);
+    if (counted_route_) worker_.release_route(generation_, route_index_);
+    counted_listener_ = counted_route_ = false;
+    if (endpoint_open_) {
+        --endpoint_->open;
+        endpoint_open_ = false;
+    }
+    tried_endpoints_.clear();
+    free_hello();
+    // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
+    client_to_backend_.pipe.release();
+    backend_to_client_.pipe.release();
+    client_.reset();
+    backend_.reset();
+    count_close(reason);
+    worker_.retire(*this, summarize(reason));
+}
+
+// What the access log and the worker's accounting see. Built once, at the end: the connection
+// keeps only the compact state it needs while it lives.
+ConnectionSummary ProxyConnection::summarize(CloseReason reason) {
+    ConnectionSummary summary;
+    const config::Config& config = generation_.snapshot->config();
+    summary.listener = listener_;
+    if (routed_) summary.route = &config.routes[route_index_].name;
+    if (service_picked_) summary.service = &config.services[service_].name;
+    if (endpoint_) summary.endpoint = endpoint_->endpoint.name;
+    summary.client = format_client(client_address());
+    summary.sni = std::move(sni_);
+    summary.alpn = alpn_list(alpn_wire_);
+    summary.hello_bytes = hello_bytes_;
+    summary.bytes_client_to_backend = client_to_backend_.bytes;
+    summary.bytes_backend_to_client = backend_to_client_.bytes;
+    summary.duration_ms = worker_.loop().now() - started_;
+    summary.connect_attempts = connect_attempts_;
+    summary.reason = reason;
+    summary.hello_error = hello_error_;
+    summary.error = error_;
+    return summary;
+}
+
+void ProxyConnection::count_close(CloseReason reason) {
+    const ListenerMetrics& listener = metrics().listeners[listener_];
+    listener.active.add(shard(), -1);
+    listener.closed[static_cast<std::size_t>(reason)].inc(shard());
+    std::optional<HelloReject> rejected;
+    switch (reason) {
+        case CloseReason::hello_timeout: rejected = HelloReject::timeout; break;
+        case CloseReason::client_closed: rejected = HelloReject::client_closed; break;
+        case CloseReason::no_sni: rejected = HelloReject::no_sni; break;
+        case CloseReason::no_route: rejected = HelloReject::no_route; break;
+        case CloseReason::hello_rejected: {
+            const std::string_view coarse = hello_error_metric_reason(hello_error_);
+            rejected = coarse == "not_tls"     ? HelloReject::not_tls
+                       : coarse == "too_large" ? HelloReject::too_large
+                                               : HelloReject::malformed;
+            break;
+        }
+        default: break;
+    }
+    if (rejected) listener.rejected[static_cast<std::size_t>(*rejected)].inc(shard());
+    if (const std::optional<ProxyReject> proxy = proxy_reject_of(reason))
+        listener.proxy_rejected[static_cast<std::size_t>(*proxy)].inc(shard());
+    if (const std::optional<Refusal> refused = refusal_of(reason))
+        listener.refused[static_cast<std::size_t>(*refused)].inc(shard());
+}
+
+}  // namespace passgate

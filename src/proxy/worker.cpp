@@ -1,0 +1,400 @@
+#include "src/proxy/worker.h"
+
+#include "src/observe/access_log.h"
+#include "src/observe/log.h"
+#include "src/proxy/proxy_connection.h"
+
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+namespace passgate {
+
+Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> snapshot,
+               EndpointSets endpoint_sets, std::vector<reactor::Fd> listen_sockets,
+               reactor::Channel<WorkerMessage>& inbox, WorkerStats& stats)
+    : options_(options),
+      stats_(stats),
+      pipes_(options.pipe_size, options.pipe_pool_idle),
+      listen_sockets_(std::move(listen_sockets)),
+      inbox_(loop_, inbox, [this](WorkerMessage message) { on_message(std::move(message)); }) {
+    generations_.emplace_back(std::move(snapshot));
+    attach_pools(generations_.back(), endpoint_sets);
+    listener_limits_.resize(generations_.back().snapshot->listeners().size());
+    route_open_.resize(generations_.back().snapshot->config().routes.size());
+    start_acceptors();
+    loop_.set_batch_end([this] { free_retired(); });
+}
+
+// Starts an acceptor on every listening socket that has none yet (all of them at start; the new
+// ones after a reload).
+void Worker::start_acceptors() {
+    acceptors_.resize(listen_sockets_.size());
+    for (std::size_t listener = 0; listener < listen_sockets_.size(); ++listener) {
+        if (!listen_sockets_[listener] || acceptors_[listener]) continue;
+        // The acceptor outlives reloads that keep its socket, and the socket's listener index
+        // may change then: it is looked up by descriptor on each accept.
+        const int fd = listen_sockets_[listener].get();
+        acceptors_[listener] = std::make_unique<reactor::Acceptor>(
+            loop_, fd, [this, fd](reactor::Fd client) { accept_on(fd, std::move(client)); },
+            [this](int error) { on_accept_error(error); });
+    }
+}
+
+// Out of descriptors or memory: counted, and logged within the reject log budget (the acceptor
+// backs off, so this is at most a few lines a second).
+void Worker::on_accept_error(int error) {
+    stats_.accept_errors.add();
+    if (!reject_log_budget_.allow(loop_.now())) return;
+    std::string line = "worker " + std::to_string(options_.index) + ": accept failed: " +
+                       std::strerror(error) + " (backing off)";
+    const std::uint64_t suppressed = reject_log_budget_.take_suppressed();
+    if (suppressed > 0) line += " (" + std::to_string(suppressed) + " similar lines suppressed)";
+    log_line(LogLevel::warning, line);
+}
+
+void Worker::accept_on(int listen_fd, reactor::Fd client) {
+    for (std::size_t listener = 0; listener < listen_sockets_.size(); ++listener)
+        if (listen_sockets_[listener].get() == listen_fd) return accept(listener, std::move(client));
+    // Not a current socket (cannot happen: acceptors go before their sockets): drop it.
+}
+
+Worker::~Worker() {
+    // Connections and acceptors hold watches on the loop: they go before it.
+    acceptors_.clear();
+    connections_.clear();
+    retired_.clear();
+}
+
+void Worker::run() { loop_.run(); }
+
+void Worker::accept(std::size_t listener, reactor::Fd client) {
+    stats_.accepted.add();
+    stats_.active.add();
+    auto connection =
+        std::make_unique<ProxyConnection>(*this, generations_.back(), listener, std::move(client));
+    connection->slot = connections_.size();
+    ProxyConnection& started = *connection;
+    connections_.push_back(std::move(connection));
+    started.start();
+}
+
+// ---- Limits -------------------------------------------------------------------------------------
+
+namespace {
+// Index in `config` of the listener / route named like `name`, if it still has one. Snapshot
+// listeners are in config order, so this is also the index into Snapshot::listeners().
+std::optional<std::size_t> listener_index(const config::Config& config, std::string_view name) {
+    const config::Listener* listener = config.find_listener(name);
+    if (listener == nullptr) return std::nullopt;
+    return static_cast<std::size_t>(listener - config.listeners.data());
+}
+std::optional<std::size_t> route_index(const config::Config& config, std::string_view name) {
+    const config::Route* route = config.find_route(name);
+    if (route == nullptr) return std::nullopt;
+    return static_cast<std::size_t>(route - config.routes.data());
+}
+}  // namespace
+
+// Limits are kept per name in the current config: a connection of an older snapshot counts
+// against the listener or route of the same name now.
+std::optional<std::size_t> Worker::current_listener(const Generation& generation,
+                                                    std::size_t listener) const {
+    const Generation& current = generations_.back();
+    if (&generation == &current) return listener;
+    return listener_index(current.snapshot->config(),
+                          generation.snapshot->config().listeners[listener].name);
+}
+
+std::optional<std::size_t> Worker::current_route(const Generation& generation,
+                                                 std::size_t route) const {
+    const Generation& current = generations_.back();
+    if (&generation == &current) return route;
+    return route_index(current.snapshot->config(), generation.snapshot->config().routes[route].name);
+}
+
+void Worker::rebuild_limits(const Snapshot& previous) {
+    const config::Config& next = generations_.back().snapshot->config();
+    std::vector<ListenerLimitState> listeners(next.listeners.size());
+    for (std::size_t index = 0; index < listeners.size(); ++index)
+        if (auto old = listener_index(previous.config(), next.listeners[index].name))
+            listeners[index] = listener_limits_[*old];
+    std::vector<std::uint32_t> routes(next.routes.size(), 0);
+    for (std::size_t index = 0; index < routes.size(); ++index)
+        if (auto old = route_index(previous.config(), next.routes[index].name))
+            routes[index] = route_open_[*old];
+    listener_limits_ = std::move(listeners);
+    route_open_ = std::move(routes);
+}
+
+std::optional<CloseReason> Worker::admit_listener(const Generation& generation, std::size_t listener) {
+    if (open_connections_ >= options_.max_connections) return CloseReason::worker_limit;
+    if (const std::optional<CloseReason> refused = admit_listener_limits(generation, listener)) return refused;
+    ++open_connections_;
+    return std::nullopt;
+}
+
+std::optional<CloseReason> Worker::admit_listener_limits(const Generation& generation, std::size_t listener) {
+    const std::optional<std::size_t> index = current_listener(generation, listener);
+    if (!index) return std::nullopt;  // a listener the current config no longer has: no limits
+    const config::Listener& config = *generations_.back().snapshot->listeners()[*index].listener;
+    const unsigned workers = generations_.back().snapshot->metrics().workers;
+    ListenerLimitState& state = listener_limits_[*index];
+    if (config.max_connections && state.open >= worker_share(*config.max_connections, workers))
+        return CloseReason::listener_limit;
+    if (config.max_connection_rate) {
+        const double per_second = static_cast<double>(*config.max_connection_rate) / workers;
+        const double burst = std::max(1.0, per_second);
+        const reactor::Millis now = loop_.now();
+        if (!state.bucket_started) {
+            state.bucket_started = true;
+            state.tokens = burst;
+        } else if (now > state.refilled) {
+            state.tokens = std::min(burst, state.tokens + static_cast<double>(now - state.refilled) *
+                                                              per_second / 1000.0);
+        }
+        state.refilled = now;
+        if (state.tokens < 1.0) return CloseReason::rate_limit;
+        state.tokens -= 1.0;
+    }
+    ++state.open;
+    return std::nullopt;
+}
+
+void Worker::release_listener(const Generation& generation, std::size_t listener) {
+    if (open_connections_ > 0) --open_connections_;
+    const std::optional<std::size_t> index = current_listener(generation, listener);
+    if (index && listener_limits_[*index].open > 0) --listener_limits_[*index].open;
+}
+
+bool Worker::admit_route(const Generation& generation, std::size_t route, bool& counted) {
+    counted = false;
+    const std::optional<std::size_t> index = current_route(generation, route);
+    if (!index) return true;  // a route the current config no longer has: no limit
+    const config::Route& config = generations_.back().snapshot->config().routes[*index];
+    const unsigned workers = generations_.back().snapshot->metrics().workers;
+    if (config.max_connections && route_open_[*index] >= worker_share(*config.max_connections, workers))
+        return false;
+    ++route_open_[*index];
+    counted = true;
+    return true;
+}
+
+void Worker::release_route(const Generation& generation, std::size_t route) {
+    const std::optional<std::size_t> index = current_route(generation, route);
+    if (index && route_open_[*index] > 0) --route_open_[*index];
+}
+
+bool Worker::charge_hello_memory(std::size_t growth, std::size_t buffer_after) {
+    const std::uint64_t budget = options_.hello_memory_budget;
+    const std::uint64_t limit = buffer_after <= small_hello_bytes ? budget + budget / 8 : budget;
+    if (hello_memory_ + growth > limit) return false;
+    hello_memory_ += growth;
+    return true;
+}
+
+void Worker::release_hello_memory(std::size_t bytes) {
+    hello_memory_ -= std::min<std::uint64_t>(hello_memory_, bytes);
+}
+
+void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
+    stats_.active.sub();
+    if (options_.access_log != nullptr) {
+        // Never blocks: a full queue drops the line and counts it.
+        timespec now{};
+        clock_gettime(CLOCK_REALTIME, &now);
+        const Snapshot& snapshot = *connection.generation().snapshot;
+        options_.access_log->submit(
+            options_.index,
+            make_access_record(summary, snapshot.listeners()[summary.listener].listener->name,
+                               options_.index, now));
+    } else if (summary.reason != CloseReason::completed && summary.reason != CloseReason::shutdown &&
+               log_enabled(LogLevel::info) && reject_log_budget_.allow(loop_.now())) {
+        // Without an access log, rejected and failed connections still leave a (bounded) trace.
+        std::string line = "connection closed: reason=" + std::string(close_reason_name(summary.reason));
+        if (summary.reason == CloseReason::hello_rejected)
+            line += " hello_error=" + std::string(hello_error_name(summary.hello_error));
+        line += " client=" + summary.client;
+        if (!summary.sni.empty()) line += " sni=" + summary.sni;
+        if (!summary.endpoint.empty()) line += " endpoint=" + summary.endpoint;
+        if (summary.error != 0) line += " error=\"" + std::string(strerror(summary.error)) + "\"";
+        const std::uint64_t suppressed = reject_log_budget_.take_suppressed();
+        if (suppressed > 0) line += " (" + std::to_string(suppressed) + " similar lines suppressed)";
+        log_line(LogLevel::info, line);
+    }
+    // Swap-remove from the table; the object itself is freed after this batch of events, since
+    // it is still on the call stack.
+    const std::size_t slot = connection.slot;
+    std::unique_ptr<ProxyConnection> owned = std::move(connections_[slot]);
+    if (slot + 1 != connections_.size()) {
+        connections_[slot] = std::move(connections_.back());
+        connections_[slot]->slot = slot;
+    }
+    connections_.pop_back();
+    retired_.push_back(std::move(owned));
+}
+
+void Worker::free_retired() {
+    // Freeing a connection releases its generation: look for unused generations then.
+    if (!retired_.empty()) generations_may_be_unused_ = true;
+    retired_.clear();
+    if (draining_ && connections_.empty()) loop_.stop();
+    if (generations_may_be_unused_) free_unused_generations();
+    // Published for the control thread (scrapes, STATUS): plain stores to this worker's cells.
+    const PipePoolStats& pipes = pipes_.stats();
+    stats_.pipes_in_use.set(pipes.in_use);
+    stats_.pipes_idle.set(pipes.idle);
+    stats_.loop_completions.set(loop_.stats().completions);
+    stats_.loop_submissions.set(loop_.stats().submissions);
+    stats_.hello_memory.set(hello_memory_);
+}
+
+// An older snapshot lives until its last connection ends, wherever it is in the list: one
+// long-lived connection on an old snapshot keeps that snapshot only, not every later one.
+// (std::list: erasing one generation leaves the others, which connections refer to, in place.)
+void Worker::free_unused_generations() {
+    generations_may_be_unused_ = false;
+    bool freed = false;
+    const auto current = std::prev(generations_.end());
+    for (auto generation = generations_.begin(); generation != current;) {
+        if (generation->connections == 0) {
+            generation = generations_.erase(generation);
+            freed = true;
+        } else {
+            ++generation;
+        }
+    }
+    if (freed) collect_pools();
+}
+
+void Worker::on_message(WorkerMessage message) {
+    switch (message.kind) {
+        case WorkerMessage::Kind::drain:
+            return drain(message.drain_timeout);
+        case WorkerMessage::Kind::stop:
+            return stop();
+        case WorkerMessage::Kind::reload:
+            return reload(std::move(message.snapshot), std::move(message.new_sockets),
+                          std::move(message.endpoint_sets));
+        case WorkerMessage::Kind::endpoints:
+            for (std::shared_ptr<const EndpointSet>& set : message.endpoint_sets) {
+                const auto pool = pools_.find(set->service);
+                if (pool != pools_.end()) pool->second->update(std::move(set));
+            }
+            return;
+    }
+}
+
+void Worker::attach_pools(Generation& generation, const EndpointSets& sets) {
+    const Snapshot& snapshot = *generation.snapshot;
+    const config::Config& config = snapshot.config();
+    generation.pools.clear();
+    for (std::size_t index = 0; index < config.services.size(); ++index) {
+        const config::Service& service = config.services[index];
+        PoolSettings settings;
+        settings.balance = service.balance;
+        settings.hash_key = service.hash_key;
+        settings.outlier_detection = service.outlier_detection;
+        settings.workers = snapshot.metrics().workers;
+        // Different per worker and per service: random_two's draws must not move in lockstep.
+        settings.random_seed = stable_hash(service.name, options_.index + 1);
+        std::unique_ptr<ServicePool>& pool = pools_[service.name];
+        if (!pool) pool = std::make_unique<ServicePool>(settings);
+        else pool->configure(settings);
+        if (index < sets.size() && sets[index]) pool->update(sets[index]);
+        generation.pools.push_back(pool.get());
+    }
+}
+
+void Worker::collect_pools() {
+    for (auto pool = pools_.begin(); pool != pools_.end();) {
+        const bool used = std::any_of(generations_.begin(), generations_.end(), [&](const Generation& g) {
+            return std::find(g.pools.begin(), g.pools.end(), pool->second.get()) != g.pools.end();
+        });
+        pool = used ? std::next(pool) : pools_.erase(pool);
+    }
+}
+
+void Worker::stop() {
+    acceptors_.clear();
+    listen_sockets_.clear();
+    while (!connections_.empty()) connections_.back()->abort(CloseReason::shutdown);
+    loop_.stop();
+}
+
+// Stop accepting at once (closing the listening sockets: the kernel then sends new connections
+// to no one, and the backlog is reset), let the open connections finish, and close what is left
+// when the timeout runs out.
+void Worker::drain(reactor::Millis timeout) {
+    if (draining_) return;
+    draining_ = true;
+    acceptors_.clear();
+    listen_sockets_.clear();
+    loop_.arm_timer_after(drain_deadline_, timeout);
+    if (connections_.empty()) loop_.stop();
+}
+
+void Worker::on_drain_deadline() {
+    if (!connections_.empty())
+        log_line(LogLevel::warning, "worker " + std::to_string(options_.index) + ": closing " +
+                                        std::to_string(connections_.size()) +
+                                        " connections still open at shutdown_timeout");
+    stop();
+}
+
+}  // namespace passgate
+
+namespace passgate {
+
+// Switches to a new snapshot between events. Listeners that stay (same name and address) keep
+// their sockets, so no connection is refused during the switch: connections waiting in the
+// backlog are accepted by the same acceptor. Established connections keep their own snapshot.
+void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets,
+                    EndpointSets endpoint_sets) {
+    const Snapshot& old_snapshot = *generations_.back().snapshot;
+    std::vector<reactor::Fd> sockets(snapshot->listeners().size());
+    // Kept sockets keep their acceptor: cancelling an accept in flight would close (reset) a
+    // connection the kernel had already accepted for it.
+    std::vector<std::unique_ptr<reactor::Acceptor>> acceptors(sockets.size());
+    for (std::size_t index = 0; index < sockets.size(); ++index) {
+        if (index < new_sockets.size() && new_sockets[index]) {
+            sockets[index] = std::move(new_sockets[index]);
+            continue;
+        }
+        const config::Listener& wanted = *snapshot->listeners()[index].listener;
+        for (std::size_t old = 0; old < old_snapshot.listeners().size(); ++old) {
+            const config::Listener& had = *old_snapshot.listeners()[old].listener;
+            if (had.name == wanted.name && had.address == wanted.address && listen_sockets_[old]) {
+                sockets[index] = std::move(listen_sockets_[old]);
+                if (old < acceptors_.size()) acceptors[index] = std::move(acceptors_[old]);
+                break;
+            }
+        }
+        if (!sockets[index])
+            log_line(LogLevel::error, "worker " + std::to_string(options_.index) +
+                                          ": no socket for listener " + wanted.name);
+    }
+    acceptors_.clear();  // cancels the accepts in flight on the sockets of removed listeners
+    acceptors_ = std::move(acceptors);
+    listen_sockets_ = std::move(sockets);  // sockets of removed listeners close here
+    const std::shared_ptr<const Snapshot> previous = generations_.back().snapshot;
+    generations_.emplace_back(std::move(snapshot));
+    generations_may_be_unused_ = true;  // the previous one, if no connection uses it
+    attach_pools(generations_.back(), endpoint_sets);
+    rebuild_limits(*previous);
+    start_acceptors();
+
+    // Connections whose route the new config no longer has keep running, unless that route
+    // asked for a drain_timeout.
+    const config::Config& next = generations_.back().snapshot->config();
+    for (const auto& connection : connections_) {
+        const config::Route* route = connection->route();
+        if (route == nullptr || !route->drain_timeout) continue;
+        if (next.find_route(route->name) != nullptr) continue;
+        connection->close_after(route->drain_timeout->count());
+    }
+}
+
+}  // namespace passgate

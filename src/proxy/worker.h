@@ -1,0 +1,195 @@
+#pragma once
+// One worker per core: its own loop (io_uring), its own SO_REUSEPORT listening sockets, its own
+// pipe pool, balancing state and connections. Nothing here is shared with other workers; the
+// only ways in are the inbox channel (control messages) and read-only snapshots.
+
+#include "reactor/acceptor.h"
+#include "reactor/channel.h"
+#include "reactor/fd.h"
+#include "reactor/loop.h"
+#include "src/routing/balancer.h"
+#include "src/observe/connection_summary.h"
+#include "src/routing/endpoint_set.h"
+#include "src/proxy/pipe_pool.h"
+#include "src/routing/service_pool.h"
+#include "src/routing/snapshot.h"
+#include "src/proxy/worker_stats.h"
+
+#include <list>
+#include <unordered_map>
+#include <utility>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace passgate {
+
+class ProxyConnection;
+
+// At most `per_second` lines a second: a flood of bad clients must not turn into a flood of
+// blocking writes to stderr. What is held back is counted and reported on the next line.
+class LogBudget {
+public:
+    explicit LogBudget(std::uint32_t per_second) : per_second_(per_second) {}
+    bool allow(reactor::Millis now) {
+        if (now - window_start_ >= 1000) {
+            window_start_ = now;
+            used_ = 0;
+        }
+        if (used_ < per_second_) {
+            ++used_;
+            return true;
+        }
+        ++suppressed_;
+        return false;
+    }
+    std::uint64_t take_suppressed() { return std::exchange(suppressed_, 0); }
+
+private:
+    std::uint32_t per_second_;
+    std::uint32_t used_ = 0;
+    reactor::Millis window_start_ = 0;
+    std::uint64_t suppressed_ = 0;
+};
+
+// A snapshot as one worker uses it: with that worker's route balancing state, its services'
+// endpoint pools (by service index; owned by the worker and shared by name between generations,
+// so that open counts and ejections are per endpoint, not per snapshot), and a count of the
+// connections that started under it (they keep it until they end).
+struct Generation {
+    explicit Generation(std::shared_ptr<const Snapshot> snapshot_)
+        : snapshot(std::move(snapshot_)), balancer(*snapshot) {}
+    std::shared_ptr<const Snapshot> snapshot;
+    Balancer balancer;
+    std::vector<ServicePool*> pools;  // by service index of the snapshot's config
+    std::size_t connections = 0;
+};
+
+using EndpointSets = std::vector<std::shared_ptr<const EndpointSet>>;
+
+struct WorkerMessage {
+    // drain: stop accepting, let connections finish within `drain_timeout`, then close the rest
+    // and return from run(). stop: close everything now and return.
+    // endpoints: new endpoint sets for some services (discovery or health changed).
+    enum class Kind { drain, stop, reload, endpoints };
+    Kind kind = Kind::stop;
+    reactor::Millis drain_timeout = 0;
+    // reload: the new snapshot, and per listener of it either a freshly bound socket or an
+    // invalid Fd meaning "keep the socket you have for the listener of this name and address".
+    std::shared_ptr<const Snapshot> snapshot;
+    std::vector<reactor::Fd> new_sockets;
+    // reload: the endpoint set of every service of the new snapshot, in config order;
+    // endpoints: the sets that changed.
+    EndpointSets endpoint_sets;
+};
+
+class AccessLog;
+
+struct WorkerOptions {
+    unsigned index = 0;
+    AccessLog* access_log = nullptr;  // one line per connection; nullptr when disabled
+    std::size_t pipe_size = 256 * 1024;
+    std::size_t pipe_pool_idle = 64;
+    // Client connections this worker holds at once ([runtime] max_connections_per_worker, or
+    // derived from the descriptor limit); more are refused with worker_limit.
+    std::uint32_t max_connections = 1'000'000;
+    // This worker's share of [runtime] max_hello_memory: bytes of hello buffers held at once.
+    std::uint64_t hello_memory_budget = 64ull * 1024 * 1024;
+};
+
+// Hello buffers up to this size may also use a reserve of budget / 8 beyond the budget: when
+// large pending hellos (slow or hostile clients) have spent the budget, ordinary hellos (a few
+// KiB, post-quantum ones included) still get through.
+inline constexpr std::size_t small_hello_bytes = 16 * 1024;
+
+class Worker {
+public:
+    // `listen_sockets`: one per snapshot listener, in the same order; owned by the worker.
+    // `endpoint_sets`: one per service of the snapshot, in config order.
+    Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> snapshot,
+           EndpointSets endpoint_sets, std::vector<reactor::Fd> listen_sockets,
+           reactor::Channel<WorkerMessage>& inbox, WorkerStats& stats);
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+    ~Worker();
+
+    void run();  // returns after a stop message, with every connection closed
+
+    reactor::Loop& loop() { return loop_; }
+    PipePool& pipes() { return pipes_; }
+    WorkerStats& stats() { return stats_; }
+    unsigned index() const { return options_.index; }
+    // A connection is done: account for it and free it after the current batch of events.
+    void retire(ProxyConnection& connection, const ConnectionSummary& summary);
+
+    // Limits (config keys max_connections, max_connection_rate). Each worker enforces its share
+    // with no shared state: ceil(limit / workers) open connections, and a token bucket of
+    // rate / workers tokens a second (burst the same, at least 1). Counts follow listeners and
+    // routes by name across reloads.
+    // A new connection on `listener` of `generation`: nullopt when admitted (then it counts as
+    // open until release_listener), else the refusal (listener_limit or rate_limit).
+    std::optional<CloseReason> admit_listener(const Generation& generation, std::size_t listener);
+    void release_listener(const Generation& generation, std::size_t listener);
+    // Hello buffers, against hello_memory_budget: `growth` more bytes for a buffer that then
+    // holds `buffer_after` bytes. True when charged; false: the hello must be refused.
+    bool charge_hello_memory(std::size_t growth, std::size_t buffer_after);
+    void release_hello_memory(std::size_t bytes);
+    void add_hello_memory(std::size_t bytes) { hello_memory_ += bytes; }  // charged, budget or not
+    // A connection routed to `route` of `generation`: true when admitted (then it counts as open
+    // until release_route); false when the route is at its max_connections.
+    bool admit_route(const Generation& generation, std::size_t route, bool& counted);
+    void release_route(const Generation& generation, std::size_t route);
+
+private:
+    void accept(std::size_t listener, reactor::Fd client);
+    void accept_on(int listen_fd, reactor::Fd client);
+    void on_accept_error(int error);
+    void on_message(WorkerMessage message);
+    void free_retired();
+    void free_unused_generations();
+    void stop();
+    void drain(reactor::Millis timeout);
+    void on_drain_deadline();
+    void reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets,
+                EndpointSets endpoint_sets);
+    // Points the current generation at the pools of its services, creating and updating them.
+    void attach_pools(Generation& generation, const EndpointSets& sets);
+    // Frees the pools no live generation uses any more.
+    void collect_pools();
+    void start_acceptors();
+    // Index of a listener / route of `generation` in the current snapshot (by name), if any.
+    std::optional<std::size_t> current_listener(const Generation& generation, std::size_t listener) const;
+    std::optional<std::size_t> current_route(const Generation& generation, std::size_t route) const;
+    std::optional<CloseReason> admit_listener_limits(const Generation& generation, std::size_t listener);
+    // Carries the per-listener and per-route limit state over to the current snapshot.
+    void rebuild_limits(const Snapshot& previous);
+
+    struct ListenerLimitState {
+        std::uint32_t open = 0;      // connections admitted and not yet closed
+        double tokens = 0;           // max_connection_rate bucket
+        reactor::Millis refilled = 0;
+        bool bucket_started = false;
+    };
+
+    WorkerOptions options_;
+    reactor::Loop loop_;
+    WorkerStats& stats_;
+    PipePool pipes_;
+    std::list<Generation> generations_;  // back() is current; older ones live while used
+    std::unordered_map<std::string, std::unique_ptr<ServicePool>> pools_;  // by service name
+    std::vector<reactor::Fd> listen_sockets_;
+    std::vector<std::unique_ptr<reactor::Acceptor>> acceptors_;
+    std::vector<std::unique_ptr<ProxyConnection>> connections_;
+    std::vector<std::unique_ptr<ProxyConnection>> retired_;
+    LogBudget reject_log_budget_{100};
+    std::vector<ListenerLimitState> listener_limits_;  // by listener index of the current snapshot
+    std::vector<std::uint32_t> route_open_;            // by route index of the current snapshot
+    std::uint32_t open_connections_ = 0;  // admitted and not yet closed (max_connections)
+    std::uint64_t hello_memory_ = 0;      // bytes charged by hello buffers
+    bool draining_ = false;
+    bool generations_may_be_unused_ = false;  // a connection ended or a reload came since the last look
+    reactor::MemberTimer<Worker, &Worker::on_drain_deadline> drain_deadline_{*this};
+    reactor::ChannelReceiver<WorkerMessage> inbox_;
+};
+
+}  // namespace passgate

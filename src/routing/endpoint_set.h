@@ -1,0 +1,40 @@
+#pragma once
+// A service's endpoints at one moment, as the control thread publishes them to every worker:
+// what discovery found (static list, DNS, endpoints file), with each endpoint's active health
+// verdict and metric handles, and the Maglev table when the service hashes. Immutable: a change
+// (new DNS answer, file rewritten, an endpoint turning unhealthy) publishes a new set; connections
+// already established are untouched by it.
+
+#include "config/address.h"
+#include "src/observe/app_metrics.h"
+#include "src/routing/maglev.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace passgate {
+
+struct LiveEndpoint {
+    config::Address address;
+    std::string name;  // address text: metric label, access log
+    std::uint32_t weight = 1;
+    std::optional<std::uint32_t> max_connections;  // for the whole process; split across workers
+    bool healthy = true;  // the active health check's verdict (true when the service has none)
+    EndpointMetrics metrics;
+};
+
+struct EndpointSet {
+    std::string service;  // the service's name: workers find their pool by it
+    std::vector<LiveEndpoint> endpoints;  // sorted by address text: stable order
+    // Built over every endpoint of weight > 0 (healthy or not: unhealthy ones are skipped at pick
+    // time, so health flapping moves only the keys of the endpoint that flapped).
+    std::shared_ptr<const MaglevTable> maglev;
+    // Increases with every set the directory builds (over all services): a worker never replaces
+    // a set with an older one.
+    std::uint64_t version = 0;
+};
+
+}  // namespace passgate
