@@ -3,6 +3,9 @@
 #include "reactor/system_error.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string_view>
 
 namespace passgate::reactor {
 
@@ -13,7 +16,16 @@ std::string RingFeatures::describe() const {
     if (coop_taskrun) text += " coop_taskrun";
     if (ext_arg) text += " ext_arg";
     text += multishot_accept ? " multishot_accept" : " oneshot_accept";
+    if (baseline) text += " (baseline forced by PASSGATE_IO_URING)";
     return text;
+}
+
+bool RingOptions::baseline_from_environment() {
+    const char* value = std::getenv("PASSGATE_IO_URING");
+    if (value == nullptr || *value == '\0') return false;
+    if (std::string_view(value) == "baseline") return true;
+    throw std::invalid_argument("environment variable PASSGATE_IO_URING=\"" + std::string(value).substr(0, 64) +
+                                "\": the only value is \"baseline\"");
 }
 
 Ring::Ring(const RingOptions& options) {
@@ -27,6 +39,7 @@ Ring::Ring(const RingOptions& options) {
     std::uint32_t chosen = 0;
     io_uring_params params{};
     for (std::uint32_t flags : attempts) {
+        if (options.baseline && flags != 0) continue;
         params = io_uring_params{};
         params.flags = flags | IORING_SETUP_CQSIZE;
         params.cq_entries = options.cq_entries;
@@ -42,6 +55,8 @@ Ring::Ring(const RingOptions& options) {
     features_.defer_taskrun = (chosen & IORING_SETUP_DEFER_TASKRUN) != 0;
     features_.coop_taskrun = (chosen & IORING_SETUP_COOP_TASKRUN) != 0;
     features_.ext_arg = (params.features & IORING_FEAT_EXT_ARG) != 0;
+    features_.baseline = options.baseline;
+    if (options.baseline) features_.multishot_accept = false;
     features_.sq_entries = params.sq_entries;
     features_.cq_entries = params.cq_entries;
     if (!features_.ext_arg) {

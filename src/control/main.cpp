@@ -7,6 +7,7 @@
 //   passgate route --config FILE --sni NAME [--alpn P]...   explain the routing decision
 
 #include "config/config.h"
+#include "reactor/ring.h"
 #include "src/control/app.h"
 #include "src/control/check.h"
 #include "src/wire/endpoints_file.h"
@@ -175,6 +176,11 @@ int main(int argc, char** argv) {
     for (const std::string& warning : config.warnings)
         passgate::log_line(passgate::LogLevel::warning, warning);
     try {
+        // Refuses a PASSGATE_IO_URING value it does not know here, before any thread starts.
+        if (passgate::reactor::RingOptions::baseline_from_environment())
+            passgate::log_line(passgate::LogLevel::warning,
+                               "PASSGATE_IO_URING=baseline: io_uring without set-up flags and with one-shot "
+                               "accepts (the paths of kernels before 6.1; meant for tests)");
         passgate::AppOptions app_options;
         app_options.config_path = options->config_path;
         app_options.workers_override = options->workers;

@@ -20,6 +20,7 @@ Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> sna
       pipes_(options.pipe_size, options.pipe_pool_idle),
       listen_sockets_(std::move(listen_sockets)),
       inbox_(loop_, inbox, [this](WorkerMessage message) { on_message(std::move(message)); }) {
+    log_line(LogLevel::info, "worker " + std::to_string(options_.index) + ": io_uring " + loop_.features().describe());
     generations_.emplace_back(std::move(snapshot));
     attach_pools(generations_.back(), endpoint_sets);
     listener_limits_.resize(generations_.back().snapshot->listeners().size());

@@ -216,3 +216,49 @@ TEST_CASE("lifecycle: a listener port already in use stops start-up, naming the 
     CHECK(log.find("127.0.0.1:" + std::to_string(taken)) != std::string::npos);
     check_no_sanitizer_report(log);
 }
+
+// PASSGATE_IO_URING=baseline (the meson suite `fallback` runs this binary with it) forces the
+// set-up of kernels before 6.1; without it this kernel (6.x) gets the best set-up. Either way the
+// workers say which they got, and the connection above the fallback paths still forwards.
+TEST_CASE("lifecycle: the workers run the io_uring set-up PASSGATE_IO_URING asks for", "[integration][lifecycle]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {simple_config(port, backend.port()), {}, 2});
+    REQUIRE(passgate.wait_ready());
+    Socket client = open_forwarding_connection(port);
+    REQUIRE(passgate.wait_for_log("worker 1: io_uring "));
+    const std::vector<std::string> lines = passgate.log_lines_with({"] worker ", ": io_uring sq="});
+    INFO("stderr:\n" << passgate.stderr_text());
+    REQUIRE(lines.size() == 2);
+    const char* mode = std::getenv("PASSGATE_IO_URING");
+    const bool baseline = mode != nullptr && std::string(mode) == "baseline";
+    for (const std::string& line : lines) {
+        if (baseline) {
+            CHECK(line.find("oneshot_accept (baseline forced by PASSGATE_IO_URING)") != std::string::npos);
+            CHECK(line.find("single_issuer") == std::string::npos);
+            CHECK(line.find("taskrun") == std::string::npos);
+        } else {
+            CHECK(line.find("single_issuer defer_taskrun") != std::string::npos);
+            CHECK(line.find("multishot_accept") != std::string::npos);
+        }
+    }
+    client.reset();
+    stop_and_check(passgate);
+}
+
+TEST_CASE("lifecycle: an unknown PASSGATE_IO_URING value is refused at start", "[integration][lifecycle]") {
+    TempDir dir;
+    const std::uint16_t port = free_port();
+    PassgateOptions options{simple_config(port, free_port()), {}, 2};
+    // passgate inherits this process's environment; the suite's own value is put back after.
+    const char* suite_value = std::getenv("PASSGATE_IO_URING");
+    const std::optional<std::string> saved = suite_value ? std::optional<std::string>(suite_value) : std::nullopt;
+    REQUIRE(::setenv("PASSGATE_IO_URING", "fast", 1) == 0);
+    Passgate passgate(dir, options);
+    if (saved) REQUIRE(::setenv("PASSGATE_IO_URING", saved->c_str(), 1) == 0);
+    else REQUIRE(::unsetenv("PASSGATE_IO_URING") == 0);
+    REQUIRE(passgate.process().wait_exit(Millis(5000)) == 1);
+    CHECK(passgate.stderr_text().find("environment variable PASSGATE_IO_URING=\"fast\": the only value is \"baseline\"") !=
+          std::string::npos);
+}

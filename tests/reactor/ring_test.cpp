@@ -1,0 +1,89 @@
+#include "reactor/acceptor.h"
+#include "reactor/loop.h"
+#include "reactor/ring.h"
+#include "reactor/socket.h"
+#include "reactor/timer.h"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using namespace passgate::reactor;
+
+namespace {
+sockaddr_in loopback(int port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return address;
+}
+
+struct StopAfter final : Timer {
+    Loop& loop;
+    explicit StopAfter(Loop& l) : loop(l) {}
+    void on_timer() override { loop.stop(); }
+};
+}  // namespace
+
+TEST_CASE("ring: the baseline set-up has no flags and accepts one connection per operation", "[ring]") {
+    RingOptions options;
+    options.baseline = true;
+    Loop loop(options);
+    CHECK(loop.features().baseline);
+    CHECK_FALSE(loop.features().single_issuer);
+    CHECK_FALSE(loop.features().defer_taskrun);
+    CHECK_FALSE(loop.features().coop_taskrun);
+    CHECK_FALSE(loop.features().multishot_accept);
+    CHECK(loop.features().describe().find("oneshot_accept (baseline forced by PASSGATE_IO_URING)") !=
+          std::string::npos);
+
+    // The one-shot accept path is re-armed after each connection: all 20 pending ones arrive.
+    const sockaddr_in any_port = loopback(0);
+    Fd listener = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
+    const sockaddr_in bound = loopback(local_port(listener.get()));
+    std::vector<Fd> clients;
+    for (int i = 0; i < 20; ++i) {
+        Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        REQUIRE(::connect(client.get(), reinterpret_cast<const sockaddr*>(&bound), sizeof bound) == 0);
+        clients.push_back(std::move(client));
+    }
+    std::vector<Fd> accepted;
+    Acceptor acceptor(loop, listener.get(), [&](Fd socket) {
+        accepted.push_back(std::move(socket));
+        if (accepted.size() == clients.size()) loop.stop();
+    });
+    StopAfter bound_in_time(loop);
+    loop.arm_timer_after(bound_in_time, 5000);
+    loop.run();
+    CHECK(accepted.size() == clients.size());
+}
+
+TEST_CASE("ring: the default set-up follows PASSGATE_IO_URING; unset, this kernel gets the best", "[ring]") {
+    const char* mode = std::getenv("PASSGATE_IO_URING");
+    const bool baseline = mode != nullptr && std::string(mode) == "baseline";
+    Loop loop;
+    CHECK(loop.features().baseline == baseline);
+    CHECK(loop.features().single_issuer == !baseline);  // this machine's kernel is 6.x
+    CHECK(loop.features().defer_taskrun == !baseline);
+    CHECK(loop.features().multishot_accept == !baseline);
+}
+
+TEST_CASE("ring: PASSGATE_IO_URING takes only \"baseline\"", "[ring]") {
+    const char* suite_value = std::getenv("PASSGATE_IO_URING");
+    const std::string saved = suite_value ? suite_value : "";
+    REQUIRE(::setenv("PASSGATE_IO_URING", "fast", 1) == 0);
+    CHECK_THROWS_WITH(RingOptions::baseline_from_environment(),
+                      "environment variable PASSGATE_IO_URING=\"fast\": the only value is \"baseline\"");
+    REQUIRE(::setenv("PASSGATE_IO_URING", "baseline", 1) == 0);
+    CHECK(RingOptions::baseline_from_environment());
+    if (saved.empty()) REQUIRE(::unsetenv("PASSGATE_IO_URING") == 0);
+    else REQUIRE(::setenv("PASSGATE_IO_URING", saved.c_str(), 1) == 0);
+}
