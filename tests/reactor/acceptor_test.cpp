@@ -1,6 +1,8 @@
 #include "reactor/acceptor.h"
 #include "reactor/socket.h"
 
+#include "tests/reactor/helpers.h"
+
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -12,28 +14,9 @@
 
 using namespace passgate::reactor;
 
-namespace {
-sockaddr_in loopback(int port) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return address;
-}
-
-Fd connect_blocking(int port) {
-    Fd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const sockaddr_in address = loopback(port);
-    REQUIRE(::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
-    return socket;
-}
-
-struct StopAfter final : Timer {
-    Loop& loop;
-    explicit StopAfter(Loop& l) : loop(l) {}
-    void on_timer() override { loop.stop(); }
-};
-}  // namespace
+using reactor_test::connect_blocking;
+using reactor_test::loopback;
+using reactor_test::StopAfter;
 
 TEST_CASE("multishot accept takes every pending connection as a non-blocking socket") {
     Loop loop;

@@ -3,6 +3,8 @@
 #include "reactor/fd.h"
 #include "reactor/loop.h"
 
+#include "tests/reactor/helpers.h"
+
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -51,11 +53,7 @@ void write_atomically(const std::string& path, std::string_view text) {
     REQUIRE(::rename(temporary.c_str(), path.c_str()) == 0);
 }
 
-struct StopAfter final : Timer {
-    Loop& loop;
-    explicit StopAfter(Loop& l) : loop(l) {}
-    void on_timer() override { loop.stop(); }
-};
+using reactor_test::StopAfter;
 
 // Runs the loop for `duration` ms, or less when something calls loop.stop().
 void run_for(Loop& loop, Millis duration) {

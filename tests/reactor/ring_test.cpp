@@ -4,6 +4,8 @@
 #include "reactor/socket.h"
 #include "reactor/timer.h"
 
+#include "tests/reactor/helpers.h"
+
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -17,21 +19,9 @@
 
 using namespace passgate::reactor;
 
-namespace {
-sockaddr_in loopback(int port) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return address;
-}
-
-struct StopAfter final : Timer {
-    Loop& loop;
-    explicit StopAfter(Loop& l) : loop(l) {}
-    void on_timer() override { loop.stop(); }
-};
-}  // namespace
+using reactor_test::connect_blocking;
+using reactor_test::loopback;
+using reactor_test::StopAfter;
 
 TEST_CASE("ring: the baseline set-up has no flags and accepts one connection per operation", "[ring]") {
     RingOptions options;
@@ -48,13 +38,8 @@ TEST_CASE("ring: the baseline set-up has no flags and accepts one connection per
     // The one-shot accept path is re-armed after each connection: all 20 pending ones arrive.
     const sockaddr_in any_port = loopback(0);
     Fd listener = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
-    const sockaddr_in bound = loopback(local_port(listener.get()));
     std::vector<Fd> clients;
-    for (int i = 0; i < 20; ++i) {
-        Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        REQUIRE(::connect(client.get(), reinterpret_cast<const sockaddr*>(&bound), sizeof bound) == 0);
-        clients.push_back(std::move(client));
-    }
+    for (int i = 0; i < 20; ++i) clients.push_back(connect_blocking(local_port(listener.get())));
     std::vector<Fd> accepted;
     Acceptor acceptor(loop, listener.get(), [&](Fd socket) {
         accepted.push_back(std::move(socket));
