@@ -108,6 +108,9 @@ const config::Route* ListenerRoutes::pick(const Entry* first, const Entry* last,
             best = &route;
             best_precedence = precedence;
         }
+        // A matching alpn list outranks every entry defined after it: stop here, as the data
+        // path did before the ordering was shared.
+        if (best_precedence.alpn_listed) break;
     }
     return best;
 }
