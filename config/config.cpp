@@ -10,9 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <span>
+#include <vector>
 
 namespace passgate::config {
 
@@ -24,34 +27,48 @@ using detail::quote;
 using detail::Source;
 using detail::TableReader;
 
-constexpr std::string_view kRootKeys[] = {"runtime", "admin", "access_log", "dns", "listener",
-                                          "route", "service"};
-constexpr std::string_view kDnsKeys[] = {"servers", "timeout", "tries"};
-constexpr std::string_view kRuntimeKeys[] = {"workers", "shutdown_timeout", "max_connections_per_worker",
-                                             "max_hello_memory"};
-constexpr std::string_view kAccessLogKeys[] = {"enabled", "format", "path"};
-constexpr std::string_view kAdminKeys[] = {"address", "departed_series_retention", "request_timeout",
-                                           "max_connections", "max_connections_per_source"};
-constexpr std::string_view kListenerKeys[] = {
-    "name",         "address",      "hostname",     "client_hello_timeout", "max_client_hello_size",
-    "idle_timeout", "default_route", "allow", "deny", "max_connections", "max_connection_rate",
-    "accept_proxy_protocol", "trusted_proxies"};
-constexpr std::string_view kRouteKeys[] = {"name",     "listeners",       "hostnames",
-                                           "alpn",     "backends",        "drain_timeout",
-                                           "allow",    "deny",            "max_connections",
-                                           "max_connection_duration"};
-constexpr std::string_view kBackendKeys[] = {"service", "weight"};
-constexpr std::string_view kServiceKeys[] = {
-    "name",           "endpoints",          "dns",           "port",
-    "dns_srv",        "endpoints_file",     "dns_min_ttl",   "dns_max_ttl",
-    "endpoint_max_connections", "balance",  "hash_key",      "health_check",
-    "outlier_detection", "connect_timeout", "connect_attempts", "send_proxy_protocol"};
-constexpr std::string_view kEndpointKeys[] = {"address", "weight", "max_connections"};
-constexpr std::string_view kHealthCheckKeys[] = {"interval",          "timeout",
-                                                 "healthy_threshold", "unhealthy_threshold",
-                                                 "kind",              "sni"};
-constexpr std::string_view kOutlierKeys[] = {"consecutive_failures", "base_ejection_time",
-                                             "max_ejection_time"};
+class Builder;
+
+// One key of a config section: the one place that says the key exists and how it is read. A
+// section's TableReader allows exactly the names of its table (the unknown-key error lists them
+// in this order), and the section is read by running the table's readers in order. So a key
+// cannot be known without being read, nor read without being known: TableReader asserts that
+// every key a reader asks for is in the table, and read_keys that every key of the table was
+// asked for.
+template <typename Target>
+struct Key {
+    std::string_view name;
+    // nullptr: read by the reader of an earlier key of its group (deny with allow, the
+    // discovery keys with endpoints, trusted_proxies with accept_proxy_protocol).
+    void (*read)(Builder&, const TableReader&, Target&) = nullptr;
+    // Read right after this key rather than at its place in the table: it needs what that one
+    // read (routes name services), or errors keep the order they have always been reported in.
+    std::string_view after = {};
+};
+
+template <typename Target>
+std::vector<std::string_view> key_names(std::span<const Key<Target>> keys) {
+    std::vector<std::string_view> names;
+    for (const Key<Target>& key : keys) names.push_back(key.name);
+    return names;
+}
+
+// Table order, each key followed by the keys to read after it.
+template <typename Target>
+std::vector<std::size_t> reading_order(std::span<const Key<Target>> keys) {
+    std::vector<std::size_t> order;
+    const auto append = [&](const auto& self, std::size_t index) -> void {
+        order.push_back(index);
+        for (std::size_t next = 0; next < keys.size(); ++next) {
+            if (keys[next].after == keys[index].name) self(self, next);
+        }
+    };
+    for (std::size_t index = 0; index < keys.size(); ++index) {
+        if (keys[index].after.empty()) append(append, index);
+    }
+    assert(order.size() == keys.size());  // every `after` names a key of the same table
+    return order;
+}
 
 constexpr std::string_view kAddressHelp =
     "expected \"a.b.c.d:port\" or \"[ipv6]:port\" with a port from 1 to 65535 (host names are "
@@ -107,20 +124,8 @@ public:
         config_folder_ = slash == std::string_view::npos ? std::string("./")
                                                          : std::string(source_name.substr(0, slash + 1));
         config_.source = std::string(source_name);
-        TableReader root(source_, root_, "", kRootKeys);
-        read_runtime(root);
-        read_admin(root);
-        read_access_log(root);
-        read_dns(root);
-        const auto listeners = tables(root, "listener");
-        if (listeners.empty()) {
-            source_.fail(1, "listener", "at least one [[listener]] is required");
-        }
-        for (std::size_t i = 0; i < listeners.size(); ++i) read_listener(*listeners[i], i);
-        const auto services = tables(root, "service");
-        for (std::size_t i = 0; i < services.size(); ++i) read_service(*services[i], i);
-        const auto routes = tables(root, "route");
-        for (std::size_t i = 0; i < routes.size(); ++i) read_route(*routes[i], i);
+        TableReader root(source_, root_, "", key_names(root_keys()));
+        read_keys(root, root_keys(), config_);
         check_default_routes();
         config_.warnings = detail::collect_warnings(config_);
         return std::move(config_);
@@ -236,70 +241,226 @@ private:
         return list;
     }
 
-    void read_runtime(const TableReader& root) {
-        const toml::table* node = table(root, "runtime");
-        if (node == nullptr) return;
-        TableReader runtime(source_, *node, root.path_of("runtime"), kRuntimeKeys);
-        if (auto workers = runtime.integer("workers", 0, kMaxWorkers)) {
-            config_.runtime.workers = static_cast<unsigned>(*workers);
+    // Reads a section's keys into `target` (see Key).
+    template <typename Target>
+    void read_keys(const TableReader& table, std::span<const Key<Target>> keys, Target& target) {
+        for (const std::size_t index : reading_order(keys)) {
+            if (keys[index].read != nullptr) keys[index].read(*this, table, target);
         }
-        if (auto value = runtime.duration("shutdown_timeout")) config_.runtime.shutdown_timeout = *value;
-        if (auto value = runtime.integer("max_connections_per_worker", 1, kMaxConnections))
-            config_.runtime.max_connections_per_worker = static_cast<std::uint32_t>(*value);
-        if (auto value = runtime.integer("max_hello_memory", kMinHelloMemory, kMaxHelloMemory))
-            config_.runtime.max_hello_memory = static_cast<std::uint64_t>(*value);
+        assert(table.every_key_consulted());
     }
 
-    void read_access_log(const TableReader& root) {
-        const toml::table* node = table(root, "access_log");
-        if (node == nullptr) return;
-        TableReader access_log(source_, *node, root.path_of("access_log"), kAccessLogKeys);
-        if (auto enabled = access_log.boolean("enabled")) config_.access_log.enabled = *enabled;
-        if (auto format = access_log.string("format", false)) {
-            if (*format == "logfmt") config_.access_log.format = AccessLogFormat::logfmt;
-            else if (*format == "json") config_.access_log.format = AccessLogFormat::json;
-            else access_log.fail("format", "unknown format " + quote(*format) + " (logfmt or json)");
-        }
-        if (auto path = access_log.string("path", false)) {
-            if (path->empty()) access_log.fail("path", "must not be empty (\"-\" is stderr)");
-            config_.access_log.path = *path;
-        }
+    // The top level. Listeners need the admin address; routes need listeners and services.
+    static std::span<const Key<Config>> root_keys() {
+        static constexpr Key<Config> keys[] = {
+            {"runtime", [](Builder& b, const TableReader& t, Config& c) { b.read_runtime(t, c.runtime); }},
+            {"admin", [](Builder& b, const TableReader& t, Config& c) { b.read_admin(t, c.admin); }},
+            {"access_log",
+             [](Builder& b, const TableReader& t, Config& c) { b.read_access_log(t, c.access_log); }},
+            {"dns", [](Builder& b, const TableReader& t, Config& c) { b.read_dns(t, c.dns); }},
+            {"listener",
+             [](Builder& b, const TableReader& t, Config&) {
+                 const auto listeners = b.tables(t, "listener");
+                 if (listeners.empty()) {
+                     b.source_.fail(1, "listener", "at least one [[listener]] is required");
+                 }
+                 for (std::size_t i = 0; i < listeners.size(); ++i) b.read_listener(*listeners[i], i);
+             }},
+            {"route",
+             [](Builder& b, const TableReader& t, Config&) {
+                 const auto routes = b.tables(t, "route");
+                 for (std::size_t i = 0; i < routes.size(); ++i) b.read_route(*routes[i], i);
+             },
+             "service"},
+            {"service",
+             [](Builder& b, const TableReader& t, Config&) {
+                 const auto services = b.tables(t, "service");
+                 for (std::size_t i = 0; i < services.size(); ++i) b.read_service(*services[i], i);
+             }},
+        };
+        return keys;
     }
 
-    void read_admin(const TableReader& root) {
-        config_.admin.address = *parse_address("127.0.0.1:9901");
-        const toml::table* node = table(root, "admin");
+    // A [section] table read with its key table; absent: nothing is read.
+    template <typename Target>
+    void read_section(const TableReader& parent, std::string_view key,
+                      std::span<const Key<Target>> keys, Target& target) {
+        const toml::table* node = table(parent, key);
         if (node == nullptr) return;
-        TableReader admin(source_, *node, root.path_of("admin"), kAdminKeys);
-        if (const toml::node* value = admin.find("address")) {
-            config_.admin.address = address(*value, admin.path_of("address"));
-            admin_address_line_ = line_of(*value);
-        }
-        if (auto value = admin.duration("departed_series_retention"))
-            config_.admin.departed_series_retention = *value;
-        if (auto value = admin.duration("request_timeout")) {
-            if (*value > kMaxAdminRequestTimeout)
-                admin.fail("request_timeout", "must be at most \"60s\"");
-            config_.admin.request_timeout = *value;
-        }
-        if (auto value = admin.integer("max_connections", 1, kMaxAdminConnections))
-            config_.admin.max_connections = static_cast<std::uint32_t>(*value);
-        if (auto value = admin.integer("max_connections_per_source", 1, kMaxAdminConnections))
-            config_.admin.max_connections_per_source = static_cast<std::uint32_t>(*value);
+        TableReader section(source_, *node, parent.path_of(key), key_names(keys));
+        read_keys(section, keys, target);
+    }
+
+    void read_runtime(const TableReader& root, Runtime& runtime) {
+        static constexpr Key<Runtime> keys[] = {
+            {"workers",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 if (auto workers = t.integer("workers", 0, kMaxWorkers)) {
+                     r.workers = static_cast<unsigned>(*workers);
+                 }
+             }},
+            {"shutdown_timeout",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 if (auto value = t.duration("shutdown_timeout")) r.shutdown_timeout = *value;
+             }},
+            {"max_connections_per_worker",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 if (auto value = t.integer("max_connections_per_worker", 1, kMaxConnections))
+                     r.max_connections_per_worker = static_cast<std::uint32_t>(*value);
+             }},
+            {"max_hello_memory",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 if (auto value = t.integer("max_hello_memory", kMinHelloMemory, kMaxHelloMemory))
+                     r.max_hello_memory = static_cast<std::uint64_t>(*value);
+             }},
+        };
+        read_section(root, "runtime", std::span<const Key<Runtime>>(keys), runtime);
+    }
+
+    void read_access_log(const TableReader& root, AccessLog& access_log) {
+        static constexpr Key<AccessLog> keys[] = {
+            {"enabled",
+             [](Builder&, const TableReader& t, AccessLog& a) {
+                 if (auto enabled = t.boolean("enabled")) a.enabled = *enabled;
+             }},
+            {"format",
+             [](Builder&, const TableReader& t, AccessLog& a) {
+                 if (auto format = t.string("format", false)) {
+                     if (*format == "logfmt") a.format = AccessLogFormat::logfmt;
+                     else if (*format == "json") a.format = AccessLogFormat::json;
+                     else t.fail("format", "unknown format " + quote(*format) + " (logfmt or json)");
+                 }
+             }},
+            {"path",
+             [](Builder&, const TableReader& t, AccessLog& a) {
+                 if (auto path = t.string("path", false)) {
+                     if (path->empty()) t.fail("path", "must not be empty (\"-\" is stderr)");
+                     a.path = *path;
+                 }
+             }},
+        };
+        read_section(root, "access_log", std::span<const Key<AccessLog>>(keys), access_log);
+    }
+
+    void read_admin(const TableReader& root, Admin& admin) {
+        static constexpr Key<Admin> keys[] = {
+            {"address",
+             [](Builder& b, const TableReader& t, Admin& a) {
+                 if (const toml::node* value = t.find("address")) {
+                     a.address = b.address(*value, t.path_of("address"));
+                     b.admin_address_line_ = line_of(*value);
+                 }
+             }},
+            {"departed_series_retention",
+             [](Builder&, const TableReader& t, Admin& a) {
+                 if (auto value = t.duration("departed_series_retention"))
+                     a.departed_series_retention = *value;
+             }},
+            {"request_timeout",
+             [](Builder&, const TableReader& t, Admin& a) {
+                 if (auto value = t.duration("request_timeout")) {
+                     if (*value > kMaxAdminRequestTimeout)
+                         t.fail("request_timeout", "must be at most \"60s\"");
+                     a.request_timeout = *value;
+                 }
+             }},
+            {"max_connections",
+             [](Builder&, const TableReader& t, Admin& a) {
+                 if (auto value = t.integer("max_connections", 1, kMaxAdminConnections))
+                     a.max_connections = static_cast<std::uint32_t>(*value);
+             }},
+            {"max_connections_per_source",
+             [](Builder&, const TableReader& t, Admin& a) {
+                 if (auto value = t.integer("max_connections_per_source", 1, kMaxAdminConnections))
+                     a.max_connections_per_source = static_cast<std::uint32_t>(*value);
+             }},
+        };
+        admin.address = *parse_address("127.0.0.1:9901");
+        read_section(root, "admin", std::span<const Key<Admin>>(keys), admin);
+    }
+
+    // A [[listener]] being read, with the lines later checks point at.
+    struct ListenerDraft {
+        Listener listener;
+        ListenerLines lines;
+    };
+
+    static std::span<const Key<ListenerDraft>> listener_keys() {
+        static constexpr Key<ListenerDraft> keys[] = {
+            {"name",
+             [](Builder& b, const TableReader& t, ListenerDraft& d) {
+                 d.listener.name = b.name(t);
+                 b.check_unique_name(t, b.config_.listeners, "listener", d.listener.name);
+             }},
+            {"address", [](Builder& b, const TableReader& t, ListenerDraft& d) { b.read_listener_address(t, d); }},
+            {"hostname",
+             [](Builder& b, const TableReader& t, ListenerDraft& d) {
+                 if (const toml::node* value = t.find("hostname")) {
+                     d.listener.hostname = b.hostname(*value, t.path_of("hostname"));
+                 }
+             }},
+            {"client_hello_timeout",
+             [](Builder&, const TableReader& t, ListenerDraft& d) {
+                 if (auto value = t.duration("client_hello_timeout")) {
+                     d.listener.client_hello_timeout = *value;
+                 }
+             }},
+            {"max_client_hello_size",
+             [](Builder&, const TableReader& t, ListenerDraft& d) {
+                 if (auto value = t.integer("max_client_hello_size", kMinHelloSize, kMaxHelloSize)) {
+                     d.listener.max_client_hello_size = static_cast<std::uint32_t>(*value);
+                 }
+             }},
+            {"idle_timeout",
+             [](Builder&, const TableReader& t, ListenerDraft& d) {
+                 if (auto value = t.duration("idle_timeout")) d.listener.idle_timeout = *value;
+             }},
+            {"default_route",
+             [](Builder&, const TableReader& t, ListenerDraft& d) {
+                 if (auto value = t.string("default_route", false)) {
+                     d.listener.default_route = std::move(*value);
+                     d.lines.default_route = line_of(*t.find("default_route"));
+                 }
+             }},
+            {"allow",
+             [](Builder& b, const TableReader& t, ListenerDraft& d) { d.listener.access = b.access_list(t); }},
+            {"deny"},  // with allow
+            {"max_connections",
+             [](Builder&, const TableReader& t, ListenerDraft& d) {
+                 if (auto value = t.integer("max_connections", 1, kMaxConnections)) {
+                     d.listener.max_connections = static_cast<std::uint32_t>(*value);
+                 }
+             },
+             "trusted_proxies"},
+            {"max_connection_rate",
+             [](Builder&, const TableReader& t, ListenerDraft& d) {
+                 if (auto value = t.integer("max_connection_rate", 1, kMaxConnectionRate)) {
+                     d.listener.max_connection_rate = static_cast<std::uint32_t>(*value);
+                 }
+             },
+             "max_connections"},
+            {"accept_proxy_protocol",
+             [](Builder& b, const TableReader& t, ListenerDraft& d) { b.read_proxy_protocol(t, d.listener); }},
+            {"trusted_proxies"},  // with accept_proxy_protocol
+        };
+        return keys;
     }
 
     void read_listener(const toml::table& node, std::size_t index) {
-        TableReader table(source_, node, index_path("listener", index), kListenerKeys);
-        Listener listener;
-        listener.line = table.line();
-        listener.name = name(table);
-        check_unique_name(table, config_.listeners, "listener", listener.name);
+        TableReader table(source_, node, index_path("listener", index), key_names(listener_keys()));
+        ListenerDraft draft;
+        draft.listener.line = table.line();
+        read_keys(table, listener_keys(), draft);
+        config_.listeners.push_back(std::move(draft.listener));
+        listener_lines_.push_back(draft.lines);
+    }
 
+    void read_listener_address(const TableReader& table, ListenerDraft& draft) {
+        Listener& listener = draft.listener;
         const toml::node* address_node = table.find("address");
         if (address_node == nullptr) table.fail_missing("address");
         listener.address = address(*address_node, table.path_of("address"));
-        ListenerLines lines;
-        lines.address = line_of(*address_node);
+        draft.lines.address = line_of(*address_node);
         for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
             if (config_.listeners[i].address == listener.address) {
                 table.fail("address", listener.address.to_string() + " is already used by listener " +
@@ -313,54 +474,39 @@ private:
                                            ? " (line " + std::to_string(admin_address_line_) + ")"
                                            : std::string(" (the default)")));
         }
-
-        if (const toml::node* value = table.find("hostname")) {
-            listener.hostname = hostname(*value, table.path_of("hostname"));
-        }
-        if (auto value = table.duration("client_hello_timeout")) {
-            listener.client_hello_timeout = *value;
-        }
-        if (auto value = table.integer("max_client_hello_size", kMinHelloSize, kMaxHelloSize)) {
-            listener.max_client_hello_size = static_cast<std::uint32_t>(*value);
-        }
-        if (auto value = table.duration("idle_timeout")) listener.idle_timeout = *value;
-        if (auto value = table.string("default_route", false)) {
-            listener.default_route = std::move(*value);
-            lines.default_route = line_of(*table.find("default_route"));
-        }
-        listener.access = access_list(table);
-        read_proxy_protocol(table, listener);
-        if (auto value = table.integer("max_connections", 1, kMaxConnections)) {
-            listener.max_connections = static_cast<std::uint32_t>(*value);
-        }
-        if (auto value = table.integer("max_connection_rate", 1, kMaxConnectionRate)) {
-            listener.max_connection_rate = static_cast<std::uint32_t>(*value);
-        }
-        config_.listeners.push_back(std::move(listener));
-        listener_lines_.push_back(lines);
     }
 
-    void read_dns(const TableReader& root) {
-        const toml::table* node = table(root, "dns");
-        if (node == nullptr) return;
-        TableReader dns(source_, *node, root.path_of("dns"), kDnsKeys);
-        if (const toml::array* servers = dns.array("servers", false)) {
-            if (servers->size() > kMaxDnsServers)
-                dns.fail("servers", "at most " + std::to_string(kMaxDnsServers) + " servers");
-            const std::string path = dns.path_of("servers");
-            for (std::size_t i = 0; i < servers->size(); ++i) {
-                const Address server = address((*servers)[i], index_path(path, i));
-                if (server.is_unspecified())
-                    source_.fail(line_of((*servers)[i]), index_path(path, i),
-                                 "the unspecified address (0.0.0.0 or ::) cannot be queried");
-                config_.dns.servers.push_back(server);
-            }
+    void read_dns(const TableReader& root, Dns& dns) {
+        static constexpr Key<Dns> keys[] = {
+            {"servers", [](Builder& b, const TableReader& t, Dns& d) { b.read_dns_servers(t, d); }},
+            {"timeout",
+             [](Builder&, const TableReader& t, Dns& d) {
+                 if (auto value = t.duration("timeout")) {
+                     if (value->count() == 0) t.fail("timeout", "must be more than 0");
+                     d.timeout = *value;
+                 }
+             }},
+            {"tries",
+             [](Builder&, const TableReader& t, Dns& d) {
+                 if (auto value = t.integer("tries", 1, kMaxDnsTries)) d.tries = static_cast<unsigned>(*value);
+             }},
+        };
+        read_section(root, "dns", std::span<const Key<Dns>>(keys), dns);
+    }
+
+    void read_dns_servers(const TableReader& dns, Dns& out) {
+        const toml::array* servers = dns.array("servers", false);
+        if (servers == nullptr) return;
+        if (servers->size() > kMaxDnsServers)
+            dns.fail("servers", "at most " + std::to_string(kMaxDnsServers) + " servers");
+        const std::string path = dns.path_of("servers");
+        for (std::size_t i = 0; i < servers->size(); ++i) {
+            const Address server = address((*servers)[i], index_path(path, i));
+            if (server.is_unspecified())
+                source_.fail(line_of((*servers)[i]), index_path(path, i),
+                             "the unspecified address (0.0.0.0 or ::) cannot be queried");
+            out.servers.push_back(server);
         }
-        if (auto value = dns.duration("timeout")) {
-            if (value->count() == 0) dns.fail("timeout", "must be more than 0");
-            config_.dns.timeout = *value;
-        }
-        if (auto value = dns.integer("tries", 1, kMaxDnsTries)) config_.dns.tries = static_cast<unsigned>(*value);
     }
 
     // accept_proxy_protocol and trusted_proxies go together: a header from just anyone would let
@@ -433,6 +579,37 @@ private:
             table.fail("dns_max_ttl", "must not be less than dns_min_ttl");
     }
 
+    // An endpoint written as a table; its address is checked once read, as a string's is.
+    struct EndpointDraft {
+        Endpoint endpoint;
+        const toml::node* address_node = nullptr;
+        std::string address_path;
+    };
+
+    static std::span<const Key<EndpointDraft>> endpoint_keys() {
+        static constexpr Key<EndpointDraft> keys[] = {
+            {"address",
+             [](Builder&, const TableReader& t, EndpointDraft& d) {
+                 d.address_node = t.find("address");
+                 if (d.address_node == nullptr) t.fail_missing("address");
+                 d.address_path = t.path_of("address");
+             }},
+            {"weight",
+             [](Builder&, const TableReader& t, EndpointDraft& d) {
+                 if (auto weight = t.integer("weight", 0, kMaxEndpointWeight)) {
+                     d.endpoint.weight = static_cast<std::uint32_t>(*weight);
+                 }
+             }},
+            {"max_connections",
+             [](Builder&, const TableReader& t, EndpointDraft& d) {
+                 if (auto limit = t.integer("max_connections", 1, kMaxConnections)) {
+                     d.endpoint.max_connections = static_cast<std::uint32_t>(*limit);
+                 }
+             }},
+        };
+        return keys;
+    }
+
     void read_static_endpoints(const TableReader& table, Service& service) {
         const toml::array& endpoints = *table.array("endpoints", true);
         const std::string endpoints_path = table.path_of("endpoints");
@@ -445,16 +622,12 @@ private:
             std::string address_path = item_path;
             const toml::node* address_node = &item;
             if (item.is_table()) {
-                TableReader entry(source_, *item.as_table(), item_path, kEndpointKeys);
-                address_node = entry.find("address");
-                if (address_node == nullptr) entry.fail_missing("address");
-                address_path = entry.path_of("address");
-                if (auto weight = entry.integer("weight", 0, kMaxEndpointWeight)) {
-                    endpoint.weight = static_cast<std::uint32_t>(*weight);
-                }
-                if (auto limit = entry.integer("max_connections", 1, kMaxConnections)) {
-                    endpoint.max_connections = static_cast<std::uint32_t>(*limit);
-                }
+                TableReader entry(source_, *item.as_table(), item_path, key_names(endpoint_keys()));
+                EndpointDraft draft;
+                read_keys(entry, endpoint_keys(), draft);
+                endpoint = draft.endpoint;
+                address_node = draft.address_node;
+                address_path = std::move(draft.address_path);
             } else if (!item.is_string()) {
                 fail_type(source_, item, item_path,
                           "an \"ip:port\" string or a table { address = \"ip:port\", weight = N }");
@@ -478,97 +651,210 @@ private:
     }
 
     std::optional<HealthCheck> read_health_check(const TableReader& service) {
+        static constexpr Key<HealthCheck> keys[] = {
+            {"interval",
+             [](Builder&, const TableReader& t, HealthCheck& c) {
+                 if (auto value = t.duration("interval")) c.interval = *value;
+             }},
+            {"timeout",
+             [](Builder&, const TableReader& t, HealthCheck& c) {
+                 if (auto value = t.duration("timeout")) c.timeout = *value;
+                 // Both read (interval comes first in the table): check them, defaults included.
+                 if (c.interval.count() < 10) t.fail("interval", "must be at least 10ms");
+                 if (c.timeout.count() == 0) t.fail("timeout", "must be more than 0");
+             }},
+            {"healthy_threshold",
+             [](Builder&, const TableReader& t, HealthCheck& c) {
+                 if (auto value = t.integer("healthy_threshold", 1, kMaxThreshold))
+                     c.healthy_threshold = static_cast<unsigned>(*value);
+             }},
+            {"unhealthy_threshold",
+             [](Builder&, const TableReader& t, HealthCheck& c) {
+                 if (auto value = t.integer("unhealthy_threshold", 1, kMaxThreshold))
+                     c.unhealthy_threshold = static_cast<unsigned>(*value);
+             }},
+            {"kind",
+             [](Builder&, const TableReader& t, HealthCheck& c) {
+                 if (auto kind = t.string("kind", false)) {
+                     if (*kind == "tcp") c.kind = HealthCheck::Kind::tcp;
+                     else if (*kind == "tls") c.kind = HealthCheck::Kind::tls;
+                     else t.fail("kind", "unknown kind " + quote(*kind) + " (\"tcp\" or \"tls\")");
+                 }
+             }},
+            {"sni",
+             [](Builder&, const TableReader& t, HealthCheck& c) {
+                 if (auto sni = t.string("sni", false)) {
+                     if (c.kind != HealthCheck::Kind::tls) t.fail("sni", "sni goes with kind = \"tls\"");
+                     std::string lowered = ascii_lower(*sni);
+                     const std::string error = validate_hostname_pattern(lowered);
+                     if (!error.empty() || lowered.starts_with("*."))
+                         t.fail("sni", "invalid server name " + quote(*sni) +
+                                           (error.empty() ? ": a wildcard cannot be sent" : ": " + error));
+                     c.sni = std::move(lowered);
+                 }
+             }},
+        };
         const toml::table* node = table(service, "health_check");
         if (node == nullptr) return std::nullopt;
-        TableReader table(source_, *node, service.path_of("health_check"), kHealthCheckKeys);
+        TableReader table(source_, *node, service.path_of("health_check"), key_names(std::span<const Key<HealthCheck>>(keys)));
         HealthCheck check;
-        if (auto value = table.duration("interval")) check.interval = *value;
-        if (auto value = table.duration("timeout")) check.timeout = *value;
-        if (check.interval.count() < 10) table.fail("interval", "must be at least 10ms");
-        if (check.timeout.count() == 0) table.fail("timeout", "must be more than 0");
-        if (auto value = table.integer("healthy_threshold", 1, kMaxThreshold))
-            check.healthy_threshold = static_cast<unsigned>(*value);
-        if (auto value = table.integer("unhealthy_threshold", 1, kMaxThreshold))
-            check.unhealthy_threshold = static_cast<unsigned>(*value);
-        if (auto kind = table.string("kind", false)) {
-            if (*kind == "tcp") check.kind = HealthCheck::Kind::tcp;
-            else if (*kind == "tls") check.kind = HealthCheck::Kind::tls;
-            else table.fail("kind", "unknown kind " + quote(*kind) + " (\"tcp\" or \"tls\")");
-        }
-        if (auto sni = table.string("sni", false)) {
-            if (check.kind != HealthCheck::Kind::tls) table.fail("sni", "sni goes with kind = \"tls\"");
-            std::string lowered = ascii_lower(*sni);
-            const std::string error = validate_hostname_pattern(lowered);
-            if (!error.empty() || lowered.starts_with("*."))
-                table.fail("sni", "invalid server name " + quote(*sni) +
-                                      (error.empty() ? ": a wildcard cannot be sent" : ": " + error));
-            check.sni = std::move(lowered);
-        }
+        read_keys(table, std::span<const Key<HealthCheck>>(keys), check);
         return check;
     }
 
     OutlierDetection read_outlier_detection(const TableReader& service) {
+        static constexpr Key<OutlierDetection> keys[] = {
+            {"consecutive_failures",
+             [](Builder&, const TableReader& t, OutlierDetection& o) {
+                 if (auto value = t.integer("consecutive_failures", 0, kMaxThreshold))
+                     o.consecutive_failures = static_cast<unsigned>(*value);
+             }},
+            {"base_ejection_time",
+             [](Builder&, const TableReader& t, OutlierDetection& o) {
+                 if (auto value = t.duration("base_ejection_time")) o.base_ejection_time = *value;
+             }},
+            {"max_ejection_time",
+             [](Builder&, const TableReader& t, OutlierDetection& o) {
+                 if (auto value = t.duration("max_ejection_time")) o.max_ejection_time = *value;
+                 // Both times read: check them, defaults included.
+                 if (o.base_ejection_time.count() == 0)
+                     t.fail("base_ejection_time", "must be more than 0");
+                 if (o.max_ejection_time < o.base_ejection_time)
+                     t.fail("max_ejection_time", "must not be less than base_ejection_time");
+             }},
+        };
         OutlierDetection outlier;
-        const toml::table* node = table(service, "outlier_detection");
-        if (node == nullptr) return outlier;
-        TableReader table(source_, *node, service.path_of("outlier_detection"), kOutlierKeys);
-        if (auto value = table.integer("consecutive_failures", 0, kMaxThreshold))
-            outlier.consecutive_failures = static_cast<unsigned>(*value);
-        if (auto value = table.duration("base_ejection_time")) outlier.base_ejection_time = *value;
-        if (auto value = table.duration("max_ejection_time")) outlier.max_ejection_time = *value;
-        if (outlier.base_ejection_time.count() == 0)
-            table.fail("base_ejection_time", "must be more than 0");
-        if (outlier.max_ejection_time < outlier.base_ejection_time)
-            table.fail("max_ejection_time", "must not be less than base_ejection_time");
+        read_section(service, "outlier_detection", std::span<const Key<OutlierDetection>>(keys), outlier);
         return outlier;
     }
 
+    static std::span<const Key<Service>> service_keys() {
+        static constexpr Key<Service> keys[] = {
+            {"name",
+             [](Builder& b, const TableReader& t, Service& s) {
+                 s.name = b.name(t);
+                 b.check_unique_name(t, b.config_.services, "service", s.name);
+             }},
+            {"endpoints", [](Builder& b, const TableReader& t, Service& s) { b.read_discovery(t, s); }},
+            // Read with endpoints (read_discovery): one source of endpoints and its settings.
+            {"dns"},
+            {"port"},
+            {"dns_srv"},
+            {"endpoints_file"},
+            {"dns_min_ttl"},
+            {"dns_max_ttl"},
+            {"endpoint_max_connections"},
+            {"balance",
+             [](Builder&, const TableReader& t, Service& s) {
+                 if (auto balance = t.string("balance", false)) {
+                     if (*balance == "round_robin") s.balance = Balance::round_robin;
+                     else if (*balance == "least_connections") s.balance = Balance::least_connections;
+                     else if (*balance == "random_two") s.balance = Balance::random_two;
+                     else if (*balance == "maglev") s.balance = Balance::maglev;
+                     else t.fail("balance", "unknown balance " + quote(*balance) +
+                                                "; supported: round_robin, least_connections, "
+                                                "random_two, maglev");
+                 }
+             }},
+            {"hash_key",
+             [](Builder&, const TableReader& t, Service& s) {
+                 if (auto key = t.string("hash_key", false)) {
+                     if (s.balance != Balance::maglev)
+                         t.fail("hash_key", "hash_key goes with balance = \"maglev\"");
+                     if (*key == "source_ip") s.hash_key = HashKey::source_ip;
+                     else if (*key == "sni") s.hash_key = HashKey::sni;
+                     else t.fail("hash_key", "unknown hash_key " + quote(*key) + " (\"source_ip\" or \"sni\")");
+                 }
+             }},
+            {"health_check",
+             [](Builder& b, const TableReader& t, Service& s) { s.health_check = b.read_health_check(t); }},
+            {"outlier_detection",
+             [](Builder& b, const TableReader& t, Service& s) {
+                 s.outlier_detection = b.read_outlier_detection(t);
+             }},
+            {"connect_timeout",
+             [](Builder&, const TableReader& t, Service& s) {
+                 if (auto value = t.duration("connect_timeout")) s.connect_timeout = *value;
+             }},
+            {"connect_attempts",
+             [](Builder&, const TableReader& t, Service& s) {
+                 if (auto value = t.integer("connect_attempts", 1, kMaxConnectAttempts)) {
+                     s.connect_attempts = static_cast<unsigned>(*value);
+                 }
+             },
+             "send_proxy_protocol"},
+            {"send_proxy_protocol",
+             [](Builder&, const TableReader& t, Service& s) {
+                 if (auto version = t.string("send_proxy_protocol", false)) {
+                     if (*version == "v1") s.send_proxy_protocol = ProxyProtocol::v1;
+                     else if (*version == "v2") s.send_proxy_protocol = ProxyProtocol::v2;
+                     else t.fail("send_proxy_protocol", "unknown version " + quote(*version) + " (\"v1\" or \"v2\")");
+                 }
+             }},
+        };
+        return keys;
+    }
+
     void read_service(const toml::table& node, std::size_t index) {
-        TableReader table(source_, node, index_path("service", index), kServiceKeys);
+        TableReader table(source_, node, index_path("service", index), key_names(service_keys()));
         Service service;
         service.line = table.line();
-        service.name = name(table);
-        check_unique_name(table, config_.services, "service", service.name);
-        read_discovery(table, service);
-
-        if (auto balance = table.string("balance", false)) {
-            if (*balance == "round_robin") service.balance = Balance::round_robin;
-            else if (*balance == "least_connections") service.balance = Balance::least_connections;
-            else if (*balance == "random_two") service.balance = Balance::random_two;
-            else if (*balance == "maglev") service.balance = Balance::maglev;
-            else table.fail("balance", "unknown balance " + quote(*balance) +
-                                           "; supported: round_robin, least_connections, "
-                                           "random_two, maglev");
-        }
-        if (auto key = table.string("hash_key", false)) {
-            if (service.balance != Balance::maglev)
-                table.fail("hash_key", "hash_key goes with balance = \"maglev\"");
-            if (*key == "source_ip") service.hash_key = HashKey::source_ip;
-            else if (*key == "sni") service.hash_key = HashKey::sni;
-            else table.fail("hash_key", "unknown hash_key " + quote(*key) + " (\"source_ip\" or \"sni\")");
-        }
-        service.health_check = read_health_check(table);
-        service.outlier_detection = read_outlier_detection(table);
-        if (auto value = table.duration("connect_timeout")) service.connect_timeout = *value;
-        if (auto version = table.string("send_proxy_protocol", false)) {
-            if (*version == "v1") service.send_proxy_protocol = ProxyProtocol::v1;
-            else if (*version == "v2") service.send_proxy_protocol = ProxyProtocol::v2;
-            else table.fail("send_proxy_protocol", "unknown version " + quote(*version) + " (\"v1\" or \"v2\")");
-        }
-        if (auto value = table.integer("connect_attempts", 1, kMaxConnectAttempts)) {
-            service.connect_attempts = static_cast<unsigned>(*value);
-        }
+        read_keys(table, service_keys(), service);
         config_.services.push_back(std::move(service));
     }
 
-    void read_route(const toml::table& node, std::size_t index) {
-        TableReader table(source_, node, index_path("route", index), kRouteKeys);
+    // A [[route]] being read, with the lines later checks point at.
+    struct RouteDraft {
         Route route;
-        route.line = table.line();
-        route.name = name(table);
-        check_unique_name(table, config_.routes, "route", route.name);
         RouteLines lines;
+    };
 
+    static std::span<const Key<RouteDraft>> route_keys() {
+        static constexpr Key<RouteDraft> keys[] = {
+            {"name",
+             [](Builder& b, const TableReader& t, RouteDraft& d) {
+                 d.route.name = b.name(t);
+                 b.check_unique_name(t, b.config_.routes, "route", d.route.name);
+             }},
+            {"listeners", [](Builder& b, const TableReader& t, RouteDraft& d) { b.read_route_listeners(t, d); }},
+            {"hostnames", [](Builder& b, const TableReader& t, RouteDraft& d) { b.read_route_hostnames(t, d); }},
+            {"alpn", [](Builder& b, const TableReader& t, RouteDraft& d) { b.read_route_alpn(t, d); }},
+            {"backends", [](Builder& b, const TableReader& t, RouteDraft& d) { b.read_route_backends(t, d); },
+             "max_connection_duration"},
+            {"drain_timeout",
+             [](Builder&, const TableReader& t, RouteDraft& d) {
+                 if (auto value = t.duration("drain_timeout")) d.route.drain_timeout = *value;
+             }},
+            {"allow", [](Builder& b, const TableReader& t, RouteDraft& d) { d.route.access = b.access_list(t); }},
+            {"deny"},  // with allow
+            {"max_connections",
+             [](Builder&, const TableReader& t, RouteDraft& d) {
+                 if (auto value = t.integer("max_connections", 1, kMaxConnections)) {
+                     d.route.max_connections = static_cast<std::uint32_t>(*value);
+                 }
+             }},
+            {"max_connection_duration",
+             [](Builder&, const TableReader& t, RouteDraft& d) {
+                 if (auto value = t.duration("max_connection_duration")) {
+                     d.route.max_connection_duration = *value;
+                 }
+             }},
+        };
+        return keys;
+    }
+
+    void read_route(const toml::table& node, std::size_t index) {
+        TableReader table(source_, node, index_path("route", index), key_names(route_keys()));
+        RouteDraft draft;
+        draft.route.line = table.line();
+        read_keys(table, route_keys(), draft);
+        config_.routes.push_back(std::move(draft.route));
+        route_lines_.push_back(std::move(draft.lines));
+    }
+
+    void read_route_listeners(const TableReader& table, RouteDraft& draft) {
+        Route& route = draft.route;
+        RouteLines& lines = draft.lines;
         // listeners: non-empty, each an existing listener, no repeats.
         const toml::array& listeners = *table.array("listeners", true);
         const std::string listeners_path = table.path_of("listeners");
@@ -588,7 +874,10 @@ private:
             route.listeners.push_back(value);
             lines.listeners.push_back(line_of(item));
         }
+    }
 
+    void read_route_hostnames(const TableReader& table, RouteDraft& draft) {
+        Route& route = draft.route;
         // hostnames: optional, may be empty; lowercased, validated, no repeats.
         if (const toml::array* hostnames = table.array("hostnames", false)) {
             const std::string path = table.path_of("hostnames");
@@ -603,7 +892,10 @@ private:
                 route.hostnames.push_back(std::move(value));
             }
         }
+    }
 
+    void read_route_alpn(const TableReader& table, RouteDraft& draft) {
+        Route& route = draft.route;
         // alpn: optional; when present non-empty, 1..255 visible ASCII bytes each, no repeats.
         if (const toml::array* alpn = table.array("alpn", false)) {
             const std::string path = table.path_of("alpn");
@@ -631,16 +923,46 @@ private:
                 route.alpn.push_back(value);
             }
         }
+    }
 
-        if (auto value = table.duration("drain_timeout")) route.drain_timeout = *value;
-        route.access = access_list(table);
-        if (auto value = table.integer("max_connections", 1, kMaxConnections)) {
-            route.max_connections = static_cast<std::uint32_t>(*value);
-        }
-        if (auto value = table.duration("max_connection_duration")) {
-            route.max_connection_duration = *value;
-        }
+    // One of a route's backends being read; `route` has the backends read before it.
+    struct BackendDraft {
+        BackendRef backend;
+        int service_line = 0;
+        const RouteDraft* route = nullptr;
+    };
 
+    static std::span<const Key<BackendDraft>> backend_keys() {
+        static constexpr Key<BackendDraft> keys[] = {
+            {"service",
+             [](Builder& b, const TableReader& t, BackendDraft& d) {
+                 d.backend.service = *t.string("service", true);
+                 d.service_line = line_of(*t.find("service"));
+                 if (b.config_.find_service(d.backend.service) == nullptr) {
+                     t.fail("service", "unknown service " + quote(d.backend.service));
+                 }
+                 const Route& route = d.route->route;
+                 for (std::size_t j = 0; j < route.backends.size(); ++j) {
+                     if (route.backends[j].service == d.backend.service) {
+                         t.fail("service", "service " + quote(d.backend.service) +
+                                               " is already a backend of this route (line " +
+                                               std::to_string(d.route->lines.backend_services[j]) + ")");
+                     }
+                 }
+             }},
+            {"weight",
+             [](Builder&, const TableReader& t, BackendDraft& d) {
+                 if (auto weight = t.integer("weight", 0, kMaxBackendWeight)) {
+                     d.backend.weight = static_cast<std::uint32_t>(*weight);
+                 }
+             }},
+        };
+        return keys;
+    }
+
+    void read_route_backends(const TableReader& table, RouteDraft& draft) {
+        Route& route = draft.route;
+        RouteLines& lines = draft.lines;
         // backends: non-empty tables { service, weight }, existing services, not all weight 0.
         const toml::array& backends = *table.array("backends", true);
         const std::string backends_path = table.path_of("backends");
@@ -651,33 +973,16 @@ private:
             if (!item.is_table()) {
                 fail_type(source_, item, item_path, "a table like { service = \"name\", weight = 1 }");
             }
-            TableReader entry(source_, *item.as_table(), item_path, kBackendKeys);
-            BackendRef backend;
-            backend.service = *entry.string("service", true);
-            const int service_line = line_of(*entry.find("service"));
-            if (config_.find_service(backend.service) == nullptr) {
-                entry.fail("service", "unknown service " + quote(backend.service));
-            }
-            for (std::size_t j = 0; j < route.backends.size(); ++j) {
-                if (route.backends[j].service == backend.service) {
-                    entry.fail("service", "service " + quote(backend.service) +
-                                              " is already a backend of this route (line " +
-                                              std::to_string(lines.backend_services[j]) + ")");
-                }
-            }
-            if (auto weight = entry.integer("weight", 0, kMaxBackendWeight)) {
-                backend.weight = static_cast<std::uint32_t>(*weight);
-            }
-            route.backends.push_back(std::move(backend));
-            lines.backend_services.push_back(service_line);
+            TableReader entry(source_, *item.as_table(), item_path, key_names(backend_keys()));
+            BackendDraft backend{{}, 0, &draft};
+            read_keys(entry, backend_keys(), backend);
+            route.backends.push_back(std::move(backend.backend));
+            lines.backend_services.push_back(backend.service_line);
         }
         if (std::all_of(route.backends.begin(), route.backends.end(),
                         [](const BackendRef& b) { return b.weight == 0; })) {
             table.fail("backends", "all backend weights are 0");
         }
-
-        config_.routes.push_back(std::move(route));
-        route_lines_.push_back(std::move(lines));
     }
 
     void check_default_routes() {

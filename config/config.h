@@ -5,6 +5,7 @@
 
 #include "config/address.h"
 #include "config/cidr.h"
+#include "config/hostname.h"
 
 #include <chrono>
 #include <cstdint>
@@ -221,15 +222,8 @@ Config load_config_file(const std::string& path);
 // Empty for a static list.
 std::string describe_discovery(const Service& service);
 
-// Hostname helpers shared by validation and routing.
-// A valid hostname pattern: lowercase DNS labels (letters, digits, '-'), optionally "*." first;
-// not an IP literal. Returns an error message, or empty when valid.
-std::string validate_hostname_pattern(std::string_view pattern);
-// A DNS name to resolve (lowercase labels of letters, digits, '-' and '_', no trailing dot).
-// Returns an error message, or empty when valid.
-std::string validate_dns_name(std::string_view name);
-// Case-insensitive lowercasing for ASCII.
-std::string ascii_lower(std::string_view text);
+// The hostname rules (validate_hostname_pattern, validate_dns_name, ascii_lower) are in
+// config/hostname.h, shared with the ClientHello parser.
 // "10s", "250ms", "1h", "1m30s"? -> only single-unit forms: <digits>(ms|s|m|h). nullopt if malformed.
 std::optional<Duration> parse_duration(std::string_view text);
 

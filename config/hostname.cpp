@@ -1,4 +1,4 @@
-// Gateway API hostname rules, plus the hostname helpers declared in config.h.
+// The hostname rule, the ASCII lowercaser and Gateway API hostname matching (see hostname.h).
 
 #include "config/hostname.h"
 
@@ -13,12 +13,12 @@ namespace passgate::config {
 
 namespace {
 
-bool is_wildcard(std::string_view pattern) {
-    return pattern.size() >= 2 && pattern[0] == '*' && pattern[1] == '.';
+bool is_route_label_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-bool is_label_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+bool is_label_char(char c, HostnameSyntax syntax) {
+    return is_route_label_char(c) || (c == '_' && syntax != HostnameSyntax::route);
 }
 
 std::string describe_char(char c) {
@@ -45,10 +45,65 @@ bool is_ipv6_literal(std::string_view text) {
            ::inet_pton(AF_INET6, buffer, &address) == 1;
 }
 
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_hex_digit(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
+
+// A label that inet_aton and the WHATWG URL host parser read as a number: all digits (decimal,
+// or octal with a leading 0), or "0x" and zero or more hex digits.
+bool is_numeric_label(std::string_view label) {
+    if (label.size() >= 2 && label[0] == '0' && label[1] == 'x') {
+        return std::all_of(label.begin() + 2, label.end(), is_hex_digit);
+    }
+    return !label.empty() && std::all_of(label.begin(), label.end(), is_digit);
+}
+
+HostnameFault fault_of(HostnameFault::Kind kind, std::string_view label, char character = 0) {
+    return HostnameFault{kind, label, character};
+}
+
+HostnameFault check_label(std::string_view label, HostnameSyntax syntax) {
+    using Kind = HostnameFault::Kind;
+    if (label.empty()) return fault_of(Kind::empty_label, label);
+    // In a config pattern a '*' elsewhere than "*." gets its own message; elsewhere it is just
+    // a character outside the alphabet.
+    if (syntax == HostnameSyntax::route && label.find('*') != std::string_view::npos) {
+        return fault_of(Kind::wildcard_label, label);
+    }
+    if (label.size() > 63) return fault_of(Kind::label_too_long, label);
+    for (const char c : label) {
+        if (!is_label_char(c, syntax)) return fault_of(Kind::bad_character, label, c);
+    }
+    if (syntax == HostnameSyntax::route && (label.front() == '-' || label.back() == '-')) {
+        return fault_of(Kind::hyphen_at_edge, label);
+    }
+    return {};
+}
+
 }  // namespace
 
+HostnameFault check_hostname(std::string_view name, HostnameSyntax syntax) {
+    using Kind = HostnameFault::Kind;
+    if (name.empty()) return fault_of(Kind::empty, {});
+    if (name.size() > 253) return fault_of(Kind::too_long, {});
+    const bool ip_literals_rejected = syntax != HostnameSyntax::dns_query;
+    if (ip_literals_rejected && is_ipv6_literal(name)) return fault_of(Kind::ip_literal, {});
+    std::string_view last_label;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t dot = name.find('.', start);
+        last_label = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (const HostnameFault fault = check_label(last_label, syntax); fault.kind != Kind::none) {
+            return fault;
+        }
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+    }
+    if (ip_literals_rejected && is_numeric_label(last_label)) return fault_of(Kind::ip_literal, {});
+    return {};
+}
+
 bool hostname_matches(std::string_view pattern, std::string_view host) {
-    if (is_wildcard(pattern)) {
+    if (is_wildcard_hostname(pattern)) {
         const std::string_view suffix = pattern.substr(1);  // ".example.com"
         // One or more labels before the suffix: the host must be strictly longer.
         return host.size() > suffix.size() && host.ends_with(suffix);
@@ -58,8 +113,8 @@ bool hostname_matches(std::string_view pattern, std::string_view host) {
 
 std::optional<std::string> intersect_hostnames(std::string_view listener_hostname,
                                                std::string_view route_hostname) {
-    const bool listener_wild = is_wildcard(listener_hostname);
-    const bool route_wild = is_wildcard(route_hostname);
+    const bool listener_wild = is_wildcard_hostname(listener_hostname);
+    const bool route_wild = is_wildcard_hostname(route_hostname);
     if (!listener_wild && !route_wild) {
         if (listener_hostname == route_hostname) return std::string(route_hostname);
         return std::nullopt;
@@ -108,9 +163,7 @@ std::vector<std::string> effective_hostnames(const std::optional<std::string>& l
 
 std::string ascii_lower(std::string_view text) {
     std::string out(text);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
+    for (char& c : out) c = ascii_lower(c);
     return out;
 }
 
@@ -121,58 +174,43 @@ std::string validate_hostname_pattern(std::string_view pattern) {
                "every hostname)";
     }
     if (pattern.size() > 253) return "longer than 253 characters";
-    if (is_ipv6_literal(pattern)) return "IP literals are not hostnames";
     if (pattern.back() == '.') return "trailing dot is not allowed";
-
-    const bool wild = is_wildcard(pattern);
-    const std::string_view body = wild ? pattern.substr(2) : pattern;  // not empty: no trailing dot
-
-    std::size_t start = 0;
-    std::string_view last_label;
-    while (true) {
-        const std::size_t dot = body.find('.', start);
-        const std::string_view label =
-            body.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-        if (label.empty()) return "empty label";
-        if (label.find('*') != std::string_view::npos) {
+    // Not empty: no trailing dot.
+    const std::string_view name = is_wildcard_hostname(pattern) ? pattern.substr(2) : pattern;
+    const HostnameFault fault = check_hostname(name, HostnameSyntax::route);
+    using Kind = HostnameFault::Kind;
+    switch (fault.kind) {
+        case Kind::none: return {};
+        case Kind::empty: return "empty hostname";
+        case Kind::too_long: return "longer than 253 characters";
+        case Kind::ip_literal: return "IP literals are not hostnames";
+        case Kind::empty_label: return "empty label";
+        case Kind::wildcard_label:
             return "\"*\" is only allowed as the entire first label (\"*.example.com\")";
-        }
-        if (label.size() > 63) return "label longer than 63 characters";
-        for (char c : label) {
-            if (!is_label_char(c)) return describe_char(c);
-        }
-        if (label.front() == '-' || label.back() == '-') {
-            return "label \"" + std::string(label) + "\" starts or ends with '-'";
-        }
-        last_label = label;
-        if (dot == std::string_view::npos) break;
-        start = dot + 1;
+        case Kind::label_too_long: return "label longer than 63 characters";
+        case Kind::bad_character: return describe_char(fault.character);
+        case Kind::hyphen_at_edge:
+            return "label \"" + std::string(fault.label) + "\" starts or ends with '-'";
     }
-    // No top-level domain is all digits; such a name is an IPv4 literal ("10.0.0.1", "127.1").
-    bool all_digits = true;
-    for (char c : last_label) all_digits = all_digits && c >= '0' && c <= '9';
-    if (all_digits) return "IP literals are not hostnames";
-    return {};
+    return "invalid hostname";
 }
 
 std::string validate_dns_name(std::string_view name) {
-    if (name.empty()) return "empty name";
-    if (name.size() > 253) return "longer than 253 characters";
-    std::size_t start = 0;
-    while (true) {
-        const std::size_t dot = name.find('.', start);
-        const std::string_view label =
-            name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-        if (label.empty()) return "empty label";
-        if (label.size() > 63) return "label longer than 63 characters";
-        for (char c : label) {
-            // '_' for SRV names ("_https._tcp.example.com").
-            if (!is_label_char(c) && c != '_') return describe_char(c);
-        }
-        if (dot == std::string_view::npos) break;
-        start = dot + 1;
+    const HostnameFault fault = check_hostname(name, HostnameSyntax::dns_query);
+    using Kind = HostnameFault::Kind;
+    switch (fault.kind) {
+        case Kind::none: return {};
+        case Kind::empty: return "empty name";
+        case Kind::too_long: return "longer than 253 characters";
+        case Kind::empty_label: return "empty label";
+        case Kind::label_too_long: return "label longer than 63 characters";
+        case Kind::bad_character: return describe_char(fault.character);
+        case Kind::ip_literal:      // not checked for dns_query
+        case Kind::wildcard_label:  // `route` only
+        case Kind::hyphen_at_edge:  // `route` only
+            break;
     }
-    return {};
+    return "invalid name";
 }
 
 }  // namespace passgate::config

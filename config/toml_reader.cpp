@@ -1,6 +1,7 @@
 #include "config/toml_reader.h"
 
 #include <algorithm>
+#include <cassert>
 #include <vector>
 
 namespace passgate::config::detail {
@@ -83,7 +84,8 @@ void fail_type(const Source& source, const toml::node& node, std::string_view pa
 
 TableReader::TableReader(const Source& source, const toml::table& table, std::string path,
                          std::span<const std::string_view> allowed)
-    : source_(source), table_(table), path_(std::move(path)) {
+    : source_(source), table_(table), path_(std::move(path)), allowed_(allowed.begin(), allowed.end()) {
+    assert(allowed_.size() <= 64);
     const toml::key* first_unknown = nullptr;
     for (auto&& [key, value] : table_) {
         (void)value;
@@ -110,6 +112,18 @@ TableReader::TableReader(const Source& source, const toml::table& table, std::st
     message += "; allowed keys: " + join(allowed);
     const auto line = first_unknown->source().begin.line;
     source_.fail(line == 0 ? line_of(table_) : static_cast<int>(line), path_of(name), message);
+}
+
+const toml::node* TableReader::find(std::string_view key) const {
+    const auto known = std::find(allowed_.begin(), allowed_.end(), key);
+    assert(known != allowed_.end());  // a key read must be in its section's key table
+    if (known != allowed_.end()) consulted_ |= std::uint64_t{1} << (known - allowed_.begin());
+    return table_.get(key);
+}
+
+bool TableReader::every_key_consulted() const {
+    return consulted_ == (allowed_.size() == 64 ? ~std::uint64_t{0}
+                                                : (std::uint64_t{1} << allowed_.size()) - 1);
 }
 
 std::string TableReader::path_of(std::string_view key) const {

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace passgate::config::detail {
 
@@ -38,7 +39,8 @@ private:
 
 class TableReader {
 public:
-    // Fails right away on a key not in `allowed` (the first such key by line).
+    // Fails right away on a key not in `allowed` (the first such key by line). `allowed` is the
+    // section's key table (config.cpp): at most 64 keys.
     TableReader(const Source& source, const toml::table& table, std::string path,
                 std::span<const std::string_view> allowed);
 
@@ -49,7 +51,12 @@ public:
     // Path of a key of this table ("listener[0]" + "address" -> "listener[0].address").
     std::string path_of(std::string_view key) const;
 
-    const toml::node* find(std::string_view key) const { return table_.get(key); }
+    // The key's value, nullptr when absent. Every accessor goes through here: asking for a key
+    // that is not in `allowed` is a bug (asserted), and each key asked for is noted.
+    const toml::node* find(std::string_view key) const;
+    // Was every allowed key asked for? A section reader that leaves one out has a key that is
+    // accepted and then ignored.
+    bool every_key_consulted() const;
 
     [[noreturn]] void fail(std::string_view key, std::string_view message) const;  // at the key
     [[noreturn]] void fail_missing(std::string_view key) const;  // at the table
@@ -69,6 +76,8 @@ private:
     const Source& source_;
     const toml::table& table_;
     std::string path_;
+    std::vector<std::string_view> allowed_;
+    mutable std::uint64_t consulted_ = 0;  // bit i: allowed_[i] was asked for
 };
 
 // Fails at `node` with "expected EXPECTED, got TYPE".

@@ -1,5 +1,7 @@
 #include "src/control/admin_server.h"
 
+#include "config/hostname.h"
+
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -38,13 +40,6 @@ std::string source_of(int socket) {
     }
     return {};
 }
-
-std::string lower(std::string_view text) {
-    std::string out(text);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
 }  // namespace
 
 HttpParse parse_http_request(std::string_view head) {
@@ -77,7 +72,7 @@ HttpParse parse_http_request(std::string_view head) {
         rest = next == std::string_view::npos ? std::string_view{} : rest.substr(next + 2);
         const std::size_t colon = header.find(':');
         if (colon == std::string_view::npos) return parse;
-        if (lower(header.substr(0, colon)) == "accept") {
+        if (config::ascii_lower(header.substr(0, colon)) == "accept") {
             std::string_view value = header.substr(colon + 1);
             while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
             parse.request.accept = std::string(value);

@@ -2,6 +2,7 @@
 
 #include "config/hostname.h"
 #include "src/wire/client_hello.h"
+#include "src/wire/client_hello_writer.h"
 #include "src/routing/routing.h"
 
 #include <algorithm>
@@ -22,75 +23,16 @@ namespace {
 // (the parser accepts at most 253 bytes of SNI, and an ALPN name is at most 255 bytes).
 constexpr std::size_t max_probe_sni = 1024;
 constexpr std::size_t max_probe_alpn_list = 32 * 1024;
-constexpr std::size_t max_record_payload = 16384;
 
-void put_u8(std::vector<std::uint8_t>& out, std::size_t value) {
-    out.push_back(static_cast<std::uint8_t>(value));
-}
-void put_u16(std::vector<std::uint8_t>& out, std::size_t value) {
-    put_u8(out, value >> 8);
-    put_u8(out, value & 0xff);
-}
-void put_bytes(std::vector<std::uint8_t>& out, std::string_view bytes) {
-    out.insert(out.end(), bytes.begin(), bytes.end());
-}
-
-std::vector<std::uint8_t> probe_extensions(std::string_view sni,
-                                           const std::vector<std::string>& alpn) {
-    std::vector<std::uint8_t> extensions;
-    if (!sni.empty()) {
-        put_u16(extensions, 0);  // server_name
-        put_u16(extensions, 2 + 1 + 2 + sni.size());
-        put_u16(extensions, 1 + 2 + sni.size());  // server_name_list
-        put_u8(extensions, 0);                    // host_name
-        put_u16(extensions, sni.size());
-        put_bytes(extensions, sni);
-    }
-    if (!alpn.empty()) {
-        std::size_t list = 0;
-        for (const std::string& protocol : alpn) list += 1 + protocol.size();
-        put_u16(extensions, 16);  // application_layer_protocol_negotiation
-        put_u16(extensions, 2 + list);
-        put_u16(extensions, list);
-        for (const std::string& protocol : alpn) {
-            put_u8(extensions, protocol.size());
-            put_bytes(extensions, protocol);
-        }
-    }
-    return extensions;
-}
-
-// The hello's records: TLS 1.2 body, one cipher suite, null compression, the extensions above.
+// The hello's records (the one writer, client_hello_writer.h): one cipher suite, null
+// compression, the SNI and ALPN; records of 2^14 bytes when the ALPN list needs more than one.
 std::vector<std::uint8_t> probe_hello(std::string_view sni, const std::vector<std::string>& alpn) {
-    std::vector<std::uint8_t> body;
-    put_u16(body, 0x0303);
-    body.resize(body.size() + 32, 0);  // random
-    put_u8(body, 0);                   // legacy_session_id
-    put_u16(body, 2);
-    put_u16(body, 0x1301);  // TLS_AES_128_GCM_SHA256
-    put_u8(body, 1);
-    put_u8(body, 0);  // null compression
-    const std::vector<std::uint8_t> extensions = probe_extensions(sni, alpn);
-    if (!extensions.empty()) {
-        put_u16(body, extensions.size());
-        body.insert(body.end(), extensions.begin(), extensions.end());
-    }
-    std::vector<std::uint8_t> message;
-    put_u8(message, 1);  // client_hello
-    put_u8(message, body.size() >> 16);
-    put_u16(message, body.size() & 0xffff);
-    message.insert(message.end(), body.begin(), body.end());
-
-    std::vector<std::uint8_t> records;
-    for (std::size_t at = 0; at < message.size(); at += max_record_payload) {
-        const std::size_t length = std::min(max_record_payload, message.size() - at);
-        put_u8(records, 22);  // handshake
-        put_u16(records, 0x0301);
-        put_u16(records, length);
-        records.insert(records.end(), message.begin() + static_cast<std::ptrdiff_t>(at),
-                       message.begin() + static_cast<std::ptrdiff_t>(at + length));
-    }
-    return records;
+    static constexpr std::uint16_t cipher_suites[] = {0x1301};  // TLS_AES_128_GCM_SHA256
+    ClientHelloSpec spec;
+    spec.cipher_suites = cipher_suites;
+    spec.sni = sni;
+    spec.alpn = alpn;
+    return write_client_hello(spec);
 }
 
 // What the data path would make of the hello: the SNI and ALPN it routes on, or its rejection.
@@ -159,90 +101,49 @@ std::string percent(std::uint64_t part, std::uint64_t total) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// How specifically a route's effective hostnames match the SNI, ordered as routing.h orders the
-// levels: exact, then wildcards by suffix length, then "no hostnames".
+// The matcher's ranked trace (ListenerRoutes::rank), in words. Nothing is decided here.
 
-struct Specificity {
-    enum class Kind { none, match_all, wildcard, exact };
-    Kind kind = Kind::none;
-    std::size_t suffix_length = 0;  // wildcard: length of ".suffix"
-    std::string pattern;
-};
+using Precedence = ListenerRoutes::Precedence;
+using Candidate = ListenerRoutes::Candidate;
 
-bool more_specific(const Specificity& a, const Specificity& b) {
-    if (a.kind != b.kind) return a.kind > b.kind;
-    return a.suffix_length > b.suffix_length;
-}
-
-Specificity best_match(const std::vector<std::string>& effective_hostnames, std::string_view sni) {
-    Specificity best;
-    for (const std::string& pattern : effective_hostnames) {
-        Specificity candidate;
-        if (pattern == config::match_all_hostnames) {
-            candidate.kind = Specificity::Kind::match_all;
-        } else if (!config::hostname_matches(pattern, sni)) {
-            continue;
-        } else if (pattern.starts_with("*.")) {
-            candidate.kind = Specificity::Kind::wildcard;
-            candidate.suffix_length = pattern.size() - 1;
-        } else {
-            candidate.kind = Specificity::Kind::exact;
-        }
-        candidate.pattern = pattern;
-        if (more_specific(candidate, best)) best = std::move(candidate);
-    }
-    return best;
-}
-
-std::string describe(const Specificity& match) {
-    switch (match.kind) {
-        case Specificity::Kind::exact:
-            return "exact hostname " + match.pattern;
-        case Specificity::Kind::wildcard:
-            return "wildcard " + match.pattern + " with suffix length " +
-                   std::to_string(match.suffix_length);
-        case Specificity::Kind::match_all:
+std::string describe(const Candidate& candidate) {
+    switch (candidate.precedence.level) {
+        case Precedence::Level::exact:
+            return "exact hostname " + candidate.pattern;
+        case Precedence::Level::wildcard:
+            return "wildcard " + candidate.pattern + " with suffix length " +
+                   std::to_string(candidate.precedence.suffix_length);
+        case Precedence::Level::match_all:
             return "no hostnames: matches every SNI, least specific";
-        case Specificity::Kind::none:
-            break;
     }
     return "no match";
 }
-
-bool offers_any(const config::Route& route, const std::vector<std::string>& offered) {
-    return std::any_of(offered.begin(), offered.end(), [&](const std::string& protocol) {
-        return std::find(route.alpn.begin(), route.alpn.end(), protocol) != route.alpn.end();
-    });
-}
-
-bool alpn_excludes(const config::Route& route, const std::vector<std::string>& offered) {
-    return !route.alpn.empty() && !offers_any(route, offered);
-}
-
-// ---------------------------------------------------------------------------------------------
-// One listener.
 
 std::string offered_text(const std::vector<std::string>& alpn) {
     return alpn.empty() ? "offered none" : "offered " + join(alpn, true);
 }
 
-// Why `loser`, whose hostnames match at `level`, is not the route `winner` won at `won_at`.
-// Mirrors ListenerRoutes: ALPN exclusion first, then level, then (same level) a matching alpn
-// list before none, then definition order.
-std::string why_lost(const config::Route& loser, const Specificity& level,
-                     const config::Route* winner, const Specificity& won_at,
+// Why `loser` is not `winner` (the chosen candidate; nullptr when the default_route was taken).
+std::string why_lost(const Candidate& loser, const Candidate* winner,
                      const std::vector<std::string>& alpn) {
-    if (alpn_excludes(loser, alpn))
-        return "ALPN mismatch: the route wants " + join(loser.alpn, true) + ", the client " +
-               offered_text(alpn);
-    if (winner == nullptr) return "not chosen";  // unreachable: an eligible match would have won
-    if (more_specific(won_at, level))
-        return "less specific than the " + describe(won_at) + " of " + route_name(*winner);
-    if (!winner->alpn.empty() && loser.alpn.empty())
-        return route_name(*winner) +
-               " at the same hostname lists a matching ALPN, which is preferred to no alpn list";
-    return "defined later (line " + std::to_string(loser.line) + ") than " + route_name(*winner) +
-           " (line " + std::to_string(winner->line) + "); ties go to the first defined";
+    const std::string winner_name = winner != nullptr ? route_name(*winner->route) : "";
+    switch (loser.verdict) {
+        case ListenerRoutes::Verdict::alpn_mismatch:
+            return "ALPN mismatch: the route wants " + join(loser.route->alpn, true) +
+                   ", the client " + offered_text(alpn);
+        case ListenerRoutes::Verdict::less_specific:
+            return "less specific than the " + describe(*winner) + " of " + winner_name;
+        case ListenerRoutes::Verdict::alpn_preferred:
+            return winner_name +
+                   " at the same hostname lists a matching ALPN, which is preferred to no alpn list";
+        case ListenerRoutes::Verdict::defined_later:
+            return "defined later (line " + std::to_string(loser.route->line) + ") than " +
+                   winner_name + " (line " + std::to_string(winner->route->line) +
+                   "); ties go to the first defined";
+        case ListenerRoutes::Verdict::chosen:
+            break;
+    }
+    return "not chosen";
 }
 
 void explain_backends(std::string& out, const config::Config& config, const config::Route& route) {
@@ -278,8 +179,13 @@ void explain_backends(std::string& out, const config::Config& config, const conf
     }
 }
 
-void explain_decision(std::string& out, const ListenerRoutes::Match& match,
-                      const Specificity& won_at, std::string_view sni, bool alpn_excluded_some) {
+void explain_decision(std::string& out, const ListenerRoutes::Trace& trace, const Candidate* winner,
+                      std::string_view sni) {
+    const ListenerRoutes::Match& match = trace.match;
+    const bool alpn_excluded_some =
+        std::any_of(trace.ranked.begin(), trace.ranked.end(), [](const Candidate& candidate) {
+            return candidate.verdict == ListenerRoutes::Verdict::alpn_mismatch;
+        });
     // Why nothing (but perhaps the default_route) took the hello.
     const std::string nothing_matched =
         alpn_excluded_some
@@ -296,38 +202,34 @@ void explain_decision(std::string& out, const ListenerRoutes::Match& match,
         return;
     }
     out += route_name(*match.route);
-    if (match.via_default) {
+    if (match.via_default || winner == nullptr) {
         out += " via default_route: " +
                (sni.empty() ? std::string("the client sent no SNI") : nothing_matched) + "\n";
         return;
     }
-    out += ": " + describe(won_at);
+    out += ": " + describe(*winner);
     if (!match.route->alpn.empty())
         out += "; its alpn list (" + join(match.route->alpn, true) + ") matches the client's";
     out += "\n";
 }
 
-// Attached routes other than the winner: those whose hostnames match the SNI lost (say why),
-// the others simply do not match.
-void explain_other_routes(std::string& out, const ListenerRoutes& table,
-                          const ListenerRoutes::Match& match, const Specificity& won_at,
-                          std::string_view sni, const std::vector<std::string>& alpn) {
-    const config::Route* winner = match.via_default ? nullptr : match.route;
+// The other candidates, in rank order: why each lost; then the attached routes whose hostnames
+// do not match.
+void explain_other_routes(std::string& out, const ListenerRoutes::Trace& trace,
+                          const Candidate* winner, const std::vector<std::string>& alpn) {
+    for (const Candidate& candidate : trace.ranked) {
+        if (candidate.route == trace.match.route) continue;
+        out += "  lost: " + route_name(*candidate.route) + " (" + describe(candidate) +
+               "): " + why_lost(candidate, winner, alpn) + "\n";
+    }
     std::string not_matching;
-    for (const ListenerRoutes::Attached& attached : table.attached()) {
-        const config::Route& route = *attached.route;
-        if (&route == match.route) continue;
-        const Specificity level = best_match(attached.effective_hostnames, sni);
-        if (level.kind != Specificity::Kind::none) {
-            out += "  lost: " + route_name(route) + " (" + describe(level) +
-                   "): " + why_lost(route, level, winner, won_at, alpn) + "\n";
-            continue;
-        }
+    for (const ListenerRoutes::Attached* attached : trace.not_matching) {
+        if (attached->route == trace.match.route) continue;
         if (!not_matching.empty()) not_matching += ", ";
-        not_matching += "\"" + route.name + "\" (" +
-                        (attached.effective_hostnames.empty()
+        not_matching += "\"" + attached->route->name + "\" (" +
+                        (attached->effective_hostnames.empty()
                              ? std::string("no hostname here: default_route only")
-                             : join(attached.effective_hostnames)) +
+                             : join(attached->effective_hostnames)) +
                         ")";
     }
     if (!not_matching.empty()) out += "  hostnames do not match: " + not_matching + "\n";
@@ -337,34 +239,23 @@ void explain_listener(std::string& out, const config::Config& config,
                       const config::Listener& listener, std::string_view sni,
                       const std::vector<std::string>& alpn) {
     const ListenerRoutes table(config, listener);
-    const ListenerRoutes::Match match = table.match(sni, alpn);
-
-    Specificity won_at;
-    bool alpn_excluded_some = false;
-    for (const ListenerRoutes::Attached& attached : table.attached()) {
-        const Specificity level = best_match(attached.effective_hostnames, sni);
-        if (attached.route == match.route && !match.via_default) won_at = level;
-        if (level.kind != Specificity::Kind::none && alpn_excludes(*attached.route, alpn))
-            alpn_excluded_some = true;
-    }
-    explain_decision(out, match, won_at, sni, alpn_excluded_some);
-    if (!sni.empty()) explain_other_routes(out, table, match, won_at, sni, alpn);
+    const ListenerRoutes::Trace trace = table.rank(sni, alpn);
+    // The chosen candidate ranks first; with the default_route taken there is none.
+    const Candidate* winner = !trace.ranked.empty() &&
+                                      trace.ranked.front().verdict == ListenerRoutes::Verdict::chosen
+                                  ? &trace.ranked.front()
+                                  : nullptr;
+    explain_decision(out, trace, winner, sni);
+    if (!sni.empty()) explain_other_routes(out, trace, winner, alpn);
 
     // Routes that name this listener but do not attach to it (config --check warns about them).
-    for (const config::Route& route : config.routes) {
-        if (std::find(route.listeners.begin(), route.listeners.end(), listener.name) ==
-            route.listeners.end())
-            continue;
-        const bool attached =
-            std::any_of(table.attached().begin(), table.attached().end(),
-                        [&](const ListenerRoutes::Attached& a) { return a.route == &route; });
-        if (attached) continue;
-        out += "  not attached: " + route_name(route) + ": none of its hostnames (" +
-               join(route.hostnames) + ") intersects the listener hostname " +
+    for (const config::Route* route : table.not_attached()) {
+        out += "  not attached: " + route_name(*route) + ": none of its hostnames (" +
+               join(route->hostnames) + ") intersects the listener hostname " +
                listener.hostname.value_or("") + "\n";
     }
 
-    if (match.route != nullptr) explain_backends(out, config, *match.route);
+    if (trace.match.route != nullptr) explain_backends(out, config, *trace.match.route);
 }
 
 std::string listener_heading(const config::Listener& listener) {

@@ -8,6 +8,8 @@
 
 #include "config/config.h"
 
+#include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,7 +29,8 @@ public:
         bool via_default = false;
     };
 
-    // `sni`: lowercased, no trailing dot, empty when the client sent none.
+    // `sni`: lowercased, no trailing dot, empty when the client sent none. The data path's
+    // lookup: binary searches over the sorted tables, no allocation.
     Match match(std::string_view sni, std::span<const std::string> alpn) const;
 
     // Effective hostnames per attached route, in definition order (for --check / explanations).
@@ -36,6 +39,51 @@ public:
         std::vector<std::string> effective_hostnames;  // empty: matches only as default route
     };
     const std::vector<Attached>& attached() const { return attached_; }
+    // Routes that name this listener but whose hostnames do not intersect its hostname (Gateway
+    // API): they never match here (config --check warns about them). Definition order.
+    const std::vector<const config::Route*>& not_attached() const { return not_attached_; }
+
+    // Precedence of a route whose hostnames match the SNI, the one ordering both match() and
+    // rank() follow: a more specific level first (exact, then wildcards by suffix length, longest
+    // first, then "no hostnames"); at one level a route whose alpn list matches before one without
+    // a list; then definition order. A route whose alpn list does not match is not eligible.
+    struct Precedence {
+        enum class Level : std::uint8_t { match_all, wildcard, exact };  // least specific first
+        Level level = Level::match_all;
+        std::size_t suffix_length = 0;  // wildcard: length of ".suffix"
+        bool alpn_listed = false;       // the route has an alpn list (eligible: it matches)
+        std::size_t order = 0;          // route definition order
+    };
+    // Does `a` take precedence over `b`?
+    static bool outranks(const Precedence& a, const Precedence& b);
+    // Is `a` at a more specific hostname level than `b` (ALPN and order aside)?
+    static bool more_specific(const Precedence& a, const Precedence& b);
+
+    // Why a candidate is where it is in the ranking.
+    enum class Verdict {
+        chosen,          // the route match() returns
+        alpn_mismatch,   // its alpn list names none of the offered protocols: not eligible
+        less_specific,   // the chosen route matches at a more specific level
+        alpn_preferred,  // same level; the chosen route lists a matching ALPN, this one no list
+        defined_later,   // same level and ALPN standing; the chosen one is defined first
+    };
+    struct Candidate {
+        const config::Route* route = nullptr;
+        Precedence precedence;  // of its most specific effective hostname that matches the SNI
+        std::string pattern;    // that hostname; match_all_hostnames for a route without any
+        Verdict verdict = Verdict::chosen;
+    };
+    // What `passgate route` prints: match()'s decision with every candidate ranked. Cold path
+    // (allocates); the data path never calls it.
+    struct Trace {
+        Match match;  // what match() returns for the same SNI and ALPN
+        // Attached routes whose effective hostnames match the SNI: the eligible ones in
+        // precedence order (the chosen one first, unless the default_route was taken), then the
+        // ALPN-excluded ones in definition order. Empty without SNI.
+        std::vector<Candidate> ranked;
+        std::vector<const Attached*> not_matching;  // attached, hostnames do not match the SNI
+    };
+    Trace rank(std::string_view sni, std::span<const std::string> alpn) const;
 
 private:
     struct Entry {
@@ -44,10 +92,12 @@ private:
         std::size_t order;  // route definition order
     };
     std::vector<Attached> attached_;
+    std::vector<const config::Route*> not_attached_;
     struct ExactOrder;
     struct WildcardOrder;
-    // Best route among entries of one hostname pattern (definition order), ALPN considered.
-    static const config::Route* pick(const Entry* first, const Entry* last,
+    // Best route among entries of one hostname pattern (definition order) at `level`, by
+    // outranks(); nullptr when the ALPN excludes them all.
+    static const config::Route* pick(const Entry* first, const Entry* last, Precedence level,
                                      std::span<const std::string> alpn);
     Match fallback(Miss miss) const;  // default_route, else a miss
 

@@ -21,6 +21,8 @@
 
 #include "src/wire/client_hello.h"
 
+#include "config/hostname.h"
+
 #include <algorithm>
 #include <array>
 #include <cassert>
@@ -82,8 +84,6 @@ constexpr std::uint16_t kExtAlpn = 16;
 constexpr std::uint8_t kNameTypeHostName = 0;
 constexpr std::size_t kMaxSessionId = 32;
 constexpr std::size_t kRandomSize = 32;
-constexpr std::size_t kMaxHostnameLength = 253;
-constexpr std::size_t kMaxLabelLength = 63;
 
 // Bounds-checked big-endian reader over a span. Every read either succeeds completely and advances,
 // or fails (nullopt / false) without advancing.
@@ -205,50 +205,14 @@ std::vector<std::uint8_t> reassemble(Bytes received, std::size_t record_bytes) {
 // ---------------------------------------------------------------------------------------------
 // Phase 2: ClientHello body.
 
-bool is_host_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-bool all_digits(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-bool is_hex_number(std::string_view s) {
-    if (s.size() < 2 || s[0] != '0' || s[1] != 'x') return false;
-    return std::all_of(s.begin() + 2, s.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    });
-}
-
-// Validates an already lowercased host name without trailing dot: labels of [a-z0-9_-],
-// 1..63 bytes each, at most 253 bytes in all. A name whose last label is a number (all digits,
-// or 0x-hex) is an IPv4 literal in one of the forms inet_aton/URL parsers accept ("1.2.3.4",
-// "127.1", "0x7f.1") and is rejected; IPv6 literals are rejected by the ':' (and '[') they need.
-bool valid_hostname(std::string_view name) {
-    if (name.empty() || name.size() > kMaxHostnameLength) return false;
-    std::string_view last_label;
-    std::size_t start = 0;
-    while (true) {
-        const std::size_t dot = name.find('.', start);
-        const std::string_view label =
-            name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-        if (label.empty() || label.size() > kMaxLabelLength) return false;
-        if (!std::all_of(label.begin(), label.end(), is_host_char)) return false;
-        last_label = label;
-        if (dot == std::string_view::npos) break;
-        start = dot + 1;
-    }
-    return !all_digits(last_label) && !is_hex_number(last_label);
-}
-
-// Lowercases, strips one trailing dot and validates. nullopt: bad_sni.
+// Lowercases, strips one trailing dot and validates with the one hostname rule
+// (config/hostname.h, HostnameSyntax::sni: the rule route hostnames are checked with, plus '_'
+// and '-' anywhere in a label; IP literals rejected). nullopt: bad_sni.
 std::optional<std::string> normalize_sni(Bytes raw) {
     std::string name(raw.begin(), raw.end());
-    for (char& c : name) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
+    for (char& c : name) c = config::ascii_lower(c);
     if (!name.empty() && name.back() == '.') name.pop_back();
-    if (!valid_hostname(name)) return std::nullopt;
+    if (!config::is_valid_hostname(name, config::HostnameSyntax::sni)) return std::nullopt;
     return name;
 }
 

@@ -1,5 +1,7 @@
 #include "src/wire/dns_answer.h"
 
+#include "config/hostname.h"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -99,16 +101,14 @@ const char* read_name(std::span<const std::uint8_t> message, Reader& reader, std
         if (wire != nullptr) {
             wire->push_back(static_cast<char>(length));
             for (std::size_t i = 0; i < length; ++i) {
-                char c = static_cast<char>(message[position + 1 + i]);
-                if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+                const char c = config::ascii_lower(static_cast<char>(message[position + 1 + i]));
                 wire->push_back(c);
             }
         }
         if (text != nullptr) {
             if (!text->empty()) text->push_back('.');
             for (std::size_t i = 0; i < length; ++i) {
-                char c = static_cast<char>(message[position + 1 + i]);
-                if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+                const char c = config::ascii_lower(static_cast<char>(message[position + 1 + i]));
                 if (!srv_target_char(c)) return "bad SRV target";
                 text->push_back(c);
             }

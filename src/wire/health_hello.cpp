@@ -1,8 +1,10 @@
-// Bytes of the `tls` health check (see health_hello.h). Field layouts: RFC 8446 4.1.2 (ClientHello)
-// and 4.2 (extensions), RFC 6066 3 (server_name), RFC 8422 5.1 (ec_point_formats),
+// Bytes of the `tls` health check (see health_hello.h), written by the one ClientHello writer
+// (client_hello_writer.h). Extension layouts: RFC 8446 4.2, RFC 8422 5.1 (ec_point_formats),
 // RFC 7627 (extended_master_secret), RFC 5746 (renegotiation_info).
 
 #include "src/wire/health_hello.h"
+
+#include "src/wire/client_hello_writer.h"
 
 #include <cassert>
 #include <random>
@@ -13,38 +15,13 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-void put_u8(Bytes& out, unsigned value) { out.push_back(static_cast<std::uint8_t>(value & 0xff)); }
 void put_u16(Bytes& out, unsigned value) {
-    put_u8(out, value >> 8);
-    put_u8(out, value);
-}
-void put_bytes(Bytes& out, std::span<const std::uint8_t> bytes) {
-    out.insert(out.end(), bytes.begin(), bytes.end());
-}
-
-// Reserves a length field of `width` bytes; `close_length` fills it with the bytes written since.
-std::size_t open_length(Bytes& out, std::size_t width) {
-    const std::size_t at = out.size();
-    out.resize(out.size() + width, 0);
-    return at;
-}
-void close_length(Bytes& out, std::size_t at, std::size_t width) {
-    std::size_t length = out.size() - at - width;
-    for (std::size_t i = width; i > 0; --i) {
-        out[at + i - 1] = static_cast<std::uint8_t>(length & 0xff);
-        length >>= 8;
-    }
-    assert(length == 0);
-}
-
-void put_extension(Bytes& out, unsigned type, std::span<const std::uint8_t> body) {
-    put_u16(out, type);
-    put_u16(out, static_cast<unsigned>(body.size()));
-    put_bytes(out, body);
+    out.push_back(static_cast<std::uint8_t>((value >> 8) & 0xff));
+    out.push_back(static_cast<std::uint8_t>(value & 0xff));
 }
 
 // What browsers and OpenSSL offer first; the ECDHE suites let a TLS 1.2-only server answer.
-constexpr unsigned kCipherSuites[] = {
+constexpr std::uint16_t kCipherSuites[] = {
     0x1301, 0x1302, 0x1303,  // TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256
     0xc02b, 0xc02f,          // ECDHE-{ECDSA,RSA}-AES128-GCM-SHA256
     0xc02c, 0xc030,          // ECDHE-{ECDSA,RSA}-AES256-GCM-SHA384
@@ -59,88 +36,55 @@ constexpr unsigned kSignatureAlgorithms[] = {
     0x0806, 0x0601, 0x0807,  // rsa_pss_rsae_sha512, rsa_pkcs1_sha512, ed25519
 };
 
-constexpr unsigned kExtServerName = 0;
-constexpr unsigned kExtSupportedGroups = 10;
-constexpr unsigned kExtEcPointFormats = 11;
-constexpr unsigned kExtSignatureAlgorithms = 13;
-constexpr unsigned kExtExtendedMasterSecret = 23;
-constexpr unsigned kExtSupportedVersions = 43;
-constexpr unsigned kExtKeyShare = 51;
-constexpr unsigned kExtRenegotiationInfo = 0xff01;
+constexpr std::uint16_t kExtSupportedGroups = 10;
+constexpr std::uint16_t kExtEcPointFormats = 11;
+constexpr std::uint16_t kExtSignatureAlgorithms = 13;
+constexpr std::uint16_t kExtExtendedMasterSecret = 23;
+constexpr std::uint16_t kExtSupportedVersions = 43;
+constexpr std::uint16_t kExtKeyShare = 51;
+constexpr std::uint16_t kExtRenegotiationInfo = 0xff01;
 
 constexpr std::uint8_t kContentAlert = 21;
 constexpr std::uint8_t kContentHandshake = 22;
-constexpr std::uint8_t kHandshakeClientHello = 1;
 constexpr std::uint8_t kHandshakeServerHello = 2;
 
-void put_u16_list(Bytes& out, std::span<const unsigned> values) {
+Bytes u16_list(std::span<const unsigned> values) {
+    Bytes out;
     put_u16(out, static_cast<unsigned>(values.size() * 2));
     for (const unsigned value : values) put_u16(out, value);
+    return out;
 }
 
-Bytes extensions(std::string_view sni, const HelloEntropy& entropy) {
-    Bytes out;
-    Bytes body;
-    if (!sni.empty()) {
-        const std::size_t list = open_length(body, 2);
-        put_u8(body, 0);  // name_type host_name
-        put_u16(body, static_cast<unsigned>(sni.size()));
-        body.insert(body.end(), sni.begin(), sni.end());
-        close_length(body, list, 2);
-        put_extension(out, kExtServerName, body);
-    }
-    body.clear();
-    put_u16_list(body, kGroups);
-    put_extension(out, kExtSupportedGroups, body);
-
-    body = {1, 0};  // one format: uncompressed
-    put_extension(out, kExtEcPointFormats, body);
-
-    body.clear();
-    put_u16_list(body, kSignatureAlgorithms);
-    put_extension(out, kExtSignatureAlgorithms, body);
-
-    put_extension(out, kExtExtendedMasterSecret, {});
-
-    body = {4, 0x03, 0x04, 0x03, 0x03};  // TLS 1.3, TLS 1.2
-    put_extension(out, kExtSupportedVersions, body);
-
-    body.clear();
-    const std::size_t shares = open_length(body, 2);
-    put_u16(body, kGroups[0]);  // x25519
-    put_u16(body, static_cast<unsigned>(entropy.key_share.size()));
-    put_bytes(body, entropy.key_share);
-    close_length(body, shares, 2);
-    put_extension(out, kExtKeyShare, body);
-
-    body = {0};  // empty renegotiated_connection: "this is an initial handshake"
-    put_extension(out, kExtRenegotiationInfo, body);
-    return out;
+// Everything after server_name (which the writer puts first).
+std::vector<TlsExtension> extensions(const HelloEntropy& entropy) {
+    Bytes key_share;
+    put_u16(key_share, static_cast<unsigned>(2 + 2 + entropy.key_share.size()));  // client_shares
+    put_u16(key_share, kGroups[0]);  // x25519
+    put_u16(key_share, static_cast<unsigned>(entropy.key_share.size()));
+    key_share.insert(key_share.end(), entropy.key_share.begin(), entropy.key_share.end());
+    return {
+        {kExtSupportedGroups, u16_list(kGroups)},
+        {kExtEcPointFormats, {1, 0}},  // one format: uncompressed
+        {kExtSignatureAlgorithms, u16_list(kSignatureAlgorithms)},
+        {kExtExtendedMasterSecret, {}},
+        {kExtSupportedVersions, {4, 0x03, 0x04, 0x03, 0x03}},  // TLS 1.3, TLS 1.2
+        {kExtKeyShare, std::move(key_share)},
+        {kExtRenegotiationInfo, {0}},  // empty renegotiated_connection: an initial handshake
+    };
 }
 
 }  // namespace
 
 std::vector<std::uint8_t> make_health_client_hello(std::string_view sni, const HelloEntropy& entropy) {
     assert(sni.size() <= 253);
-    Bytes out;
-    put_u8(out, kContentHandshake);
-    put_u16(out, 0x0301);  // RFC 8446 5.1: an initial ClientHello's record says TLS 1.0
-    const std::size_t record = open_length(out, 2);
-    put_u8(out, kHandshakeClientHello);
-    const std::size_t message = open_length(out, 3);
-    put_u16(out, 0x0303);  // legacy_version: TLS 1.2; 1.3 is offered in supported_versions
-    put_bytes(out, entropy.random);
-    put_u8(out, static_cast<unsigned>(entropy.session_id.size()));
-    put_bytes(out, entropy.session_id);
-    put_u16_list(out, kCipherSuites);
-    put_u8(out, 1);  // compression methods: null only
-    put_u8(out, 0);
-    const Bytes extension_bytes = extensions(sni, entropy);
-    put_u16(out, static_cast<unsigned>(extension_bytes.size()));
-    put_bytes(out, extension_bytes);
-    close_length(out, message, 3);
-    close_length(out, record, 2);
-    return out;
+    const std::vector<TlsExtension> rest = extensions(entropy);
+    ClientHelloSpec spec;
+    spec.random = entropy.random;
+    spec.session_id = entropy.session_id;
+    spec.cipher_suites = kCipherSuites;
+    spec.sni = sni;
+    spec.extensions = rest;
+    return write_client_hello(spec);  // one record: the hello is far below 2^14 bytes
 }
 
 std::vector<std::uint8_t> make_health_client_hello(std::string_view sni) {

@@ -119,7 +119,8 @@ TEST_CASE("validate_hostname_pattern accepts valid patterns", "[hostname]") {
         "1.example.com",
         "123abc.com",
         "example.c0m",
-        "0.0.0.0x",
+        "0x1f.example.com",  // a hex-number label is fine anywhere but last
+        "api.0x1g",          // not a number
     };
     for (const char* pattern : good) {
         INFO(pattern);
@@ -165,6 +166,11 @@ TEST_CASE("validate_hostname_pattern rejects invalid patterns with a reason", "[
         {"10.0.0", "IP literals"},
         {"1", "IP literals"},
         {"*.0.1", "IP literals"},
+        // A last label "0x" + hex digits is a number to inet_aton and browsers ("0x1f" is 31).
+        {"api.0x1f", "IP literals"},
+        {"*.0x1f", "IP literals"},
+        {"0.0.0.0x", "IP literals"},
+        {"x.0x", "IP literals"},
         {"::1", "IP literals"},
         {"[::1]", "IP literals"},
         {"2001:db8::1", "IP literals"},

@@ -45,6 +45,27 @@ std::string decide(const ListenerRoutes& routes, std::string_view sni, const Str
     return (match.via_default ? "default:" : "") + match.route->name;
 }
 
+// The same decision read from rank()'s trace alone: its first candidate when that one is chosen,
+// else the default_route (`default_route`, "" for none) or a miss.
+std::string decide_by_rank(const ListenerRoutes& routes, std::string_view sni, const Strings& alpn,
+                           const std::string& default_route) {
+    const ListenerRoutes::Trace trace = routes.rank(sni, alpn);
+    // Eligible candidates come in precedence order, the ALPN-excluded ones after them.
+    for (std::size_t i = 1; i < trace.ranked.size(); ++i) {
+        const auto& before = trace.ranked[i - 1];
+        const auto& after = trace.ranked[i];
+        if (after.verdict == ListenerRoutes::Verdict::alpn_mismatch) continue;
+        CHECK(before.verdict != ListenerRoutes::Verdict::alpn_mismatch);
+        CHECK(ListenerRoutes::outranks(before.precedence, after.precedence));
+        CHECK(after.verdict != ListenerRoutes::Verdict::chosen);
+    }
+    if (!trace.ranked.empty() && trace.ranked.front().verdict == ListenerRoutes::Verdict::chosen) {
+        return trace.ranked.front().route->name;
+    }
+    if (!default_route.empty()) return "default:" + default_route;
+    return sni.empty() ? "<no_sni>" : "<no_route>";
+}
+
 }  // namespace
 
 TEST_CASE("exact beats wildcard, longer wildcard beats shorter, ties go to the first defined",
@@ -460,6 +481,70 @@ TEST_CASE("match agrees with a reference implementation of the rules", "[routing
             }
             INFO(body << "sni: " << sni);
             REQUIRE(decide(table, sni, offered) == expected);
+            // rank(), which `passgate route` formats, comes to the same decision.
+            REQUIRE(decide_by_rank(table, sni, offered, with_default ? "r0" : "") == expected);
         }
     }
+}
+
+TEST_CASE("rank: every candidate in precedence order with the reason it won or lost",
+          "[routing][rank]") {
+    const Config config = make_config(
+        listener("l", 6443, "*.example.com", "fallback") + route("fallback", {"l"}, {}) +
+        route("wild", {"l"}, {"*.example.com"}) + route("api", {"l"}, {"api.example.com"}) +
+        route("api-h2", {"l"}, {"api.example.com"}, {"h2"}) +
+        route("api-grpc", {"l"}, {"api.example.com"}, {"grpc"}) +
+        route("api-again", {"l"}, {"api.example.com"}) + route("other", {"l"}, {"b.example.com"}) +
+        route("elsewhere", {"l"}, {"api.example.org"}));
+    const ListenerRoutes table = table_for(config, "l");
+    using Verdict = ListenerRoutes::Verdict;
+    using Level = ListenerRoutes::Precedence::Level;
+    const Strings h2{"h2"};
+    const ListenerRoutes::Trace trace = table.rank("api.example.com", h2);
+    REQUIRE(trace.match.route != nullptr);
+    CHECK(trace.match.route->name == "api-h2");
+    struct Row {
+        std::string route;
+        Verdict verdict;
+        Level level;
+        std::string pattern;
+    };
+    const std::vector<Row> want = {
+        {"api-h2", Verdict::chosen, Level::exact, "api.example.com"},
+        {"api", Verdict::alpn_preferred, Level::exact, "api.example.com"},
+        {"api-again", Verdict::alpn_preferred, Level::exact, "api.example.com"},
+        {"wild", Verdict::less_specific, Level::wildcard, "*.example.com"},
+        {"api-grpc", Verdict::alpn_mismatch, Level::exact, "api.example.com"},
+    };
+    REQUIRE(trace.ranked.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        CAPTURE(i);
+        CHECK(trace.ranked[i].route->name == want[i].route);
+        CHECK(trace.ranked[i].verdict == want[i].verdict);
+        CHECK(trace.ranked[i].precedence.level == want[i].level);
+        CHECK(trace.ranked[i].pattern == want[i].pattern);
+    }
+    CHECK(trace.ranked[3].precedence.suffix_length == 12);
+    // Not matching: the default_route (no hostname here) and "other"; "elsewhere" does not
+    // intersect the listener's hostname, so it is not attached at all.
+    REQUIRE(trace.not_matching.size() == 2);
+    CHECK(trace.not_matching[0]->route->name == "fallback");
+    CHECK(trace.not_matching[1]->route->name == "other");
+    REQUIRE(table.not_attached().size() == 1);
+    CHECK(table.not_attached()[0]->name == "elsewhere");
+
+    // Without ALPN: the first defined of the routes without a list wins the tie.
+    const ListenerRoutes::Trace plain = table.rank("api.example.com", {});
+    REQUIRE(plain.ranked.size() == 5);
+    CHECK(plain.ranked[0].route->name == "api");
+    CHECK(plain.ranked[1].route->name == "api-again");
+    CHECK(plain.ranked[1].verdict == Verdict::defined_later);
+    CHECK(plain.ranked[2].route->name == "wild");
+    CHECK(plain.ranked[3].verdict == Verdict::alpn_mismatch);
+    CHECK(plain.ranked[4].verdict == Verdict::alpn_mismatch);
+
+    // No SNI: the default_route, nothing ranked.
+    const ListenerRoutes::Trace none = table.rank("", h2);
+    CHECK(none.match.via_default);
+    CHECK(none.ranked.empty());
 }
