@@ -3,16 +3,19 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace passgate {
 
 PipePool::PipePool(std::size_t pipe_size, std::size_t max_idle)
     : pipe_size_(pipe_size), max_idle_(max_idle) {}
 
-std::unique_ptr<Pipe> PipePool::create() {
+PipePool::Leased PipePool::create() {
     int fds[2];
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        const int error = errno;
         ++stats_.create_failed;
-        return nullptr;
+        return {nullptr, error};
     }
     auto pipe = std::make_unique<Pipe>();
     pipe->read_end = reactor::Fd(fds[0]);
@@ -21,21 +24,21 @@ std::unique_ptr<Pipe> PipePool::create() {
     const int capacity = ::fcntl(fds[1], F_GETPIPE_SZ);
     pipe->capacity = capacity > 0 ? static_cast<std::size_t>(capacity) : 4096;
     ++stats_.created;
-    return pipe;
+    return {std::move(pipe), 0};
 }
 
-std::unique_ptr<Pipe> PipePool::lease() {
-    std::unique_ptr<Pipe> pipe;
+PipePool::Leased PipePool::lease() {
+    Leased leased;
     if (!idle_.empty()) {
-        pipe = std::move(idle_.back());
+        leased.pipe = std::move(idle_.back());
         idle_.pop_back();
         --stats_.idle;
     } else {
-        pipe = create();
-        if (!pipe) return nullptr;
+        leased = create();
+        if (!leased.pipe) return leased;
     }
     ++stats_.in_use;
-    return pipe;
+    return leased;
 }
 
 void PipePool::give_back(std::unique_ptr<Pipe> pipe, bool empty) {

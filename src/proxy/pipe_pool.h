@@ -35,15 +35,19 @@ public:
     PipePool(const PipePool&) = delete;
     PipePool& operator=(const PipePool&) = delete;
 
-    // nullptr when no pipe can be created (out of descriptors).
-    std::unique_ptr<Pipe> lease();
+    // A pipe, or none and the errno value of the failed pipe2 (out of descriptors).
+    struct Leased {
+        std::unique_ptr<Pipe> pipe;
+        int error = 0;
+    };
+    Leased lease();
     // `empty`: no bytes left inside; a pipe with bytes inside is destroyed, never reused.
     void give_back(std::unique_ptr<Pipe> pipe, bool empty);
 
     const PipePoolStats& stats() const { return stats_; }
 
 private:
-    std::unique_ptr<Pipe> create();
+    Leased create();
     std::size_t pipe_size_;
     std::size_t max_idle_;
     std::vector<std::unique_ptr<Pipe>> idle_;
@@ -58,11 +62,13 @@ public:
     PipeLease& operator=(const PipeLease&) = delete;
     ~PipeLease() { release(); }
 
-    bool acquire(PipePool& pool) {
+    // 0, or the errno value of the pipe that could not be created.
+    int acquire(PipePool& pool) {
         pool_ = &pool;
-        pipe_ = pool.lease();
+        PipePool::Leased leased = pool.lease();
+        pipe_ = std::move(leased.pipe);
         bytes_inside = 0;
-        return pipe_ != nullptr;
+        return leased.error;
     }
     void release() {
         if (pipe_) pool_->give_back(std::move(pipe_), bytes_inside == 0);

@@ -6,7 +6,6 @@
 #include "src/wire/proxy_protocol.h"
 #include "src/proxy/worker.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -19,14 +18,6 @@ namespace passgate {
 
 namespace {
 constexpr std::uint32_t readable_events = POLLIN | POLLRDHUP;
-// Per wake-up, a direction moves at most this many pipe-fulls before yielding to other
-// connections (it resumes on the next loop iteration): one busy stream cannot starve the rest.
-constexpr int pump_rounds_per_turn = 8;
-// A direction that is not streaming reads each wake-up's first bytes into a buffer of this size
-// and sends them from there (see pump()). 8 KiB: never more than the smallest pipe the kernel
-// hands out (2 pages, when the user's pipe budget is spent), so a partial send's remainder always
-// fits in the direction's pipe.
-constexpr std::size_t copy_chunk = 8 * 1024;
 
 }  // namespace
 
@@ -111,6 +102,29 @@ std::string_view first_alpn(std::string_view wire) {
 }
 }  // namespace
 
+// The life in proxy_connection.h, in order: a PROXY header (only before any byte is read), the
+// hello, the connect, forwarding; a close from anywhere, once.
+bool ProxyConnection::legal_transition(State from, State to) {
+    switch (to) {
+        case State::reading_proxy_header: return from == State::reading_hello;
+        case State::reading_hello: return from == State::reading_proxy_header;
+        case State::connecting: return from == State::reading_hello;
+        case State::forwarding: return from == State::connecting;
+        case State::closed: return from != State::closed;
+    }
+    return false;
+}
+
+void ProxyConnection::enter(State next) {
+    assert(legal_transition(state_, next));
+    // A PROXY header is read first or not at all; a connect follows a route and a service pick;
+    // forwarding, a connected backend.
+    assert(next != State::reading_proxy_header || hello_.empty());
+    assert(next != State::connecting || (routed_ && service_picked_));
+    assert(next != State::forwarding || (routed_ && service_picked_ && backend_ && endpoint_open_));
+    state_ = next;
+}
+
 // ---- 0. Accept ---------------------------------------------------------------------------------
 
 void ProxyConnection::start() {
@@ -135,7 +149,7 @@ void ProxyConnection::start() {
     client_readable_.poll(client_.get(), readable_events, true);
     // Bytes may already be waiting (they often arrive with the handshake's last ACK).
     if (listener.accept_proxy_protocol) {
-        state_ = State::reading_proxy_header;
+        enter(State::reading_proxy_header);
         return on_client_readable_proxy_header();
     }
     on_client_readable_hello();
@@ -190,7 +204,7 @@ void ProxyConnection::on_client_readable_proxy_header() {
     // The listener's allow/deny, on the client's address now that it is known.
     const config::Listener& listener = listener_config(generation_, listener_);
     if (!listener.access.permits(client_address())) return finish(CloseReason::denied);
-    state_ = State::reading_hello;
+    enter(State::reading_hello);
     // The hello may be complete already (it often arrives with the header); if not, its reader
     // drains the socket and waits like any other.
     on_client_readable_hello();
@@ -312,7 +326,7 @@ void ProxyConnection::route_and_connect(const ClientHello& hello) {
     // stays armed (wake-ups meanwhile are ignored; forwarding starts by draining both sides):
     // cancelling and re-arming it would cost two more operations per connection.
     if (client_to_backend_.source_eof) client_readable_.stop();
-    state_ = State::connecting;
+    enter(State::connecting);
     connect_next();
 }
 
@@ -407,7 +421,7 @@ void ProxyConnection::on_connect_result(int error) {
 // ---- 4. Replay the hello, then 5. forward ------------------------------------------------------
 
 void ProxyConnection::start_forwarding() {
-    state_ = State::forwarding;
+    enter(State::forwarding);
     std::vector<EndpointRef>().swap(tried_endpoints_);  // no more retries: free it (idle memory)
     const config::Listener& listener = listener_config(generation_, listener_);
     last_activity_ = worker_.loop().now();
@@ -479,154 +493,29 @@ namespace {
 bool hello_pending(const std::vector<std::uint8_t>& hello) { return !hello.empty(); }
 }  // namespace
 
-// Small messages (interactive traffic, a short connection's request and response) go through a
-// buffer: recv + send are two system calls where splice takes three (in, out, and the read that
-// says EAGAIN: a short recv proves the socket's queue empty, a short splice does not), and no
-// pipe is leased. A full buffer means a stream: the caller splices the rest of this turn, and the
-// turns after it until one moves less. Returns what pump() returns, or nothing to go on splicing.
-std::optional<ProxyConnection::Pump> ProxyConnection::copy_through_buffer(bool client_to_backend) {
-    Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
-    const int from = client_to_backend ? client_.get() : backend_.get();
-    const int to = client_to_backend ? backend_.get() : client_.get();
-    for (;;) {
-        std::uint8_t buffer[copy_chunk];
-        ssize_t got;
-        do got = ::recv(from, buffer, sizeof buffer, MSG_DONTWAIT);
-        while (got < 0 && errno == EINTR);
-        if (got < 0) return errno == EAGAIN ? Pump::idle : Pump::error_from;
-        if (got == 0) {
-            direction.source_eof = true;  // the caller passes the half-close on
-            (client_to_backend ? client_readable_ : backend_readable_).stop();
-            return std::nullopt;
-        }
-        const auto length = static_cast<std::size_t>(got);
-        ssize_t sent;
-        do sent = ::send(to, buffer, length, MSG_NOSIGNAL | MSG_DONTWAIT);
-        while (sent < 0 && errno == EINTR);
-        if (sent < 0 && errno != EAGAIN) return Pump::error_to;
-        const std::size_t delivered = sent > 0 ? static_cast<std::size_t>(sent) : 0;
-        count_forwarded(client_to_backend, delivered);
-        if (delivered < length) {
-            // Destination full: the remainder waits in the pipe (it fits: see copy_chunk).
-            const std::size_t remainder = length - delivered;
-            if (!direction.pipe.held() && !direction.pipe.acquire(worker_.pipes())) return Pump::out_of_pipes;
-            const ssize_t kept = remainder <= direction.pipe.capacity()
-                                     ? ::write(direction.pipe.pipe().write_end.get(), buffer + delivered, remainder)
-                                     : -1;
-            if (kept != static_cast<ssize_t>(remainder)) {
-                errno = ENOBUFS;
-                return Pump::out_of_pipes;
-            }
-            direction.pipe.bytes_inside = remainder;
-            direction.waiting_writable = true;
-            (client_to_backend ? backend_writable_ : client_writable_).poll(to, POLLOUT, false);
-            return Pump::idle;
-        }
-        if (length == sizeof buffer) {
-            direction.streaming = true;
-            return std::nullopt;
-        }
-        // A short read emptied the queue of data. An error signalled meanwhile still waits
-        // behind it: read on to find it. A FIN signalled (POLLRDHUP: the kernel processed it in
-        // order, so every byte before it was queued and has now been read) is the end: no read
-        // needed to see the 0.
-        if (direction.error_seen) continue;
-        if (direction.fin_seen) {
-            direction.source_eof = true;
-            (client_to_backend ? client_readable_ : backend_readable_).stop();
-            return std::nullopt;  // the caller passes the half-close on
-        }
-        return Pump::idle;
-    }
-}
-
-ProxyConnection::Pump ProxyConnection::pump(bool client_to_backend) {
-    Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
-    const Direction& other = client_to_backend ? backend_to_client_ : client_to_backend_;
-    const int from = client_to_backend ? client_.get() : backend_.get();
-    const int to = client_to_backend ? backend_.get() : client_.get();
-    if (direction.finished || direction.waiting_writable) return Pump::idle;
-    if (!direction.streaming && !direction.source_eof && direction.pipe.bytes_inside == 0) {
-        // An empty pipe still held (a turn that spent its budget) goes back to the pool: the
-        // copying path needs none, and a direction that turns out quiet must hold none.
-        direction.pipe.release();
-        if (const std::optional<Pump> done = copy_through_buffer(client_to_backend)) return *done;
-    }
-    std::size_t moved_this_turn = 0;
-    for (int round = 0; round < pump_rounds_per_turn; ++round) {
-        bool source_empty = false;
-        if (!direction.source_eof) {
-            if (!direction.pipe.held() && !direction.pipe.acquire(worker_.pipes()))
-                return Pump::out_of_pipes;
-            const std::size_t room = direction.pipe.capacity() - direction.pipe.bytes_inside;
-            // EAGAIN means "socket empty" only when the pipe was empty: a pipe also fills up by
-            // slots (one per skb fragment), long before its byte capacity with small segments.
-            const bool pipe_was_empty = direction.pipe.bytes_inside == 0;
-            if (room > 0) {
-                const ssize_t moved = ::splice(from, nullptr, direction.pipe.pipe().write_end.get(),
-                                               nullptr, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                if (moved > 0) direction.pipe.bytes_inside += static_cast<std::size_t>(moved);
-                else if (moved == 0) {
-                    direction.source_eof = true;
-                    // EOF stays readable: stop watching, or every wake-up on this socket
-                    // (ACKs for the other direction) would report it again.
-                    (client_to_backend ? client_readable_ : backend_readable_).stop();
-                }
-                else if (errno == EAGAIN) source_empty = pipe_was_empty;
-                else if (errno != EINTR) return Pump::error_from;
-            }
-        }
-        if (direction.pipe.bytes_inside > 0) {
-            const ssize_t moved = ::splice(direction.pipe.pipe().read_end.get(), nullptr, to, nullptr,
-                                           direction.pipe.bytes_inside, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (moved > 0) {
-                direction.pipe.bytes_inside -= static_cast<std::size_t>(moved);
-                moved_this_turn += static_cast<std::size_t>(moved);
-                count_forwarded(client_to_backend, static_cast<std::size_t>(moved));
-            } else if (moved < 0 && errno == EAGAIN) {
-                // Destination full: wait until it drains. Bytes stay in the pipe meanwhile.
-                direction.waiting_writable = true;
-                (client_to_backend ? backend_writable_ : client_writable_).poll(to, POLLOUT, false);
-                return Pump::idle;
-            } else if (moved < 0 && errno != EINTR) {
-                return Pump::error_to;
-            }
-        }
-        if (direction.pipe.bytes_inside == 0 && direction.source_eof) {
-            direction.pipe.release();
-            // Half-close passes through: the peer sees our FIN when the source sent its own.
-            // When the other direction has finished already, the connection closes now and
-            // close(2) sends that FIN (both receive queues were read to their end): no
-            // shutdown(2) needed.
-            if (!other.finished && ::shutdown(to, SHUT_WR) != 0 && errno != ENOTCONN)
-                return Pump::error_to;
-            direction.finished = true;
-            return Pump::idle;
-        }
-        if (direction.pipe.bytes_inside == 0 && source_empty) {
-            direction.pipe.release();  // quiet: idle connections hold no pipe
-            // A turn that moved less than a buffer's worth: back to the copying path.
-            if (moved_this_turn < copy_chunk) direction.streaming = false;
-            return Pump::idle;
-        }
-    }
-    return Pump::budget_spent;
-}
-
-void ProxyConnection::count_forwarded(bool client_to_backend, std::size_t bytes) {
-    if (bytes == 0) return;
-    (client_to_backend ? client_to_backend_ : backend_to_client_).bytes += bytes;
+// Both sockets, both watches and both failure reasons of a direction, picked here once.
+ProxyConnection::Flow ProxyConnection::flow(bool client_to_backend) {
     const RouteMetrics& route = metrics().routes[route_index_];
-    (client_to_backend ? route.bytes_client_to_backend : route.bytes_backend_to_client).inc(shard(), bytes);
-    last_activity_ = worker_.loop().now();
+    if (client_to_backend)
+        return Flow{client_to_backend_,  backend_to_client_,   {client_.get(), backend_.get()},
+                    client_readable_,    backend_writable_,    CloseReason::client_error,
+                    CloseReason::backend_error, route.bytes_client_to_backend};
+    return Flow{backend_to_client_,  client_to_backend_,   {backend_.get(), client_.get()},
+                backend_readable_,   client_writable_,     CloseReason::backend_error,
+                CloseReason::client_error, route.bytes_backend_to_client};
 }
 
 // Moves what can move in one direction, then closes the connection when both are done.
 void ProxyConnection::pump_direction(bool client_to_backend) {
     if (state_ != State::forwarding) return;
     if (client_to_backend && hello_pending(hello_)) return;  // the hello goes first
-    after_pump(pump(client_to_backend), client_to_backend);
-    if (state_ != State::forwarding) return;
+    // Forwarding follows the route decision and a connected backend, never precedes them.
+    assert(routed_ && service_picked_ && client_ && backend_);
+    const Flow flow = this->flow(client_to_backend);
+    if (!flow.direction.finished && !flow.direction.waiting_writable) {
+        after_forward(flow, forward(flow.direction, flow.ends, worker_.pipes(), flow.other.finished));
+        if (state_ != State::forwarding) return;
+    }
     if (client_to_backend_.finished && backend_to_client_.finished) finish(CloseReason::completed);
 }
 
@@ -635,36 +524,43 @@ void ProxyConnection::pump_both() {
     pump_direction(false);
 }
 
-void ProxyConnection::after_pump(Pump result, bool client_to_backend) {
-    const int error = errno;
-    switch (result) {
-        case Pump::idle:
+// What the forwarder did, in the session's terms: metrics, watches, the resume timer, or a close.
+void ProxyConnection::after_forward(const Flow& flow, const ForwardResult& result) {
+    count_forwarded(flow, result.moved);
+    // The end stays readable: stop watching, or every wake-up on this socket (ACKs for the other
+    // direction) would report it again.
+    if (result.source_ended) flow.source_readable.stop();
+    switch (result.outcome) {
+        case ForwardResult::Outcome::source_empty:
+        case ForwardResult::Outcome::finished:
             return;
-        case Pump::budget_spent:
+        case ForwardResult::Outcome::destination_full:
+            flow.destination_writable.poll(flow.ends.destination, POLLOUT, false);
+            return;
+        case ForwardResult::Outcome::budget_spent:
             worker_.loop().arm_timer(resume_, worker_.loop().now());
             return;
-        case Pump::out_of_pipes:
-            return finish(CloseReason::out_of_resources, error);
-        case Pump::error_from:
-            return finish(client_to_backend ? CloseReason::client_error : CloseReason::backend_error,
-                          error);
-        case Pump::error_to:
-            return finish(client_to_backend ? CloseReason::backend_error : CloseReason::client_error,
-                          error);
+        case ForwardResult::Outcome::out_of_pipes:
+            return finish(CloseReason::out_of_resources, result.error);
+        case ForwardResult::Outcome::source_error:
+            return finish(flow.source_failed, result.error);
+        case ForwardResult::Outcome::destination_error:
+            return finish(flow.destination_failed, result.error);
     }
+}
+
+// Direction::bytes is counted by the forwarder; the route's counters and the idle clock here.
+void ProxyConnection::count_forwarded(const Flow& flow, std::size_t bytes) {
+    if (bytes == 0) return;
+    flow.bytes_forwarded.inc(shard(), bytes);
+    last_activity_ = worker_.loop().now();
 }
 
 // ---- Events ------------------------------------------------------------------------------------
 
-// What a readiness event says about the end of a stream, behind whatever data is queued.
-void ProxyConnection::note_end_events(Direction& direction, int events) {
-    if ((events & POLLRDHUP) != 0) direction.fin_seen = true;
-    if ((events & (POLLHUP | POLLERR)) != 0) direction.error_seen = true;
-}
-
 void ProxyConnection::on_client_readable(int result) {
     if (result < 0) return finish(CloseReason::client_error, -result);
-    note_end_events(client_to_backend_, result);
+    client_to_backend_.note_end_events(result);
     if (state_ == State::reading_proxy_header) return on_client_readable_proxy_header();
     if (state_ == State::reading_hello) return on_client_readable_hello();
     if (state_ == State::connecting || hello_pending(hello_)) {
@@ -676,13 +572,13 @@ void ProxyConnection::on_client_readable(int result) {
 
 void ProxyConnection::on_backend_readable(int result) {
     if (result < 0) return finish(CloseReason::backend_error, -result);
-    note_end_events(backend_to_client_, result);
+    backend_to_client_.note_end_events(result);
     pump_direction(false);
 }
 
 void ProxyConnection::on_client_writable(int result) {
     if (result < 0) return finish(CloseReason::client_error, -result);
-    backend_to_client_.waiting_writable = false;
+    backend_to_client_.on_writable();
     pump_direction(false);
 }
 
@@ -695,7 +591,7 @@ void ProxyConnection::on_backend_writable(int result) {
     }
     if (result < 0) return finish(CloseReason::backend_error, -result);
     if (hello_pending(hello_)) return write_hello();
-    client_to_backend_.waiting_writable = false;
+    client_to_backend_.on_writable();
     pump_direction(true);
 }
 
@@ -750,7 +646,7 @@ const config::Route* ProxyConnection::route() const {
 
 void ProxyConnection::finish(CloseReason reason, int error) {
     if (state_ == State::closed) return;
-    state_ = State::closed;
+    enter(State::closed);
     if (error != 0) error_ = error;
     client_readable_.stop();
     client_writable_.stop();

@@ -10,16 +10,17 @@
 //      max_connection_duration, and pick a service and an endpoint;
 //   3. connect without blocking (connect_timeout), trying other endpoints on failure;
 //   4. write the buffered hello bytes unchanged, then
-//   5. forward both directions, readiness from io_uring: each wake-up's first bytes through an
-//      8 KiB buffer (recv + send), streams with splice(2) through leased pipes; passing
-//      half-closes through, until both directions are closed, an error, or idle_timeout.
+//   5. forward both directions, readiness from io_uring, the bytes moved by the forwarder
+//      (forwarder.h: each wake-up's first bytes through an 8 KiB buffer, streams with splice(2)
+//      through leased pipes); passing half-closes through, until both directions are closed,
+//      an error, or idle_timeout.
 
 #include "reactor/fd.h"
 #include "reactor/loop.h"
 #include "src/wire/client_hello.h"
 #include "src/observe/connection_summary.h"
 #include "src/observe/app_metrics.h"
-#include "src/proxy/pipe_pool.h"
+#include "src/proxy/forwarder.h"
 #include "src/routing/service_pool.h"
 
 #include <cstddef>
@@ -66,20 +67,18 @@ public:
 private:
     enum class State { reading_proxy_header, reading_hello, connecting, forwarding, closed };
 
-    // One direction of the byte stream (its sockets and watches follow from which one it is:
-    // pump() and copy_through_buffer() pick them by the direction). Kept small: every idle
-    // connection holds two.
-    struct Direction {
-        PipeLease pipe;
-        std::uint64_t bytes = 0;
-        bool source_eof = false;        // read side returned 0
-        bool finished = false;          // EOF forwarded as shutdown(SHUT_WR)
-        bool waiting_writable = false;  // destination full: its writable watch is armed
-        bool streaming = false;         // moving full buffers: splice, skip the copying path
-        bool fin_seen = false;          // a readable event carried POLLRDHUP: FIN after the data
-        bool error_seen = false;        // ... or POLLHUP/POLLERR: read on to find the error
+    // One direction as the session sees it: its forwarding state, its two sockets, the watches
+    // that wake it, and what its failures close the connection as. Chosen in flow() only.
+    struct Flow {
+        Direction& direction;
+        const Direction& other;
+        DirectionEnds ends;
+        reactor::Watch& source_readable;
+        reactor::Watch& destination_writable;
+        CloseReason source_failed;
+        CloseReason destination_failed;
+        const metrics::Counter& bytes_forwarded;  // the route's byte counter of this direction
     };
-    enum class Pump { idle, error_from, error_to, out_of_pipes, budget_spent };
 
     // Hello buffer memory, charged to the worker's budget ([runtime] max_hello_memory):
     // room for `extra` more bytes (false: over budget, nothing changed), and the charge's end.
@@ -100,13 +99,14 @@ private:
     void start_forwarding();
     void prepend_proxy_header();
     void write_hello();
-    Pump pump(bool client_to_backend);
-    std::optional<Pump> copy_through_buffer(bool client_to_backend);
-    void note_end_events(Direction& direction, int events);
-    void count_forwarded(bool client_to_backend, std::size_t bytes);
+    Flow flow(bool client_to_backend);
     void pump_direction(bool client_to_backend);
     void pump_both();
-    void after_pump(Pump result, bool client_to_backend);
+    void after_forward(const Flow& flow, const ForwardResult& result);
+    void count_forwarded(const Flow& flow, std::size_t bytes);
+    // Every change of state_ goes through here: the order of the life above, or closed.
+    void enter(State next);
+    static bool legal_transition(State from, State to);
     void finish(CloseReason reason, int error = 0);
     ConnectionSummary summarize(CloseReason reason);
 

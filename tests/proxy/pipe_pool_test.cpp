@@ -12,9 +12,9 @@ TEST_CASE("pipes are sized, reused when empty, destroyed when not, and bounded w
     PipePool pool(256 * 1024, 2);
     {
         PipeLease a, b, c;
-        REQUIRE(a.acquire(pool));
-        REQUIRE(b.acquire(pool));
-        REQUIRE(c.acquire(pool));
+        REQUIRE(a.acquire(pool) == 0);
+        REQUIRE(b.acquire(pool) == 0);
+        REQUIRE(c.acquire(pool) == 0);
         // Root without CAP_SYS_RESOURCE is still under fs.pipe-user-pages-soft; a fresh test
         // process is far below it, so the resize succeeds.
         CHECK(a.capacity() == 256 * 1024);
@@ -29,7 +29,7 @@ TEST_CASE("pipes are sized, reused when empty, destroyed when not, and bounded w
     CHECK(pool.stats().created == 3);
     CHECK(pool.stats().destroyed == 1);
     PipeLease again;
-    REQUIRE(again.acquire(pool));
+    REQUIRE(again.acquire(pool) == 0);
     CHECK(pool.stats().created == 3);  // reused
     char byte;
     CHECK(::read(again.pipe().read_end.get(), &byte, 1) == -1);  // empty (non-blocking)
