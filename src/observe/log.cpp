@@ -55,6 +55,9 @@ struct LogState {
     std::mutex queues_mutex;
     std::vector<std::unique_ptr<ThreadQueue>> queues;
     std::uint64_t retired_dropped = 0;  // drops counted by queues since freed
+    // Raised (under queues_mutex) when a queue is registered: the writer's list is then stale,
+    // and a line in the new queue may be older than the lines it is about to write.
+    std::atomic<std::uint64_t> registrations{0};
 
     std::mutex start_stop_mutex;  // serialises start_log_writer and stop_log_writer
     std::thread writer;
@@ -100,6 +103,7 @@ ThreadQueue& queue_of_this_thread() {
         std::lock_guard<std::mutex> lock(log.queues_mutex);
         this_thread_queue.queue = queue.get();
         log.queues.push_back(std::move(queue));
+        log.registrations.fetch_add(1, std::memory_order_release);
     }
     return *this_thread_queue.queue;
 }
@@ -170,11 +174,18 @@ bool write_line(const std::string& line) {
     return true;
 }
 
-// Writer: the registered queues, after freeing those of exited threads that are empty.
-std::vector<ThreadQueue*> live_queues() {
+// Writer: the registered queues, after freeing those of exited threads that are empty, and the
+// registration count they reflect.
+struct LiveQueues {
+    std::vector<ThreadQueue*> queues;
+    std::uint64_t registrations = 0;
+};
+LiveQueues live_queues() {
     LogState& log = state();
     std::lock_guard<std::mutex> lock(log.queues_mutex);
-    std::vector<ThreadQueue*> live;
+    LiveQueues result;
+    result.registrations = log.registrations.load(std::memory_order_relaxed);
+    std::vector<ThreadQueue*>& live = result.queues;
     for (auto it = log.queues.begin(); it != log.queues.end();) {
         ThreadQueue& queue = **it;
         if (queue.abandoned.load(std::memory_order_acquire) && queue.lines.empty()) {
@@ -185,18 +196,20 @@ std::vector<ThreadQueue*> live_queues() {
         live.push_back(&queue);
         ++it;
     }
-    return live;
+    return result;
 }
 
 // Lines written per drain before the writer looks for new queues (and a stop) again.
 constexpr std::size_t lines_per_drain = 1024;
 
 // Writer: writes queued lines oldest first (merging the queues by sequence); how many it took.
-std::size_t drain(const std::vector<ThreadQueue*>& queues) {
+// Stops early when a queue was registered meanwhile (the caller takes a new list).
+std::size_t drain(const LiveQueues& live) {
     std::size_t taken = 0;
-    while (taken < lines_per_drain) {
+    while (taken < lines_per_drain &&
+           state().registrations.load(std::memory_order_acquire) == live.registrations) {
         ThreadQueue* oldest = nullptr;
-        for (ThreadQueue* queue : queues) {
+        for (ThreadQueue* queue : live.queues) {
             const QueuedLine* front = queue->lines.front();
             if (front != nullptr && (oldest == nullptr || front->sequence < oldest->lines.front()->sequence))
                 oldest = queue;
@@ -209,8 +222,8 @@ std::size_t drain(const std::vector<ThreadQueue*>& queues) {
     return taken;
 }
 
-bool lines_pending(const std::vector<ThreadQueue*>& queues) {
-    for (const ThreadQueue* queue : queues)
+bool lines_pending(const LiveQueues& live) {
+    for (const ThreadQueue* queue : live.queues)
         if (!queue->lines.empty()) return true;
     return false;
 }
@@ -220,8 +233,9 @@ void writer_main() {
     for (;;) {
         // Read before draining: every line queued before the stop is then seen below.
         const bool stopping = log.stopping.load(std::memory_order_acquire);
-        std::vector<ThreadQueue*> queues = live_queues();
-        if (drain(queues) > 0) continue;
+        const LiveQueues live = live_queues();
+        if (drain(live) > 0) continue;
+        if (live.registrations != log.registrations.load(std::memory_order_acquire)) continue;
         if (stopping) return;
         const std::uint32_t rung = log.doorbell.load(std::memory_order_acquire);
         log.writer_asleep.store(true, std::memory_order_seq_cst);  // then the queues: see queue_line
