@@ -10,6 +10,8 @@
 // - The scraper (any thread) reads every shard with relaxed loads and sums them. It can see a
 //   value that is a few increments old, never a torn one.
 // Doubles (gauge values, histogram sums) are kept as their bit patterns in the same 64-bit cells.
+// A single count outside a registry (a worker's totals, the log writers' counts) uses
+// metrics::OwnedCounter (owned_counter.h): the same contract for one value.
 
 #include <atomic>
 #include <bit>

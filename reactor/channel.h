@@ -2,15 +2,16 @@
 // A bounded single-producer single-consumer channel between threads, with an eventfd doorbell
 // that the consumer's loop watches. Used for control messages (config hand-over, shutdown), not
 // per connection. try_send refuses when full: the bound is explicit and the sender decides.
+// The queue is reactor::SpscRing (spsc_ring.h); this adds the doorbell.
 
 #include "reactor/fd.h"
 #include "reactor/loop.h"
+#include "reactor/spsc_ring.h"
 #include "reactor/system_error.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -22,7 +23,7 @@ template <class T>
 class Channel {
 public:
     explicit Channel(std::size_t capacity)
-        : slots_(capacity + 1), doorbell_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+        : ring_(capacity), doorbell_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
         if (!doorbell_) throw_errno("eventfd");
     }
     Channel(const Channel&) = delete;
@@ -31,11 +32,8 @@ public:
     // Producer side. False when the channel is full: the message is not taken, and stays with
     // the caller (it is moved from only when sent), so the caller can keep it and retry.
     bool try_send(T&& message) {
-        const std::size_t tail = tail_.load(std::memory_order_relaxed);
-        const std::size_t next = (tail + 1) % slots_.size();
-        if (next == head_.load(std::memory_order_acquire)) return false;
-        slots_[tail] = std::move(message);
-        tail_.store(next, std::memory_order_release);
+        if (ring_.full()) return false;
+        ring_.push(std::optional<T>(std::move(message)));
         const std::uint64_t one = 1;
         // A full eventfd counter (2^64-2) cannot happen: the consumer resets it on every drain.
         [[maybe_unused]] const ssize_t written = ::write(doorbell_.get(), &one, sizeof one);
@@ -44,11 +42,10 @@ public:
 
     // Consumer side.
     std::optional<T> try_receive() {
-        const std::size_t head = head_.load(std::memory_order_relaxed);
-        if (head == tail_.load(std::memory_order_acquire)) return std::nullopt;
-        T message = std::move(*slots_[head]);
-        slots_[head].reset();
-        head_.store((head + 1) % slots_.size(), std::memory_order_release);
+        std::optional<T>* slot = ring_.front();
+        if (slot == nullptr) return std::nullopt;
+        std::optional<T> message = std::move(*slot);
+        ring_.pop();
         return message;
     }
 
@@ -59,9 +56,7 @@ public:
     }
 
 private:
-    std::vector<std::optional<T>> slots_;
-    alignas(64) std::atomic<std::size_t> head_{0};
-    alignas(64) std::atomic<std::size_t> tail_{0};
+    SpscRing<std::optional<T>> ring_;  // a free slot holds nullopt
     Fd doorbell_;
 };
 

@@ -2,6 +2,7 @@
 
 #include "reactor/system_error.h"
 #include "src/observe/log.h"
+#include "src/observe/log_queue.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -62,11 +64,7 @@ bool needs_quotes(std::string_view value) {
     return false;
 }
 
-// ` key=value`: every field but the first (time) starts with its separator.
-void append_logfmt_string(std::string& out, std::string_view key, std::string_view value) {
-    out += ' ';
-    out += key;
-    out += '=';
+void append_logfmt_value(std::string& out, std::string_view value) {
     if (!needs_quotes(value)) {
         out += value;
         return;
@@ -80,7 +78,6 @@ void append_logfmt_alpn(std::string& out, const std::vector<std::string>& alpn) 
     bool quote = alpn.empty();
     for (const std::string& protocol : alpn)
         quote = quote || needs_quotes(protocol) || protocol.find(',') != std::string::npos;
-    out += " alpn=";
     if (quote) out += '"';
     for (std::size_t i = 0; i < alpn.size(); ++i) {
         if (i > 0) out += ',';
@@ -121,58 +118,102 @@ std::string error_text(int error) {
     return ::strerror_r(error, buffer, sizeof buffer);
 }
 
+// ---- The field table: the one list of a line's fields, which both formats walk.
+
+// How a value is written. number: bare in both formats. text: JSON string; logfmt quotes it
+// when needed. list: JSON array of strings; logfmt joins it with commas.
+enum class FieldKind { number, text, list };
+
+struct FieldValue {
+    FieldKind kind = FieldKind::text;
+    std::string_view text;                            // number and text
+    const std::vector<std::string>* list = nullptr;  // list
+};
+
+// Reads one field of `record`. `scratch` holds text the field had to make (a number, the time,
+// the error text); the returned value may point into it or into the record.
+using FieldReader = FieldValue (*)(const AccessRecord& record, std::string& scratch);
+
+struct AccessField {
+    std::string_view name;  // logfmt key = JSON key
+    FieldReader read;
+};
+
+FieldValue text(std::string_view value) { return {FieldKind::text, value, nullptr}; }
+FieldValue number(std::string& scratch, std::uint64_t value) {
+    scratch = std::to_string(value);
+    return {FieldKind::number, scratch, nullptr};
+}
+FieldValue signed_number(std::string& scratch, std::int64_t value) {
+    scratch = std::to_string(value);
+    return {FieldKind::number, scratch, nullptr};
+}
+
+// In the order of the header's list (and config/README.md's).
+constexpr std::array<AccessField, 16> access_fields{{
+    {"time", [](const AccessRecord& r, std::string& scratch) { append_time(scratch, r.time); return text(scratch); }},
+    {"worker", [](const AccessRecord& r, std::string& scratch) { return number(scratch, r.worker); }},
+    {"client", [](const AccessRecord& r, std::string&) { return text(r.client); }},
+    {"listener", [](const AccessRecord& r, std::string&) { return text(r.listener); }},
+    {"sni", [](const AccessRecord& r, std::string&) { return text(r.sni); }},
+    {"alpn", [](const AccessRecord& r, std::string&) { return FieldValue{FieldKind::list, {}, &r.alpn}; }},
+    {"route", [](const AccessRecord& r, std::string&) { return text(r.route); }},
+    {"service", [](const AccessRecord& r, std::string&) { return text(r.service); }},
+    {"endpoint", [](const AccessRecord& r, std::string&) { return text(r.endpoint); }},
+    {"bytes_to_backend",
+     [](const AccessRecord& r, std::string& scratch) { return number(scratch, r.bytes_client_to_backend); }},
+    {"bytes_to_client",
+     [](const AccessRecord& r, std::string& scratch) { return number(scratch, r.bytes_backend_to_client); }},
+    {"duration_ms", [](const AccessRecord& r, std::string& scratch) { return signed_number(scratch, r.duration_ms); }},
+    {"reason", [](const AccessRecord& r, std::string&) { return text(close_reason_name(r.reason)); }},
+    {"hello_error", [](const AccessRecord& r, std::string&) { return text(hello_error_text(r.hello_error)); }},
+    {"connect_attempts",
+     [](const AccessRecord& r, std::string& scratch) { return number(scratch, r.connect_attempts); }},
+    {"error", [](const AccessRecord& r, std::string& scratch) {
+         scratch = error_text(r.error);
+         return text(scratch);
+     }},
+}};
+
 void append_logfmt(std::string& out, const AccessRecord& record) {
-    out += "time=";
-    append_time(out, record.time);
-    out += " worker=" + std::to_string(record.worker);
-    append_logfmt_string(out, "client", record.client);
-    append_logfmt_string(out, "listener", record.listener);
-    append_logfmt_string(out, "sni", record.sni);
-    append_logfmt_alpn(out, record.alpn);
-    append_logfmt_string(out, "route", record.route);
-    append_logfmt_string(out, "service", record.service);
-    append_logfmt_string(out, "endpoint", record.endpoint);
-    out += " bytes_to_backend=" + std::to_string(record.bytes_client_to_backend);
-    out += " bytes_to_client=" + std::to_string(record.bytes_backend_to_client);
-    out += " duration_ms=" + std::to_string(record.duration_ms);
-    append_logfmt_string(out, "reason", close_reason_name(record.reason));
-    append_logfmt_string(out, "hello_error", hello_error_text(record.hello_error));
-    out += " connect_attempts=" + std::to_string(record.connect_attempts);
-    append_logfmt_string(out, "error", error_text(record.error));
+    std::string scratch;
+    for (std::size_t i = 0; i < access_fields.size(); ++i) {
+        if (i > 0) out += ' ';
+        out += access_fields[i].name;
+        out += '=';
+        scratch.clear();
+        const FieldValue value = access_fields[i].read(record, scratch);
+        switch (value.kind) {
+            case FieldKind::number: out += value.text; break;
+            case FieldKind::text: append_logfmt_value(out, value.text); break;
+            case FieldKind::list: append_logfmt_alpn(out, *value.list); break;
+        }
+    }
     out += '\n';
 }
 
 void append_json(std::string& out, const AccessRecord& record) {
-    out += "{\"time\":\"";
-    append_time(out, record.time);
-    out += "\",\"worker\":" + std::to_string(record.worker);
-    out += ",\"client\":";
-    append_json_string(out, record.client);
-    out += ",\"listener\":";
-    append_json_string(out, record.listener);
-    out += ",\"sni\":";
-    append_json_string(out, record.sni);
-    out += ",\"alpn\":[";
-    for (std::size_t i = 0; i < record.alpn.size(); ++i) {
+    std::string scratch;
+    out += '{';
+    for (std::size_t i = 0; i < access_fields.size(); ++i) {
         if (i > 0) out += ',';
-        append_json_string(out, record.alpn[i]);
+        append_json_string(out, access_fields[i].name);
+        out += ':';
+        scratch.clear();
+        const FieldValue value = access_fields[i].read(record, scratch);
+        switch (value.kind) {
+            case FieldKind::number: out += value.text; break;
+            case FieldKind::text: append_json_string(out, value.text); break;
+            case FieldKind::list:
+                out += '[';
+                for (std::size_t j = 0; j < value.list->size(); ++j) {
+                    if (j > 0) out += ',';
+                    append_json_string(out, (*value.list)[j]);
+                }
+                out += ']';
+                break;
+        }
     }
-    out += "],\"route\":";
-    append_json_string(out, record.route);
-    out += ",\"service\":";
-    append_json_string(out, record.service);
-    out += ",\"endpoint\":";
-    append_json_string(out, record.endpoint);
-    out += ",\"bytes_to_backend\":" + std::to_string(record.bytes_client_to_backend);
-    out += ",\"bytes_to_client\":" + std::to_string(record.bytes_backend_to_client);
-    out += ",\"duration_ms\":" + std::to_string(record.duration_ms);
-    out += ",\"reason\":";
-    append_json_string(out, close_reason_name(record.reason));
-    out += ",\"hello_error\":";
-    append_json_string(out, hello_error_text(record.hello_error));
-    out += ",\"connect_attempts\":" + std::to_string(record.connect_attempts);
-    out += ",\"error\":";
-    append_json_string(out, error_text(record.error));
     out += "}\n";
 }
 
@@ -205,6 +246,12 @@ std::size_t access_record_bytes(const AccessRecord& record) {
                         record.route.size() + record.service.size() + record.endpoint.size();
     for (const std::string& protocol : record.alpn) bytes += sizeof(std::string) + protocol.size();
     return bytes;
+}
+
+std::vector<std::string_view> access_log_field_names() {
+    std::vector<std::string_view> names;
+    for (const AccessField& field : access_fields) names.push_back(field.name);
+    return names;
 }
 
 void append_access_line(std::string& out, const AccessRecord& record, AccessLogFormat format) {
@@ -247,83 +294,10 @@ bool is_standard_error(const std::string& destination) {
 
 }  // namespace
 
-// Bounded single-producer (one worker) single-consumer (the writer) ring. Positions count up
-// forever; slot = position % capacity. The producer keeps its own copy of the consumer's
-// position and rereads the shared one only when the ring looks full, so the two threads touch
-// each other's cache line rarely.
-//
-// Bytes are bounded the same way: the producer counts the bytes it pushed, the consumer the bytes
-// it released (both only ever grow); their difference is what the queue holds.
-class AccessLog::WorkerQueue {
+// One worker's queue to the writer (log_queue.h): bounded in records and in bytes.
+class AccessLog::WorkerQueue : public LogQueue<AccessRecord, access_record_bytes> {
 public:
-    WorkerQueue(std::size_t capacity, std::size_t byte_capacity)
-        : slots_(capacity), byte_capacity_(byte_capacity) {}
-
-    // Producer.
-    bool try_push(AccessRecord&& record) {
-        const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
-        if (tail - head_seen_ == slots_.size()) {
-            head_seen_ = head_.load(std::memory_order_acquire);
-            if (tail - head_seen_ == slots_.size()) return false;
-        }
-        const std::size_t bytes = access_record_bytes(record);
-        if (!bytes_fit(bytes)) {
-            released_bytes_seen_ = released_bytes_.load(std::memory_order_acquire);
-            if (!bytes_fit(bytes)) return false;
-        }
-        pushed_bytes_ += bytes;
-        slots_[tail % slots_.size()] = std::move(record);
-        // seq_cst, not just release: the writer's sleep protocol (see AccessLog) needs this store
-        // and the producer's following load of writer_asleep_ in one total order.
-        tail_.store(tail + 1, std::memory_order_seq_cst);
-        return true;
-    }
-    // Producer: its own counter, so a plain load and store (no read-modify-write) suffice.
-    void count_drop() {
-        dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
-
-    // Consumer: the oldest record, or nullptr. Stays valid until pop().
-    AccessRecord* front() {
-        const std::uint64_t head = head_.load(std::memory_order_relaxed);
-        if (head == tail_.load(std::memory_order_acquire)) return nullptr;
-        return &slots_[head % slots_.size()];
-    }
-    // Consumer: frees the record's strings here, on the writer thread, then hands the slot back.
-    void pop() {
-        const std::uint64_t head = head_.load(std::memory_order_relaxed);
-        AccessRecord& slot = slots_[head % slots_.size()];
-        const std::size_t bytes = access_record_bytes(slot);
-        slot = AccessRecord{};
-        // Released before the slot is handed back: the producer never sees the slot free while
-        // its bytes still count (it would only drop a record too many, never hold too much).
-        released_bytes_.store(released_bytes_.load(std::memory_order_relaxed) + bytes,
-                              std::memory_order_release);
-        head_.store(head + 1, std::memory_order_release);
-    }
-    // seq_cst for the sleep protocol, like the store in try_push.
-    bool empty() const {
-        return head_.load(std::memory_order_relaxed) == tail_.load(std::memory_order_seq_cst);
-    }
-
-    std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-
-private:
-    // Producer: `bytes` more would keep the queue within byte_capacity_, as far as it knows
-    // (released_bytes_seen_ may lag: then it looks again before dropping).
-    bool bytes_fit(std::size_t bytes) const {
-        return pushed_bytes_ - released_bytes_seen_ + bytes <= byte_capacity_;
-    }
-
-    std::vector<AccessRecord> slots_;
-    const std::size_t byte_capacity_;
-    alignas(64) std::atomic<std::uint64_t> head_{0};  // written by the consumer
-    std::atomic<std::uint64_t> released_bytes_{0};    // written by the consumer
-    alignas(64) std::atomic<std::uint64_t> tail_{0};  // written by the producer
-    std::uint64_t head_seen_ = 0;                     // producer's copy of head_
-    std::uint64_t pushed_bytes_ = 0;                  // producer's own
-    std::uint64_t released_bytes_seen_ = 0;           // producer's copy of released_bytes_
-    std::atomic<std::uint64_t> dropped_{0};           // written by the producer
+    using LogQueue::LogQueue;
 };
 
 reactor::Fd open_access_log_destination(const std::string& destination) {
@@ -420,10 +394,8 @@ std::uint64_t AccessLog::dropped() const {
     for (const auto& queue : queues_) sum += queue->dropped();
     return sum;
 }
-std::uint64_t AccessLog::written() const { return written_.load(std::memory_order_relaxed); }
-std::uint64_t AccessLog::write_errors() const {
-    return write_errors_.load(std::memory_order_relaxed);
-}
+std::uint64_t AccessLog::written() const { return written_.get(); }
+std::uint64_t AccessLog::write_errors() const { return write_errors_.get(); }
 std::uint64_t AccessLog::reopens() const { return reopens_.load(std::memory_order_acquire); }
 
 // ----- writer thread
@@ -472,10 +444,9 @@ std::size_t AccessLog::drain_queues(std::string& batch) {
 void AccessLog::write_batch(std::string& batch, std::uint64_t lines) {
     if (batch.empty()) return;
     if (write_all(batch)) {
-        written_.store(written_.load(std::memory_order_relaxed) + lines, std::memory_order_relaxed);
+        written_.add(lines);
     } else {
-        write_errors_.store(write_errors_.load(std::memory_order_relaxed) + 1,
-                            std::memory_order_relaxed);
+        write_errors_.add();
     }
     batch.clear();
 }
@@ -536,8 +507,7 @@ void AccessLog::reopen_destination() {
             destination_ = std::move(reopened);  // closes the old file
         } else {
             const int error = errno;
-            write_errors_.store(write_errors_.load(std::memory_order_relaxed) + 1,
-                                std::memory_order_relaxed);
+            write_errors_.add();
             log_line(LogLevel::warning, "access log: cannot reopen " + reopen_path_ + ": " +
                                             error_text(error) + " (still writing to the old file)");
         }

@@ -2,7 +2,7 @@
 // Access log: one line per finished connection, in logfmt or JSON.
 //
 // Workers never format or write: each hands a plain AccessRecord to its own bounded
-// single-producer queue and goes on. One writer thread drains the queues, formats, batches and
+// single-producer queue (a reactor::SpscRing, reactor/spsc_ring.h) and goes on. One writer thread drains the queues, formats, batches and
 // writes with write(2). A slow destination (full disk, stalled journal, pipe nobody reads) only
 // slows the writer; once a worker's queue is full its records are dropped and counted, never
 // queued without bound and never waited for. A queue is bounded twice: in records
@@ -11,7 +11,8 @@
 // hold more memory than a full queue of ordinary ones. A record that finds either bound reached
 // is dropped and counted the same way.
 //
-// Line fields, always all present and in this order (logfmt keys = JSON keys):
+// Line fields, always all present and in this order (logfmt keys = JSON keys: both formats walk
+// one field table, access_log.cpp):
 //   time              connection end, RFC 3339 UTC with milliseconds ("2026-11-27T11:30:05.123Z")
 //   worker            index of the worker thread
 //   client            client address "ip:port"
@@ -40,6 +41,7 @@
 // protocol id is written \u002c, so the commas left are exactly the separators.
 
 #include "config/config.h"
+#include "metrics/owned_counter.h"
 #include "reactor/fd.h"
 #include "src/wire/client_hello.h"
 #include "src/observe/connection_summary.h"
@@ -92,6 +94,10 @@ std::size_t access_record_bytes(const AccessRecord& record);
 // `now`: clock_gettime(CLOCK_REALTIME).
 AccessRecord make_access_record(const ConnectionSummary& summary, std::string_view listener_name,
                                 unsigned worker, timespec now);
+
+// The fields of a line, in order: the names of the one field table (access_log.cpp) that both
+// formats walk, so a field cannot exist in one format and not in the other.
+std::vector<std::string_view> access_log_field_names();
 
 // One line, '\n' included. Pure.
 std::string format_access_line(const AccessRecord& record, AccessLogFormat format);
@@ -177,8 +183,10 @@ private:
     alignas(64) std::atomic<bool> writer_asleep_{false};
     alignas(64) std::atomic<bool> stop_requested_{false};
     std::atomic<bool> reopen_requested_{false};
-    std::atomic<std::uint64_t> written_{0};
-    std::atomic<std::uint64_t> write_errors_{0};
+    metrics::OwnedCounter written_;       // written by the writer thread
+    metrics::OwnedCounter write_errors_;  // written by the writer thread
+    // Not an OwnedCounter: stored with release, so that a thread that sees the count also sees
+    // the reopened destination in use (reopen_destination()).
     std::atomic<std::uint64_t> reopens_{0};
 };
 

@@ -20,66 +20,6 @@ double unix_time_seconds() {
     return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
-std::string_view hello_reject_name(HelloReject reason) {
-    switch (reason) {
-        case HelloReject::timeout: return "timeout";
-        case HelloReject::not_tls: return "not_tls";
-        case HelloReject::malformed: return "malformed";
-        case HelloReject::too_large: return "too_large";
-        case HelloReject::no_sni: return "no_sni";
-        case HelloReject::no_route: return "no_route";
-        case HelloReject::client_closed: return "client_closed";
-        case HelloReject::count: break;
-    }
-    return "unknown";
-}
-
-std::string_view refusal_name(Refusal reason) {
-    switch (reason) {
-        case Refusal::denied: return "denied";
-        case Refusal::listener_limit: return "listener_limit";
-        case Refusal::rate_limit: return "rate_limit";
-        case Refusal::route_limit: return "route_limit";
-        case Refusal::worker_limit: return "worker_limit";
-        case Refusal::hello_memory_limit: return "hello_memory_limit";
-        case Refusal::count: break;
-    }
-    return "unknown";
-}
-
-std::optional<Refusal> refusal_of(CloseReason reason) {
-    switch (reason) {
-        case CloseReason::denied: return Refusal::denied;
-        case CloseReason::listener_limit: return Refusal::listener_limit;
-        case CloseReason::rate_limit: return Refusal::rate_limit;
-        case CloseReason::route_limit: return Refusal::route_limit;
-        case CloseReason::worker_limit: return Refusal::worker_limit;
-        case CloseReason::hello_memory_limit: return Refusal::hello_memory_limit;
-        default: return std::nullopt;
-    }
-}
-
-std::string_view proxy_reject_name(ProxyReject reason) {
-    switch (reason) {
-        case ProxyReject::untrusted: return "untrusted";
-        case ProxyReject::missing: return "missing";
-        case ProxyReject::malformed: return "malformed";
-        case ProxyReject::timeout: return "timeout";
-        case ProxyReject::count: break;
-    }
-    return "unknown";
-}
-
-std::optional<ProxyReject> proxy_reject_of(CloseReason reason) {
-    switch (reason) {
-        case CloseReason::proxy_untrusted: return ProxyReject::untrusted;
-        case CloseReason::proxy_missing: return ProxyReject::missing;
-        case CloseReason::proxy_malformed: return ProxyReject::malformed;
-        case CloseReason::proxy_timeout: return ProxyReject::timeout;
-        default: return std::nullopt;
-    }
-}
-
 std::string_view connect_failure_name(ConnectFailure reason) {
     switch (reason) {
         case ConnectFailure::refused: return "refused";

@@ -17,23 +17,16 @@
 
 namespace passgate {
 
-// Reasons for passgate_client_hello_rejected_total{reason}.
-enum class HelloReject { timeout, not_tls, malformed, too_large, no_sni, no_route, client_closed, count };
-std::string_view hello_reject_name(HelloReject reason);
-
-// Reasons for passgate_downstream_connections_refused_total{reason}: access control and limits.
-// The names are those of the matching CloseReason.
-enum class Refusal { denied, listener_limit, rate_limit, route_limit, worker_limit, hello_memory_limit, count };
-std::string_view refusal_name(Refusal reason);
-// The refusal behind a close reason, if it is one.
-std::optional<Refusal> refusal_of(CloseReason reason);
-
-// Reasons for passgate_proxy_protocol_rejected_total{reason}: PROXY headers refused on listeners
-// with accept_proxy_protocol. Each has its own close reason (proxy_<name>).
-enum class ProxyReject { untrusted, missing, malformed, timeout, count };
-std::string_view proxy_reject_name(ProxyReject reason);
-// The PROXY rejection behind a close reason, if it is one.
-std::optional<ProxyReject> proxy_reject_of(CloseReason reason);
+// Label names of the enums in connection_summary.h (their tables there).
+constexpr std::string_view hello_reject_name(HelloReject reason) {
+    return hello_reject_labels[static_cast<std::size_t>(reason)].name;
+}
+constexpr std::string_view refusal_name(Refusal reason) {
+    return refusal_labels[static_cast<std::size_t>(reason)].name;
+}
+constexpr std::string_view proxy_reject_name(ProxyReject reason) {
+    return proxy_reject_labels[static_cast<std::size_t>(reason)].name;
+}
 
 // Reasons for passgate_upstream_connect_failures_total{reason}.
 enum class ConnectFailure { refused, timeout, unreachable, error, count };

@@ -2,35 +2,43 @@
 
 namespace passgate {
 
-std::string_view close_reason_name(CloseReason reason) {
-    switch (reason) {
-        case CloseReason::completed: return "completed";
-        case CloseReason::hello_timeout: return "hello_timeout";
-        case CloseReason::hello_rejected: return "hello_rejected";
-        case CloseReason::client_closed: return "client_closed";
-        case CloseReason::no_sni: return "no_sni";
-        case CloseReason::no_route: return "no_route";
-        case CloseReason::no_endpoint: return "no_endpoint";
-        case CloseReason::connect_failed: return "connect_failed";
-        case CloseReason::client_error: return "client_error";
-        case CloseReason::backend_error: return "backend_error";
-        case CloseReason::idle_timeout: return "idle_timeout";
-        case CloseReason::out_of_resources: return "out_of_resources";
-        case CloseReason::route_removed: return "route_removed";
-        case CloseReason::denied: return "denied";
-        case CloseReason::listener_limit: return "listener_limit";
-        case CloseReason::rate_limit: return "rate_limit";
-        case CloseReason::route_limit: return "route_limit";
-        case CloseReason::max_duration: return "max_duration";
-        case CloseReason::proxy_untrusted: return "proxy_untrusted";
-        case CloseReason::proxy_missing: return "proxy_missing";
-        case CloseReason::proxy_malformed: return "proxy_malformed";
-        case CloseReason::proxy_timeout: return "proxy_timeout";
-        case CloseReason::worker_limit: return "worker_limit";
-        case CloseReason::hello_memory_limit: return "hello_memory_limit";
-        case CloseReason::shutdown: return "shutdown";
-    }
-    return "unknown";
+namespace {
+// The reason's row; a value outside the enum (never made by passgate) gets a row that counts
+// nowhere else.
+constexpr CloseReasonInfo unknown_reason{.reason = CloseReason::completed, .name = "unknown", .description = ""};
+constexpr const CloseReasonInfo& row_of(CloseReason reason) {
+    const auto index = static_cast<std::size_t>(reason);
+    return index < close_reasons.size() ? close_reasons[index] : unknown_reason;
 }
+
+constexpr HelloReject hello_reject_of_class(HelloErrorClass error_class) {
+    switch (error_class) {
+        case HelloErrorClass::not_tls: return HelloReject::not_tls;
+        case HelloErrorClass::too_large: return HelloReject::too_large;
+        case HelloErrorClass::malformed: return HelloReject::malformed;
+    }
+    return HelloReject::malformed;
+}
+// The class names are labels of the same counter: they must be spelled the same.
+static_assert(hello_reject_labels[static_cast<std::size_t>(HelloReject::not_tls)].name ==
+              hello_error_class_name(HelloErrorClass::not_tls));
+static_assert(hello_reject_labels[static_cast<std::size_t>(HelloReject::too_large)].name ==
+              hello_error_class_name(HelloErrorClass::too_large));
+static_assert(hello_reject_labels[static_cast<std::size_t>(HelloReject::malformed)].name ==
+              hello_error_class_name(HelloErrorClass::malformed));
+}  // namespace
+
+std::optional<HelloReject> hello_reject_of(CloseReason reason, HelloError hello_error) {
+    const CloseReasonInfo& row = row_of(reason);
+    if (row.hello_reject_by_error_class)
+        return hello_reject_of_class(static_cast<std::size_t>(hello_error) < hello_errors.size()
+                                         ? hello_errors[static_cast<std::size_t>(hello_error)].metric_class
+                                         : HelloErrorClass::malformed);
+    return row.hello_reject;
+}
+
+std::optional<Refusal> refusal_of(CloseReason reason) { return row_of(reason).refusal; }
+
+std::optional<ProxyReject> proxy_reject_of(CloseReason reason) { return row_of(reason).proxy_reject; }
 
 }  // namespace passgate

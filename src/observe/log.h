@@ -3,10 +3,12 @@
 //
 // Before start_log_writer() (and after stop_log_writer()) a line is one write(2) on the calling
 // thread: start-up and --check have no other thread to wait on. While the writer runs, log_line
-// never blocks on stderr: the line goes into a bounded queue (log_queue_max_lines lines and
-// log_queue_max_bytes bytes) that one writer thread empties; a line that does not fit is dropped
-// and counted (log_lines_dropped(), the metric passgate_log_lines_dropped_total). A stalled
-// reader of stderr (journald, a full pipe) then costs lines, never a worker.
+// never blocks on stderr and takes no lock: the line goes into the calling thread's own bounded
+// queue (a reactor::SpscRing via log_queue.h, registered on the thread's first line; at most
+// log_queue_max_lines lines and log_queue_max_bytes bytes each) and one writer thread empties the
+// queues, oldest line first across threads. A line that does not fit is dropped and counted
+// (log_lines_dropped(), the metric passgate_log_lines_dropped_total). A stalled reader of stderr
+// (journald, a full pipe) then costs lines, never a worker.
 
 #include <chrono>
 #include <cstddef>

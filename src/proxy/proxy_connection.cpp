@@ -700,21 +700,7 @@ void ProxyConnection::count_close(CloseReason reason) {
     const ListenerMetrics& listener = metrics().listeners[listener_];
     listener.active.add(shard(), -1);
     listener.closed[static_cast<std::size_t>(reason)].inc(shard());
-    std::optional<HelloReject> rejected;
-    switch (reason) {
-        case CloseReason::hello_timeout: rejected = HelloReject::timeout; break;
-        case CloseReason::client_closed: rejected = HelloReject::client_closed; break;
-        case CloseReason::no_sni: rejected = HelloReject::no_sni; break;
-        case CloseReason::no_route: rejected = HelloReject::no_route; break;
-        case CloseReason::hello_rejected: {
-            const std::string_view coarse = hello_error_metric_reason(hello_error_);
-            rejected = coarse == "not_tls"     ? HelloReject::not_tls
-                       : coarse == "too_large" ? HelloReject::too_large
-                                               : HelloReject::malformed;
-            break;
-        }
-        default: break;
-    }
+    const std::optional<HelloReject> rejected = hello_reject_of(reason, hello_error_);
     if (rejected) listener.rejected[static_cast<std::size_t>(*rejected)].inc(shard());
     if (const std::optional<ProxyReject> proxy = proxy_reject_of(reason))
         listener.proxy_rejected[static_cast<std::size_t>(*proxy)].inc(shard());

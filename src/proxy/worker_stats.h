@@ -1,24 +1,12 @@
 #pragma once
-// Per-worker totals, written only by that worker (relaxed load+store, never a shared
-// read-modify-write) and read by the control thread for STATUS lines and scrapes.
+// Per-worker totals, written only by that worker (metrics::OwnedCounter) and read by the control
+// thread for STATUS lines and scrapes.
 
-#include "src/observe/connection_summary.h"
-
-#include <atomic>
-#include <cstdint>
+#include "metrics/owned_counter.h"
 
 namespace passgate {
 
-class OwnedCounter {
-public:
-    void add(std::uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-    void sub(std::uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
-    void set(std::uint64_t n) { value_.store(n, std::memory_order_relaxed); }
-    std::uint64_t get() const { return value_.load(std::memory_order_relaxed); }
-
-private:
-    std::atomic<std::uint64_t> value_{0};
-};
+using metrics::OwnedCounter;
 
 struct alignas(64) WorkerStats {
     OwnedCounter accepted;

@@ -33,39 +33,6 @@
 
 namespace passgate {
 
-std::string_view hello_error_name(HelloError error) {
-    switch (error) {
-    case HelloError::none: return "none";
-    case HelloError::not_tls: return "not_tls";
-    case HelloError::sslv2: return "sslv2";
-    case HelloError::not_handshake: return "not_handshake";
-    case HelloError::bad_record_version: return "bad_record_version";
-    case HelloError::bad_record_length: return "bad_record_length";
-    case HelloError::not_client_hello: return "not_client_hello";
-    case HelloError::too_large: return "too_large";
-    case HelloError::malformed: return "malformed";
-    case HelloError::trailing_bytes: return "trailing_bytes";
-    case HelloError::duplicate_extension: return "duplicate_extension";
-    case HelloError::multiple_names: return "multiple_names";
-    case HelloError::bad_sni: return "bad_sni";
-    case HelloError::bad_alpn: return "bad_alpn";
-    case HelloError::too_many_records: return "too_many_records";
-    }
-    return "unknown";
-}
-
-std::string_view hello_error_metric_reason(HelloError error) {
-    switch (error) {
-    case HelloError::not_tls:
-    case HelloError::sslv2:
-    case HelloError::not_handshake:
-    case HelloError::bad_record_version: return "not_tls";
-    case HelloError::too_large:
-    case HelloError::too_many_records: return "too_large";
-    default: return "malformed";  // includes `none`, which is never a rejection reason
-    }
-}
-
 namespace {
 
 using Bytes = std::span<const std::uint8_t>;

@@ -5,6 +5,7 @@
 // against its parent; anything unexpected is a rejection with a reason, never a crash or an
 // over-read.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -17,21 +18,76 @@ namespace passgate {
 
 enum class HelloError {
     none,
-    not_tls,             // first byte is not a TLS record type at all (e.g. "GET /", SSH banner)
-    sslv2,               // SSLv2-compatible hello (first byte has the high bit set)
-    not_handshake,       // a TLS record but not content type 22 (handshake)
-    bad_record_version,  // record version major byte is not 3
-    bad_record_length,   // record length 0 or > 2^14 (RFC 8446 5.1: plaintext records)
-    not_client_hello,    // handshake message type is not 1
-    too_large,           // declared hello larger than the configured cap
-    malformed,           // a length does not fit its parent, or a field is truncated
-    trailing_bytes,      // bytes inside the handshake message beyond the declared extensions
-    duplicate_extension, // any extension type repeated (RFC 8446 4.2), incl. two SNI extensions
-    multiple_names,      // server_name list carries more than one host_name
-    bad_sni,             // empty, not a valid DNS hostname, or an IP literal
-    bad_alpn,            // empty protocol name, malformed list, or over the ALPN caps below
-    too_many_records,    // the hello needs more than the record limit's TLS records
+    not_tls,
+    sslv2,
+    not_handshake,
+    bad_record_version,
+    bad_record_length,
+    not_client_hello,
+    too_large,
+    malformed,
+    trailing_bytes,
+    duplicate_extension,
+    multiple_names,
+    bad_sni,
+    bad_alpn,
+    too_many_records,
 };
+inline constexpr std::size_t hello_error_count = static_cast<std::size_t>(HelloError::too_many_records) + 1;
+
+// The coarse class of a hello error: the `reason` label of passgate_client_hello_rejected_total.
+enum class HelloErrorClass { not_tls, too_large, malformed };
+
+// One row per HelloError, in enum order (checked below): the one place that names them. `name`
+// is the access log's hello_error= value and the reject log line's; config/README.md lists the
+// same names (tests/observe/close_reason_table_test.cpp holds the two together).
+struct HelloErrorInfo {
+    HelloError error;
+    std::string_view name;  // stable snake_case
+    HelloErrorClass metric_class;
+    std::string_view description;
+};
+
+inline constexpr std::array<HelloErrorInfo, hello_error_count> hello_errors{{
+    {HelloError::none, "none", HelloErrorClass::malformed, "not a rejection (never counted)"},
+    {HelloError::not_tls, "not_tls", HelloErrorClass::not_tls,
+     "the first byte is not a TLS record type at all (e.g. \"GET /\", an SSH banner)"},
+    {HelloError::sslv2, "sslv2", HelloErrorClass::not_tls,
+     "an SSLv2-compatible hello (the first byte has the high bit set)"},
+    {HelloError::not_handshake, "not_handshake", HelloErrorClass::not_tls,
+     "a TLS record, but not content type 22 (handshake)"},
+    {HelloError::bad_record_version, "bad_record_version", HelloErrorClass::not_tls,
+     "the record version's major byte is not 3"},
+    {HelloError::bad_record_length, "bad_record_length", HelloErrorClass::malformed,
+     "a record length of 0 or over 2^14 (RFC 8446 5.1: plaintext records)"},
+    {HelloError::not_client_hello, "not_client_hello", HelloErrorClass::malformed,
+     "the handshake message type is not 1 (ClientHello)"},
+    {HelloError::too_large, "too_large", HelloErrorClass::too_large,
+     "the declared hello is larger than max_client_hello_size"},
+    {HelloError::malformed, "malformed", HelloErrorClass::malformed,
+     "a length does not fit its parent, or a field is truncated"},
+    {HelloError::trailing_bytes, "trailing_bytes", HelloErrorClass::malformed,
+     "bytes inside the handshake message beyond the declared extensions"},
+    {HelloError::duplicate_extension, "duplicate_extension", HelloErrorClass::malformed,
+     "an extension type repeated (RFC 8446 4.2), two SNI extensions included"},
+    {HelloError::multiple_names, "multiple_names", HelloErrorClass::malformed,
+     "the server_name list carries more than one host_name"},
+    {HelloError::bad_sni, "bad_sni", HelloErrorClass::malformed,
+     "an empty SNI, one that is not a valid DNS hostname, or an IP literal"},
+    {HelloError::bad_alpn, "bad_alpn", HelloErrorClass::malformed,
+     "an empty protocol name, a malformed ALPN list, or more than max_alpn_protocols ids or "
+     "max_alpn_list_bytes bytes"},
+    {HelloError::too_many_records, "too_many_records", HelloErrorClass::too_large,
+     "the hello needs more TLS records than max_hello_records"},
+}};
+
+constexpr bool hello_errors_in_enum_order() {
+    for (std::size_t i = 0; i < hello_errors.size(); ++i)
+        if (static_cast<std::size_t>(hello_errors[i].error) != i) return false;
+    return true;
+}
+static_assert(hello_errors_in_enum_order(), "hello_errors: one row per HelloError, in enum order");
+
 
 // Bounds on what a hello may carry, whatever max_client_hello_size allows (config/README.md).
 //
@@ -49,11 +105,27 @@ inline constexpr std::size_t max_hello_records = 64;
 inline constexpr std::size_t max_alpn_protocols = 16;
 inline constexpr std::size_t max_alpn_list_bytes = 512;
 
-// Stable snake_case name of the reason, used in metrics labels and logs.
-std::string_view hello_error_name(HelloError error);
+// Stable snake_case name of the reason, used in logs (hello_errors[error].name); "unknown" for a
+// value outside the enum.
+constexpr std::string_view hello_error_name(HelloError error) {
+    const auto index = static_cast<std::size_t>(error);
+    return index < hello_errors.size() ? hello_errors[index].name : "unknown";
+}
+constexpr std::string_view hello_error_class_name(HelloErrorClass error_class) {
+    switch (error_class) {
+        case HelloErrorClass::not_tls: return "not_tls";
+        case HelloErrorClass::too_large: return "too_large";
+        case HelloErrorClass::malformed: return "malformed";
+    }
+    return "malformed";
+}
 // Coarse reason for the `passgate_client_hello_rejected_total{reason}` label:
 // not_tls, too_large (also too_many_records), or malformed (all other specific errors).
-std::string_view hello_error_metric_reason(HelloError error);
+constexpr std::string_view hello_error_metric_reason(HelloError error) {
+    const auto index = static_cast<std::size_t>(error);
+    return hello_error_class_name(index < hello_errors.size() ? hello_errors[index].metric_class
+                                                               : HelloErrorClass::malformed);
+}
 
 struct ClientHello {
     std::string sni;                // lowercased, one trailing dot removed; empty: no SNI sent

@@ -546,3 +546,76 @@ TEST_CASE("access log: \"-\" writes to a duplicate of standard error", "[access_
     CHECK_THROWS_AS(passgate::open_access_log_destination("/nonexistent-dir/access.log"),
                     std::system_error);
 }
+
+namespace {
+
+// The keys of a logfmt line, in order (values skipped, quoted ones with their escapes).
+std::vector<std::string> logfmt_keys(const std::string& line) {
+    std::vector<std::string> keys;
+    std::size_t at = 0;
+    while (at < line.size() && line[at] != '\n') {
+        const std::size_t equals = line.find('=', at);
+        REQUIRE(equals != std::string::npos);
+        keys.push_back(line.substr(at, equals - at));
+        std::size_t end = equals + 1;
+        if (line[end] == '"') {
+            for (++end; line[end] != '"'; ++end)
+                if (line[end] == '\\') ++end;
+            ++end;
+        } else {
+            while (end < line.size() && line[end] != ' ' && line[end] != '\n') ++end;
+        }
+        at = end + (end < line.size() && line[end] == ' ' ? 1 : 0);
+    }
+    return keys;
+}
+
+// The keys of a one-line JSON object, in order: the strings at depth 1 followed by ':'.
+std::vector<std::string> json_keys(const std::string& line) {
+    std::vector<std::string> keys;
+    int depth = 0;
+    for (std::size_t at = 0; at < line.size(); ++at) {
+        const char c = line[at];
+        if (c == '{' || c == '[') ++depth;
+        if (c == '}' || c == ']') --depth;
+        if (c != '"') continue;
+        std::string text;
+        for (++at; line[at] != '"'; ++at) {
+            if (line[at] == '\\') text += line[at++];
+            text += line[at];
+        }
+        if (depth == 1 && line[at + 1] == ':') keys.push_back(text);
+    }
+    return keys;
+}
+
+}  // namespace
+
+TEST_CASE("access log: logfmt and JSON lines have the same fields in the same order, the "
+          "table's", "[access_log]") {
+    std::vector<std::string> table;
+    for (const std::string_view name : passgate::access_log_field_names()) table.emplace_back(name);
+    REQUIRE(table.size() == 16);
+    for (const AccessRecord& record : {completed_record(), hostile_record(), AccessRecord{}}) {
+        CHECK(logfmt_keys(format_access_line(record, AccessLogFormat::logfmt)) == table);
+        CHECK(json_keys(format_access_line(record, AccessLogFormat::json)) == table);
+    }
+}
+
+TEST_CASE("access log: config/README.md lists the fields of the table, in order", "[access_log]") {
+    const char* root = std::getenv("PASSGATE_SOURCE_ROOT");
+    REQUIRE(root != nullptr);
+    const std::string readme = read_file(std::string(root) + "/config/README.md");
+    const std::string marker = "Fields, in order: `";
+    const std::size_t start = readme.find(marker);
+    REQUIRE(start != std::string::npos);
+    const std::size_t end = readme.find('`', start + marker.size());
+    std::string listed = readme.substr(start + marker.size(), end - start - marker.size());
+    std::replace(listed.begin(), listed.end(), '\n', ' ');
+    std::vector<std::string> documented;
+    for (const std::string& word : split(listed, ' '))
+        if (!word.empty()) documented.push_back(word);
+    std::vector<std::string> table;
+    for (const std::string_view name : passgate::access_log_field_names()) table.emplace_back(name);
+    CHECK(documented == table);
+}
