@@ -26,9 +26,9 @@ enum class CloseReason {
     out_of_resources, // no pipe or socket could be created
     route_removed,    // a reload removed its route, and the route's drain_timeout ran out
     denied,           // the client address is refused by the listener's or the route's allow/deny
-    listener_limit,   // the listener's max_connections (this worker's share) was reached
-    rate_limit,       // the listener's max_connection_rate (this worker's bucket) was exceeded
-    route_limit,      // the route's max_connections (this worker's share) was reached
+    listener_limit,   // the listener's max_connections was reached (over all workers)
+    rate_limit,       // the listener's max_connection_rate was exceeded (one bucket, all workers)
+    route_limit,      // the route's max_connections was reached (over all workers)
     max_duration,     // open for the route's max_connection_duration
     // Listeners with accept_proxy_protocol (PROXY protocol from an upstream load balancer):
     proxy_untrusted,  // the peer is not in trusted_proxies (closed at accept, nothing read)
