@@ -80,6 +80,11 @@ TEST_CASE("the shared counters each have a cache line of their own", "[admission
     STATIC_REQUIRE(alignof(ListenerAdmissionCounters) == 64);
     STATIC_REQUIRE(sizeof(ListenerAdmissionCounters) == 128);
     STATIC_REQUIRE(sizeof(RouteAdmissionCounters) == 64);
+    // And the snapshot's (heap) counters are allocated on a line boundary.
+    AppMetrics metrics(2);
+    const Snapshot snapshot(config_with("", ""), metrics);
+    CHECK(reinterpret_cast<std::uintptr_t>(&snapshot.listener_counters(0)) % 64 == 0);
+    CHECK(reinterpret_cast<std::uintptr_t>(&snapshot.route_counters(0)) % 64 == 0);
 }
 
 TEST_CASE("take_rate_token: a full bucket of `rate`, refilled at `rate` a second", "[admission]") {
