@@ -84,10 +84,10 @@ struct Listener {
     // addresses it carries stand for the client's from then on.
     bool accept_proxy_protocol = false;
     std::vector<Cidr> trusted_proxies;
-    // Open connections at once; split across workers: each worker admits ceil(limit / workers).
+    // Open connections at once, exact over all workers (one shared count, src/proxy/admission.h).
     std::optional<std::uint32_t> max_connections;
-    // New connections per second; a token bucket per worker with rate / workers tokens a second
-    // and a burst of the same (at least 1).
+    // New connections per second; one token bucket shared by all workers, refilled at this rate
+    // and holding as many tokens (a burst of one second's worth).
     std::optional<std::uint32_t> max_connection_rate;
     int line = 0;                                     // where the [[listener]] table starts
 };
@@ -108,7 +108,7 @@ struct Route {
     std::optional<Duration> drain_timeout;
     // Client addresses checked after routing, before any backend is touched.
     AccessList access;
-    // Open connections routed here at once (from all its listeners together); split across
+    // Open connections routed here at once (from all its listeners together); exact over all
     // workers like Listener::max_connections.
     std::optional<std::uint32_t> max_connections;
     // A connection routed here is closed (reason max_duration) this long after it was accepted.

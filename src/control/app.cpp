@@ -228,6 +228,11 @@ public:
 
     AppMetrics& metrics() { return metrics_; }
     const std::shared_ptr<const config::Config>& config() const { return current_; }
+    // The snapshot of the running config, built here: reloads carry its admission counters over.
+    std::shared_ptr<const Snapshot> first_snapshot() {
+        snapshot_ = std::make_shared<const Snapshot>(current_, metrics_);
+        return snapshot_;
+    }
 
     void add_worker_metrics(const std::vector<std::unique_ptr<WorkerSlot>>& workers) {
         auto& completions = metrics_.registry.counter("passgate_worker_loop_completions_total",
@@ -321,7 +326,7 @@ public:
             metrics_.config_reloads.with({"failure"}).inc(control);
             return error.what();
         }
-        auto snapshot = std::make_shared<const Snapshot>(next, metrics_);
+        auto snapshot = std::make_shared<const Snapshot>(next, metrics_, snapshot_.get());
         for (unsigned worker = 0; worker < worker_count_; ++worker) {
             WorkerSlot& slot = *workers[worker];
             // The reload carries the newest sets: older undelivered ones are superseded.
@@ -346,6 +351,7 @@ public:
         metrics_.config_last_reload_success.with().set(control, unix_time_seconds());
         current_ = std::move(next);
         current_hash_ = hash;
+        snapshot_ = std::move(snapshot);
         return {};
     }
 
@@ -355,6 +361,9 @@ private:
     AppMetrics metrics_;
     std::shared_ptr<const config::Config> current_;
     std::string current_hash_;
+    // The newest snapshot (the workers hold it too). After metrics_: a snapshot's destructor
+    // updates a metric.
+    std::shared_ptr<const Snapshot> snapshot_;
 };
 
 }  // namespace
@@ -374,7 +383,7 @@ int run_app(config::Config config_value, const AppOptions& options) {
         config->runtime.workers != 0 ? config->runtime.workers : reactor::usable_cpus());
     const WorkerBounds bounds = start_up_bounds(*config, worker_count);
     ControlPlane control_plane(options, config, worker_count);
-    auto snapshot = std::make_shared<const Snapshot>(config, control_plane.metrics());
+    auto snapshot = control_plane.first_snapshot();
 
     // The access log is set up once at start (format and path changes need a restart); SIGHUP
     // and SIGUSR1 reopen its file for log rotation.

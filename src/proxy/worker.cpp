@@ -19,12 +19,11 @@ Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> sna
       stats_(stats),
       pipes_(options.pipe_size, options.pipe_pool_idle),
       listen_sockets_(std::move(listen_sockets)),
+      admission_(options.max_connections, options.hello_memory_budget),
       inbox_(loop_, inbox, [this](WorkerMessage message) { on_message(std::move(message)); }) {
     log_line(LogLevel::info, "worker " + std::to_string(options_.index) + ": io_uring " + loop_.features().describe());
     generations_.emplace_back(std::move(snapshot));
     attach_pools(generations_.back(), endpoint_sets);
-    listener_limits_.resize(generations_.back().snapshot->listeners().size());
-    route_open_.resize(generations_.back().snapshot->config().routes.size());
     start_acceptors();
     loop_.set_batch_end([this] { free_retired(); });
 }
@@ -82,124 +81,6 @@ void Worker::accept(std::size_t listener, reactor::Fd client) {
     started.start();
 }
 
-// ---- Limits -------------------------------------------------------------------------------------
-
-namespace {
-// Index in `config` of the listener / route named like `name`, if it still has one. Snapshot
-// listeners are in config order, so this is also the index into Snapshot::listeners().
-std::optional<std::size_t> listener_index(const config::Config& config, std::string_view name) {
-    const config::Listener* listener = config.find_listener(name);
-    if (listener == nullptr) return std::nullopt;
-    return static_cast<std::size_t>(listener - config.listeners.data());
-}
-std::optional<std::size_t> route_index(const config::Config& config, std::string_view name) {
-    const config::Route* route = config.find_route(name);
-    if (route == nullptr) return std::nullopt;
-    return static_cast<std::size_t>(route - config.routes.data());
-}
-}  // namespace
-
-// Limits are kept per name in the current config: a connection of an older snapshot counts
-// against the listener or route of the same name now.
-std::optional<std::size_t> Worker::current_listener(const Generation& generation,
-                                                    std::size_t listener) const {
-    const Generation& current = generations_.back();
-    if (&generation == &current) return listener;
-    return listener_index(current.snapshot->config(),
-                          generation.snapshot->config().listeners[listener].name);
-}
-
-std::optional<std::size_t> Worker::current_route(const Generation& generation,
-                                                 std::size_t route) const {
-    const Generation& current = generations_.back();
-    if (&generation == &current) return route;
-    return route_index(current.snapshot->config(), generation.snapshot->config().routes[route].name);
-}
-
-void Worker::rebuild_limits(const Snapshot& previous) {
-    const config::Config& next = generations_.back().snapshot->config();
-    std::vector<ListenerLimitState> listeners(next.listeners.size());
-    for (std::size_t index = 0; index < listeners.size(); ++index)
-        if (auto old = listener_index(previous.config(), next.listeners[index].name))
-            listeners[index] = listener_limits_[*old];
-    std::vector<std::uint32_t> routes(next.routes.size(), 0);
-    for (std::size_t index = 0; index < routes.size(); ++index)
-        if (auto old = route_index(previous.config(), next.routes[index].name))
-            routes[index] = route_open_[*old];
-    listener_limits_ = std::move(listeners);
-    route_open_ = std::move(routes);
-}
-
-std::optional<CloseReason> Worker::admit_listener(const Generation& generation, std::size_t listener) {
-    if (open_connections_ >= options_.max_connections) return CloseReason::worker_limit;
-    if (const std::optional<CloseReason> refused = admit_listener_limits(generation, listener)) return refused;
-    ++open_connections_;
-    return std::nullopt;
-}
-
-std::optional<CloseReason> Worker::admit_listener_limits(const Generation& generation, std::size_t listener) {
-    const std::optional<std::size_t> index = current_listener(generation, listener);
-    if (!index) return std::nullopt;  // a listener the current config no longer has: no limits
-    const config::Listener& config = *generations_.back().snapshot->listeners()[*index].listener;
-    const unsigned workers = generations_.back().snapshot->metrics().workers;
-    ListenerLimitState& state = listener_limits_[*index];
-    if (config.max_connections && state.open >= worker_share(*config.max_connections, workers))
-        return CloseReason::listener_limit;
-    if (config.max_connection_rate) {
-        const double per_second = static_cast<double>(*config.max_connection_rate) / workers;
-        const double burst = std::max(1.0, per_second);
-        const reactor::Millis now = loop_.now();
-        if (!state.bucket_started) {
-            state.bucket_started = true;
-            state.tokens = burst;
-        } else if (now > state.refilled) {
-            state.tokens = std::min(burst, state.tokens + static_cast<double>(now - state.refilled) *
-                                                              per_second / 1000.0);
-        }
-        state.refilled = now;
-        if (state.tokens < 1.0) return CloseReason::rate_limit;
-        state.tokens -= 1.0;
-    }
-    ++state.open;
-    return std::nullopt;
-}
-
-void Worker::release_listener(const Generation& generation, std::size_t listener) {
-    if (open_connections_ > 0) --open_connections_;
-    const std::optional<std::size_t> index = current_listener(generation, listener);
-    if (index && listener_limits_[*index].open > 0) --listener_limits_[*index].open;
-}
-
-bool Worker::admit_route(const Generation& generation, std::size_t route, bool& counted) {
-    counted = false;
-    const std::optional<std::size_t> index = current_route(generation, route);
-    if (!index) return true;  // a route the current config no longer has: no limit
-    const config::Route& config = generations_.back().snapshot->config().routes[*index];
-    const unsigned workers = generations_.back().snapshot->metrics().workers;
-    if (config.max_connections && route_open_[*index] >= worker_share(*config.max_connections, workers))
-        return false;
-    ++route_open_[*index];
-    counted = true;
-    return true;
-}
-
-void Worker::release_route(const Generation& generation, std::size_t route) {
-    const std::optional<std::size_t> index = current_route(generation, route);
-    if (index && route_open_[*index] > 0) --route_open_[*index];
-}
-
-bool Worker::charge_hello_memory(std::size_t growth, std::size_t buffer_after) {
-    const std::uint64_t budget = options_.hello_memory_budget;
-    const std::uint64_t limit = buffer_after <= small_hello_bytes ? budget + budget / 8 : budget;
-    if (hello_memory_ + growth > limit) return false;
-    hello_memory_ += growth;
-    return true;
-}
-
-void Worker::release_hello_memory(std::size_t bytes) {
-    hello_memory_ -= std::min<std::uint64_t>(hello_memory_, bytes);
-}
-
 void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
     stats_.active.sub();
     if (options_.access_log != nullptr) {
@@ -249,7 +130,7 @@ void Worker::free_retired() {
     stats_.pipes_idle.set(pipes.idle);
     stats_.loop_completions.set(loop_.stats().completions);
     stats_.loop_submissions.set(loop_.stats().submissions);
-    stats_.hello_memory.set(hello_memory_);
+    stats_.hello_memory.set(admission_.hello_memory());
 }
 
 // An older snapshot lives until its last connection ends, wherever it is in the list: one
@@ -380,11 +261,9 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
     acceptors_.clear();  // cancels the accepts in flight on the sockets of removed listeners
     acceptors_ = std::move(acceptors);
     listen_sockets_ = std::move(sockets);  // sockets of removed listeners close here
-    const std::shared_ptr<const Snapshot> previous = generations_.back().snapshot;
     generations_.emplace_back(std::move(snapshot));
     generations_may_be_unused_ = true;  // the previous one, if no connection uses it
     attach_pools(generations_.back(), endpoint_sets);
-    rebuild_limits(*previous);
     start_acceptors();
 
     // Connections whose route the new config no longer has keep running, unless that route

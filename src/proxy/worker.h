@@ -7,6 +7,7 @@
 #include "reactor/channel.h"
 #include "reactor/fd.h"
 #include "reactor/loop.h"
+#include "src/proxy/admission.h"
 #include "src/routing/balancer.h"
 #include "src/observe/connection_summary.h"
 #include "src/routing/endpoint_set.h"
@@ -97,11 +98,6 @@ struct WorkerOptions {
     std::uint64_t hello_memory_budget = 64ull * 1024 * 1024;
 };
 
-// Hello buffers up to this size may also use a reserve of budget / 8 beyond the budget: when
-// large pending hellos (slow or hostile clients) have spent the budget, ordinary hellos (a few
-// KiB, post-quantum ones included) still get through.
-inline constexpr std::size_t small_hello_bytes = 16 * 1024;
-
 class Worker {
 public:
     // `listen_sockets`: one per snapshot listener, in the same order; owned by the worker.
@@ -122,23 +118,31 @@ public:
     // A connection is done: account for it and free it after the current batch of events.
     void retire(ProxyConnection& connection, const ConnectionSummary& summary);
 
-    // Limits (config keys max_connections, max_connection_rate). Each worker enforces its share
-    // with no shared state: ceil(limit / workers) open connections, and a token bucket of
-    // rate / workers tokens a second (burst the same, at least 1). Counts follow listeners and
+    // Limits: decided by the worker's Admission (src/proxy/admission.h) against the current
+    // snapshot; listener and route limits are exact across workers, and follow listeners and
     // routes by name across reloads.
     // A new connection on `listener` of `generation`: nullopt when admitted (then it counts as
-    // open until release_listener), else the refusal (listener_limit or rate_limit).
-    std::optional<CloseReason> admit_listener(const Generation& generation, std::size_t listener);
-    void release_listener(const Generation& generation, std::size_t listener);
-    // Hello buffers, against hello_memory_budget: `growth` more bytes for a buffer that then
-    // holds `buffer_after` bytes. True when charged; false: the hello must be refused.
-    bool charge_hello_memory(std::size_t growth, std::size_t buffer_after);
-    void release_hello_memory(std::size_t bytes);
-    void add_hello_memory(std::size_t bytes) { hello_memory_ += bytes; }  // charged, budget or not
+    // open until release_listener), else the refusal (worker_limit, listener_limit or rate_limit).
+    std::optional<CloseReason> admit_listener(const Generation& generation, std::size_t listener) {
+        return admission_.admit_listener(current_snapshot(), *generation.snapshot, listener, loop_.now());
+    }
+    void release_listener(const Generation& generation, std::size_t listener) {
+        admission_.release_listener(current_snapshot(), *generation.snapshot, listener);
+    }
+    // Hello buffers, against hello_memory_budget: see Admission::charge_hello_memory.
+    bool charge_hello_memory(std::size_t growth, std::size_t buffer_after) {
+        return admission_.charge_hello_memory(growth, buffer_after);
+    }
+    void release_hello_memory(std::size_t bytes) { admission_.release_hello_memory(bytes); }
+    void add_hello_memory(std::size_t bytes) { admission_.add_hello_memory(bytes); }
     // A connection routed to `route` of `generation`: true when admitted (then it counts as open
     // until release_route); false when the route is at its max_connections.
-    bool admit_route(const Generation& generation, std::size_t route, bool& counted);
-    void release_route(const Generation& generation, std::size_t route);
+    bool admit_route(const Generation& generation, std::size_t route, bool& counted) {
+        return admission_.admit_route(current_snapshot(), *generation.snapshot, route, counted);
+    }
+    void release_route(const Generation& generation, std::size_t route) {
+        admission_.release_route(current_snapshot(), *generation.snapshot, route);
+    }
 
 private:
     void accept(std::size_t listener, reactor::Fd client);
@@ -157,19 +161,7 @@ private:
     // Frees the pools no live generation uses any more.
     void collect_pools();
     void start_acceptors();
-    // Index of a listener / route of `generation` in the current snapshot (by name), if any.
-    std::optional<std::size_t> current_listener(const Generation& generation, std::size_t listener) const;
-    std::optional<std::size_t> current_route(const Generation& generation, std::size_t route) const;
-    std::optional<CloseReason> admit_listener_limits(const Generation& generation, std::size_t listener);
-    // Carries the per-listener and per-route limit state over to the current snapshot.
-    void rebuild_limits(const Snapshot& previous);
-
-    struct ListenerLimitState {
-        std::uint32_t open = 0;      // connections admitted and not yet closed
-        double tokens = 0;           // max_connection_rate bucket
-        reactor::Millis refilled = 0;
-        bool bucket_started = false;
-    };
+    const Snapshot& current_snapshot() const { return *generations_.back().snapshot; }
 
     WorkerOptions options_;
     reactor::Loop loop_;
@@ -182,10 +174,7 @@ private:
     std::vector<std::unique_ptr<ProxyConnection>> connections_;
     std::vector<std::unique_ptr<ProxyConnection>> retired_;
     LogBudget reject_log_budget_{100};
-    std::vector<ListenerLimitState> listener_limits_;  // by listener index of the current snapshot
-    std::vector<std::uint32_t> route_open_;            // by route index of the current snapshot
-    std::uint32_t open_connections_ = 0;  // admitted and not yet closed (max_connections)
-    std::uint64_t hello_memory_ = 0;      // bytes charged by hello buffers
+    Admission admission_;
     bool draining_ = false;
     bool generations_may_be_unused_ = false;  // a connection ended or a reload came since the last look
     reactor::MemberTimer<Worker, &Worker::on_drain_deadline> drain_deadline_{*this};

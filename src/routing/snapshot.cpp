@@ -4,7 +4,27 @@
 
 namespace passgate {
 
-Snapshot::Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics)
+namespace {
+// The counters of the listener / route named `name` in `previous`, else fresh ones.
+std::shared_ptr<ListenerAdmissionCounters> listener_counters_for(const Snapshot* previous,
+                                                                 const std::string& name) {
+    if (previous != nullptr)
+        if (const config::Listener* had = previous->config().find_listener(name))
+            return previous->admission_counters().listeners[static_cast<std::size_t>(
+                had - previous->config().listeners.data())];
+    return std::make_shared<ListenerAdmissionCounters>();
+}
+std::shared_ptr<RouteAdmissionCounters> route_counters_for(const Snapshot* previous,
+                                                           const std::string& name) {
+    if (previous != nullptr)
+        if (const config::Route* had = previous->config().find_route(name))
+            return previous->admission_counters().routes[previous->route_index(had)];
+    return std::make_shared<RouteAdmissionCounters>();
+}
+}  // namespace
+
+Snapshot::Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics,
+                   const Snapshot* previous)
     : config_(std::move(config)), metrics_(metrics, *config_), live_count_(metrics.snapshots_live) {
     const config::Config& cfg = *config_;
     listeners_.reserve(cfg.listeners.size());
@@ -20,6 +40,10 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& met
                 static_cast<std::size_t>(service - cfg.services.data()), backend.weight});
         }
     }
+    for (const config::Listener& listener : cfg.listeners)
+        admission_.listeners.push_back(listener_counters_for(previous, listener.name));
+    for (const config::Route& route : cfg.routes)
+        admission_.routes.push_back(route_counters_for(previous, route.name));
     live_count_.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -1,13 +1,16 @@
 #pragma once
 // Everything a worker needs to route, built once from a validated config off the hot path and
 // then shared read-only by every worker: per listener its route table, per route its backends as
-// service indexes. Immutable; freed when the last worker and connection let go of it.
+// service indexes. Immutable, except for the admission counters it holds for every worker (see
+// AdmissionCounters); freed when the last worker and connection let go of it.
 
 #include "config/config.h"
 #include "src/observe/app_metrics.h"
 #include "src/routing/routing.h"
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -23,10 +26,34 @@ struct ListenerPlan {
     ListenerRoutes routes;
 };
 
+// Counts shared by all workers for the exact listener and route limits (max_connections,
+// max_connection_rate), decided in src/proxy/admission.h. Each atomic on its own cache line:
+// workers on different cores update them, and nothing else may share their line.
+struct ListenerAdmissionCounters {
+    alignas(64) std::atomic<std::uint32_t> open{0};  // admitted and not yet closed
+    // max_connection_rate: the token bucket as one "theoretical arrival time" (GCRA), in
+    // nanoseconds of the loops' monotonic clock; 0 = never used (a full bucket).
+    alignas(64) std::atomic<std::uint64_t> rate_next_ns{0};
+};
+struct RouteAdmissionCounters {
+    alignas(64) std::atomic<std::uint32_t> open{0};  // admitted and not yet closed
+};
+
+// Every listener's and route's counters, by index of the snapshot's config. A listener or route
+// that keeps its name across a reload keeps its counters (the same objects, shared by both
+// snapshots), so that connections still open on the old snapshot keep counting.
+struct AdmissionCounters {
+    std::vector<std::shared_ptr<ListenerAdmissionCounters>> listeners;
+    std::vector<std::shared_ptr<RouteAdmissionCounters>> routes;
+};
+
 class Snapshot {
 public:
     // Creates (or revives) the metric series this config needs, on the calling (control) thread.
-    Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics);
+    // `previous`: the snapshot this one replaces (nullptr at start), whose admission counters
+    // carry over to the listeners and routes of the same name.
+    Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics,
+             const Snapshot* previous = nullptr);
     ~Snapshot();
     Snapshot(const Snapshot&) = delete;
     Snapshot& operator=(const Snapshot&) = delete;
@@ -40,12 +67,19 @@ public:
         return route_backends_[route];
     }
     const SnapshotMetrics& metrics() const { return metrics_; }
+    // Written by every worker (atomics); the vectors themselves never change.
+    ListenerAdmissionCounters& listener_counters(std::size_t listener) const {
+        return *admission_.listeners[listener];
+    }
+    RouteAdmissionCounters& route_counters(std::size_t route) const { return *admission_.routes[route]; }
+    const AdmissionCounters& admission_counters() const { return admission_; }
 
 private:
     std::shared_ptr<const config::Config> config_;
     std::vector<ListenerPlan> listeners_;
     std::vector<std::vector<WeightedService>> route_backends_;  // by route index
     SnapshotMetrics metrics_;
+    AdmissionCounters admission_;
     std::atomic<std::int64_t>& live_count_;  // AppMetrics::snapshots_live
 };
 

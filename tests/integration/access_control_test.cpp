@@ -1,6 +1,7 @@
 // Access control and limits with a real passgate (issue 8, items 4 and 5): allow/deny by client
 // address (clients bind different 127.0.0.x sources), listener and route max_connections,
-// max_connection_rate, and a route's max_connection_duration. One worker, so limits are exact.
+// max_connection_rate, and a route's max_connection_duration; with one worker, and (exact limits)
+// with four.
 
 #include "tests/support/net.h"
 #include "tests/support/passgate.h"
@@ -280,5 +281,115 @@ TEST_CASE("route max_connection_duration closes a long stream with its reason",
     CHECK(passgate.wait_for_client_log(name, "reason=max_duration"));
     CHECK(closed(passgate, "max_duration") == 1);
     CHECK(refused(passgate, "denied") == 0);
+    stop_and_check(passgate);
+}
+
+// ---- Exact limits across workers ----------------------------------------------------------------
+// Four workers, and clients from many 127.0.0.x sources so that SO_REUSEPORT spreads them: the
+// listener's and the route's limits hold over all workers together, not per worker.
+
+namespace {
+
+constexpr unsigned exact_workers = 4;
+
+// The next client source, 127.0.0.2 to 127.0.0.201 in turn.
+std::string next_source() {
+    static unsigned next = 0;
+    return "127.0.0." + std::to_string(2 + next++ % 200);
+}
+
+double active(const Passgate& passgate) {
+    return passgate.metric({"passgate_downstream_connections_active"}).value_or(-1);
+}
+
+// Closes every held connection and waits until passgate counts none open.
+void close_all(std::vector<Socket>& held, const Passgate& passgate) {
+    held.clear();
+    REQUIRE(wait_until([&] { return active(passgate) == 0; }, Millis(5000), Millis(20)));
+}
+
+}  // namespace
+
+TEST_CASE("listener max_connections is exact over 4 workers: 5 held, the 6th refused, 20 times",
+          "[integration][limits]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(), "max_connections = 5", ""),
+                                           {}, exact_workers});
+    REQUIRE(passgate.wait_ready());
+    for (int repetition = 1; repetition <= 20; ++repetition) {
+        INFO("repetition " << repetition);
+        std::vector<Socket> held;
+        int admitted = 0;
+        for (int i = 0; i < 5; ++i) {
+            held.push_back(connect_from(next_source().c_str(), port));
+            admitted += round_trip(held.back().get()) ? 1 : 0;
+        }
+        CHECK(admitted == 5);
+        Socket sixth = connect_from(next_source().c_str(), port);
+        check_closed_at_once(sixth.get());
+        CHECK(wait_until([&] { return refused(passgate, "listener_limit") == repetition; }, Millis(3000)));
+        sixth.reset();
+        close_all(held, passgate);
+    }
+    stop_and_check(passgate);
+}
+
+TEST_CASE("route max_connections is exact over 4 workers: 5 held, the 6th refused, 20 times",
+          "[integration][limits]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(), "", "max_connections = 5"),
+                                           {}, exact_workers});
+    REQUIRE(passgate.wait_ready());
+    for (int repetition = 1; repetition <= 20; ++repetition) {
+        INFO("repetition " << repetition);
+        std::vector<Socket> held;
+        int admitted = 0;
+        for (int i = 0; i < 5; ++i) {
+            held.push_back(connect_from(next_source().c_str(), port));
+            admitted += round_trip(held.back().get()) ? 1 : 0;
+        }
+        CHECK(admitted == 5);
+        Socket sixth = connect_from(next_source().c_str(), port);
+        CHECK(send_all(sixth.get(), hello_bytes(), deadline_in(Millis(3000))));
+        check_closed_at_once(sixth.get());
+        CHECK(wait_until([&] { return refused(passgate, "route_limit") == repetition; }, Millis(3000)));
+        sixth.reset();
+        close_all(held, passgate);
+    }
+    stop_and_check(passgate);
+}
+
+TEST_CASE("listener max_connection_rate is one bucket over 4 workers: 5 of a burst of 10",
+          "[integration][limits]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(), "max_connection_rate = 5", ""),
+                                           {}, exact_workers});
+    REQUIRE(passgate.wait_ready());
+    double refused_before = 0;
+    for (int repetition = 1; repetition <= 5; ++repetition) {
+        INFO("repetition " << repetition);
+        // A full bucket again: 5 tokens take 1 s to come back.
+        std::this_thread::sleep_for(Millis(1100));
+        const Clock::time_point start = Clock::now();
+        std::vector<Socket> burst;
+        for (int i = 0; i < 10; ++i) burst.push_back(connect_from(next_source().c_str(), port));
+        int admitted = 0;
+        for (Socket& socket : burst) admitted += round_trip(socket.get()) ? 1 : 0;
+        // Passgate decided on each within this window, which refills a token every 200 ms.
+        const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        INFO("burst judged within " << seconds << " s");
+        CHECK(admitted >= 5);
+        CHECK(admitted <= 5 + static_cast<int>(seconds * 5));
+        const double refused_now = refused_before + (10 - admitted);
+        CHECK(wait_until([&] { return refused(passgate, "rate_limit") == refused_now; }, Millis(3000)));
+        refused_before = refused_now;
+        close_all(burst, passgate);
+    }
     stop_and_check(passgate);
 }
