@@ -7,7 +7,6 @@
 
 #include <cassert>
 #include <cerrno>
-#include <optional>
 
 namespace passgate {
 
