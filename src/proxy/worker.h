@@ -1,7 +1,8 @@
 #pragma once
 // One worker per core: its own loop (io_uring), its own SO_REUSEPORT listening sockets, its own
 // pipe pool, balancing state and connections. Nothing here is shared with other workers; the
-// only ways in are the inbox channel (control messages) and read-only snapshots.
+// only ways in are the inbox channel (control messages) and read-only snapshots (whose one
+// mutable part, the listener and route admission counts, every worker updates atomically).
 
 #include "reactor/acceptor.h"
 #include "reactor/channel.h"

@@ -363,6 +363,43 @@ TEST_CASE("route max_connections is exact over 4 workers: 5 held, the 6th refuse
     stop_and_check(passgate);
 }
 
+TEST_CASE("listener max_connections over 4 workers keeps counting connections open across a reload",
+          "[integration][limits][reload]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, PassgateOptions{config_for(port, backend.port(), "max_connections = 5", ""),
+                                           {}, exact_workers});
+    REQUIRE(passgate.wait_ready());
+    std::vector<Socket> held;
+    for (int i = 0; i < 5; ++i) {
+        held.push_back(connect_from(next_source().c_str(), port));
+        CHECK(round_trip(held.back().get()));
+    }
+    // Same listener name, another config: the 5 open on the old snapshot still count.
+    reload_with(passgate, config_for(port, backend.port(),
+                                     "max_connections = 5\nclient_hello_timeout = \"4s\"", ""));
+    REQUIRE(wait_for_reloads(passgate, 1));
+    for (int i = 0; i < 4; ++i) {
+        Socket over = connect_from(next_source().c_str(), port);
+        check_closed_at_once(over.get());
+    }
+    CHECK(wait_until([&] { return refused(passgate, "listener_limit") == 4; }, Millis(3000)));
+    // Two of the old ones close: exactly two new ones are admitted.
+    held.erase(held.begin(), held.begin() + 2);
+    REQUIRE(wait_until([&] { return active(passgate) == 3; }, Millis(5000), Millis(20)));
+    for (int i = 0; i < 2; ++i) {
+        held.push_back(connect_from(next_source().c_str(), port));
+        CHECK(round_trip(held.back().get()));
+    }
+    Socket over = connect_from(next_source().c_str(), port);
+    check_closed_at_once(over.get());
+    CHECK(wait_until([&] { return refused(passgate, "listener_limit") == 5; }, Millis(3000)));
+    over.reset();
+    close_all(held, passgate);
+    stop_and_check(passgate);
+}
+
 TEST_CASE("listener max_connection_rate is one bucket over 4 workers: 5 of a burst of 10",
           "[integration][limits]") {
     TempDir dir;
