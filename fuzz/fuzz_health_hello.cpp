@@ -4,10 +4,11 @@
 //  - as the first bytes a backend answers a `tls` health check with: classify_server_reply must
 //    decide within kServerReplyBytes, and a verdict on a prefix never changes with more bytes
 //    (the checker stops reading at the first verdict);
-//  - as a server name: when it is a hostname of DNS labels, the health check's ClientHello for it
-//    must be a hello that passgate's own parser accepts, with that SNI.
+//  - as a server name: when the config would take it as a health check's sni, the health check's
+//    ClientHello for it must be a hello that passgate's own parser accepts, with that SNI.
 // Invariant violations abort, so libFuzzer reports them as crashes.
 
+#include "config/hostname.h"
 #include "src/wire/client_hello.h"
 #include "src/wire/health_hello.h"
 
@@ -36,39 +37,16 @@ void check_reply(std::span<const std::uint8_t> bytes) {
     if (first_verdict != ServerReply::need_more) require(whole == first_verdict);
 }
 
-// DNS labels of letters, digits and '-' (not at a label's ends), at most 63 bytes each and 253 in
-// all: the names make_health_client_hello is specified for.
-bool dns_hostname(std::string_view name) {
-    if (name.empty() || name.size() > 253) return false;
-    std::size_t label = 0;
-    char previous = '.';
-    for (const char c : name) {
-        if (c == '.') {
-            if (label == 0 || previous == '-') return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
-            if (++label > 63) return false;
-        } else {
-            return false;
-        }
-        previous = c;
-    }
-    return label > 0 && previous != '-';
-}
-
 void check_hello(std::span<const std::uint8_t> bytes) {
     const std::string_view name(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (!dns_hostname(name)) return;
+    // The names make_health_client_hello is specified for: those the config accepts as a health
+    // check's sni (the one hostname rule, config/hostname.h).
+    if (!passgate::config::is_valid_hostname(name, passgate::config::HostnameSyntax::route)) return;
     passgate::HelloEntropy entropy;
     for (std::size_t i = 0; i < entropy.random.size(); ++i) entropy.random[i] = static_cast<std::uint8_t>(i);
     const std::vector<std::uint8_t> hello = passgate::make_health_client_hello(name, entropy);
     const passgate::HelloParse parsed = passgate::parse_client_hello(hello, 64 * 1024, passgate::max_hello_records);
-    // The parser may still refuse a name its hostname rule does not take (bad_sni), never the
-    // hello itself.
-    if (parsed.status == passgate::HelloParse::Status::rejected) {
-        require(parsed.error == passgate::HelloError::bad_sni);
-        return;
-    }
+    // The same rule on both sides: every name the config takes is an SNI the parser takes.
     require(parsed.status == passgate::HelloParse::Status::complete);
     require(parsed.hello.sni == name);
     require(parsed.hello.record_bytes == hello.size());
