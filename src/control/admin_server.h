@@ -55,7 +55,7 @@ struct AdminServerStats {
     std::uint64_t timed_out = 0;  // connections closed at request_timeout
 };
 
-class AdminServer : private reactor::Timer {
+class AdminServer {
 public:
     using Handler = std::function<HttpResponse(const HttpRequest&)>;
     AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler handler,
@@ -71,8 +71,7 @@ private:
     // Closes the oldest exchange waiting for its head among those `matching`, else the oldest
     // of them (none when nothing matches).
     void evict_oldest(const std::function<bool(const Exchange&)>& matching);
-    void retire(Exchange* exchange);
-    void on_timer() override;  // frees retired exchanges, one loop iteration later
+    void retire(Exchange* exchange);  // hands it to the loop's defer_destroy
 
     reactor::Loop& loop_;
     reactor::Fd listen_socket_;
@@ -80,7 +79,6 @@ private:
     AdminServerOptions options_;
     AdminServerStats stats_;
     std::list<std::unique_ptr<Exchange>> exchanges_;  // oldest first
-    std::list<std::unique_ptr<Exchange>> retired_;
     std::unordered_map<std::string, std::size_t> per_source_;  // open exchanges by client address
     reactor::Acceptor acceptor_;
 };
