@@ -46,7 +46,9 @@ public:
     std::optional<T> try_receive() {
         const std::size_t head = head_.load(std::memory_order_relaxed);
         if (head == tail_.load(std::memory_order_acquire)) return std::nullopt;
-        T message = std::move(*slots_[head]);
+        // Moved as the optional (not as a T): g++ 12 -O2 then sees no "uninitialized" member of
+        // a std::variant message where there is none.
+        std::optional<T> message = std::move(slots_[head]);
         slots_[head].reset();
         head_.store((head + 1) % slots_.size(), std::memory_order_release);
         return message;
