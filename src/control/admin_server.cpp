@@ -55,6 +55,8 @@ HttpParse parse_http_request(std::string_view head) {
         return parse;
     }
     parse.status = HttpParse::Status::bad;
+    // The limit holds for complete heads too: the server reads past it by up to one chunk.
+    if (end + 4 > max_request_head) return parse;
     const std::string_view lines = head.substr(0, end);
     const std::size_t line_end = lines.find("\r\n");
     const std::string_view request_line = lines.substr(0, line_end);

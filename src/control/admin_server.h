@@ -1,7 +1,8 @@
 #pragma once
 // A minimal HTTP/1.1 server for the admin address (GET /metrics, /healthz, /readyz), on the
 // control thread's loop, so it answers whatever load the workers carry. One request per
-// connection (Connection: close); request heads are bounded (8 KiB, request_timeout).
+// connection (Connection: close: a pipelined second request is not answered); request heads are
+// bounded (8 KiB including the blank line, else 400; request_timeout).
 //
 // Idle or slow clients cannot lock it (a liveness probe must always get its answer): each
 // connection has request_timeout to deliver its head (and again to take its response); at most
