@@ -44,6 +44,8 @@ public:
     std::optional<T> try_receive() {
         std::optional<T>* slot = ring_.front();
         if (slot == nullptr) return std::nullopt;
+        // Moved as the optional (not as a T): g++ 12 -O2 then sees no "uninitialized" member of
+        // a std::variant message where there is none.
         std::optional<T> message = std::move(*slot);
         ring_.pop();
         return message;

@@ -120,8 +120,22 @@ Loop::Loop(const RingOptions& options) : ring_(options), now_(monotonic_millis()
 
 // Members go in reverse order: pooled operations first, the ring last. No completion is
 // dispatched after run() returns, so operations still in flight in the kernel never reach freed
-// memory; ~Ring (io_uring_queue_exit) cancels them.
-Loop::~Loop() = default;
+// memory; ~Ring (io_uring_queue_exit) cancels them. Deferred objects go first of all.
+Loop::~Loop() { free_deferred(); }
+
+void Loop::free_deferred() {
+    // A destructor may defer more (an owner retiring what it holds): freed in the same call.
+    while (!deferred_.empty()) {
+        std::vector<std::unique_ptr<void, void (*)(void*)>> batch;
+        batch.swap(deferred_);
+        batch.clear();
+    }
+}
+
+void Loop::end_batch() {
+    free_deferred();
+    if (batch_end_) batch_end_();
+}
 
 Millis Loop::update_now() {
     now_ = monotonic_millis();
@@ -160,7 +174,7 @@ void Loop::run() {
     while (!stopping_) {
         update_now();
         stats_.timers_fired += timers_.fire_expired(now_);
-        if (batch_end_) batch_end_();
+        end_batch();
         if (stopping_) break;
 
         __kernel_timespec timeout{};
@@ -182,7 +196,7 @@ void Loop::run() {
             throw_errno("io_uring_submit_and_wait_timeout", -result);
         update_now();
         dispatch_completions();
-        if (batch_end_) batch_end_();
+        end_batch();
     }
 }
 

@@ -82,8 +82,22 @@ public:
     void arm_timer_after(Timer& timer, Millis delay) { timers_.arm(timer, now_ + delay); }
     void cancel_timer(Timer& timer) { timers_.cancel(timer); }
 
-    // Called after each batch of completions and timers: the place to free what handlers
-    // retired during the batch.
+    // Frees `object` after the current batch of completions and timers (before the batch-end
+    // hook), not now: a handler may retire its own owner (a connection, an admin exchange) while
+    // it is still on the call stack. Objects deferred outside run() are freed at the end of the
+    // next batch, by free_deferred(), or with the loop (before its operations and ring).
+    template <class T>
+    void defer_destroy(std::unique_ptr<T> object) {
+        if (!object) return;
+        deferred_.emplace_back(object.release(), [](void* pointer) { delete static_cast<T*>(pointer); });
+    }
+    // Frees everything deferred so far, now (also what the destructors defer in turn). For an
+    // owner whose deferred objects refer to it: call it before those references dangle.
+    void free_deferred();
+    std::size_t deferred_count() const { return deferred_.size(); }
+
+    // Called after each batch of completions and timers, once the deferred objects are freed:
+    // the place for per-batch bookkeeping (stats, "is the last connection gone?").
     void set_batch_end(std::function<void()> hook) { batch_end_ = std::move(hook); }
 
     const RingFeatures& features() const { return ring_.features(); }
@@ -99,6 +113,7 @@ private:
     WatchOp* take_op();
     void recycle_op(WatchOp* op);
     void dispatch_completions();
+    void end_batch();
 
     Ring ring_;
     TimerHeap timers_;
@@ -109,6 +124,9 @@ private:
     std::vector<std::unique_ptr<WatchOp>> all_ops_;
     std::vector<WatchOp*> free_ops_;
     std::size_t ops_in_flight_ = 0;
+    // Declared after the operations: freed first, while the ring and the op pool still exist
+    // (a deferred object's watches detach their operations as it goes).
+    std::vector<std::unique_ptr<void, void (*)(void*)>> deferred_;
 };
 
 Millis monotonic_millis();

@@ -50,6 +50,8 @@ HttpParse parse_http_request(std::string_view head) {
         return parse;
     }
     parse.status = HttpParse::Status::bad;
+    // The limit holds for complete heads too: the server reads past it by up to one chunk.
+    if (end + 4 > max_request_head) return parse;
     const std::string_view lines = head.substr(0, end);
     const std::size_t line_end = lines.find("\r\n");
     const std::string_view request_line = lines.substr(0, line_end);
@@ -227,20 +229,17 @@ void AdminServer::evict_oldest(const std::function<bool(const Exchange&)>& match
 }
 
 AdminServer::~AdminServer() {
-    loop_.cancel_timer(*this);
     acceptor_.stop();
     exchanges_.clear();
-    retired_.clear();
 }
 
 void AdminServer::retire(Exchange* exchange) {
     const auto held = per_source_.find(exchange->source);
     if (held != per_source_.end() && --held->second == 0) per_source_.erase(held);
-    // Still on the call stack now: freed (socket closed) on the next loop iteration.
-    retired_.splice(retired_.end(), exchanges_, exchange->position);
-    loop_.arm_timer(*this, loop_.now());
+    // Still on the call stack now: freed (socket closed) by the loop after this batch of events.
+    std::unique_ptr<Exchange> owned = std::move(*exchange->position);
+    exchanges_.erase(exchange->position);
+    loop_.defer_destroy(std::move(owned));
 }
-
-void AdminServer::on_timer() { retired_.clear(); }
 
 }  // namespace passgate

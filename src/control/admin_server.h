@@ -1,7 +1,8 @@
 #pragma once
 // A minimal HTTP/1.1 server for the admin address (GET /metrics, /healthz, /readyz), on the
 // control thread's loop, so it answers whatever load the workers carry. One request per
-// connection (Connection: close); request heads are bounded (8 KiB, request_timeout).
+// connection (Connection: close: a pipelined second request is not answered); request heads are
+// bounded (8 KiB including the blank line, else 400; request_timeout).
 //
 // Idle or slow clients cannot lock it (a liveness probe must always get its answer): each
 // connection has request_timeout to deliver its head (and again to take its response); at most
@@ -55,7 +56,7 @@ struct AdminServerStats {
     std::uint64_t timed_out = 0;  // connections closed at request_timeout
 };
 
-class AdminServer : private reactor::Timer {
+class AdminServer {
 public:
     using Handler = std::function<HttpResponse(const HttpRequest&)>;
     AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler handler,
@@ -71,8 +72,7 @@ private:
     // Closes the oldest exchange waiting for its head among those `matching`, else the oldest
     // of them (none when nothing matches).
     void evict_oldest(const std::function<bool(const Exchange&)>& matching);
-    void retire(Exchange* exchange);
-    void on_timer() override;  // frees retired exchanges, one loop iteration later
+    void retire(Exchange* exchange);  // hands it to the loop's defer_destroy
 
     reactor::Loop& loop_;
     reactor::Fd listen_socket_;
@@ -80,7 +80,6 @@ private:
     AdminServerOptions options_;
     AdminServerStats stats_;
     std::list<std::unique_ptr<Exchange>> exchanges_;  // oldest first
-    std::list<std::unique_ptr<Exchange>> retired_;
     std::unordered_map<std::string, std::size_t> per_source_;  // open exchanges by client address
     reactor::Acceptor acceptor_;
 };

@@ -1,5 +1,6 @@
 #pragma once
-// The process: binds listeners, starts one worker per core, and runs the control loop (signals,
+// The process entry: signal mask and log writer, then the ControlPlane (control_plane.h), which
+// binds listeners, starts one worker per core, and runs the control loop (signals,
 // admin HTTP) on the main thread until SIGTERM/SIGINT.
 
 #include "config/config.h"

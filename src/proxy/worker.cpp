@@ -20,12 +20,14 @@ Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> sna
       pipes_(options.pipe_size, options.pipe_pool_idle),
       listen_sockets_(std::move(listen_sockets)),
       admission_(options.max_connections, options.hello_memory_budget),
-      inbox_(loop_, inbox, [this](WorkerMessage message) { on_message(std::move(message)); }) {
+      inbox_(loop_, inbox, [this](WorkerMessage message) {
+          std::visit([this](auto&& kind) { on_message(std::move(kind)); }, std::move(message));
+      }) {
     log_line(LogLevel::info, "worker " + std::to_string(options_.index) + ": io_uring " + loop_.features().describe());
     generations_.emplace_back(std::move(snapshot));
     attach_pools(generations_.back(), endpoint_sets);
     start_acceptors();
-    loop_.set_batch_end([this] { free_retired(); });
+    loop_.set_batch_end([this] { on_batch_end(); });
 }
 
 // Starts an acceptor on every listening socket that has none yet (all of them at start; the new
@@ -65,7 +67,7 @@ Worker::~Worker() {
     // Connections and acceptors hold watches on the loop: they go before it.
     acceptors_.clear();
     connections_.clear();
-    retired_.clear();
+    loop_.free_deferred();  // retired connections refer to this worker: freed while it is whole
 }
 
 void Worker::run() { loop_.run(); }
@@ -106,8 +108,8 @@ void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summar
         if (suppressed > 0) line += " (" + std::to_string(suppressed) + " similar lines suppressed)";
         log_line(LogLevel::info, line);
     }
-    // Swap-remove from the table; the object itself is freed after this batch of events, since
-    // it is still on the call stack.
+    // Swap-remove from the table; the object itself is freed by the loop after this batch of
+    // events (before on_batch_end), since it is still on the call stack.
     const std::size_t slot = connection.slot;
     std::unique_ptr<ProxyConnection> owned = std::move(connections_[slot]);
     if (slot + 1 != connections_.size()) {
@@ -115,13 +117,12 @@ void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summar
         connections_[slot]->slot = slot;
     }
     connections_.pop_back();
-    retired_.push_back(std::move(owned));
+    loop_.defer_destroy(std::move(owned));
+    // Freeing a connection releases its generation: look for unused generations at batch end.
+    generations_may_be_unused_ = true;
 }
 
-void Worker::free_retired() {
-    // Freeing a connection releases its generation: look for unused generations then.
-    if (!retired_.empty()) generations_may_be_unused_ = true;
-    retired_.clear();
+void Worker::on_batch_end() {
     if (draining_ && connections_.empty()) loop_.stop();
     if (generations_may_be_unused_) free_unused_generations();
     // Published for the control thread (scrapes, STATUS): plain stores to this worker's cells.
@@ -151,21 +152,18 @@ void Worker::free_unused_generations() {
     if (freed) collect_pools();
 }
 
-void Worker::on_message(WorkerMessage message) {
-    switch (message.kind) {
-        case WorkerMessage::Kind::drain:
-            return drain(message.drain_timeout);
-        case WorkerMessage::Kind::stop:
-            return stop();
-        case WorkerMessage::Kind::reload:
-            return reload(std::move(message.snapshot), std::move(message.new_sockets),
-                          std::move(message.endpoint_sets));
-        case WorkerMessage::Kind::endpoints:
-            for (std::shared_ptr<const EndpointSet>& set : message.endpoint_sets) {
-                const auto pool = pools_.find(set->service);
-                if (pool != pools_.end()) pool->second->update(std::move(set));
-            }
-            return;
+void Worker::on_message(DrainMessage message) { drain(message.timeout); }
+
+void Worker::on_message(StopMessage) { stop(); }
+
+void Worker::on_message(ReloadMessage message) {
+    reload(std::move(message.snapshot), std::move(message.new_sockets), std::move(message.endpoint_sets));
+}
+
+void Worker::on_message(EndpointsMessage message) {
+    for (std::shared_ptr<const EndpointSet>& set : message.endpoint_sets) {
+        const auto pool = pools_.find(set->service);
+        if (pool != pools_.end()) pool->second->update(std::move(set));
     }
 }
 

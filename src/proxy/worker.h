@@ -22,6 +22,7 @@
 #include <utility>
 #include <memory>
 #include <optional>
+#include <variant>
 #include <vector>
 
 namespace passgate {
@@ -69,21 +70,26 @@ struct Generation {
 
 using EndpointSets = std::vector<std::shared_ptr<const EndpointSet>>;
 
-struct WorkerMessage {
-    // drain: stop accepting, let connections finish within `drain_timeout`, then close the rest
-    // and return from run(). stop: close everything now and return.
-    // endpoints: new endpoint sets for some services (discovery or health changed).
-    enum class Kind { drain, stop, reload, endpoints };
-    Kind kind = Kind::stop;
-    reactor::Millis drain_timeout = 0;
-    // reload: the new snapshot, and per listener of it either a freshly bound socket or an
-    // invalid Fd meaning "keep the socket you have for the listener of this name and address".
+// The control thread's messages to a worker, one type per kind (handled with std::visit).
+// Stop accepting, let connections finish within `timeout`, then close the rest and return from run().
+struct DrainMessage {
+    reactor::Millis timeout = 0;
+};
+// Close everything now and return from run().
+struct StopMessage {};
+// A new configuration: the new snapshot, and per listener of it either a freshly bound socket or
+// an invalid Fd meaning "keep the socket you have for the listener of this name and address";
+// the endpoint set of every service of the new snapshot, in config order.
+struct ReloadMessage {
     std::shared_ptr<const Snapshot> snapshot;
     std::vector<reactor::Fd> new_sockets;
-    // reload: the endpoint set of every service of the new snapshot, in config order;
-    // endpoints: the sets that changed.
     EndpointSets endpoint_sets;
 };
+// New endpoint sets for some services (discovery or health changed).
+struct EndpointsMessage {
+    EndpointSets endpoint_sets;
+};
+using WorkerMessage = std::variant<DrainMessage, StopMessage, ReloadMessage, EndpointsMessage>;
 
 class AccessLog;
 
@@ -149,8 +155,11 @@ private:
     void accept(std::size_t listener, reactor::Fd client);
     void accept_on(int listen_fd, reactor::Fd client);
     void on_accept_error(int error);
-    void on_message(WorkerMessage message);
-    void free_retired();
+    void on_message(DrainMessage message);
+    void on_message(StopMessage message);
+    void on_message(ReloadMessage message);
+    void on_message(EndpointsMessage message);
+    void on_batch_end();  // after the loop freed the connections retired in the batch
     void free_unused_generations();
     void stop();
     void drain(reactor::Millis timeout);
@@ -173,7 +182,6 @@ private:
     std::vector<reactor::Fd> listen_sockets_;
     std::vector<std::unique_ptr<reactor::Acceptor>> acceptors_;
     std::vector<std::unique_ptr<ProxyConnection>> connections_;
-    std::vector<std::unique_ptr<ProxyConnection>> retired_;
     LogBudget reject_log_budget_{100};
     Admission admission_;
     bool draining_ = false;

@@ -149,6 +149,111 @@ TEST_CASE("a handler may destroy its own watch from inside the callback") {
     CHECK(loop.operations_in_flight() == 0);
 }
 
+namespace {
+// Owned by a table, like a connection by its worker: on its first event it takes itself out of
+// the table and hands itself to defer_destroy, then goes on using its own members.
+struct Retiring final : WatchHandler {
+    Loop& loop;
+    std::vector<std::unique_ptr<Retiring>>& table;
+    int& destroyed;
+    Watch watch;
+    std::string after_retire;
+    std::vector<int>* deferred_while_running = nullptr;
+    Retiring(Loop& l, std::vector<std::unique_ptr<Retiring>>& t, int& d)
+        : loop(l), table(t), destroyed(d), watch(l, *this) {}
+    ~Retiring() { ++destroyed; }
+    void on_watch(int) override {
+        loop.defer_destroy(std::move(table.back()));
+        table.pop_back();
+        // Still alive until the batch ends: a use-after-free under ASan if it were freed now.
+        after_retire = "still here";
+        if (deferred_while_running) deferred_while_running->push_back(destroyed);
+        watch.stop();
+        loop.stop();
+    }
+};
+
+struct Counted {
+    int& destroyed;
+    ~Counted() { ++destroyed; }
+};
+
+// Defers another object from its destructor (an owner retiring what it holds).
+struct DefersInDestructor {
+    Loop& loop;
+    int& destroyed;
+    ~DefersInDestructor() {
+        ++destroyed;
+        loop.defer_destroy(std::unique_ptr<Counted>(new Counted{destroyed}));
+    }
+};
+}  // namespace
+
+TEST_CASE("defer_destroy frees a handler's own owner after the batch, before the batch-end hook") {
+    Loop loop;
+    Pipe pipe;
+    int destroyed = 0;
+    std::vector<int> destroyed_during_handler;
+    std::vector<int> destroyed_at_batch_end;
+    std::vector<std::unique_ptr<Retiring>> table;
+    table.push_back(std::make_unique<Retiring>(loop, table, destroyed));
+    table.back()->deferred_while_running = &destroyed_during_handler;
+    table.back()->watch.poll(pipe.read_end.get(), POLLIN, true);
+    loop.set_batch_end([&] { destroyed_at_batch_end.push_back(destroyed); });
+    REQUIRE(::write(pipe.write_end.get(), "x", 1) == 1);
+    loop.run();
+    CHECK(table.empty());
+    REQUIRE(destroyed_during_handler.size() == 1);
+    CHECK(destroyed_during_handler[0] == 0);  // not freed inside its own handler
+    CHECK(destroyed == 1);                    // freed when the batch ended
+    REQUIRE_FALSE(destroyed_at_batch_end.empty());
+    CHECK(destroyed_at_batch_end.back() == 1);  // the hook sees it gone
+    CHECK(loop.deferred_count() == 0);
+    StopAfter stop(loop);
+    loop.arm_timer_after(stop, 20);
+    loop.run();
+    CHECK(loop.operations_in_flight() == 0);
+}
+
+TEST_CASE("defer_destroy from a timer frees after the timers of that batch") {
+    Loop loop;
+    int destroyed = 0;
+    struct Retire final : Timer {
+        Loop& loop;
+        std::unique_ptr<DefersInDestructor> object;
+        int& destroyed;
+        int destroyed_in_handler = -1;
+        Retire(Loop& l, int& d) : loop(l), destroyed(d) {}
+        void on_timer() override {
+            loop.defer_destroy(std::move(object));
+            destroyed_in_handler = destroyed;
+            loop.stop();
+        }
+    } retire(loop, destroyed);
+    retire.object.reset(new DefersInDestructor{loop, destroyed});
+    loop.arm_timer_after(retire, 1);
+    loop.run();
+    CHECK(retire.destroyed_in_handler == 0);
+    // Both: the object, and what its destructor deferred in turn, freed in the same pass.
+    CHECK(destroyed == 2);
+    CHECK(loop.deferred_count() == 0);
+}
+
+TEST_CASE("objects deferred outside run() are freed by free_deferred or with the loop") {
+    int destroyed = 0;
+    {
+        Loop loop;
+        loop.defer_destroy(std::unique_ptr<DefersInDestructor>(new DefersInDestructor{loop, destroyed}));
+        CHECK(destroyed == 0);
+        loop.free_deferred();
+        CHECK(destroyed == 2);
+        loop.defer_destroy(std::unique_ptr<DefersInDestructor>(new DefersInDestructor{loop, destroyed}));
+        loop.defer_destroy(std::unique_ptr<DefersInDestructor>());  // nothing to defer
+        CHECK(loop.deferred_count() == 1);
+    }
+    CHECK(destroyed == 4);
+}
+
 TEST_CASE("operations are pooled: many arm/stop cycles reuse a bounded set") {
     Loop loop;
     Pipe pipe;

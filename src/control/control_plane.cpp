@@ -1,0 +1,392 @@
+#include "src/control/control_plane.h"
+
+#include "metrics/process.h"
+#include "reactor/socket.h"
+#include "reactor/threads.h"
+#include "src/control/fd_limit.h"
+#include "src/control/sd_notify.h"
+#include "src/observe/log.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace passgate {
+
+namespace {
+
+reactor::Fd bind_listener(const config::Listener& listener) {
+    try {
+        // Accepted sockets inherit TCP_NODELAY: forwarded bytes are batched by the peers already,
+        // no Nagle delay on top (the backend side sets it at connect).
+        return reactor::listen_tcp(listener.address.sockaddr_ptr(), listener.address.length,
+                                   reactor::ListenOptions{.no_delay = true});
+    } catch (const std::system_error& error) {
+        throw std::runtime_error("listener \"" + listener.name + "\" on " +
+                                 listener.address.to_string() + ": " + error.what());
+    }
+}
+
+std::uint64_t monotonic_usec() {
+    return static_cast<std::uint64_t>(reactor::monotonic_micros());
+}
+
+// Raises the descriptor soft limit to the hard limit (a shell's 1024 is far too few), derives
+// the per-worker bounds from it and the config, and logs all three.
+WorkerBounds start_up_bounds(const config::Config& config, unsigned workers) {
+    const FdLimit limit = raise_fd_limit();
+    if (limit.error != 0)
+        log_line(LogLevel::warning, std::string("file descriptor limit: could not raise the soft limit to the hard "
+                                                "limit: ") + std::strerror(limit.error));
+    if (limit.soft != limit.soft_before)
+        log_line(LogLevel::info, "file descriptor limit: soft limit raised from " + std::to_string(limit.soft_before) +
+                                     " to " + std::to_string(limit.soft) + " (hard " + std::to_string(limit.hard) + ")");
+    else
+        log_line(LogLevel::info, "file descriptor limit: " + std::to_string(limit.soft) + " (hard " +
+                                     std::to_string(limit.hard) + ")");
+    WorkerBounds bounds;
+    const FdReserve reserve{.admin_connections = config.admin.max_connections, .pipe_pool_idle = 64};
+    const std::uint32_t derived = derived_worker_connections(limit.soft, workers, reserve);
+    bounds.max_connections = config.runtime.max_connections_per_worker.value_or(derived);
+    bounds.hello_memory_budget = (config.runtime.max_hello_memory + workers - 1) / workers;
+    log_line(LogLevel::info,
+             "connections per worker: at most " + std::to_string(bounds.max_connections) +
+                 (config.runtime.max_connections_per_worker
+                      ? " ([runtime] max_connections_per_worker)"
+                      : " (derived from the descriptor limit; [runtime] max_connections_per_worker sets it)") +
+                 "; hello memory per worker: " + std::to_string(bounds.hello_memory_budget) +
+                 " bytes ([runtime] max_hello_memory / " + std::to_string(workers) + ")");
+    if (config.runtime.max_connections_per_worker && *config.runtime.max_connections_per_worker > derived)
+        log_line(LogLevel::warning, "[runtime] max_connections_per_worker " +
+                                        std::to_string(*config.runtime.max_connections_per_worker) +
+                                        " is more than the descriptor limit allows (" + std::to_string(derived) +
+                                        "): connections may fail with EMFILE before the cap");
+    return bounds;
+}
+
+bool same_listener(const config::Listener& a, const config::Listener& b) {
+    return a.name == b.name && a.address == b.address;
+}
+
+unsigned worker_count_of(const config::Config& config, const AppOptions& options) {
+    return options.workers_override.value_or(config.runtime.workers != 0 ? config.runtime.workers
+                                                                          : reactor::usable_cpus());
+}
+
+}  // namespace
+
+ControlPlane::ControlPlane(const AppOptions& options, config::Config config)
+    : options_(options),
+      current_(std::make_shared<const config::Config>(std::move(config))),
+      current_hash_(current_->source_hash),
+      worker_count_(worker_count_of(*current_, options_)),
+      bounds_(start_up_bounds(*current_, worker_count_)),
+      metrics_(worker_count_),
+      workers_(worker_count_),
+      loop_(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024}),
+      directory_(loop_, metrics_, [this](EndpointSets sets) { on_endpoints(std::move(sets)); }),
+      signals_(loop_, {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [this](int signal) { on_signal(signal); }) {
+    register_metrics();
+    initial_snapshot_ = std::make_shared<const Snapshot>(current_, metrics_);
+    snapshot_ = initial_snapshot_;
+    open_access_log();
+    bind_sockets();
+    metrics_.registry.counter("passgate_log_lines_dropped_total",
+        "Diagnostic log lines dropped: the queue to stderr was full (a stalled reader).")
+        .with_callback({}, [] { return double(log_lines_dropped()); });
+    register_worker_metrics();
+    try {
+        initial_sets_ = directory_.follow(*current_);
+    } catch (const std::runtime_error& error) {
+        throw std::runtime_error(std::string("endpoints: ") + error.what());
+    }
+}
+
+// The admin server and the directory go before the loop (members in reverse order); the
+// workers have been joined by run(), or are stopped and joined by ~WorkerSet.
+ControlPlane::~ControlPlane() = default;
+
+void ControlPlane::register_metrics() {
+    metrics::register_process_metrics(metrics_.registry);
+    metrics_.config_last_reload_success.with().set(metrics_.control_shard(), unix_time_seconds());
+    metrics_.config_hash_info.with({current_hash_}).set(metrics_.control_shard(), 1);
+}
+
+void ControlPlane::open_access_log() {
+    const config::Config& config = *current_;
+    if (!config.access_log.enabled) return;
+    AccessLogOptions log_options;
+    log_options.destination = config.access_log.path;
+    log_options.format = config.access_log.format;
+    log_options.workers = worker_count_;
+    try {
+        access_log_ = std::make_unique<AccessLog>(log_options);
+    } catch (const std::system_error& error) {
+        throw std::runtime_error("access_log.path " + config.access_log.path + ": " + error.what());
+    }
+    AccessLog* log = access_log_.get();
+    auto& lines = metrics_.registry.counter("passgate_access_log_lines_total",
+        "Access log lines, by result (dropped: the worker's queue was full, in lines or in bytes).", {"result"});
+    lines.with_callback({"written"}, [log] { return double(log->written()); });
+    lines.with_callback({"dropped"}, [log] { return double(log->dropped()); });
+    metrics_.registry.counter("passgate_access_log_write_errors_total",
+        "Failed writes or reopens of the access log.").with_callback({}, [log] {
+            return double(log->write_errors());
+        });
+}
+
+// Binds everything before starting anything: a taken port is reported at once, by name.
+void ControlPlane::bind_sockets() {
+    const config::Config& config = *current_;
+    initial_sockets_.resize(worker_count_);
+    for (unsigned worker = 0; worker < worker_count_; ++worker)
+        for (const config::Listener& listener : config.listeners)
+            initial_sockets_[worker].push_back(bind_listener(listener));
+    try {
+        admin_socket_ = reactor::listen_tcp(config.admin.address.sockaddr_ptr(), config.admin.address.length,
+                                            reactor::ListenOptions{.backlog = 64, .reuse_port = false});
+    } catch (const std::system_error& error) {
+        throw std::runtime_error("admin address " + config.admin.address.to_string() + ": " + error.what());
+    }
+}
+
+void ControlPlane::register_worker_metrics() {
+    auto& completions = metrics_.registry.counter("passgate_worker_loop_completions_total",
+        "io_uring completions handled, by worker.", {"worker"});
+    auto& submissions = metrics_.registry.counter("passgate_worker_loop_submissions_total",
+        "io_uring submissions, by worker.", {"worker"});
+    auto& accepted = metrics_.registry.counter("passgate_worker_accepted_total",
+        "Connections accepted, by worker.", {"worker"});
+    auto& accept_errors = metrics_.registry.counter("passgate_worker_accept_errors_total",
+        "Failed accepts (out of descriptors or memory), by worker; accepting backs off.", {"worker"});
+    for (unsigned index = 0; index < workers_.size(); ++index) {
+        const WorkerStats* stats = &workers_.stats(index);
+        const std::string worker = std::to_string(index);
+        completions.with_callback({worker}, [stats] { return double(stats->loop_completions.get()); });
+        submissions.with_callback({worker}, [stats] { return double(stats->loop_submissions.get()); });
+        accepted.with_callback({worker}, [stats] { return double(stats->accepted.get()); });
+        accept_errors.with_callback({worker}, [stats] { return double(stats->accept_errors.get()); });
+    }
+    const WorkerSet* all = &workers_;
+    metrics_.registry.gauge("passgate_config_reload_pending_workers",
+        "Workers that have not yet received the last configuration reload (their inbox was "
+        "full); retried every 100 ms.").with_callback({}, [all] { return double(all->pending_reloads()); });
+    metrics_.pipes_in_use.with_callback({}, [all] {
+        double sum = 0;
+        for (unsigned index = 0; index < all->size(); ++index) sum += double(all->stats(index).pipes_in_use.get());
+        return sum;
+    });
+    metrics_.registry.gauge("passgate_hello_memory_bytes",
+        "Bytes of ClientHello buffers held before routing, summed over workers "
+        "(bounded by [runtime] max_hello_memory).").with_callback({}, [all] {
+            double sum = 0;
+            for (unsigned index = 0; index < all->size(); ++index)
+                sum += double(all->stats(index).hello_memory.get());
+            return sum;
+        });
+    metrics_.pipe_pool_size.with_callback({}, [all] {
+        double sum = 0;
+        for (unsigned index = 0; index < all->size(); ++index) sum += double(all->stats(index).pipes_idle.get());
+        return sum;
+    });
+}
+
+void ControlPlane::register_admin_metrics() {
+    auto& admin_closed = metrics_.registry.counter("passgate_admin_connections_closed_total",
+        "Admin connections closed early: evicted (the oldest waiting one, to make room for a new "
+        "connection), timeout (no request head, or response not taken, within request_timeout).",
+        {"reason"});
+    const AdminServer* server = &*admin_;
+    admin_closed.with_callback({"evicted"}, [server] { return double(server->stats().evicted); });
+    admin_closed.with_callback({"timeout"}, [server] { return double(server->stats().timed_out); });
+}
+
+int ControlPlane::run() {
+    WorkerOptions worker_options;
+    worker_options.access_log = access_log_.get();
+    worker_options.max_connections = bounds_.max_connections;
+    worker_options.hello_memory_budget = bounds_.hello_memory_budget;
+    // The snapshot is moved: the workers hold it now. A worker that fails takes the process down
+    // cleanly, with status 1.
+    workers_.start(worker_options, std::move(initial_snapshot_), std::move(initial_sets_), std::move(initial_sockets_),
+                   [](unsigned) { ::kill(::getpid(), SIGTERM); });
+    initial_sets_.clear();
+
+    loop_.arm_timer_after(ticker_, 100);
+    // Ready once every worker runs and every DNS service has had its first answer (or failure).
+    loop_.arm_timer_after(readiness_, 0);
+    const config::Config& config = *current_;
+    admin_.emplace(loop_, std::move(admin_socket_),
+                   [this](const HttpRequest& request) { return on_admin_request(request); },
+                   AdminServerOptions{.request_timeout = config.admin.request_timeout.count(),
+                                      .max_connections = config.admin.max_connections,
+                                      .max_connections_per_source = config.admin.max_connections_per_source});
+    register_admin_metrics();
+
+    log_line(LogLevel::info, "started " + std::to_string(worker_count_) + " workers; config " + options_.config_path +
+                                 "; admin on " + config.admin.address.to_string());
+    loop_.run();
+    workers_.join();
+    if (access_log_) access_log_->stop();  // after the workers: their last lines are queued
+    log_line(LogLevel::info, "stopped");
+    return workers_.failed() ? 1 : 0;
+}
+
+void ControlPlane::on_signal(int signal) {
+    if (signal == SIGTERM || signal == SIGINT) {
+        on_shutdown_signal(signal);
+    } else if (signal == SIGUSR1) {
+        if (access_log_) access_log_->reopen();
+    } else if (signal == SIGHUP && !stopping_) {
+        on_reload_signal();
+    }
+}
+
+// First SIGTERM/SIGINT: stop accepting, let connections finish up to shutdown_timeout.
+// A second one: close everything now.
+void ControlPlane::on_shutdown_signal(int signal) {
+    if (stopping_) {
+        log_line(LogLevel::warning, std::string("received ") + ::strsignal(signal) +
+                                        " again, closing every connection now");
+        workers_.send_to_all(StopMessage{});
+        return;
+    }
+    stopping_ = true;
+    const reactor::Millis timeout = current_->runtime.shutdown_timeout.count();
+    sd_notify_state("STOPPING=1\nSTATUS=draining " + std::to_string(workers_.active_connections()) + " connections");
+    log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) + ", draining " +
+                                 std::to_string(workers_.active_connections()) + " connections for up to " +
+                                 std::to_string(timeout) + " ms");
+    workers_.send_to_all(DrainMessage{.timeout = timeout});
+}
+
+void ControlPlane::on_reload_signal() {
+    if (access_log_) access_log_->reopen();
+    sd_notify_state("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()));
+    const std::string rejected = reload();
+    if (rejected.empty())
+        log_line(LogLevel::info, "configuration reloaded from " + options_.config_path);
+    else
+        log_line(LogLevel::error, "configuration reload rejected, keeping the running one: " + rejected);
+    sd_notify_state("READY=1");
+}
+
+// New listeners are bound before anything is handed over, so a bind failure rejects the whole
+// reload.
+std::string ControlPlane::reload() {
+    const std::size_t control = metrics_.control_shard();
+    std::shared_ptr<const config::Config> next;
+    try {
+        next = std::make_shared<const config::Config>(config::load_config_file(options_.config_path));
+    } catch (const config::ConfigError& error) {
+        metrics_.config_reloads.with({"failure"}).inc(control);
+        return error.what();
+    }
+    // The hash of the very bytes just parsed (never a second read of the file).
+    const std::string hash = next->source_hash;
+    if (hash == current_hash_) {
+        metrics_.config_reloads.with({"success"}).inc(control);
+        metrics_.config_last_reload_success.with().set(control, unix_time_seconds());
+        log_line(LogLevel::info, "reload: configuration unchanged");
+        return {};
+    }
+    const config::Config& running = *current_;
+    if (!(next->admin.address == running.admin.address))
+        log_line(LogLevel::warning, "reload: [admin] address changes need a restart; keeping " +
+                                        running.admin.address.to_string());
+    if (next->runtime.workers != running.runtime.workers)
+        log_line(LogLevel::warning, "reload: [runtime] workers changes need a restart");
+    for (const std::string& warning : next->warnings) log_line(LogLevel::warning, warning);
+
+    std::vector<std::vector<reactor::Fd>> sockets(worker_count_);
+    try {
+        for (unsigned worker = 0; worker < worker_count_; ++worker) {
+            for (const config::Listener& listener : next->listeners) {
+                const bool kept = std::any_of(running.listeners.begin(), running.listeners.end(),
+                    [&](const config::Listener& had) { return same_listener(had, listener); });
+                sockets[worker].push_back(kept ? reactor::Fd() : bind_listener(listener));
+            }
+        }
+    } catch (const std::exception& error) {
+        metrics_.config_reloads.with({"failure"}).inc(control);
+        return error.what();
+    }
+    EndpointSets endpoint_sets;
+    try {
+        endpoint_sets = directory_.follow(*next);
+    } catch (const std::runtime_error& error) {
+        metrics_.config_reloads.with({"failure"}).inc(control);
+        return error.what();
+    }
+    auto snapshot = std::make_shared<const Snapshot>(next, metrics_, snapshot_.get());
+    for (unsigned worker = 0; worker < worker_count_; ++worker)
+        workers_.send_reload(worker, ReloadMessage{.snapshot = snapshot,
+                                                   .new_sockets = std::move(sockets[worker]),
+                                                   .endpoint_sets = endpoint_sets});
+    metrics_.config_hash_info.remove({current_hash_});
+    metrics_.config_hash_info.with({hash}).set(control, 1);
+    metrics_.config_reloads.with({"success"}).inc(control);
+    metrics_.config_last_reload_success.with().set(control, unix_time_seconds());
+    current_ = std::move(next);
+    current_hash_ = hash;
+    snapshot_ = snapshot;
+    return {};
+}
+
+// Discovery or health changed some services' endpoints: every worker gets the latest sets.
+void ControlPlane::on_endpoints(EndpointSets sets) {
+    workers_.queue_endpoints(sets);
+    workers_.flush();
+}
+
+// Every 100 ms: finish once every worker has returned; retry what found an inbox full; every
+// 5 s: a STATUS line.
+void ControlPlane::on_tick() {
+    loop_.arm_timer_after(ticker_, 100);
+    if (workers_.all_finished()) return loop_.stop();
+    workers_.flush();
+    // Once a second: free the metric series hidden for departed_series_retention that nothing
+    // uses any more (departed endpoints, removed services, old config hashes).
+    if (ticks_ % 10 == 0) {
+        metrics_.registry.free_removed(current_->admin.departed_series_retention);
+        metrics_.metric_series.with().set(metrics_.control_shard(), static_cast<double>(metrics_.registry.series_count()));
+    }
+    if (++ticks_ % 50 == 0 || stopping_)
+        sd_notify_state(std::string("STATUS=") + (stopping_ ? "draining " : "serving ") +
+                        std::to_string(workers_.active_connections()) + " connections");
+}
+
+void ControlPlane::on_readiness() {
+    if (!(workers_.all_ready() && directory_.settled())) return loop_.arm_timer_after(readiness_, 5);
+    notified_ready_ = true;
+    log_line(LogLevel::info, "ready");
+    if (!sd_notify_state("READY=1\nSTATUS=serving"))
+        log_line(LogLevel::warning, std::string("sd_notify READY=1 failed: ") + std::strerror(errno));
+}
+
+HttpResponse ControlPlane::on_admin_request(const HttpRequest& request) {
+    HttpResponse response;
+    if (request.path == "/healthz") {
+        response.body = "ok\n";
+    } else if (request.path == "/readyz") {
+        const bool ready = !stopping_ && notified_ready_;
+        response.status = ready ? 200 : 503;
+        response.body = ready ? "ready\n" : "not ready\n";
+    } else if (request.path == "/metrics") {
+        const metrics::Format format = request.accept.find("application/openmetrics-text") != std::string::npos
+                                           ? metrics::Format::openmetrics
+                                           : metrics::Format::text;
+        response.content_type = std::string(metrics::content_type(format));
+        response.body = metrics_.registry.render(format);
+    } else {
+        response.status = 404;
+        response.body = "not found\n";
+    }
+    return response;
+}
+
+}  // namespace passgate
