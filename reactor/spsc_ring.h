@@ -19,7 +19,9 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -30,6 +32,7 @@ class SpscRing {
 public:
     // `capacity`: elements the ring holds when full, at least 1. T must be default-constructible
     // and move-assignable: a free slot holds a T{}.
+    static_assert(std::is_nothrow_default_constructible_v<T>, "pop() makes a free slot's T{} in place");
     explicit SpscRing(std::size_t capacity) : slots_(capacity) {
         if (capacity == 0) throw std::invalid_argument("SpscRing: capacity must be at least 1");
     }
@@ -73,7 +76,12 @@ public:
     void pop() {
         const std::uint64_t head = head_.load(std::memory_order_relaxed);
         assert(head != tail_.load(std::memory_order_relaxed));
-        slots_[head % slots_.size()] = T{};
+        // Destroyed and made anew, not assigned T{}: assigning an empty std::string keeps the
+        // old one's heap buffer, so every slot would hold on to the longest line it ever carried
+        // (4096 slots of long log lines: tens of MiB that RSS never gives back).
+        T& slot = slots_[head % slots_.size()];
+        std::destroy_at(&slot);
+        std::construct_at(&slot);
         head_.store(head + 1, std::memory_order_release);
     }
     bool empty() const {

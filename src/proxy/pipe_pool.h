@@ -1,7 +1,7 @@
 #pragma once
 // Per-worker pool of pipes for splice. A connection leases a pipe per direction only while bytes
 // are in flight and gives it back when that direction goes quiet, so idle connections hold none.
-// Pipes are enlarged with F_SETPIPE_SZ (bigger pipes cut CPU per GiB, see design notes); when the
+// Pipes are enlarged with F_SETPIPE_SZ (bigger pipes cut CPU per GiB: perf/ANALYSIS.md); when the
 // user's pipe page budget (fs.pipe-user-pages-soft) refuses that, the pipe keeps the size the
 // kernel gave it and the refusal is counted. At most `max_idle` empty pipes are kept.
 

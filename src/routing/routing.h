@@ -1,5 +1,5 @@
 #pragma once
-// Route matching for one listener, Gateway API TLSRoute semantics (../shared/design.md):
+// Route matching for one listener, Gateway API TLSRoute semantics (config/README.md, "Routing"):
 // exact beats wildcard, longer wildcard suffix beats shorter, ties go to the route defined first;
 // among routes with the same hostname match, one whose `alpn` list matches the hello beats one
 // without an alpn list; a route with an alpn list that does not match is skipped.

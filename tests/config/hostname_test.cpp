@@ -17,7 +17,7 @@ TEST_CASE("hostname_matches: exact patterns", "[hostname]") {
 }
 
 TEST_CASE("hostname_matches: wildcards match one or more labels", "[hostname]") {
-    // The examples of design.md "Routing rules".
+    // The examples of config/README.md, "Routing".
     CHECK(hostname_matches("*.com", "other.example.com"));
     CHECK_FALSE(hostname_matches("*.example.com", "example.com"));
 

@@ -71,3 +71,38 @@ TEST_CASE("an SPSC ring carries 100000 values between two threads, each once and
     producer.join();
     CHECK(ring.empty());
 }
+
+namespace {
+// Holds a "buffer" like std::string does: assigning an empty one keeps the buffer it had (as
+// std::string's move assignment from a short string does), only the destructor gives it back.
+struct KeepsBuffer {
+    static inline int buffers_held = 0;
+    bool has_buffer = false;
+    KeepsBuffer() noexcept = default;
+    explicit KeepsBuffer(bool buffer) : has_buffer(buffer) { buffers_held += buffer ? 1 : 0; }
+    KeepsBuffer(KeepsBuffer&& other) noexcept : has_buffer(std::exchange(other.has_buffer, false)) {}
+    KeepsBuffer& operator=(KeepsBuffer&& other) noexcept {
+        if (other.has_buffer) {
+            if (has_buffer) --buffers_held;
+            has_buffer = std::exchange(other.has_buffer, false);
+        }
+        return *this;
+    }
+    ~KeepsBuffer() { buffers_held -= has_buffer ? 1 : 0; }
+};
+}  // namespace
+
+TEST_CASE("an SPSC ring's popped slot keeps no memory of the value it held", "[spsc_ring]") {
+    SpscRing<KeepsBuffer> ring(4);
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 4; ++i) REQUIRE(ring.try_push(KeepsBuffer(true)));
+        CHECK(KeepsBuffer::buffers_held == 4);
+        // Read in place and popped, as the log writers do (they copy the text out).
+        while (KeepsBuffer* front = ring.front()) {
+            CHECK(front->has_buffer);
+            ring.pop();
+        }
+        // Every value was destroyed by pop(); a slot that kept its buffer would count here.
+        CHECK(KeepsBuffer::buffers_held == 0);
+    }
+}
