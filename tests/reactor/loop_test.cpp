@@ -1,6 +1,8 @@
 #include "reactor/fd.h"
 #include "reactor/loop.h"
 
+#include "tests/reactor/helpers.h"
+
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <vector>
 
 using namespace passgate::reactor;
+using reactor_test::StopAfter;
 
 namespace {
 struct Pipe {
@@ -21,12 +24,6 @@ struct Pipe {
         read_end = Fd(fds[0]);
         write_end = Fd(fds[1]);
     }
-};
-
-struct StopAfter final : Timer {
-    Loop& loop;
-    explicit StopAfter(Loop& l) : loop(l) {}
-    void on_timer() override { loop.stop(); }
 };
 
 struct Reader final : WatchHandler {
