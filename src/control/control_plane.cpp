@@ -1,5 +1,7 @@
 #include "src/control/control_plane.h"
 
+#include <malloc.h>
+
 #include "metrics/process.h"
 #include "reactor/socket.h"
 #include "reactor/threads.h"
@@ -352,7 +354,9 @@ void ControlPlane::on_tick() {
     // Once a second: free the metric series hidden for departed_series_retention that nothing
     // uses any more (departed endpoints, removed services, old config hashes).
     if (ticks_ % 10 == 0) {
-        metrics_.registry.free_removed(current_->admin.departed_series_retention);
+        // What the series held goes back to the system, not only to malloc's free lists (as
+        // HAProxy trims after freeing its pools): after endpoint churn RSS comes back down.
+        if (metrics_.registry.free_removed(current_->admin.departed_series_retention) > 0) ::malloc_trim(0);
         metrics_.metric_series.with().set(metrics_.control_shard(), static_cast<double>(metrics_.registry.series_count()));
     }
     if (++ticks_ % 50 == 0 || stopping_)
