@@ -613,6 +613,7 @@ TEST_CASE("faults: out of descriptors (RLIMIT_NOFILE 64), accept backs off witho
     }, Millis(15000), Millis(100));
     // One read of stderr: the file grows while passgate runs (its log writer is a thread).
     const std::string stderr_so_far = passgate.stderr_text();
+    INFO("sanitizer or assert report (head):\n" << sanitizer_report(stderr_so_far));
     INFO("last attempt: " << problem << "\npassgate stderr (tail):\n"
                           << stderr_so_far.substr(stderr_so_far.size() > 4000 ? stderr_so_far.size() - 4000 : 0));
     CHECK(recovered);

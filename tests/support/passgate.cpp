@@ -158,7 +158,8 @@ bool wait_for_reloads(const Passgate& passgate, int count, Millis timeout) {
 }
 
 std::string sanitizer_report(const std::string& text) {
-    for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+    // A failed assert() comes first: its line precedes the sanitizer's report of the abort.
+    for (const char* marker : {"Assertion `", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
         const std::size_t at = text.find(marker);
         if (at != std::string::npos) return text.substr(at, 4000);
     }
