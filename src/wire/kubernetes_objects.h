@@ -34,6 +34,9 @@ inline constexpr std::size_t kMaxPortsPerObject = 100;       // the API's own li
 inline constexpr std::size_t kMaxAddressesPerEndpoint = 100; // the API allows 1..100
 inline constexpr std::size_t kMaxNameBytes = 253;            // names, namespaces, port names
 inline constexpr std::size_t kMaxResourceVersionBytes = 256;
+inline constexpr std::size_t kMaxContinueTokenBytes = 4096;  // metadata.continue of a list
+// Status.reason and .message longer than this are cut (on a character boundary) and end in "...".
+inline constexpr std::size_t kMaxStatusTextBytes = 1024;
 
 struct ObjectMeta {
     std::string name;
