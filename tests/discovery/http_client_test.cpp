@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -211,6 +213,37 @@ TEST_CASE("http get: connection refused names the address", "[http]") {
     const HttpResponse response = get(loop, client, request);
     CHECK(response.status == 0);
     CHECK(response.error == "connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused");
+}
+
+TEST_CASE("http get: a server that never answers the TLS handshake: the connect timeout", "[http]") {
+    // A listening socket nobody accepts from: the kernel completes TCP, TLS then waits forever.
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(listener, 8) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    const std::string where = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+
+    Loop loop;
+    HttpClient client(loop);
+    HttpRequest request = request_for("/fixed");
+    request.url = "https://" + where + "/fixed";
+    request.connect_timeout = Millis(200);
+    const HttpResponse response = get(loop, client, request);
+    CHECK(response.error == "connect to " + where + ": timeout after 200 ms");
+    ::close(listener);
+}
+
+TEST_CASE("http get: a file and PEM text for the same item is refused through done", "[http]") {
+    Loop loop;
+    HttpClient client(loop);
+    HttpRequest request = request_for("/fixed");
+    request.tls.ca_pem = server().text("ca.crt");
+    CHECK(get(loop, client, request).error == "TLS: both a CA file and CA PEM data given");
 }
 
 TEST_CASE("http get: the request timeout", "[http]") {
