@@ -42,6 +42,14 @@ std::string url_host_port(const std::string& url) {
     return out;
 }
 
+// A transfer's info item, or `fallback` when curl has none (it then leaves the output alone).
+template <class T>
+T transfer_info(CURL* easy, CURLINFO item, T fallback) {
+    T value = fallback;
+    if (curl_easy_getinfo(easy, item, &value) != CURLE_OK) return fallback;
+    return value;
+}
+
 std::string ms_text(std::chrono::milliseconds value) { return std::to_string(value.count()) + " ms"; }
 
 void erase_string(std::string& text) {
@@ -371,7 +379,7 @@ void HttpClient::Impl::deliver() {
 
 std::size_t HttpClient::Impl::on_body(Request& request, const char* data, std::size_t size) {
     constexpr std::size_t stop = 0;  // any other count than `size` ends the transfer (write error)
-    if (request.status == 0) curl_easy_getinfo(request.easy, CURLINFO_RESPONSE_CODE, &request.status);
+    if (request.status == 0) request.status = transfer_info(request.easy, CURLINFO_RESPONSE_CODE, 0L);
     const bool success = request.status >= 200 && request.status < 300;
     if (!success) {
         // Kept for the caller's error text; the rest is not worth reading.
@@ -446,13 +454,13 @@ std::size_t HttpClient::Impl::header_callback(char* /*data*/, std::size_t size, 
 void HttpClient::Impl::Request::on_idle_timeout() {
     HttpResponse response;
     response.error = "idle timeout: no data for " + ms_text(spec.idle_timeout);
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
+    response.status = transfer_info(easy, CURLINFO_RESPONSE_CODE, 0L);
     owner.finish(*this, std::move(response));
 }
 
 HttpResponse HttpClient::Impl::response_of(Request& request, CURLcode code) {
     HttpResponse response;
-    curl_easy_getinfo(request.easy, CURLINFO_RESPONSE_CODE, &response.status);
+    response.status = transfer_info(request.easy, CURLINFO_RESPONSE_CODE, 0L);
     if (!request.failure.empty()) {
         response.error = std::move(request.failure);
         return response;
@@ -477,8 +485,7 @@ HttpResponse HttpClient::Impl::response_of(Request& request, CURLcode code) {
     const std::string& where = request.host_port;
     switch (code) {
         case CURLE_COULDNT_CONNECT: {
-            long os_errno = 0;
-            curl_easy_getinfo(request.easy, CURLINFO_OS_ERRNO, &os_errno);
+            const long os_errno = transfer_info(request.easy, CURLINFO_OS_ERRNO, 0L);
             response.error = "connect to " + where + ": " +
                              (os_errno != 0 ? std::strerror(static_cast<int>(os_errno)) : detail);
             break;
@@ -486,9 +493,9 @@ HttpResponse HttpClient::Impl::response_of(Request& request, CURLcode code) {
         case CURLE_COULDNT_RESOLVE_HOST: response.error = "resolve " + where + ": " + detail; break;
         case CURLE_OPERATION_TIMEDOUT: {
             // CURLOPT_CONNECTTIMEOUT covers TCP and the TLS handshake.
-            curl_off_t connected_at = 0;
             const bool https = request.spec.url.rfind("https:", 0) == 0;
-            curl_easy_getinfo(request.easy, https ? CURLINFO_APPCONNECT_TIME_T : CURLINFO_CONNECT_TIME_T, &connected_at);
+            const curl_off_t connected_at = transfer_info(
+                request.easy, https ? CURLINFO_APPCONNECT_TIME_T : CURLINFO_CONNECT_TIME_T, curl_off_t{0});
             const auto total = request.spec.timeout;
             const auto connect = request.spec.connect_timeout;
             if (connected_at == 0 && (total.count() == 0 || connect <= total)) {
@@ -520,9 +527,9 @@ void HttpClient::Impl::collect_finished() {
     int queued = 0;
     while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
         if (message->msg != CURLMSG_DONE) continue;
-        void* opaque = nullptr;
-        curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &opaque);
-        auto& request = *static_cast<Request*>(opaque);
+        // Every handle in the multi is one of ours, its Request in CURLOPT_PRIVATE.
+        auto& request = *static_cast<Request*>(transfer_info(message->easy_handle, CURLINFO_PRIVATE,
+                                                             static_cast<void*>(nullptr)));
         const CURLcode code = message->data.result;  // `message` is invalid once the handle goes
         HttpResponse response = response_of(request, code);
         finish(request, std::move(response));
@@ -570,7 +577,8 @@ void HttpClient::Impl::on_socket_ready(int fd, int revents) {
         if ((events & POLLERR) != 0) action |= CURL_CSELECT_ERR;
     }
     int running = 0;
-    // May close this socket (its SocketWatch is then gone) and open others.
+    // Its only failure here would be an fd curl no longer knows (it closed it meanwhile): nothing
+    // to do then. May close this socket (its SocketWatch is then gone) and open others.
     (void)curl_multi_socket_action(multi, fd, action, &running);
     if (auto it = sockets.find(fd); it != sockets.end() && !it->second->watch.active()) arm_poll(*it->second);
     collect_finished();
@@ -587,6 +595,7 @@ void HttpClient::Impl::on_curl_timer_request(long timeout_ms) {
 
 void HttpClient::Impl::on_curl_timer() {
     int running = 0;
+    // Fails only for a bad multi handle; transfers' own errors arrive through info_read.
     (void)curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
     collect_finished();
 }
