@@ -1,0 +1,132 @@
+#pragma once
+// A test Kubernetes API server for the tests (Debian has no kube-apiserver):
+// tests/support/kube_api_server.py, started as a child process. It serves Services and
+// EndpointSlices (get, list, watch with resourceVersions, bookmarks, 410 Expired, server-side
+// watch timeouts) over HTTPS on 127.0.0.1 with its own CA, a bearer token (re-read from its file
+// on every request) or a client certificate; a plain-HTTP control port lets the test change
+// objects and inject faults. Its fidelity is checked with Debian's kubectl
+// (tests/integration/kube_api_server_test.cpp).
+
+#include "tests/support/process.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace integration {
+
+// How the kubeconfig written by KubeApiServer::write_kubeconfig authenticates.
+enum class KubeAuth {
+    token_file,         // user.tokenFile: the server's token file (a rewrite rotates the token)
+    token,              // user.token: the token inline
+    client_cert_files,  // user.client-certificate / client-key: file paths
+    client_cert_data,   // user.client-certificate-data / client-key-data and the cluster's
+                        // certificate-authority-data: everything embedded, base64
+};
+
+// One API request the server saw (GET /requests on the control port), oldest first.
+struct KubeApiRequest {
+    std::string method;
+    std::string path;
+    std::string query;      // raw, as sent
+    std::string token;      // the bearer token presented, "" without one
+    std::string client_cn;  // the verified client certificate's CN, "" without one
+    int status = 0;         // 200 for a watch as soon as its stream starts
+    bool watch = false;
+};
+
+class KubeApiServer {
+public:
+    // Starts the server with its certificates and token in a fresh temporary directory and waits
+    // (bounded) for its "ready" line; REQUIREs that it comes. A watch stream is closed by the
+    // server after min(timeoutSeconds, watch_timeout_seconds).
+    explicit KubeApiServer(int watch_timeout_seconds = 1800);
+    ~KubeApiServer();
+    KubeApiServer(const KubeApiServer&) = delete;
+    KubeApiServer& operator=(const KubeApiServer&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    std::uint16_t control_port() const { return control_port_; }
+    std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+    std::string ca_file() const { return dir_.file("ca.crt"); }
+    std::string token_file() const { return dir_.file("token"); }
+    std::string client_cert_file() const { return dir_.file("client.crt"); }
+    std::string client_key_file() const { return dir_.file("client.key"); }
+    // The token the server accepts now (its file's content, stripped).
+    std::string token() const;
+    // Rewrites the token file: from the next request on only `token` is accepted.
+    void set_token(const std::string& token) const;
+
+    // Writes a kubeconfig with one cluster (this server, its CA), one user (`auth`), one context
+    // (namespace `name_space`) and current-context set to it.
+    void write_kubeconfig(const std::string& path, KubeAuth auth,
+                          const std::string& name_space = "default") const;
+
+    // Creates or replaces a Service or EndpointSlice (JSON text with apiVersion, kind,
+    // metadata.name and metadata.namespace); watches see ADDED/MODIFIED. Returns the stored
+    // object's metadata.resourceVersion. REQUIREs success.
+    std::string put(const std::string& object_json);
+    // Deletes it; `kind` is "Service"/"services" or "EndpointSlice"/"endpointslices". Watches
+    // see DELETED. REQUIREs that it existed.
+    void remove(const std::string& kind, const std::string& name_space, const std::string& name);
+    // Forgets the event history up to now: a watch from an older resourceVersion gets an ERROR
+    // event with 410 Expired. Returns the current resourceVersion.
+    std::string compact();
+    // Ends every open watch stream cleanly, as a server-side timeout does.
+    void close_watches();
+    // Sends a BOOKMARK with the current resourceVersion to every watch that allowed bookmarks;
+    // returns how many got one.
+    int bookmark();
+    // false: closes the listening socket and every open API connection (state is kept);
+    // true: listens again on the same port.
+    void set_listening(bool up);
+    // The next `count` API requests get `status` with a Status body.
+    void fail_next(int status, int count);
+    // The global resourceVersion now.
+    std::string resource_version();
+    std::vector<KubeApiRequest> requests();
+    // SIGTERM; REQUIREs that it exits with 0.
+    void stop();
+
+private:
+    std::string control(const std::string& method, const std::string& path,
+                        const std::string& body = "");
+
+    TempDir dir_;
+    std::uint16_t port_;
+    std::uint16_t control_port_;
+    std::optional<Process> process_;
+};
+
+struct KubeServicePort {
+    std::string name;  // "" is allowed for a Service with one port
+    int port = 0;
+    int target_port = 0;
+};
+
+// A Service as the API server returns it (ClusterIP, TCP ports, empty status.loadBalancer).
+// The default is the Envoy Gateway TLS passthrough guide's Service: port 443 named "https",
+// targetPort 8443, selector app=passthrough-echoserver.
+std::string service_json(const std::string& name_space = "default",
+                         const std::string& name = "passthrough-echoserver",
+                         const std::vector<KubeServicePort>& ports = {{"https", 443, 8443}});
+
+struct KubeEndpoint {
+    std::string address;
+    bool ready = true;
+    bool serving = true;
+    bool terminating = false;
+};
+
+// An EndpointSlice of `service` (label kubernetes.io/service-name) with one port and one
+// endpoint per entry (conditions ready/serving/terminating). address_type: "IPv4", "IPv6", "FQDN".
+std::string endpoint_slice_json(const std::string& name_space, const std::string& name,
+                                const std::string& service, const std::string& port_name, int port,
+                                const std::string& address_type,
+                                const std::vector<KubeEndpoint>& endpoints);
+
+// The path of tests/support/kube_api_server.py (from PASSGATE_SOURCE_ROOT).
+std::string kube_api_server_script();
+
+}  // namespace integration
