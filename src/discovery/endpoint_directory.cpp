@@ -125,6 +125,9 @@ struct EndpointDirectory::Service {
                 settled = false;
                 resolve();
                 break;
+            case config::Discovery::kubernetes:
+                // Placeholder until the Kubernetes source lands (the lead's branch replaces it).
+                throw std::runtime_error("service \"" + spec.name + "\": kubernetes discovery is not available yet");
         }
         start_health();
     }
