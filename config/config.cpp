@@ -6,6 +6,7 @@
 #include "config/toml_reader.h"
 #include "config/warnings.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -103,6 +104,36 @@ bool valid_name(std::string_view name) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                c == '_' || c == '.' || c == '-';
     });
+}
+
+// Kubernetes object names: a DNS-1123 label (namespaces, Services).
+std::string dns_label_error(std::string_view name) {
+    if (name.empty()) return "must not be empty";
+    if (name.size() > 63) return "at most 63 characters (a DNS-1123 label)";
+    const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    for (const char c : name) {
+        if (!alnum(c) && c != '-')
+            return "a DNS-1123 label has only lowercase letters, digits and '-'";
+    }
+    if (!alnum(name.front()) || !alnum(name.back()))
+        return "a DNS-1123 label starts and ends with a lowercase letter or digit";
+    return {};
+}
+
+// A Service port's name as Kubernetes validates it (IANA_SVC_NAME).
+std::string port_name_error(std::string_view name) {
+    if (name.empty() || name.size() > 15) return "expected 1 to 15 characters (an IANA service name)";
+    bool letter = false;
+    for (const char c : name) {
+        const bool lower = c >= 'a' && c <= 'z';
+        letter = letter || lower;
+        if (!lower && !(c >= '0' && c <= '9') && c != '-')
+            return "an IANA service name has only lowercase letters, digits and '-'";
+    }
+    if (!letter) return "an IANA service name has at least one letter (a number is written without quotes)";
+    if (name.front() == '-' || name.back() == '-' || name.find("--") != std::string_view::npos)
+        return "an IANA service name does not start or end with '-' nor have \"--\"";
+    return {};
 }
 
 // Lines of values that later cross-reference checks point at.
@@ -258,6 +289,9 @@ private:
             {"access_log",
              [](Builder& b, const TableReader& t, Config& c) { b.read_access_log(t, c.access_log); }},
             {"dns", [](Builder& b, const TableReader& t, Config& c) { b.read_dns(t, c.dns); }},
+            // Before services: a service's `kubernetes` key needs the table.
+            {"kubernetes",
+             [](Builder& b, const TableReader& t, Config& c) { b.read_kubernetes(t, c.kubernetes); }},
             {"listener",
              [](Builder& b, const TableReader& t, Config&) {
                  const auto listeners = b.tables(t, "listener");
@@ -509,6 +543,161 @@ private:
         }
     }
 
+    // A file path: not empty, no NUL, relative paths resolved against the config's folder.
+    std::string path_value(const TableReader& table, std::string_view key) {
+        std::string path = *table.string(key, true);
+        if (path.empty()) table.fail(key, "must not be empty");
+        if (path.find('\0') != std::string::npos) table.fail(key, "contains a NUL byte");
+        if (path.front() != '/') path = config_folder_ + path;
+        return path;
+    }
+
+    void read_kubernetes(const TableReader& root, Kubernetes& kubernetes) {
+        static constexpr Key<Kubernetes> keys[] = {
+            {"kubeconfig", [](Builder& b, const TableReader& t, Kubernetes& k) { b.read_kubernetes_source(t, k); }},
+            // Read with kubeconfig (read_kubernetes_source): the one way to the API server.
+            {"context"},
+            {"api_server"},
+            {"ca_file"},
+            {"token_file"},
+            {"client_cert_file"},
+            {"client_key_file"},
+            {"in_cluster"},
+            {"service_account_dir"},
+            {"request_timeout",
+             [](Builder&, const TableReader& t, Kubernetes& k) {
+                 if (auto value = t.duration("request_timeout")) k.request_timeout = *value;
+             }},
+            {"watch_timeout",
+             [](Builder&, const TableReader& t, Kubernetes& k) {
+                 if (auto value = t.duration("watch_timeout")) k.watch_timeout = *value;
+             }},
+            {"retry_initial_delay",
+             [](Builder&, const TableReader& t, Kubernetes& k) {
+                 if (auto value = t.duration("retry_initial_delay")) k.retry_initial_delay = *value;
+             }},
+            {"retry_max_delay",
+             [](Builder&, const TableReader& t, Kubernetes& k) {
+                 if (auto value = t.duration("retry_max_delay")) k.retry_max_delay = *value;
+                 // Both delays read: check them, defaults included.
+                 if (k.retry_max_delay < k.retry_initial_delay)
+                     t.fail(t.find("retry_max_delay") != nullptr ? "retry_max_delay" : "retry_initial_delay",
+                            "retry_max_delay must not be less than retry_initial_delay");
+             }},
+        };
+        const toml::table* node = table(root, "kubernetes");
+        if (node == nullptr) return;
+        kubernetes.configured = true;
+        TableReader section(source_, *node, root.path_of("kubernetes"),
+                            key_names(std::span<const Key<Kubernetes>>(keys)));
+        kubernetes.line = section.line();
+        read_keys(section, std::span<const Key<Kubernetes>>(keys), kubernetes);
+    }
+
+    // Exactly one of kubeconfig, api_server (with its files) and in_cluster = true.
+    void read_kubernetes_source(const TableReader& table, Kubernetes& kubernetes) {
+        if (auto value = table.boolean("in_cluster")) kubernetes.in_cluster = *value;
+        std::vector<std::string_view> given;
+        if (table.find("kubeconfig") != nullptr) given.push_back("kubeconfig");
+        if (table.find("api_server") != nullptr) given.push_back("api_server");
+        if (kubernetes.in_cluster) given.push_back("in_cluster");
+        if (given.empty()) {
+            table.fail("kubeconfig", "[kubernetes] needs one of kubeconfig, api_server or in_cluster = true");
+        }
+        if (given.size() > 1) {
+            table.fail(given[1], "[kubernetes] takes one of kubeconfig, api_server and in_cluster = true; " +
+                                     std::string(given[0]) + " is already given");
+        }
+        const std::string_view mode = given[0];
+        const auto only_with = [&](std::string_view key, std::string_view with) {
+            if (mode != with && table.find(key) != nullptr)
+                table.fail(key, std::string(key) + " goes with " + std::string(with));
+        };
+        only_with("context", "kubeconfig");
+        for (std::string_view key : {"ca_file", "token_file", "client_cert_file", "client_key_file"})
+            only_with(key, "api_server");
+        if (mode != "in_cluster" && table.find("service_account_dir") != nullptr)
+            table.fail("service_account_dir", "service_account_dir goes with in_cluster = true");
+
+        if (mode == "kubeconfig") {
+            kubernetes.kubeconfig = path_value(table, "kubeconfig");
+            if (auto context = table.string("context", false)) {
+                if (context->empty()) table.fail("context", "must not be empty (omit it for the current-context)");
+                kubernetes.context = std::move(*context);
+            }
+        } else if (mode == "api_server") {
+            std::string server = *table.string("api_server", true);
+            const std::string error = check_api_server_url(server);
+            if (!error.empty()) table.fail("api_server", "invalid API server " + quote(server) + ": " + error);
+            kubernetes.api_server = std::move(server);
+            for (auto [key, target] : {std::pair{"ca_file", &kubernetes.ca_file},
+                                       std::pair{"token_file", &kubernetes.token_file},
+                                       std::pair{"client_cert_file", &kubernetes.client_cert_file},
+                                       std::pair{"client_key_file", &kubernetes.client_key_file}}) {
+                if (table.find(key) != nullptr) *target = path_value(table, key);
+            }
+            const bool cert = table.find("client_cert_file") != nullptr;
+            const bool key = table.find("client_key_file") != nullptr;
+            if (cert && !key) table.fail("client_cert_file", "client_cert_file needs client_key_file");
+            if (key && !cert) table.fail("client_key_file", "client_key_file needs client_cert_file");
+        } else if (table.find("service_account_dir") != nullptr) {
+            kubernetes.service_account_dir = path_value(table, "service_account_dir");
+        }
+    }
+
+    // A service's `kubernetes = { namespace, service, port }`.
+    static std::span<const Key<KubernetesBackend>> kubernetes_backend_keys() {
+        static constexpr Key<KubernetesBackend> keys[] = {
+            {"namespace",
+             [](Builder&, const TableReader& t, KubernetesBackend& k) {
+                 k.namespace_name = *t.string("namespace", true);
+                 const std::string error = dns_label_error(k.namespace_name);
+                 if (!error.empty()) t.fail("namespace", "invalid namespace " + quote(k.namespace_name) + ": " + error);
+             }},
+            {"service",
+             [](Builder&, const TableReader& t, KubernetesBackend& k) {
+                 k.service = *t.string("service", true);
+                 const std::string error = dns_label_error(k.service);
+                 if (!error.empty()) t.fail("service", "invalid Service name " + quote(k.service) + ": " + error);
+             }},
+            {"port",
+             [](Builder& b, const TableReader& t, KubernetesBackend& k) {
+                 const toml::node* port = t.find("port");
+                 if (port == nullptr) t.fail_missing("port");
+                 if (port->is_integer()) {
+                     k.port = static_cast<std::uint16_t>(*t.integer("port", 1, 65535));
+                 } else if (port->is_string()) {
+                     const std::string& name = port->as_string()->get();
+                     const std::string error = port_name_error(name);
+                     if (!error.empty()) t.fail("port", "invalid port name " + quote(name) + ": " + error);
+                     k.port = name;
+                 } else {
+                     fail_type(b.source_, *port, t.path_of("port"),
+                               "the Service's port: a number from 1 to 65535 or its name (\"https\")");
+                 }
+             }},
+        };
+        return keys;
+    }
+
+    void read_kubernetes_backend(const TableReader& table, Service& service) {
+        const toml::node* node = table.find("kubernetes");
+        if (!node->is_table()) {
+            fail_type(source_, *node, table.path_of("kubernetes"),
+                      "a table like { namespace = \"default\", service = \"echo\", port = 443 }");
+        }
+        if (!config_.kubernetes.configured) {
+            table.fail("kubernetes", "service " + quote(service.name) + " (line " + std::to_string(service.line) +
+                                         ") follows a Kubernetes Service, but there is no [kubernetes] table "
+                                         "(the API server and credentials)");
+        }
+        TableReader entry(source_, *node->as_table(), table.path_of("kubernetes"), key_names(kubernetes_backend_keys()));
+        KubernetesBackend backend;
+        read_keys(entry, kubernetes_backend_keys(), backend);
+        service.discovery = Discovery::kubernetes;
+        service.kubernetes = std::move(backend);
+    }
+
     // accept_proxy_protocol and trusted_proxies go together: a header from just anyone would let
     // any client pick the address that access control, logs and balancing see.
     void read_proxy_protocol(const TableReader& table, Listener& listener) {
@@ -530,7 +719,7 @@ private:
 
     // The one discovery key a service has: endpoints, dns (+ port), dns_srv or endpoints_file.
     void read_discovery(const TableReader& table, Service& service) {
-        constexpr std::string_view kinds[] = {"endpoints", "dns", "dns_srv", "endpoints_file"};
+        constexpr std::string_view kinds[] = {"endpoints", "dns", "dns_srv", "endpoints_file", "kubernetes"};
         std::vector<std::string_view> given;
         for (std::string_view kind : kinds)
             if (table.find(kind) != nullptr) given.push_back(kind);
@@ -542,17 +731,21 @@ private:
                                      std::string(given[0]) + " is already given");
         }
         const std::string_view kind = given[0];
+        if (kind == "kubernetes" && table.find("port") != nullptr)
+            table.fail("port", "port goes with dns (a kubernetes service names the Service's port in its "
+                               "kubernetes table)");
         if (kind != "dns" && table.find("port") != nullptr)
             table.fail("port", "port goes with dns (dns_srv answers carry their own ports)");
         const bool dns_kind = kind == "dns" || kind == "dns_srv";
         for (std::string_view key : {"dns_min_ttl", "dns_max_ttl", "endpoint_max_connections"}) {
             if (!dns_kind && table.find(key) != nullptr &&
-                !(key == "endpoint_max_connections" && kind == "endpoints_file"))
+                !(key == "endpoint_max_connections" && (kind == "endpoints_file" || kind == "kubernetes")))
                 table.fail(key, std::string(key) + " goes with dns or dns_srv");
         }
         if (kind == "endpoints") return read_static_endpoints(table, service);
         if (auto value = table.integer("endpoint_max_connections", 1, kMaxConnections))
             service.endpoint_max_connections = static_cast<std::uint32_t>(*value);
+        if (kind == "kubernetes") return read_kubernetes_backend(table, service);
         if (kind == "endpoints_file") {
             service.discovery = Discovery::file;
             std::string path = *table.string("endpoints_file", true);
@@ -741,6 +934,7 @@ private:
             {"port"},
             {"dns_srv"},
             {"endpoints_file"},
+            {"kubernetes"},
             {"dns_min_ttl"},
             {"dns_max_ttl"},
             {"endpoint_max_connections"},
@@ -1036,6 +1230,56 @@ std::string describe_discovery(const Service& service) {
         case Discovery::dns: return "dns " + service.dns_name + " port " + std::to_string(service.port);
         case Discovery::dns_srv: return "dns_srv " + service.dns_name;
         case Discovery::file: return "endpoints_file " + service.endpoints_file;
+        case Discovery::kubernetes: {
+            if (!service.kubernetes) return "kubernetes";
+            const KubernetesBackend& backend = *service.kubernetes;
+            const std::string port = std::holds_alternative<std::uint16_t>(backend.port)
+                                         ? std::to_string(std::get<std::uint16_t>(backend.port))
+                                         : std::get<std::string>(backend.port);
+            return "kubernetes " + backend.namespace_name + "/" + backend.service + " port " + port;
+        }
+    }
+    return {};
+}
+
+std::string check_api_server_url(std::string_view url) {
+    constexpr std::string_view scheme = "https://";
+    if (!url.starts_with(scheme)) return "expected \"https://host[:port]\" (https only)";
+    std::string_view rest = url.substr(scheme.size());
+    if (rest.find_first_of("/?#") != std::string_view::npos)
+        return "expected \"https://host[:port]\" without a path";
+    if (rest.find('@') != std::string_view::npos) return "credentials do not go in the URL";
+    std::string_view host = rest;
+    std::string_view port;
+    if (rest.starts_with("[")) {
+        const std::size_t close = rest.find(']');
+        if (close == std::string_view::npos) return "an IPv6 address in brackets lacks its ']'";
+        host = rest.substr(1, close - 1);
+        const std::string_view after = rest.substr(close + 1);
+        if (!after.empty() && !after.starts_with(":")) return "expected ':port' after ']'";
+        if (!after.empty()) port = after.substr(1);
+        in6_addr address{};
+        if (::inet_pton(AF_INET6, std::string(host).c_str(), &address) != 1)
+            return "invalid IPv6 address in brackets";
+        if (!after.empty() && port.empty()) return "empty port";
+    } else {
+        const std::size_t colon = rest.find(':');
+        if (colon != rest.rfind(':')) return "an IPv6 address goes in brackets (\"https://[fd00::1]:6443\")";
+        if (colon != std::string_view::npos) {
+            host = rest.substr(0, colon);
+            port = rest.substr(colon + 1);
+            if (port.empty()) return "empty port";
+        }
+        if (host.empty()) return "no host";
+        if (ascii_lower(host) != host) return "the host must be lowercase";
+        const std::string error = validate_dns_name(host);
+        if (!error.empty()) return "invalid host: " + error;
+    }
+    if (!port.empty()) {
+        if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return "the port must be a number from 1 to 65535";
+        const int number = std::stoi(std::string(port));
+        if (number < 1 || number > 65535) return "the port must be a number from 1 to 65535";
     }
     return {};
 }

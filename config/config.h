@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace passgate::config {
@@ -51,6 +52,28 @@ struct Dns {
     std::vector<Address> servers;  // empty: the servers of /etc/resolv.conf
     Duration timeout{std::chrono::seconds(2)};  // per try
     unsigned tries = 2;
+};
+
+// [kubernetes]: where the Kubernetes API server is and how passgate authenticates to it, for
+// services with a `kubernetes` key. Exactly one of kubeconfig, api_server and in_cluster = true;
+// src/discovery/kubernetes_credentials.h loads the files.
+struct Kubernetes {
+    bool configured = false;     // the table is present
+    std::string kubeconfig;      // absolute path (relative to the config's folder), "" when not used
+    std::string context;         // kubeconfig context; "" = its current-context
+    std::string api_server;      // "https://host:port" (https only; no path)
+    std::string ca_file;         // absolute
+    std::string token_file;      // absolute
+    std::string client_cert_file;
+    std::string client_key_file;
+    bool in_cluster = false;
+    std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";  // in_cluster: token, ca.crt
+    Duration request_timeout{std::chrono::seconds(10)};  // a list or get, start to end
+    Duration watch_timeout{std::chrono::minutes(5)};     // timeoutSeconds asked of the server per watch
+    Duration retry_initial_delay{std::chrono::milliseconds(500)};  // back-off after a failure, doubling,
+    Duration retry_max_delay{std::chrono::seconds(30)};            // with jitter, up to this
+    int line = 0;
+    friend bool operator==(const Kubernetes&, const Kubernetes&) = default;
 };
 
 struct Admin {
@@ -127,6 +150,15 @@ enum class Discovery {
     dns,          // `dns = "name"` + `port`: A and AAAA records
     dns_srv,      // `dns_srv = "_service._proto.name"`: SRV records, then their targets' A/AAAA
     file,         // `endpoints_file = "path"`, watched with inotify
+    kubernetes,   // `kubernetes = { namespace, service, port }`: a Service's EndpointSlices
+};
+
+// [[service]] kubernetes = { namespace = "default", service = "passthrough-echoserver", port = 443 }
+struct KubernetesBackend {
+    std::string namespace_name;
+    std::string service;
+    std::variant<std::uint16_t, std::string> port;  // the Service's port: number or name
+    friend bool operator==(const KubernetesBackend&, const KubernetesBackend&) = default;
 };
 
 // [service.health_check]: active checks, from the control thread (one prober for all workers).
@@ -172,8 +204,9 @@ struct Service {
     Duration dns_min_ttl{std::chrono::seconds(1)};
     Duration dns_max_ttl{std::chrono::seconds(300)};
     std::string endpoints_file;       // file: absolute (relative paths resolved against the config's folder)
-    // max_connections of every discovered endpoint (dns, dns_srv; an endpoints file line may
-    // set its own).
+    std::optional<KubernetesBackend> kubernetes;  // kubernetes: the Service and its port
+    // max_connections of every discovered endpoint (dns, dns_srv, kubernetes; an endpoints file
+    // line may set its own).
     std::optional<std::uint32_t> endpoint_max_connections;
     Balance balance = Balance::round_robin;
     HashKey hash_key = HashKey::source_ip;  // maglev only
@@ -196,6 +229,7 @@ struct Config {
     Admin admin;
     AccessLog access_log;
     Dns dns;
+    Kubernetes kubernetes;
     std::vector<Listener> listeners;
     std::vector<Route> routes;
     std::vector<Service> services;
@@ -218,9 +252,15 @@ std::vector<std::string> attached_hostnames(const Listener& listener, const Rout
 Config load_config_file(const std::string& path);
 
 // Where a discovered service's endpoints come from, for `--check` and `route`:
-// "dns app.example.com port 8443", "dns_srv _https._tcp.example.com", "endpoints_file /etc/x".
+// "dns app.example.com port 8443", "dns_srv _https._tcp.example.com", "endpoints_file /etc/x",
+// "kubernetes default/passthrough-echoserver port 443" (or "port https").
 // Empty for a static list.
 std::string describe_discovery(const Service& service);
+
+// "" when `url` is an API server URL passgate accepts: "https://host[:port]" (host a DNS name,
+// an IPv4 address or an IPv6 address in brackets; no path, query or user); else what is wrong.
+// For [kubernetes] api_server and a kubeconfig's cluster server.
+std::string check_api_server_url(std::string_view url);
 
 // The hostname rules (validate_hostname_pattern, validate_dns_name, ascii_lower) are in
 // config/hostname.h, shared with the ClientHello parser.

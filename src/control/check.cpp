@@ -1,7 +1,10 @@
 #include "src/control/check.h"
 
 #include "config/hostname.h"
+#include "src/discovery/kubernetes_credentials.h"
 #include "src/routing/routing.h"
+
+#include <stdexcept>
 
 namespace passgate {
 
@@ -48,6 +51,19 @@ std::string describe_config(const config::Config& config) {
                "\n";
     }
     return out;
+}
+
+bool check_kubernetes(const config::Config& config, std::ostream& out, std::ostream& errors) {
+    if (!config.kubernetes.configured) return true;
+    try {
+        const KubernetesCredentials credentials = load_kubernetes_credentials(config.kubernetes);
+        out << "kubernetes: " << credentials.description
+            << ": credentials OK (the API server was not contacted)\n";
+        return true;
+    } catch (const std::runtime_error& error) {
+        errors << config.source << ":" << config.kubernetes.line << ": kubernetes: " << error.what() << '\n';
+        return false;
+    }
 }
 
 }  // namespace passgate

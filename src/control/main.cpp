@@ -162,7 +162,9 @@ int main(int argc, char** argv) {
             std::cerr << "service \"" << service.name << "\": " << parsed.error << '\n';
             files_ok = false;
         }
-        return files_ok ? 0 : 1;
+        // Start-up and reload load the Kubernetes credentials; so does --check, without the network.
+        const bool kubernetes_ok = passgate::check_kubernetes(config, std::cout, std::cerr);
+        return files_ok && kubernetes_ok ? 0 : 1;
     }
     // Serving as root would hand every parser bug the whole machine. --check and `route` only
     // read the config, so they may run as anyone.

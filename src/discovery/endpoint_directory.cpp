@@ -31,7 +31,7 @@ bool same_discovery(const config::Service& a, const config::Service& b) {
     return a.discovery == b.discovery && same_endpoints(a.endpoints, b.endpoints) &&
            a.dns_name == b.dns_name && a.port == b.port && a.dns_min_ttl == b.dns_min_ttl &&
            a.dns_max_ttl == b.dns_max_ttl && a.endpoints_file == b.endpoints_file &&
-           a.endpoint_max_connections == b.endpoint_max_connections;
+           a.endpoint_max_connections == b.endpoint_max_connections && a.kubernetes == b.kubernetes;
 }
 
 HealthCheckOptions health_options(const config::HealthCheck& check) {
@@ -125,6 +125,9 @@ struct EndpointDirectory::Service {
                 settled = false;
                 resolve();
                 break;
+            case config::Discovery::kubernetes:
+                // Placeholder until the Kubernetes source lands (the lead's branch replaces it).
+                throw std::runtime_error("service \"" + spec.name + "\": kubernetes discovery is not available yet");
         }
         start_health();
     }

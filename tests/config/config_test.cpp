@@ -416,9 +416,9 @@ TEST_CASE("TOML syntax errors carry toml++'s line and description", "[config][er
 TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     CHECK(error_of("listeners = 1\n" + kBase) ==
           "t.toml:1: listeners: unknown key (did you mean \"listener\"?); allowed keys: runtime, "
-          "admin, access_log, dns, listener, route, service");
+          "admin, access_log, dns, kubernetes, listener, route, service");
     CHECK(error_of(kBase + "[frontend]\nx = 1\n") ==
-          "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, access_log, dns, listener, route, "
+          "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, listener, route, "
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
           "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, "
@@ -444,7 +444,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "allowed keys: service, weight");
     CHECK(error_of(service_with("protocol = \"tcp\"")) ==
           "t.toml:14: service[0].protocol: unknown key; allowed keys: name, endpoints, dns, port, "
-          "dns_srv, endpoints_file, dns_min_ttl, dns_max_ttl, endpoint_max_connections, balance, "
+          "dns_srv, endpoints_file, kubernetes, dns_min_ttl, dns_max_ttl, endpoint_max_connections, balance, "
           "hash_key, health_check, outlier_detection, connect_timeout, connect_attempts, "
           "send_proxy_protocol");
     CHECK(error_of(replace(kBase, "[\"127.0.0.1:8443\"]",
@@ -452,10 +452,10 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "t.toml:13: service[0].endpoints[0].port: unknown key; allowed keys: address, weight, max_connections");
     // Quoted keys are shown quoted; the first unknown key by line is reported.
     CHECK(error_of("\"a b\" = 1\nzzz = 2\n" + kBase) ==
-          "t.toml:1: \"a b\": unknown key; allowed keys: runtime, admin, access_log, dns, listener, route, "
+          "t.toml:1: \"a b\": unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, listener, route, "
           "service");
     CHECK(error_of("zzz = 2\n\"a b\" = 1\n" + kBase) ==
-          "t.toml:1: zzz: unknown key; allowed keys: runtime, admin, access_log, dns, listener, route, service");
+          "t.toml:1: zzz: unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, listener, route, service");
     // Keys after a [[service]] table belong to it.
     CHECK_THAT(error_of(kBase + "zzz = 2\n"), StartsWith("t.toml:14: service[0].zzz: unknown key;"));
     // A dotted key under a known table is an unknown key of that table.

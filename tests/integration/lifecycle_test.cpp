@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <filesystem>
+
 using namespace integration;
 
 namespace {
@@ -188,6 +190,77 @@ TEST_CASE("lifecycle: --check on an invalid config exits 1 with FILE:LINE: first
     CHECK(result.err.rfind(prefix, 0) == 0);
     CHECK(result.err.find(bad.message) != std::string::npos);
     check_no_sanitizer_report(result.err);
+}
+
+namespace {
+// A config following the guide's Service through a kubeconfig next to it (relative path), and
+// that kubeconfig, whose CA is `ca_file` (relative to the kubeconfig) and whose user has a token.
+constexpr const char* kCheckToken = "check-token-7c1d-SECRET";
+void write_kubernetes_files(const TempDir& dir, const std::string& ca_file) {
+    write_file(dir.file("passgate.toml"),
+               "[kubernetes]\n"                                                     // 1
+               "kubeconfig = \"kubeconfig\"\n\n"                                    // 2
+               "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:8443\"\n\n"
+               "[[route]]\nname = \"passthrough\"\nlisteners = [\"tls\"]\n"
+               "hostnames = [\"passthrough.example.com\"]\n"
+               "backends = [ { service = \"echo\" } ]\n\n"
+               "[[service]]\nname = \"echo\"\n"
+               "kubernetes = { namespace = \"default\", service = \"passthrough-echoserver\", port = 443 }\n");
+    write_file(dir.file("kubeconfig"),
+               "apiVersion: v1\nkind: Config\ncurrent-context: edge\n"
+               "clusters:\n- name: prod\n  cluster:\n    server: https://127.0.0.1:6443\n"
+               "    certificate-authority: " + ca_file + "\n"
+               "contexts:\n- name: edge\n  context:\n    cluster: prod\n    user: passgate\n"
+               "users:\n- name: passgate\n  user:\n    token: " + std::string(kCheckToken) + "\n");
+}
+}  // namespace
+
+TEST_CASE("lifecycle: --check loads the kubeconfig without contacting the API server; a broken one fails naming the file",
+          "[integration][lifecycle][kubernetes]") {
+    TempDir dir;
+    const RunResult ca = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                              "-nodes", "-keyout", dir.file("ca.key"), "-out", dir.file("ca.pem"), "-days", "2",
+                              "-subj", "/CN=passgate-test-ca"},
+                             dir, "req");
+    INFO(ca.err);
+    REQUIRE(ca.status == 0);
+    const std::string config = dir.file("passgate.toml");
+    const std::string kubeconfig = dir.file("kubeconfig");
+
+    write_kubernetes_files(dir, "ca.pem");
+    const RunResult good = run({passgate_binary(), "--check", "--config", config}, dir, "check-good");
+    INFO("stdout:\n" << good.out << "\nstderr:\n" << good.err);
+    CHECK(good.status == 0);
+    CHECK(good.out.find("  echo: kubernetes default/passthrough-echoserver port 443\n") != std::string::npos);
+    CHECK(good.out.find("kubernetes: kubeconfig " + kubeconfig +
+                        " (context edge: cluster prod, user passgate): credentials OK (the API server was not "
+                        "contacted)\n") != std::string::npos);
+    check_no_sanitizer_report(good.err);
+
+    const RunResult route = run({passgate_binary(), "route", "--config", config, "--sni", "passthrough.example.com"},
+                                dir, "route");
+    INFO("route stdout:\n" << route.out << "\nstderr:\n" << route.err);
+    CHECK(route.status == 0);
+    CHECK(route.out.find("endpoints from kubernetes default/passthrough-echoserver port 443") != std::string::npos);
+
+    // The CA is the key: not a certificate. The error names both files and never the token.
+    write_kubernetes_files(dir, "ca.key");
+    const RunResult broken = run({passgate_binary(), "--check", "--config", config}, dir, "check-broken");
+    INFO("stdout:\n" << broken.out << "\nstderr:\n" << broken.err);
+    CHECK(broken.status == 1);
+    CHECK(broken.err.rfind(config + ":1: kubernetes: kubeconfig " + kubeconfig +
+                               ": clusters[0].cluster: certificate-authority " + dir.file("ca.key") +
+                               ": not a PEM certificate\n",
+                           0) == 0);
+    CHECK(broken.err.find(kCheckToken) == std::string::npos);
+    CHECK(broken.out.find("credentials OK") == std::string::npos);
+    check_no_sanitizer_report(broken.err);
+
+    std::filesystem::remove(kubeconfig);
+    const RunResult absent = run({passgate_binary(), "--check", "--config", config}, dir, "check-absent");
+    INFO("stderr:\n" << absent.err);
+    CHECK(absent.status == 1);
+    CHECK(absent.err.find("kubeconfig " + kubeconfig + ": cannot read: No such file or directory") != std::string::npos);
 }
 
 TEST_CASE("lifecycle: --version exits 0 and prints the name", "[integration][lifecycle]") {
