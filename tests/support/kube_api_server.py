@@ -815,18 +815,19 @@ def main():
     parser.add_argument("--watch-timeout-seconds", type=int, default=DEFAULT_WATCH_TIMEOUT_SECONDS)
     args = parser.parse_args()
 
-    make_credentials(args.dir)
-    app = App(args.dir, args.port, max(1, args.watch_timeout_seconds))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    make_credentials(args.dir)
+    app = App(args.dir, args.port, max(1, args.watch_timeout_seconds))
     app.set_listening(True)
     control = ControlServer(app, args.control_port)
     control_thread = threading.Thread(target=control.serve_forever, kwargs={"poll_interval": 0.1},
                                       daemon=True)
     control_thread.start()
     print("ready", flush=True)
-    while not stop.wait(1.0):
+    # Short waits: a signal does not interrupt Event.wait (it resumes), so this bounds the exit delay.
+    while not stop.wait(0.1):
         pass
     control.shutdown()
     control.server_close()
