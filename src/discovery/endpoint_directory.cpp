@@ -5,6 +5,10 @@
 #include "src/wire/endpoints_file.h"
 #include "src/discovery/endpoints_file_reader.h"
 #include "src/discovery/health_check.h"
+#include "src/discovery/http_client.h"
+#include "src/discovery/kubernetes_credentials.h"
+#include "src/discovery/kubernetes_endpoints.h"
+#include "src/discovery/kubernetes_watch.h"
 #include "src/observe/log.h"
 
 #include <algorithm>
@@ -57,6 +61,16 @@ bool same_dns(const config::Dns& a, const config::Dns& b) {
     return a.servers == b.servers && a.timeout == b.timeout && a.tries == b.tries;
 }
 
+// The watch a Kubernetes service uses: one per namespace and Service.
+std::string kubernetes_key(const config::Service& service) {
+    return service.kubernetes ? service.kubernetes->namespace_name + "/" + service.kubernetes->service : std::string();
+}
+
+std::string describe_port(const config::KubernetesBackend& backend) {
+    if (const auto* number = std::get_if<std::uint16_t>(&backend.port)) return std::to_string(*number);
+    return std::get<std::string>(backend.port);
+}
+
 DiscoveredEndpoints static_endpoints(const config::Service& service) {
     DiscoveredEndpoints out;
     for (const config::Endpoint& endpoint : service.endpoints)
@@ -92,6 +106,10 @@ struct EndpointDirectory::Service {
     std::string last_error;  // the failure logged last (repeats are not logged again)
     // DNS callbacks may outlive the service (a reload removed it): they check this first.
     std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+    // Kubernetes: what was logged last, so that a state is logged once.
+    std::set<std::string> warned_fqdn_slices;
+    bool using_terminating = false;
+    std::string unusable;  // why the Service cannot be used ("" when it can)
 
     bool healthy(const config::Address& address) const {
         return !health || health->healthy(address).value_or(true);
@@ -126,10 +144,58 @@ struct EndpointDirectory::Service {
                 resolve();
                 break;
             case config::Discovery::kubernetes:
-                // Placeholder until the Kubernetes source lands (the lead's branch replaces it).
-                throw std::runtime_error("service \"" + spec.name + "\": kubernetes discovery is not available yet");
+                // The watch is made (or shared) by follow(); its state arrives in kubernetes_update().
+                settled = false;
+                break;
         }
         start_health();
+    }
+
+    // Kubernetes: the watch's Service and slices changed (or a service started on a watch that
+    // has its state already). `publish`: false while follow() builds the sets itself.
+    void kubernetes_update(const KubernetesWatch& watch, bool publish) {
+        if (!watch.synced()) return;
+        const config::KubernetesBackend& backend = *spec.kubernetes;
+        KubernetesEndpointSelection selection = select_kubernetes_endpoints(
+            watch.service(), KubernetesServicePort(backend.port), watch.slices(), spec.endpoint_max_connections);
+        for (const std::string& slice : selection.ignored_fqdn_slices) {
+            if (!warned_fqdn_slices.insert(slice).second) continue;
+            log_line(LogLevel::warning, "service " + spec.name + ": EndpointSlice " + backend.namespace_name + "/" +
+                                            slice + " has addressType FQDN: ignored (IPv4 and IPv6 only)");
+        }
+        if (selection.using_terminating != using_terminating) {
+            using_terminating = selection.using_terminating;
+            if (using_terminating)
+                log_line(LogLevel::warning, "service " + spec.name + ": no ready endpoint in kubernetes " +
+                                                watch.describe() + "; using its " +
+                                                std::to_string(selection.endpoints.size()) +
+                                                " serving, terminating endpoints until one is ready");
+        }
+        if (selection.error != unusable) {
+            unusable = selection.error;
+            if (!unusable.empty())
+                log_line(LogLevel::error, "service " + spec.name + ": kubernetes " + watch.describe() + " port " +
+                                              describe_port(backend) + ": " + unusable + "; no endpoints");
+        }
+        const bool first = !settled;
+        if (first) {
+            settled = true;
+            log_line(LogLevel::info, "service " + spec.name + ": first list of kubernetes " + watch.describe() +
+                                         " done, " + std::to_string(selection.endpoints.size()) + " endpoints");
+        }
+        count_success();
+        if (selection.endpoints == discovered && !first) return;
+        if (!first)
+            log_line(LogLevel::info, "service " + spec.name + ": " + std::to_string(selection.endpoints.size()) +
+                                         " endpoints (was " + std::to_string(discovered.size()) + ")");
+        discovered = std::move(selection.endpoints);
+        set_health_targets();
+        if (publish) directory.changed(*this);
+    }
+
+    // A request of the watch failed (the watch logged it): counted, the last set kept.
+    void kubernetes_failure() {
+        directory.metrics_.discovery_updates.with({spec.name, "failure"}).inc(directory.metrics_.control_shard());
     }
 
     void start_health() {
@@ -256,6 +322,14 @@ struct EndpointDirectory::Service {
     reactor::MemberTimer<Service, &Service::resolve> refresh{*this};  // next DNS lookup
 };
 
+struct EndpointDirectory::KubernetesSource {
+    config::Kubernetes settings;
+    KubernetesCredentials credentials;
+    std::unique_ptr<HttpClient> client;
+    // After the client: destroyed first (a watch cancels its requests on the client).
+    std::map<std::string, std::unique_ptr<KubernetesWatch>> watches;  // by "namespace/service"
+};
+
 EndpointDirectory::EndpointDirectory(reactor::Loop& loop, AppMetrics& metrics, Publish publish)
     : loop_(loop), metrics_(metrics), publish_(std::move(publish)) {}
 
@@ -276,6 +350,26 @@ std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const 
         dns_ = config.dns;
         resolver_replaced = true;
     }
+    // Kubernetes: the credentials are read and checked on every follow (a reload re-reads the
+    // kubeconfig); a new client and new watches only when they changed.
+    const bool uses_kubernetes = std::any_of(config.services.begin(), config.services.end(), [](const auto& s) {
+        return s.discovery == config::Discovery::kubernetes;
+    });
+    std::unique_ptr<KubernetesSource> next_kubernetes;
+    if (uses_kubernetes) {
+        KubernetesCredentials credentials;
+        try {
+            credentials = load_kubernetes_credentials(config.kubernetes);
+        } catch (const std::exception& error) {
+            throw std::runtime_error(std::string("[kubernetes]: ") + error.what());
+        }
+        if (!kubernetes_ || !(kubernetes_->settings == config.kubernetes) || !(kubernetes_->credentials == credentials)) {
+            next_kubernetes = std::make_unique<KubernetesSource>();
+            next_kubernetes->settings = config.kubernetes;
+            next_kubernetes->credentials = std::move(credentials);
+            next_kubernetes->client = std::make_unique<HttpClient>(loop_);
+        }
+    }
     // Prepare everything first (this is what can fail), then swap in: a failure changes nothing.
     std::map<std::string, std::unique_ptr<Service>> next;
     for (const config::Service& spec : config.services) {
@@ -288,19 +382,18 @@ std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const 
         service->start();
         next.emplace(spec.name, std::move(service));
     }
-    std::vector<std::shared_ptr<const EndpointSet>> sets;
     for (const config::Service& spec : config.services) {
         std::unique_ptr<Service>& slot = next[spec.name];
-        if (!slot) {
-            slot = std::move(services_[spec.name]);
-            const bool health_changed = slot->spec.health_check != spec.health_check;
-            slot->spec = spec;  // balance and health settings may have changed
-            if (health_changed) slot->start_health();
-            if (resolver_replaced) slot->resolver_replaced();
-        }
-        slot->set = build_set(*slot);
-        sets.push_back(slot->set);
+        if (slot) continue;
+        slot = std::move(services_[spec.name]);
+        const bool health_changed = slot->spec.health_check != spec.health_check;
+        slot->spec = spec;  // balance and health settings may have changed
+        if (health_changed) slot->start_health();
+        if (resolver_replaced) slot->resolver_replaced();
     }
+    // Nothing can fail from here on.
+    if (next_kubernetes) kubernetes_ = std::move(next_kubernetes);  // the old watches end here
+    if (!uses_kubernetes) kubernetes_.reset();
     // Services that are gone: hide their endpoint series.
     for (auto& [name, service] : services_) {
         if (!service || next.count(name) != 0) continue;
@@ -312,7 +405,53 @@ std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const 
         metrics_.health_check_local_errors.remove({name});
     }
     services_ = std::move(next);
+    follow_kubernetes_watches();
+    std::vector<std::shared_ptr<const EndpointSet>> sets;
+    for (const config::Service& spec : config.services) {
+        Service& service = *services_[spec.name];
+        if (spec.discovery == config::Discovery::kubernetes && kubernetes_) {
+            // A watch shared with another service may have its state already.
+            const auto watch = kubernetes_->watches.find(kubernetes_key(spec));
+            if (watch != kubernetes_->watches.end()) service.kubernetes_update(*watch->second, false);
+        }
+        service.set = build_set(service);
+        sets.push_back(service.set);
+    }
     return sets;
+}
+
+void EndpointDirectory::follow_kubernetes_watches() {
+    if (!kubernetes_) return;
+    std::set<std::string> used;
+    for (const auto& [name, service] : services_) {
+        if (service->spec.discovery != config::Discovery::kubernetes) continue;
+        const std::string key = kubernetes_key(service->spec);
+        used.insert(key);
+        if (kubernetes_->watches.count(key) != 0) continue;
+        kubernetes_->watches.emplace(
+            key, std::make_unique<KubernetesWatch>(
+                     loop_, *kubernetes_->client, kubernetes_->credentials, kubernetes_->settings, metrics_,
+                     service->spec.kubernetes->namespace_name, service->spec.kubernetes->service,
+                     [this, key] { kubernetes_changed(key); }, [this, key] { kubernetes_failed(key); }));
+    }
+    for (auto it = kubernetes_->watches.begin(); it != kubernetes_->watches.end();) {
+        if (used.count(it->first) == 0) it = kubernetes_->watches.erase(it);
+        else ++it;
+    }
+}
+
+void EndpointDirectory::kubernetes_changed(const std::string& key) {
+    const auto watch = kubernetes_->watches.find(key);
+    if (watch == kubernetes_->watches.end()) return;
+    for (auto& [name, service] : services_)
+        if (service->spec.discovery == config::Discovery::kubernetes && kubernetes_key(service->spec) == key)
+            service->kubernetes_update(*watch->second, true);
+}
+
+void EndpointDirectory::kubernetes_failed(const std::string& key) {
+    for (auto& [name, service] : services_)
+        if (service->spec.discovery == config::Discovery::kubernetes && kubernetes_key(service->spec) == key)
+            service->kubernetes_failure();
 }
 
 bool EndpointDirectory::settled() const {

@@ -1,6 +1,6 @@
 #pragma once
 // The control thread's view of every service's endpoints: it follows each service's discovery
-// source (static list, DNS, endpoints file) and its active health check, and publishes a new
+// source (static list, DNS, endpoints file, Kubernetes) and its active health check, and publishes a new
 // immutable EndpointSet to the workers whenever what a service resolves to changes. Health checks
 // and DNS queries run here, once, on the control loop, never once per worker.
 //
@@ -40,24 +40,31 @@ public:
     // is missing or malformed: there is no last good set to keep).
     std::vector<std::shared_ptr<const EndpointSet>> follow(const config::Config& config);
 
-    // Every DNS service has had its first answer or failure: readiness waits for this.
+    // Every DNS service has had its first answer or failure, and every Kubernetes service its
+    // first complete list: readiness waits for this.
     bool settled() const;
 
-    struct Service;  // one followed service (endpoint_directory.cpp)
+    struct Service;           // one followed service (endpoint_directory.cpp)
+    struct KubernetesSource;  // the API server's client and the watches (endpoint_directory.cpp)
 
 private:
     friend struct Service;
     void changed(Service& service);                 // its endpoints or health changed: publish
+    // Kubernetes: make the watches the services need (one per namespace/Service), drop the rest.
+    void follow_kubernetes_watches();
+    void kubernetes_changed(const std::string& key);  // a watch's state changed
+    void kubernetes_failed(const std::string& key);   // a watch's request failed
     std::shared_ptr<const EndpointSet> build_set(Service& service);
 
     reactor::Loop& loop_;
     AppMetrics& metrics_;
     Publish publish_;
     std::map<std::string, std::unique_ptr<Service>> services_;  // by service name
-    std::uint64_t next_version_ = 0;
+    std::uint64_t next_version_ = 0;  // EndpointSet::version, increasing over all services
     std::unique_ptr<DnsResolver> resolver_;  // made for the first config with DNS services
     config::Dns dns_;                        // the [dns] settings resolver_ was made with
-    std::string resolver_error_ = "none configured";  // EndpointSet::version, increasing over all services
+    std::string resolver_error_ = "none configured";  // why resolver_ is null
+    std::unique_ptr<KubernetesSource> kubernetes_;     // made for a config with Kubernetes services
 };
 
 }  // namespace passgate

@@ -43,6 +43,8 @@ struct HttpTls {
     std::string client_key_file;
     std::string client_key_pem;
     bool insecure_skip_verify = false;  // kubeconfig's insecure-skip-tls-verify
+
+    friend bool operator==(const HttpTls&, const HttpTls&) = default;
 };
 
 struct HttpRequest {

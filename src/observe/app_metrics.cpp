@@ -98,13 +98,25 @@ AppMetrics::AppMetrics(unsigned workers)
           "Endpoint picks made while no endpoint of the service was healthy (health ignored).",
           {"service"})),
       discovery_updates(registry.counter("passgate_discovery_updates_total",
-          "Endpoint discovery results (DNS answers, endpoints file reads), by service and result.",
+          "Endpoint discovery results (DNS answers, endpoints file reads, Kubernetes updates and failures), by service and result.",
           {"service", "result"})),
       health_check_local_errors(registry.counter("passgate_health_check_local_errors_total",
           "Health probes that could not run for a local shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM): "
           "not held against the endpoint.", {"service"})),
       discovery_last_success(registry.gauge("passgate_discovery_last_success_timestamp_seconds",
           "Unix time of the service's last successful endpoint discovery.", {"service"})),
+      kubernetes_relists(registry.counter("passgate_kubernetes_relists_total",
+          "Complete lists of a watched Kubernetes resource, by reason: initial (start), expired (410 Gone: "
+          "the resourceVersion was compacted), bad_event (a watch event that did not decode), error (a "
+          "list retried after a failure).", {"namespace", "kubernetes_service", "resource", "reason"})),
+      kubernetes_watch_restarts(registry.counter("passgate_kubernetes_watch_restarts_total",
+          "Watches started again from the last resourceVersion, by reason: server_closed (the "
+          "server's timeout ended the stream), error (the stream failed).",
+          {"namespace", "kubernetes_service", "resource", "reason"})),
+      kubernetes_request_failures(registry.counter("passgate_kubernetes_request_failures_total",
+          "Failed requests to the Kubernetes API server, by reason: connect, timeout, tls, "
+          "unauthorized, forbidden, not_found, server_error, http_error, bad_response, token_file.",
+          {"namespace", "kubernetes_service", "resource", "reason"})),
       metric_series(registry.gauge("passgate_metric_series",
           "Metric series held in memory, shown or hidden (departed endpoints wait for "
           "departed_series_retention before they are freed); updated once a second.")) {

@@ -69,6 +69,11 @@ public:
     metrics::CounterFamily& discovery_updates;            // {service, result}
     metrics::CounterFamily& health_check_local_errors;    // {service}
     metrics::GaugeFamily& discovery_last_success;         // {service}
+    // Kubernetes watches (src/discovery/kubernetes_watch.h), by the Kubernetes Service they follow
+    // and the resource ("services", "endpointslices").
+    metrics::CounterFamily& kubernetes_relists;            // {namespace, kubernetes_service, resource, reason}
+    metrics::CounterFamily& kubernetes_watch_restarts;     // {namespace, kubernetes_service, resource, reason}
+    metrics::CounterFamily& kubernetes_request_failures;   // {namespace, kubernetes_service, resource, reason}
     // Series held in memory, shown or hidden; set by the control thread when it frees departed
     // series (src/control/app.cpp).
     metrics::GaugeFamily& metric_series;

@@ -6,6 +6,8 @@
 #include "tests/support/dnsmasq.h"
 #include "tests/support/process.h"
 
+#include "tests/discovery/run_until.h"
+
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -31,36 +33,8 @@ using Millis = std::chrono::milliseconds;
 
 namespace {
 
-// Stops the loop once `until` holds or the deadline has passed, checking every 2 ms.
-class StopWhen final : public passgate::reactor::Timer {
-public:
-    StopWhen(Loop& loop, std::function<bool()> until, Millis bound)
-        : loop_(loop), until_(std::move(until)),
-          deadline_(passgate::reactor::monotonic_millis() + bound.count()) {}
-    void on_timer() override {
-        if (until_() || passgate::reactor::monotonic_millis() >= deadline_) {
-            loop_.stop();
-            return;
-        }
-        loop_.arm_timer(*this, passgate::reactor::monotonic_millis() + 2);
-    }
-
-private:
-    Loop& loop_;
-    std::function<bool()> until_;
-    passgate::reactor::Millis deadline_;
-};
-
-bool run_until(Loop& loop, const std::function<bool()>& until, Millis bound) {
-    StopWhen stopper(loop, until, bound);
-    loop.arm_timer(stopper, 0);
-    loop.run();
-    return until();
-}
-
-void run_for(Loop& loop, Millis duration) {
-    run_until(loop, [] { return false; }, duration);
-}
+using discovery_test::run_for;
+using discovery_test::run_until;
 
 std::unique_ptr<DnsResolver> make_resolver(Loop& loop, DnsResolverOptions options) {
     auto created = DnsResolver::create(loop, std::move(options));

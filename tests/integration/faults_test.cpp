@@ -64,25 +64,6 @@ long rss_kib(pid_t pid) {
     return -1;
 }
 
-// The sum of the samples of `family` whose labels contain every one of `labels` (for example
-// `reason="timeout"`); 0 when there are none. A failed scrape fails the test.
-double labelled_sum(const Passgate& passgate, const std::string& family,
-                    const std::vector<std::string>& labels) {
-    const auto response = http_get(passgate.admin_port(), "/metrics");
-    REQUIRE(response);
-    REQUIRE(response->status == 200);
-    std::istringstream in(response->body);
-    std::string line;
-    double sum = 0;
-    for (int count = 0; count < 1000000 && std::getline(in, line); ++count) {
-        if (line.rfind(family + "{", 0) != 0) continue;
-        bool all = true;
-        for (const std::string& label : labels) all = all && line.find(label) != std::string::npos;
-        if (all) sum += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
-    }
-    return sum;
-}
-
 double closed_with(const Passgate& passgate, const std::string& listener, const std::string& reason) {
     return labelled_sum(passgate, "passgate_downstream_connections_closed_total",
                         {"listener=\"" + listener + "\"", "reason=\"" + reason + "\""});

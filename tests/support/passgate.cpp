@@ -142,6 +142,25 @@ std::optional<double> metric_sample(const Passgate& passgate, const std::string&
     return sample_in(response->body, series);
 }
 
+// The sum of the samples of `family` whose labels contain every one of `labels` (for example
+// `reason="timeout"`); 0 when there are none. A failed scrape fails the test.
+double labelled_sum(const Passgate& passgate, const std::string& family,
+                    const std::vector<std::string>& labels) {
+    const auto response = http_get(passgate.admin_port(), "/metrics");
+    REQUIRE(response);
+    REQUIRE(response->status == 200);
+    std::istringstream in(response->body);
+    std::string line;
+    double sum = 0;
+    for (int count = 0; count < 1000000 && std::getline(in, line); ++count) {
+        if (line.rfind(family + "{", 0) != 0) continue;
+        bool all = true;
+        for (const std::string& label : labels) all = all && line.find(label) != std::string::npos;
+        if (all) sum += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+    }
+    return sum;
+}
+
 std::optional<double> reloads_handled(const Passgate& passgate) {
     // One scrape for both, so that a reload in between cannot be counted twice or missed.
     const auto response = http_get(passgate.admin_port(), "/metrics");

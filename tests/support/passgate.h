@@ -78,6 +78,9 @@ void reload_with(Passgate& passgate, const std::string& config);
 // One sample of /metrics named exactly as exposed, labels included, e.g.
 // `passgate_config_reloads_total{result="success"}`; nullopt when absent or the scrape fails.
 std::optional<double> metric_sample(const Passgate& passgate, const std::string& series);
+// The sum of the samples of `family` whose labels contain every one of `labels` (for example
+// `reason="timeout"`); 0 when there are none. A failed scrape fails the test.
+double labelled_sum(const Passgate& passgate, const std::string& family, const std::vector<std::string>& labels);
 // Reloads handled so far: passgate_config_reloads_total, success plus failure.
 std::optional<double> reloads_handled(const Passgate& passgate);
 // passgate has handled `count` reloads within the timeout. Two SIGHUPs sent before the first is

@@ -1,0 +1,356 @@
+// Kubernetes discovery with real processes: passgate watches a Service and its EndpointSlices on
+// the test API server (tests/support/kube_api_server.py, checked against Debian's kubectl in
+// kube_api_server_test.cpp) and sends clients to identifying backends on 127.0.0.x, the pods.
+
+#include "tests/support/backends.h"
+#include "tests/support/kube_api_server.h"
+#include "tests/support/net.h"
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
+
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace integration;
+
+namespace {
+
+const std::vector<std::uint8_t>& hello() { return captured_hello("curl-h2.bin").bytes; }
+
+const std::string kService = "passthrough-echoserver";
+
+std::string kubeconfig_line(const std::string& path) { return "kubeconfig = \"" + path + "\"\n"; }
+
+// passgate with one route to service "pool" = the guide's Service, port 443; `credentials` are
+// the [kubernetes] lines that say where the API server is and who passgate is.
+std::string kubernetes_config(std::uint16_t port, const std::string& credentials) {
+    return "[admin]\naddress = \"@ADMIN@\"\n\n"
+           "[kubernetes]\n" + credentials +
+           "retry_initial_delay = \"100ms\"\nretry_max_delay = \"500ms\"\n\n"
+           "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n\n"
+           "[[route]]\nname = \"r\"\nlisteners = [\"tls\"]\nhostnames = [\"curl-h2.corpus.test\"]\n"
+           "backends = [ { service = \"pool\" } ]\n\n"
+           "[[service]]\nname = \"pool\"\n"
+           "kubernetes = { namespace = \"default\", service = \"" + kService + "\", port = 443 }\n";
+}
+
+// One slice of the guide's Service holding `pods` (127.0.0.x addresses) on `port`.
+std::string slice(const std::string& name, std::uint16_t port, const std::vector<KubeEndpoint>& pods) {
+    return endpoint_slice_json("default", name, kService, "https", port, "IPv4", pods);
+}
+
+std::set<std::string> ids_seen(std::uint16_t port, int count) {
+    std::set<std::string> ids;
+    for (int i = 0; i < count; ++i) ids.insert(ask_backend(port, hello()));
+    return ids;
+}
+
+// Clients in a loop on their own thread until stopped: every failed connection is counted.
+class ClientLoop {
+public:
+    explicit ClientLoop(std::uint16_t port) : thread_([this, port] {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+        while (!stop_.load() && std::chrono::steady_clock::now() < deadline) {
+            const std::string id = ask_backend(port, hello());
+            if (id.empty()) ++failed_;
+            else ++succeeded_;
+            std::this_thread::sleep_for(Millis(5));
+        }
+    }) {}
+    ~ClientLoop() { stop(); }
+    void stop() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    int failed() const { return failed_.load(); }
+    int succeeded() const { return succeeded_.load(); }
+
+private:
+    std::atomic<bool> stop_{false};
+    std::atomic<int> failed_{0};
+    std::atomic<int> succeeded_{0};
+    std::thread thread_;
+};
+
+double kube_metric(Passgate& passgate, const std::string& family, const std::string& resource,
+                   const std::string& reason) {
+    return labelled_sum(passgate, family, {"resource=\"" + resource + "\"", "reason=\"" + reason + "\""});
+}
+
+// Waits until passgate's pool is exactly `ids` (asking a few connections each round); returns the
+// time it took.
+Millis wait_for_ids(std::uint16_t port, const std::set<std::string>& ids, Millis limit) {
+    const auto start = std::chrono::steady_clock::now();
+    wait_until([&] { return ids_seen(port, static_cast<int>(ids.size()) * 4) == ids; }, limit, Millis(20));
+    return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start);
+}
+
+}  // namespace
+
+TEST_CASE("kubernetes: the Service's endpoints are followed 1 -> 3 -> 1 within a second, no client fails",
+          "[integration][kubernetes]") {
+    TempDir dir;
+    KubeApiServer api;
+    const std::uint16_t pod_port = free_port();
+    IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3"), c("c", pod_port, "127.0.0.4");
+    api.put(service_json());
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    REQUIRE(passgate.wait_ready());  // ready after the first complete lists
+    CHECK(ids_seen(port, 10) == std::set<std::string>{"a"});
+    CHECK(passgate.metric({"passgate_service_endpoints"}) == 1.0);
+
+    ClientLoop clients(port);
+    // Scale to 3: a second slice appears and the first one grows (as the controller does it).
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}, {"127.0.0.3"}}));
+    api.put(slice("echo-2", pod_port, {{"127.0.0.4"}}));
+    const Millis up = wait_for_ids(port, {"a", "b", "c"}, Millis(5000));
+    // Scale to 1: b's and c's pods go.
+    api.remove("EndpointSlice", "default", "echo-2");
+    api.put(slice("echo-1", pod_port, {{"127.0.0.3"}}));
+    const Millis down = wait_for_ids(port, {"b"}, Millis(5000));
+    wait_until([&] { return clients.succeeded() >= 20; }, Millis(5000));
+    clients.stop();
+    WARN("scale 1 -> 3 followed in " << up.count() << " ms, 3 -> 1 in " << down.count() << " ms; client connections: "
+                                     << clients.succeeded() << " ok, " << clients.failed() << " failed");
+    CHECK(up < Millis(1000));
+    CHECK(down < Millis(1000));
+    CHECK(clients.failed() == 0);
+    CHECK(clients.succeeded() >= 20);
+    CHECK(passgate.metric({"passgate_service_endpoints"}) == 1.0);
+    CHECK(kube_metric(passgate, "passgate_kubernetes_relists_total", "endpointslices", "initial") == 1.0);
+    CHECK(passgate.metric({"passgate_discovery_updates_total", "result=\"success\""}).value_or(0) >= 3);
+    stop_and_check(passgate);
+}
+
+TEST_CASE("kubernetes: a terminating endpoint keeps its established stream and gets no new connection",
+          "[integration][kubernetes]") {
+    TempDir dir;
+    KubeApiServer api;
+    const std::uint16_t pod_port = free_port();
+    // "old": answers its id, then echoes every byte until the client's end.
+    TcpServer old_pod(
+        [](int fd, std::size_t) {
+            std::vector<std::uint8_t> buffer(65536);
+            std::size_t hello_left = hello().size();
+            const Deadline deadline = deadline_in(Millis(20000));
+            while (hello_left > 0) {
+                const auto got = recv_some(fd, buffer.data(), std::min(buffer.size(), hello_left), deadline);
+                if (!got || *got == 0) return;
+                hello_left -= *got;
+            }
+            if (!send_all(fd, "old\n", 4, deadline)) return;
+            for (;;) {
+                const auto got = recv_some(fd, buffer.data(), buffer.size(), deadline);
+                if (!got || *got == 0) break;
+                if (!send_all(fd, buffer.data(), *got, deadline)) return;
+            }
+            ::shutdown(fd, SHUT_WR);
+        },
+        pod_port, "127.0.0.2");
+    IdentBackend fresh("new", pod_port, "127.0.0.3");
+    api.put(service_json());
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token);
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    REQUIRE(passgate.wait_ready());
+
+    // A stream to the old pod, established before it starts terminating.
+    Socket stream = connect_to(port);
+    REQUIRE(stream);
+    REQUIRE(read_backend_id(stream.get(), hello()) == "old");
+    constexpr std::size_t chunk = 64 * 1024;
+    constexpr int chunks = 64;  // 4 MiB, sent while the endpoint set changes
+    ByteStream sent_bytes(42);
+    Fnv1a64 sent_hash;
+    Fnv1a64 echoed_hash;
+    std::uint64_t echoed = 0;
+    std::vector<std::uint8_t> out(chunk), in(chunk);
+    const Deadline deadline = deadline_in(Millis(30000));
+    for (int i = 0; i < chunks; ++i) {
+        if (i == chunks / 4) {
+            // The pod starts terminating (serving, not ready) and a new one is ready.
+            api.put(slice("echo-1", pod_port, {{"127.0.0.2", false, true, true}, {"127.0.0.3"}}));
+        }
+        if (i == chunks / 2) {
+            // From here on, new connections all go to the new pod.
+            REQUIRE(wait_until([&] { return ids_seen(port, 4) == std::set<std::string>{"new"}; }, Millis(5000)));
+        }
+        sent_bytes.fill(out.data(), out.size());
+        sent_hash.add(out.data(), out.size());
+        REQUIRE(send_all(stream.get(), out.data(), out.size(), deadline));
+        // Read back what has come so far (the echo keeps pace with the sender).
+        while (echoed < static_cast<std::uint64_t>(i) * chunk) {
+            const auto got = recv_some(stream.get(), in.data(), in.size(), deadline);
+            REQUIRE(got);
+            REQUIRE(*got > 0);
+            echoed_hash.add(in.data(), *got);
+            echoed += *got;
+        }
+    }
+    ::shutdown(stream.get(), SHUT_WR);
+    bool eof = false;
+    while (!eof) {
+        const auto got = recv_some(stream.get(), in.data(), in.size(), deadline);
+        REQUIRE(got);
+        eof = *got == 0;
+        echoed_hash.add(in.data(), *got);
+        echoed += *got;
+    }
+    // Every byte came back, in order, through the endpoint that was terminating meanwhile.
+    CHECK(echoed == static_cast<std::uint64_t>(chunks) * chunk);
+    CHECK(echoed_hash.value == sent_hash.value);
+    // New connections never reached the terminating pod after the change was seen.
+    const std::size_t old_accepted = old_pod.accepted();
+    CHECK(ids_seen(port, 20) == std::set<std::string>{"new"});
+    CHECK(old_pod.accepted() == old_accepted);
+    // Nothing ready: the serving, terminating pod is used rather than refusing (kube-proxy's fallback).
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2", false, true, true}, {"127.0.0.3", false, false, false}}));
+    CHECK(wait_until([&] { return passgate.wait_for_log("serving, terminating endpoints", Millis(100)); }, Millis(5000)));
+    stop_and_check(passgate);
+}
+
+TEST_CASE("kubernetes: a watch ended by the server's timeout and a 410 Gone lose no update",
+          "[integration][kubernetes]") {
+    TempDir dir;
+    KubeApiServer api;
+    const std::uint16_t pod_port = free_port();
+    IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3"), c("c", pod_port, "127.0.0.4");
+    api.put(service_json());
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::client_cert_files);
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    REQUIRE(passgate.wait_ready());
+
+    // The server's timeout ends the watches: passgate watches again from its last resourceVersion,
+    // and a change made right after is seen.
+    api.close_watches();
+    api.put(slice("echo-1", pod_port, {{"127.0.0.3"}}));
+    CHECK(wait_for_ids(port, {"b"}, Millis(5000)) < Millis(5000));
+    CHECK(kube_metric(passgate, "passgate_kubernetes_watch_restarts_total", "endpointslices", "server_closed") >= 1);
+    CHECK(kube_metric(passgate, "passgate_kubernetes_relists_total", "endpointslices", "expired") == 0);
+
+    // The watch fails (500s) while a change is made and the history is compacted: passgate's
+    // resourceVersion is gone (410), it lists again and finds the change.
+    api.fail_next(500, 1000);
+    api.close_watches();
+    REQUIRE(wait_until([&] {
+        return kube_metric(passgate, "passgate_kubernetes_request_failures_total", "endpointslices", "server_error") >= 1;
+    }, Millis(5000)));
+    api.put(slice("echo-1", pod_port, {{"127.0.0.4"}}));
+    api.put(slice("echo-1", pod_port, {{"127.0.0.4"}, {"127.0.0.2"}}));
+    api.compact();
+    api.fail_next(500, 0);
+    CHECK(wait_for_ids(port, {"a", "c"}, Millis(5000)) < Millis(5000));
+    CHECK(kube_metric(passgate, "passgate_kubernetes_relists_total", "endpointslices", "expired") >= 1);
+    CHECK(passgate.metric({"passgate_discovery_updates_total", "result=\"failure\""}).value_or(0) >= 1);
+    stop_and_check(passgate);
+}
+
+TEST_CASE("kubernetes: the API server gone for 10 s: the last set keeps serving, failures are counted, it recovers",
+          "[integration][kubernetes]") {
+    TempDir dir;
+    KubeApiServer api;
+    const std::uint16_t pod_port = free_port();
+    IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3");
+    api.put(service_json());
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::client_cert_data);
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    REQUIRE(passgate.wait_ready());
+
+    ClientLoop clients(port);
+    api.set_listening(false);
+    std::this_thread::sleep_for(Millis(10000));  // the outage the issue names
+    const double failures = kube_metric(passgate, "passgate_kubernetes_request_failures_total", "endpointslices", "connect");
+    CHECK(failures >= 2);  // retried with back-off, not once and not in a spin
+    CHECK(failures < 200);
+    CHECK(passgate.wait_for_log("keeping the last state"));
+    api.set_listening(true);
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}, {"127.0.0.3"}}));
+    CHECK(wait_for_ids(port, {"a", "b"}, Millis(5000)) < Millis(5000));
+    clients.stop();
+    CHECK(clients.failed() == 0);
+    CHECK(clients.succeeded() > 100);
+    CHECK(passgate.wait_for_log("the API server answers again"));
+    stop_and_check(passgate);
+}
+
+TEST_CASE("kubernetes: a rotated token file is used by the next request", "[integration][kubernetes]") {
+    TempDir dir;
+    KubeApiServer api;
+    const std::uint16_t pod_port = free_port();
+    IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3");
+    api.put(service_json());
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    REQUIRE(passgate.wait_ready());
+    const std::string old_token = api.token();
+
+    api.set_token("rotated-token-0123456789");
+    api.close_watches();  // the next requests are new watches
+    api.put(slice("echo-1", pod_port, {{"127.0.0.3"}}));
+    CHECK(wait_for_ids(port, {"b"}, Millis(5000)) < Millis(5000));
+    int with_new = 0;
+    int unauthorized = 0;
+    for (const KubeApiRequest& request : api.requests()) {
+        if (request.token == "rotated-token-0123456789" && request.status == 200) ++with_new;
+        if (request.status == 401) ++unauthorized;
+    }
+    CHECK(with_new >= 2);  // the services and endpointslices watches
+    CHECK(unauthorized == 0);
+    // Neither token is in passgate's log.
+    CHECK(passgate.stderr_text().find(old_token) == std::string::npos);
+    CHECK(passgate.stderr_text().find("rotated-token-0123456789") == std::string::npos);
+    stop_and_check(passgate);
+}
+
+TEST_CASE("kubernetes: a wrong CA and a bad token give clear errors naming the file and the server's answer",
+          "[integration][kubernetes]") {
+    TempDir dir;
+    KubeApiServer api, other;  // `other`'s CA did not sign `api`'s certificate
+    api.put(service_json());
+    const std::uint16_t port = free_port();
+    const std::string good_token = api.token();
+    SECTION("wrong CA") {
+        const std::string credentials = "api_server = \"" + api.url() + "\"\nca_file = \"" + other.ca_file() +
+                                        "\"\ntoken_file = \"" + api.token_file() + "\"\n";
+        Passgate passgate(dir, {kubernetes_config(port, credentials), {}, 1});
+        CHECK(passgate.wait_for_log("(CA " + other.ca_file() + ")"));
+        CHECK(passgate.wait_for_log("keeping the last state"));
+        CHECK(kube_metric(passgate, "passgate_kubernetes_request_failures_total", "services", "tls") >= 1);
+        // Not ready: the first list never came.
+        CHECK(wait_until([&] {
+            const auto ready = http_get(passgate.admin_port(), "/readyz", Millis(1000));
+            return ready && ready->status == 503;
+        }, Millis(3000)));
+        CHECK(passgate.stderr_text().find(good_token) == std::string::npos);
+        stop_and_check(passgate);
+    }
+    SECTION("bad token") {
+        write_file(dir.file("bad-token"), "not-the-token\n");
+        const std::string credentials = "api_server = \"" + api.url() + "\"\nca_file = \"" + api.ca_file() +
+                                        "\"\ntoken_file = \"" + dir.file("bad-token") + "\"\n";
+        Passgate passgate(dir, {kubernetes_config(port, credentials), {}, 1});
+        CHECK(passgate.wait_for_log("HTTP 401 Unauthorized: Unauthorized"));
+        CHECK(passgate.wait_for_log("(token_file " + dir.file("bad-token") + ")"));
+        CHECK(kube_metric(passgate, "passgate_kubernetes_request_failures_total", "endpointslices", "unauthorized") >= 1);
+        CHECK(passgate.stderr_text().find("not-the-token") == std::string::npos);
+        stop_and_check(passgate);
+    }
+}
