@@ -6,7 +6,7 @@ Usage: http_test_server.py DIR TOKEN
 Makes certificates with the openssl CLI in DIR (a CA, a server certificate for IP 127.0.0.1, a
 client certificate, and an unrelated CA), listens on two ports of 127.0.0.1 chosen by the kernel
 (the second requires a client certificate from the CA), then writes "PORT CLIENT_CERT_PORT" to
-DIR/ports (atomically: once it exists the server accepts). Runs until killed.
+DIR/ports (atomically: once it exists the server accepts). Runs until killed or its parent exits.
 
 Paths:
   /fixed             200, "hello from the test server\\n" with Content-Length
@@ -152,8 +152,17 @@ class TlsServer(http.server.ThreadingHTTPServer):
         pass  # clients that go away mid-response are what some tests do
 
 
+def exit_with_parent():
+    # A test binary that dies without its destructors (a signal) leaves no server behind.
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main():
     directory, Handler.token = sys.argv[1], sys.argv[2]
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     ca_key, ca_crt = make_ca(directory, "ca")
     make_ca(directory, "other-ca")
     server_key, server_crt = make_leaf(directory, "server", ca_key, ca_crt,
