@@ -11,7 +11,7 @@ DIR/ports (atomically: once it exists the server accepts). Runs until killed or 
 Paths:
   /fixed             200, "hello from the test server\\n" with Content-Length
   /large?bytes=N     200, N bytes of 'x'
-  /lines             200, chunked: lines with pauses, one line split across chunks, a last line
+  /lines             200, chunked: lines with 100 ms pauses, one line split across chunks, a last line
                      without '\\n'
   /count?lines=N     200, chunked: "line 1" .. "line N", each '\\n'-terminated, then the end
   /silent            200, chunked: one line, then nothing for 30 s
@@ -100,7 +100,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for part in [b"first line\nsecond ", b"line, split across chunks\n", b"third",
                          b" line\nfourth line\n", b"last line without newline"]:
                 self.chunk(part)
-                time.sleep(0.05)
+                time.sleep(0.1)
             self.end_chunked()
         elif url.path == "/count":
             self.start_chunked()
