@@ -6,12 +6,12 @@ Usage: http_test_server.py DIR TOKEN
 Makes certificates with the openssl CLI in DIR (a CA, a server certificate for IP 127.0.0.1, a
 client certificate, and an unrelated CA), listens on two ports of 127.0.0.1 chosen by the kernel
 (the second requires a client certificate from the CA), then writes "PORT CLIENT_CERT_PORT" to
-DIR/ports (atomically: once it exists the server accepts). Runs until killed.
+DIR/ports (atomically: once it exists the server accepts). Runs until killed or its parent exits.
 
 Paths:
   /fixed             200, "hello from the test server\\n" with Content-Length
   /large?bytes=N     200, N bytes of 'x'
-  /lines             200, chunked: lines with pauses, one line split across chunks, a last line
+  /lines             200, chunked: lines with 100 ms pauses, one line split across chunks, a last line
                      without '\\n'
   /count?lines=N     200, chunked: "line 1" .. "line N", each '\\n'-terminated, then the end
   /silent            200, chunked: one line, then nothing for 30 s
@@ -100,7 +100,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for part in [b"first line\nsecond ", b"line, split across chunks\n", b"third",
                          b" line\nfourth line\n", b"last line without newline"]:
                 self.chunk(part)
-                time.sleep(0.05)
+                time.sleep(0.1)
             self.end_chunked()
         elif url.path == "/count":
             self.start_chunked()
@@ -152,8 +152,17 @@ class TlsServer(http.server.ThreadingHTTPServer):
         pass  # clients that go away mid-response are what some tests do
 
 
+def exit_with_parent():
+    # A test binary that dies without its destructors (a signal) leaves no server behind.
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main():
     directory, Handler.token = sys.argv[1], sys.argv[2]
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     ca_key, ca_crt = make_ca(directory, "ca")
     make_ca(directory, "other-ca")
     server_key, server_crt = make_leaf(directory, "server", ca_key, ca_crt,
