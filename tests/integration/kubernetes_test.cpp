@@ -354,3 +354,55 @@ TEST_CASE("kubernetes: a wrong CA and a bad token give clear errors naming the f
         stop_and_check(passgate);
     }
 }
+
+TEST_CASE("kubernetes: services naming the same Kubernetes Service share one watch; a reload keeps it",
+          "[integration][kubernetes]") {
+    TempDir dir;
+    KubeApiServer api;
+    const std::uint16_t pod_port = free_port();
+    IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3");
+    api.put(service_json());
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
+    const std::uint16_t port = free_port();
+    // "pool" takes the Service's port by number, "pool-by-name" by its name: the same endpoints.
+    const auto config = [&](const std::string& extra) {
+        std::string text = kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig")));
+        const std::string one = "backends = [ { service = \"pool\" } ]";
+        text.replace(text.find(one), one.size(),
+                     "backends = [ { service = \"pool\" }, { service = \"pool-by-name\" } ]");
+        return text + "\n[[service]]\nname = \"pool-by-name\"\n"
+                      "kubernetes = { namespace = \"default\", service = \"" + kService + "\", port = \"https\" }\n" + extra;
+    };
+    Passgate passgate(dir, {config(""), {}, 2});
+    REQUIRE(passgate.wait_ready());
+    CHECK(labelled_sum(passgate, "passgate_service_endpoints", {}) == 2.0);  // one in each service
+
+    const auto lists_and_watches = [&] {
+        int lists = 0, watches = 0;
+        for (const KubeApiRequest& request : api.requests()) {
+            if (request.path.find("endpointslices") == std::string::npos) continue;
+            (request.watch ? watches : lists) += 1;
+        }
+        return std::pair<int, int>{lists, watches};
+    };
+    CHECK(wait_until([&] { return lists_and_watches() == std::pair<int, int>{1, 1}; }, Millis(3000)));
+
+    // A reload that changes something else keeps the watch and what it knows.
+    reload_with(passgate, config("connect_timeout = \"2s\"\n"));
+    REQUIRE(wait_for_reloads(passgate, 1));
+    CHECK(metric_sample(passgate, "passgate_config_reloads_total{result=\"success\"}") == 1.0);
+    api.put(slice("echo-1", pod_port, {{"127.0.0.3"}}));
+    CHECK(wait_for_ids(port, {"b"}, Millis(5000)) < Millis(5000));
+    CHECK(lists_and_watches() == std::pair<int, int>{1, 1});
+    CHECK(kube_metric(passgate, "passgate_kubernetes_relists_total", "endpointslices", "initial") == 1.0);
+
+    // A reload whose [kubernetes] changes starts the watches again.
+    std::string changed = config("");
+    changed.replace(changed.find("retry_max_delay = \"500ms\""), 25, "retry_max_delay = \"600ms\"");
+    reload_with(passgate, changed);
+    REQUIRE(wait_for_reloads(passgate, 2));
+    CHECK(wait_until([&] { return lists_and_watches().first == 2; }, Millis(5000)));
+    CHECK(wait_for_ids(port, {"b"}, Millis(5000)) < Millis(5000));  // the set was kept meanwhile
+    stop_and_check(passgate);
+}

@@ -2,6 +2,7 @@
 // the certificates exactly as the walkthrough does, `openssl s_server -www` terminates TLS behind
 // passgate, and curl checks that the certificate it sees is the backend's.
 
+#include "tests/support/kube_api_server.h"
 #include "tests/support/net.h"
 #include "tests/support/passgate.h"
 #include "tests/support/process.h"
@@ -188,5 +189,35 @@ TEST_CASE("ALPN routing: acme-tls/1 goes to the ACME responder, h2 and http/1.1 
                                         " sni=passthrough.example.com "}).size() == 1;
     }, Millis(3000)));
     CHECK(passgate.log_lines_with({" route=passthrough ", " reason=completed "}).size() == 2);
+    stop_and_check(passgate);
+}
+
+// The guide's walkthrough with the backend found the way Envoy Gateway finds it: through the
+// Service passthrough-echoserver (port 443, targetPort 8443) and its EndpointSlices, here on the
+// test API server (tests/support/kube_api_server.py); the slice carries the pod's real port.
+TEST_CASE("walkthrough: curl reaches the s_server found through the Kubernetes Service and sees its certificate",
+          "[integration][walkthrough][kubernetes]") {
+    TempDir dir;
+    make_walkthrough_certificates(dir);
+    HttpsBackend backend(dir);
+    KubeApiServer api;
+    api.put(service_json());
+    api.put(endpoint_slice_json("default", "passthrough-echoserver-abcde", "passthrough-echoserver", "https",
+                                backend.port, "IPv4", {{"127.0.0.1"}}));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
+    const std::uint16_t port = free_port();
+    std::string config = walkthrough_config(port, backend.port);
+    const std::string endpoints = "endpoints = [\"127.0.0.1:" + std::to_string(backend.port) + "\"]\n";
+    config.replace(config.find(endpoints), endpoints.size(),
+                   "kubernetes = { namespace = \"default\", service = \"passthrough-echoserver\", port = 443 }\n");
+    config = "[kubernetes]\nkubeconfig = \"" + dir.file("kubeconfig") + "\"\n\n" + config;
+    Passgate passgate(dir, {config, {}, 2});
+    REQUIRE(passgate.wait_ready());
+    for (int attempt = 0; attempt < 3; ++attempt) check_walkthrough_reply(curl(dir, "passthrough.example.com", port, attempt));
+    // `passgate route` names the Service as the source.
+    const RunResult route = run({passgate_binary(), "route", "--config", passgate.config_path(), "--sni", "passthrough.example.com"},
+                                dir, "route", Millis(10000));
+    INFO(route.out << route.err);
+    CHECK(route.out.find("kubernetes default/passthrough-echoserver port 443") != std::string::npos);
     stop_and_check(passgate);
 }
