@@ -73,6 +73,11 @@ def status_object(code, message, reason=None, details=None):
     return body
 
 
+def compact_json(value):
+    """JSON without spaces, as the real server writes it."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def log(text):
     print("kube_api_server: " + text, file=sys.stderr, flush=True)
 
@@ -439,7 +444,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         pass  # GET /requests on the control port has the request log
 
     def send_json(self, code, body, extra_headers=()):
-        data = json.dumps(body).encode() + b"\n"
+        data = compact_json(body) + b"\n"
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
@@ -617,8 +622,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if watcher is None:
             # An expired resourceVersion: 200, one ERROR event, end of stream.
-            self.write_chunk(json.dumps({"type": "ERROR",
-                                         "object": status_object(410, error, "Expired")}).encode() + b"\n")
+            self.write_chunk(compact_json({"type": "ERROR",
+                                           "object": status_object(410, error, "Expired")}) + b"\n")
             self.write_chunk(b"")
             return 200
         deadline = time.monotonic() + timeout
@@ -634,7 +639,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     self.close_connection = True
                     return 200
                 for kind, obj in events:
-                    self.write_chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+                    self.write_chunk(compact_json({"type": kind, "object": obj}) + b"\n")
                 if closed or time.monotonic() >= deadline:
                     self.write_chunk(b"")  # a clean end, as a server-side timeout
                     return 200
