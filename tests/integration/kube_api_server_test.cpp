@@ -303,6 +303,7 @@ TEST_CASE("test API server: chunked watch events, bookmarks, close-watches and s
     REQUIRE(output_has("\"MODIFIED\""));
     CHECK(server.bookmark() == 1);
     REQUIRE(output_has("\"BOOKMARK\""));
+    CHECK(server.open_watches() == 1);
     server.close_watches();
     const std::optional<int> status = watch.wait_exit(Millis(10000));
     INFO("curl stderr: " << watch.stderr_text());
@@ -347,6 +348,7 @@ TEST_CASE("test API server: chunked watch events, bookmarks, close-watches and s
                                 dir, "curl-timeout");
     CHECK(timed.status == 0);
     CHECK(Clock::now() - start >= Millis(900));
+    CHECK(wait_until([&] { return server.open_watches() == 0; }, Millis(5000), Millis(50)));
 }
 
 TEST_CASE("test API server: 401 without a valid token, token rotation, injected failures, a stopped listener",

@@ -248,6 +248,10 @@ std::string KubeApiServer::resource_version() {
     return json::parse(control("GET", "/state")).at("resourceVersion").get<std::string>();
 }
 
+int KubeApiServer::open_watches() {
+    return json::parse(control("GET", "/state")).at("watches").get<int>();
+}
+
 std::vector<KubeApiRequest> KubeApiServer::requests() {
     std::vector<KubeApiRequest> seen;
     for (const json& entry : json::parse(control("GET", "/requests"))) {

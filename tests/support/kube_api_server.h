@@ -85,6 +85,8 @@ public:
     void fail_next(int status, int count);
     // The global resourceVersion now.
     std::string resource_version();
+    // How many watch streams are open now (a closed client is noticed within about a second).
+    int open_watches();
     std::vector<KubeApiRequest> requests();
     // SIGTERM; REQUIREs that it exits with 0.
     void stop();

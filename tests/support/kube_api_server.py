@@ -16,7 +16,8 @@ Debian has no kube-apiserver, so the tests run this instead. Python 3 standard l
   (resourceVersion, allowWatchBookmarks, timeoutSeconds; chunked newline-delimited events).
 - Plain-HTTP control API on 127.0.0.1:C for tests (no auth): PUT /objects, DELETE
   /objects/{services|endpointslices}/{ns}/{name}, POST /compact, /close-watches, /bookmark,
-  /listening {"up": bool}, /fail {"status": S, "count": N}, GET /requests.
+  /listening {"up": bool}, /fail {"status": S, "count": N}, GET /requests, GET /state
+  (resourceVersion, compactedResourceVersion, open watches).
 - Prints "ready" on stdout once both ports listen. SIGTERM/SIGINT: exits 0.
 
 Like etcd, one global resourceVersion counter; every object carries the RV of its last change.
@@ -30,6 +31,7 @@ import http.server
 import json
 import os
 import secrets
+import select
 import signal
 import socket
 import socketserver
@@ -69,6 +71,11 @@ def status_object(code, message, reason=None, details=None):
     if details:
         body["details"] = details
     return body
+
+
+def compact_json(value):
+    """JSON without spaces, as the real server writes it."""
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def log(text):
@@ -437,7 +444,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         pass  # GET /requests on the control port has the request log
 
     def send_json(self, code, body, extra_headers=()):
-        data = json.dumps(body).encode() + b"\n"
+        data = compact_json(body) + b"\n"
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
@@ -584,6 +591,13 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
     def write_chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
+    def client_gone(self):
+        """True when a watching client closed its connection: it sends nothing while it watches
+        (HTTP/1.1, no pipelining), so anything readable is its end. Without this check an
+        abandoned watch would linger until its next write or its timeout."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        return bool(readable)
+
     def watch(self, selection, param):
         state = self.app.state
         rv_text = param("resourceVersion")
@@ -608,28 +622,29 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if watcher is None:
             # An expired resourceVersion: 200, one ERROR event, end of stream.
-            self.write_chunk(json.dumps({"type": "ERROR",
-                                         "object": status_object(410, error, "Expired")}).encode() + b"\n")
+            self.write_chunk(compact_json({"type": "ERROR",
+                                           "object": status_object(410, error, "Expired")}) + b"\n")
             self.write_chunk(b"")
             return 200
         deadline = time.monotonic() + timeout
         try:
             while True:
                 with state.cond:
-                    while not watcher.queue and not watcher.closed:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
-                        state.cond.wait(min(left, 5.0))
+                    left = deadline - time.monotonic()
+                    if not watcher.queue and not watcher.closed and left > 0:
+                        state.cond.wait(min(left, 1.0))
                     events, watcher.queue = watcher.queue, []
                     closed, killed = watcher.closed, watcher.killed
                 if killed:
                     self.close_connection = True
                     return 200
                 for kind, obj in events:
-                    self.write_chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+                    self.write_chunk(compact_json({"type": kind, "object": obj}) + b"\n")
                 if closed or time.monotonic() >= deadline:
                     self.write_chunk(b"")  # a clean end, as a server-side timeout
+                    return 200
+                if not events and self.client_gone():
+                    self.close_connection = True
                     return 200
         except (OSError, ssl.SSLError):
             self.close_connection = True
