@@ -406,3 +406,33 @@ TEST_CASE("kubernetes: services naming the same Kubernetes Service share one wat
     CHECK(wait_for_ids(port, {"b"}, Millis(5000)) < Millis(5000));  // the set was kept meanwhile
     stop_and_check(passgate);
 }
+
+TEST_CASE("kubernetes: the Service's port renamed or the Service deleted leaves no endpoints until it is back",
+          "[integration][kubernetes]") {
+    TempDir dir;
+    KubeApiServer api;
+    const std::uint16_t pod_port = free_port();
+    IdentBackend a("a", pod_port, "127.0.0.2");
+    api.put(service_json());
+    api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 1});
+    REQUIRE(passgate.wait_ready());
+    CHECK(ids_seen(port, 2) == std::set<std::string>{"a"});
+
+    // Port 443 now has another name: the slices' "https" port is no longer the Service's port 443.
+    api.put(service_json("default", kService, {{"tls", 443, 8443}}));
+    CHECK(passgate.wait_for_log("service pool: 0 endpoints (was 1)", Millis(5000)));
+    CHECK(wait_until([&] { return passgate.metric({"passgate_service_endpoints"}) == 0.0; }, Millis(5000)));
+    CHECK(ask_backend(port, hello()).empty());  // no endpoint: the connection is closed
+    api.put(service_json());
+    CHECK(wait_for_ids(port, {"a"}, Millis(5000)) < Millis(5000));
+
+    api.remove("Service", "default", kService);
+    CHECK(wait_until([&] { return passgate.metric({"passgate_service_endpoints"}) == 0.0; }, Millis(5000)));
+    CHECK(passgate.wait_for_log("kubernetes default/" + kService + " port 443: Service not found; no endpoints", Millis(1000)));
+    api.put(service_json());
+    CHECK(wait_for_ids(port, {"a"}, Millis(5000)) < Millis(5000));
+    stop_and_check(passgate);
+}
