@@ -333,7 +333,9 @@ TEST_CASE("kubernetes: a wrong CA and a bad token give clear errors naming the f
         Passgate passgate(dir, {kubernetes_config(port, credentials), {}, 1});
         CHECK(passgate.wait_for_log("(CA " + other.ca_file() + ")"));
         CHECK(passgate.wait_for_log("keeping the last state"));
-        CHECK(kube_metric(passgate, "passgate_kubernetes_request_failures_total", "services", "tls") >= 1);
+        CHECK(wait_until([&] {
+            return kube_metric(passgate, "passgate_kubernetes_request_failures_total", "services", "tls") >= 1;
+        }, Millis(3000)));
         // Not ready: the first list never came.
         CHECK(wait_until([&] {
             const auto ready = http_get(passgate.admin_port(), "/readyz", Millis(1000));
@@ -349,7 +351,9 @@ TEST_CASE("kubernetes: a wrong CA and a bad token give clear errors naming the f
         Passgate passgate(dir, {kubernetes_config(port, credentials), {}, 1});
         CHECK(passgate.wait_for_log("HTTP 401 Unauthorized: Unauthorized"));
         CHECK(passgate.wait_for_log("(token_file " + dir.file("bad-token") + ")"));
-        CHECK(kube_metric(passgate, "passgate_kubernetes_request_failures_total", "endpointslices", "unauthorized") >= 1);
+        CHECK(wait_until([&] {
+            return kube_metric(passgate, "passgate_kubernetes_request_failures_total", "endpointslices", "unauthorized") >= 1;
+        }, Millis(3000)));
         CHECK(passgate.stderr_text().find("not-the-token") == std::string::npos);
         stop_and_check(passgate);
     }
