@@ -2,6 +2,7 @@
 // config/README.md; keep the two in step.
 
 #include "config/config.h"
+#include "config/read_file.h"
 
 #include "config/toml_reader.h"
 #include "config/warnings.h"
@@ -1345,29 +1346,12 @@ std::string config_hash(std::string_view bytes) {
 }
 
 Config load_config_file(const std::string& path) {
-    auto fail = [&](const std::string& reason) -> void {
-        throw ConfigError(path + ":0: cannot read: " + reason);
-    };
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(std::strerror(errno));
     std::string text;
-    char buffer[64 * 1024];
-    while (true) {
-        const ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const int saved = errno;
-            ::close(fd);
-            fail(std::strerror(saved));
-        }
-        if (n == 0) break;
-        text.append(buffer, static_cast<std::size_t>(n));
-        if (text.size() > kMaxConfigFileBytes) {
-            ::close(fd);
-            fail("larger than " + std::to_string(kMaxConfigFileBytes / (1024 * 1024)) + " MiB");
-        }
+    try {
+        text = read_bounded_file(path, kMaxConfigFileBytes);
+    } catch (const FileReadError& error) {
+        throw ConfigError(path + ":0: " + error.what());
     }
-    ::close(fd);
     return parse_config(text, path);
 }
 

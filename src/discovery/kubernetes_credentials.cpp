@@ -4,6 +4,8 @@
 
 #include "src/discovery/kubernetes_credentials.h"
 
+#include "config/read_file.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -36,27 +38,11 @@ constexpr std::size_t kMaxTokenBytes = 1u << 20;
 
 // The whole file, or an error starting with `label` (which names the file), never the content.
 std::string read_file(const std::string& path, std::size_t max_bytes, const std::string& label) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) fail(label + ": cannot read: " + std::strerror(errno));
-    std::string text;
-    char buffer[16 * 1024];
-    while (true) {
-        const ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const int saved = errno;
-            ::close(fd);
-            fail(label + ": cannot read: " + std::strerror(saved));
-        }
-        if (n == 0) break;
-        text.append(buffer, static_cast<std::size_t>(n));
-        if (text.size() > max_bytes) {
-            ::close(fd);
-            fail(label + ": larger than " + std::to_string(max_bytes) + " bytes");
-        }
+    try {
+        return config::read_bounded_file(path, max_bytes);
+    } catch (const config::FileReadError& error) {
+        fail(label + ": " + error.what());
     }
-    ::close(fd);
-    return text;
 }
 
 std::string trim(std::string_view text) {

@@ -93,19 +93,33 @@ Millis wait_for_ids(std::uint16_t port, const std::set<std::string>& ids, Millis
     return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start);
 }
 
+// The test API server with the guide's Service, a kubeconfig for it (`auth`), and the pods' port.
+struct Cluster {
+    explicit Cluster(KubeAuth auth) {
+        api.put(service_json());
+        api.write_kubeconfig(dir.file("kubeconfig"), auth);
+    }
+    // passgate's config: listener on `port`, service "pool" on the Service through the kubeconfig.
+    std::string config(std::uint16_t port) const {
+        return kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig")));
+    }
+    TempDir dir;
+    KubeApiServer api;
+    const std::uint16_t pod_port = free_port();
+};
+
 }  // namespace
 
 TEST_CASE("kubernetes: the Service's endpoints are followed 1 -> 3 -> 1 within a second, no client fails",
           "[integration][kubernetes]") {
-    TempDir dir;
-    KubeApiServer api;
-    const std::uint16_t pod_port = free_port();
+    Cluster cluster(KubeAuth::token_file);
+    TempDir& dir = cluster.dir;
+    KubeApiServer& api = cluster.api;
+    const std::uint16_t pod_port = cluster.pod_port;
     IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3"), c("c", pod_port, "127.0.0.4");
-    api.put(service_json());
     api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
-    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
     const std::uint16_t port = free_port();
-    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    Passgate passgate(dir, {cluster.config(port), {}, 2});
     REQUIRE(passgate.wait_ready());  // ready after the first complete lists
     CHECK(ids_seen(port, 10) == std::set<std::string>{"a"});
     CHECK(passgate.metric({"passgate_service_endpoints"}) == 1.0);
@@ -135,9 +149,10 @@ TEST_CASE("kubernetes: the Service's endpoints are followed 1 -> 3 -> 1 within a
 
 TEST_CASE("kubernetes: a terminating endpoint keeps its established stream and gets no new connection",
           "[integration][kubernetes]") {
-    TempDir dir;
-    KubeApiServer api;
-    const std::uint16_t pod_port = free_port();
+    Cluster cluster(KubeAuth::token);
+    TempDir& dir = cluster.dir;
+    KubeApiServer& api = cluster.api;
+    const std::uint16_t pod_port = cluster.pod_port;
     // "old": answers its id, then echoes every byte until the client's end.
     TcpServer old_pod(
         [](int fd, std::size_t) {
@@ -159,11 +174,9 @@ TEST_CASE("kubernetes: a terminating endpoint keeps its established stream and g
         },
         pod_port, "127.0.0.2");
     IdentBackend fresh("new", pod_port, "127.0.0.3");
-    api.put(service_json());
     api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
-    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token);
     const std::uint16_t port = free_port();
-    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    Passgate passgate(dir, {cluster.config(port), {}, 2});
     REQUIRE(passgate.wait_ready());
 
     // A stream to the old pod, established before it starts terminating.
@@ -223,15 +236,14 @@ TEST_CASE("kubernetes: a terminating endpoint keeps its established stream and g
 
 TEST_CASE("kubernetes: a watch ended by the server's timeout and a 410 Gone lose no update",
           "[integration][kubernetes]") {
-    TempDir dir;
-    KubeApiServer api;
-    const std::uint16_t pod_port = free_port();
+    Cluster cluster(KubeAuth::client_cert_files);
+    TempDir& dir = cluster.dir;
+    KubeApiServer& api = cluster.api;
+    const std::uint16_t pod_port = cluster.pod_port;
     IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3"), c("c", pod_port, "127.0.0.4");
-    api.put(service_json());
     api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
-    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::client_cert_files);
     const std::uint16_t port = free_port();
-    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    Passgate passgate(dir, {cluster.config(port), {}, 2});
     REQUIRE(passgate.wait_ready());
 
     // The server's timeout ends the watches: passgate watches again from its last resourceVersion,
@@ -261,15 +273,14 @@ TEST_CASE("kubernetes: a watch ended by the server's timeout and a 410 Gone lose
 
 TEST_CASE("kubernetes: the API server gone for 10 s: the last set keeps serving, failures are counted, it recovers",
           "[integration][kubernetes]") {
-    TempDir dir;
-    KubeApiServer api;
-    const std::uint16_t pod_port = free_port();
+    Cluster cluster(KubeAuth::client_cert_data);
+    TempDir& dir = cluster.dir;
+    KubeApiServer& api = cluster.api;
+    const std::uint16_t pod_port = cluster.pod_port;
     IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3");
-    api.put(service_json());
     api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
-    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::client_cert_data);
     const std::uint16_t port = free_port();
-    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    Passgate passgate(dir, {cluster.config(port), {}, 2});
     REQUIRE(passgate.wait_ready());
 
     ClientLoop clients(port);
@@ -290,15 +301,14 @@ TEST_CASE("kubernetes: the API server gone for 10 s: the last set keeps serving,
 }
 
 TEST_CASE("kubernetes: a rotated token file is used by the next request", "[integration][kubernetes]") {
-    TempDir dir;
-    KubeApiServer api;
-    const std::uint16_t pod_port = free_port();
+    Cluster cluster(KubeAuth::token_file);
+    TempDir& dir = cluster.dir;
+    KubeApiServer& api = cluster.api;
+    const std::uint16_t pod_port = cluster.pod_port;
     IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3");
-    api.put(service_json());
     api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
-    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
     const std::uint16_t port = free_port();
-    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 2});
+    Passgate passgate(dir, {cluster.config(port), {}, 2});
     REQUIRE(passgate.wait_ready());
     const std::string old_token = api.token();
 
@@ -361,13 +371,12 @@ TEST_CASE("kubernetes: a wrong CA and a bad token give clear errors naming the f
 
 TEST_CASE("kubernetes: services naming the same Kubernetes Service share one watch; a reload keeps it",
           "[integration][kubernetes]") {
-    TempDir dir;
-    KubeApiServer api;
-    const std::uint16_t pod_port = free_port();
+    Cluster cluster(KubeAuth::token_file);
+    TempDir& dir = cluster.dir;
+    KubeApiServer& api = cluster.api;
+    const std::uint16_t pod_port = cluster.pod_port;
     IdentBackend a("a", pod_port, "127.0.0.2"), b("b", pod_port, "127.0.0.3");
-    api.put(service_json());
     api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
-    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
     const std::uint16_t port = free_port();
     // "pool" takes the Service's port by number, "pool-by-name" by its name: the same endpoints.
     const auto config = [&](const std::string& extra) {
@@ -413,15 +422,14 @@ TEST_CASE("kubernetes: services naming the same Kubernetes Service share one wat
 
 TEST_CASE("kubernetes: the Service's port renamed or the Service deleted leaves no endpoints until it is back",
           "[integration][kubernetes]") {
-    TempDir dir;
-    KubeApiServer api;
-    const std::uint16_t pod_port = free_port();
+    Cluster cluster(KubeAuth::token_file);
+    TempDir& dir = cluster.dir;
+    KubeApiServer& api = cluster.api;
+    const std::uint16_t pod_port = cluster.pod_port;
     IdentBackend a("a", pod_port, "127.0.0.2");
-    api.put(service_json());
     api.put(slice("echo-1", pod_port, {{"127.0.0.2"}}));
-    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
     const std::uint16_t port = free_port();
-    Passgate passgate(dir, {kubernetes_config(port, kubeconfig_line(dir.file("kubeconfig"))), {}, 1});
+    Passgate passgate(dir, {cluster.config(port), {}, 1});
     REQUIRE(passgate.wait_ready());
     CHECK(ids_seen(port, 2) == std::set<std::string>{"a"});
 

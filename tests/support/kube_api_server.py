@@ -27,6 +27,7 @@ Every queue, history and log here is bounded.
 import argparse
 import base64
 import datetime
+import errno
 import http.server
 import json
 import os
@@ -665,6 +666,9 @@ class ApiServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.socket = app.tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.server_bind()
         self.server_activate()
+        # Non-blocking accept: a client that resets between select() and accept() must not park
+        # the accept loop (and with it shutdown(), so /listening) until the next client comes.
+        self.socket.setblocking(False)
 
     def verify_request(self, request, client_address):
         return self.app.connection_count() < MAX_CONNECTIONS
@@ -798,18 +802,27 @@ class App:
         with self.connections_lock:
             return len(self.connections)
 
+    def bind_api_server(self):
+        # The port may be held a moment longer by the sockets of the connections just shut down
+        # (EADDRINUSE): try again for up to 5 s, then let the error end the request.
+        for attempt in range(50):
+            try:
+                return ApiServer(self, self.port)
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE or attempt == 49:
+                    raise
+                time.sleep(0.1)
+
     def set_listening(self, up):
         with self.listening_lock:
             if up and self.api is None:
-                self.api = ApiServer(self, self.port)
+                self.api = self.bind_api_server()
                 self.api_thread = threading.Thread(target=self.api.serve_forever,
                                                    kwargs={"poll_interval": 0.1}, daemon=True)
                 self.api_thread.start()
             elif not up and self.api is not None:
-                self.api.shutdown()
-                self.api.server_close()
-                self.api_thread.join(5)
-                self.api = None
+                # Everything that can hold a thread first (watch streams, open connections), then
+                # the accept loop: a down server refuses connections and keeps its state.
                 self.state.end_watches(kill=True)
                 with self.connections_lock:
                     open_connections = list(self.connections)
@@ -820,6 +833,10 @@ class App:
                         socket.socket.shutdown(connection, socket.SHUT_RDWR)
                     except OSError:
                         pass
+                self.api.shutdown()
+                self.api.server_close()
+                self.api_thread.join(5)
+                self.api = None
 
 
 def main():
