@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <set>
@@ -110,6 +111,9 @@ struct EndpointDirectory::Service {
     std::set<std::string> warned_fqdn_slices;
     bool using_terminating = false;
     std::string unusable;  // why the Service cannot be used ("" when it can)
+    // When the watch first saw the change the next set carries (EndpointSet::changed_at); unset,
+    // build_set stamps its own time.
+    std::optional<std::chrono::steady_clock::time_point> change_seen_at;
 
     bool healthy(const config::Address& address) const {
         return !health || health->healthy(address).value_or(true);
@@ -189,6 +193,7 @@ struct EndpointDirectory::Service {
             log_line(LogLevel::info, "service " + spec.name + ": " + std::to_string(selection.endpoints.size()) +
                                          " endpoints (was " + std::to_string(discovered.size()) + ")");
         discovered = std::move(selection.endpoints);
+        change_seen_at = watch.changed_at();
         set_health_targets();
         if (publish) directory.changed(*this);
     }
@@ -469,6 +474,8 @@ std::shared_ptr<const EndpointSet> EndpointDirectory::build_set(Service& service
     auto set = std::make_shared<EndpointSet>();
     set->service = service.spec.name;
     set->version = ++next_version_;
+    set->changed_at = service.change_seen_at.value_or(std::chrono::steady_clock::now());
+    service.change_seen_at.reset();
     for (const DiscoveredEndpoint& found : service.discovered) {
         LiveEndpoint endpoint;
         endpoint.address = found.address;
