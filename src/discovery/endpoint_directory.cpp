@@ -469,6 +469,59 @@ void EndpointDirectory::changed(Service& service) {
     publish_({service.set});
 }
 
+// The endpoints' metric handles and series for a new set. Endpoints the last set had keep their
+// handles and series as they are; only the ones that came, went or changed health touch the
+// registry (a lookup by labels each): with thousands of endpoints, resolving every endpoint's
+// handles on every change cost the control thread milliseconds per event (perf/KUBERNETES.md).
+void EndpointDirectory::update_endpoint_metrics(Service& service, EndpointSet& set) {
+    const std::size_t control = metrics_.control_shard();
+    static const std::vector<LiveEndpoint> none;
+    const std::vector<LiveEndpoint>& previous = service.set ? service.set->endpoints : none;
+    // Both are sorted by name: walk them together.
+    auto old = previous.begin();
+    for (LiveEndpoint& endpoint : set.endpoints) {
+        while (old != previous.end() && old->name < endpoint.name) ++old;
+        const bool kept = old != previous.end() && old->name == endpoint.name;
+        if (kept) endpoint.metrics = old->metrics;
+        else endpoint.metrics = EndpointMetrics(metrics_, service.spec.name, endpoint.name);
+        if (!kept || old->healthy != endpoint.healthy)
+            metrics_.endpoint_healthy.with({service.spec.name, endpoint.name}).set(control, endpoint.healthy ? 1 : 0);
+        if (!kept) service.shown.insert(endpoint.name);
+    }
+    // Endpoints that went: hide their series.
+    auto next = set.endpoints.begin();
+    for (const LiveEndpoint& gone : previous) {
+        while (next != set.endpoints.end() && next->name < gone.name) ++next;
+        if (next != set.endpoints.end() && next->name == gone.name) continue;
+        hide_endpoint_series(service, gone.name);
+    }
+    // Shown names no set of this service has (none after the walks above; kept for safety when
+    // sets were built without the previous one).
+    if (service.shown.size() != set.endpoints.size()) {
+        std::set<std::string> now;
+        for (const LiveEndpoint& endpoint : set.endpoints) now.insert(endpoint.name);
+        for (auto it = service.shown.begin(); it != service.shown.end();) {
+            if (now.count(*it) != 0) {
+                ++it;
+                continue;
+            }
+            const std::string gone = *it;
+            ++it;
+            hide_endpoint_series(service, gone);
+        }
+    }
+}
+
+void EndpointDirectory::hide_endpoint_series(Service& service, const std::string& name) {
+    metrics_.endpoint_healthy.remove({service.spec.name, name});
+    metrics_.upstream_connections.remove({service.spec.name, name});
+    metrics_.endpoint_ejections.remove({service.spec.name, name});
+    for (std::size_t reason = 0; reason < static_cast<std::size_t>(ConnectFailure::count); ++reason)
+        metrics_.upstream_connect_failures.remove(
+            {service.spec.name, name, std::string(connect_failure_name(static_cast<ConnectFailure>(reason)))});
+    service.shown.erase(name);
+}
+
 std::shared_ptr<const EndpointSet> EndpointDirectory::build_set(Service& service) {
     const std::size_t control = metrics_.control_shard();
     auto set = std::make_shared<EndpointSet>();
@@ -483,28 +536,11 @@ std::shared_ptr<const EndpointSet> EndpointDirectory::build_set(Service& service
         endpoint.weight = found.weight;
         endpoint.max_connections = found.max_connections;
         endpoint.healthy = service.healthy(found.address);
-        endpoint.metrics = EndpointMetrics(metrics_, service.spec.name, endpoint.name);
         set->endpoints.push_back(std::move(endpoint));
     }
     std::sort(set->endpoints.begin(), set->endpoints.end(),
               [](const LiveEndpoint& a, const LiveEndpoint& b) { return a.name < b.name; });
-
-    std::set<std::string> shown;
-    for (const LiveEndpoint& endpoint : set->endpoints) {
-        metrics_.endpoint_healthy.with({service.spec.name, endpoint.name})
-            .set(control, endpoint.healthy ? 1 : 0);
-        shown.insert(endpoint.name);
-    }
-    for (const std::string& gone : service.shown) {
-        if (shown.count(gone) != 0) continue;
-        metrics_.endpoint_healthy.remove({service.spec.name, gone});
-        metrics_.upstream_connections.remove({service.spec.name, gone});
-        metrics_.endpoint_ejections.remove({service.spec.name, gone});
-        for (std::size_t reason = 0; reason < static_cast<std::size_t>(ConnectFailure::count); ++reason)
-            metrics_.upstream_connect_failures.remove(
-                {service.spec.name, gone, std::string(connect_failure_name(static_cast<ConnectFailure>(reason)))});
-    }
-    service.shown = std::move(shown);
+    update_endpoint_metrics(service, *set);
     metrics_.service_endpoints.with({service.spec.name}).set(control, static_cast<double>(set->endpoints.size()));
 
     if (service.spec.balance == config::Balance::maglev && !set->endpoints.empty()) {
