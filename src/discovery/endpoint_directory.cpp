@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <set>
@@ -110,6 +111,9 @@ struct EndpointDirectory::Service {
     std::set<std::string> warned_fqdn_slices;
     bool using_terminating = false;
     std::string unusable;  // why the Service cannot be used ("" when it can)
+    // When the watch first saw the change the next set carries (EndpointSet::changed_at); unset,
+    // build_set stamps its own time.
+    std::optional<std::chrono::steady_clock::time_point> change_seen_at;
 
     bool healthy(const config::Address& address) const {
         return !health || health->healthy(address).value_or(true);
@@ -189,6 +193,7 @@ struct EndpointDirectory::Service {
             log_line(LogLevel::info, "service " + spec.name + ": " + std::to_string(selection.endpoints.size()) +
                                          " endpoints (was " + std::to_string(discovered.size()) + ")");
         discovered = std::move(selection.endpoints);
+        change_seen_at = watch.changed_at();
         set_health_targets();
         if (publish) directory.changed(*this);
     }
@@ -464,11 +469,66 @@ void EndpointDirectory::changed(Service& service) {
     publish_({service.set});
 }
 
+// The endpoints' metric handles and series for a new set. Endpoints the last set had keep their
+// handles and series as they are; only the ones that came, went or changed health touch the
+// registry (a lookup by labels each): with thousands of endpoints, resolving every endpoint's
+// handles on every change cost the control thread milliseconds per event (perf/KUBERNETES.md).
+void EndpointDirectory::update_endpoint_metrics(Service& service, EndpointSet& set) {
+    const std::size_t control = metrics_.control_shard();
+    static const std::vector<LiveEndpoint> none;
+    const std::vector<LiveEndpoint>& previous = service.set ? service.set->endpoints : none;
+    // Both are sorted by name: walk them together.
+    auto old = previous.begin();
+    for (LiveEndpoint& endpoint : set.endpoints) {
+        while (old != previous.end() && old->name < endpoint.name) ++old;
+        const bool kept = old != previous.end() && old->name == endpoint.name;
+        if (kept) endpoint.metrics = old->metrics;
+        else endpoint.metrics = EndpointMetrics(metrics_, service.spec.name, endpoint.name);
+        if (!kept || old->healthy != endpoint.healthy)
+            metrics_.endpoint_healthy.with({service.spec.name, endpoint.name}).set(control, endpoint.healthy ? 1 : 0);
+        if (!kept) service.shown.insert(endpoint.name);
+    }
+    // Endpoints that went: hide their series.
+    auto next = set.endpoints.begin();
+    for (const LiveEndpoint& gone : previous) {
+        while (next != set.endpoints.end() && next->name < gone.name) ++next;
+        if (next != set.endpoints.end() && next->name == gone.name) continue;
+        hide_endpoint_series(service, gone.name);
+    }
+    // Shown names no set of this service has (none after the walks above; kept for safety when
+    // sets were built without the previous one).
+    if (service.shown.size() != set.endpoints.size()) {
+        std::set<std::string> now;
+        for (const LiveEndpoint& endpoint : set.endpoints) now.insert(endpoint.name);
+        for (auto it = service.shown.begin(); it != service.shown.end();) {
+            if (now.count(*it) != 0) {
+                ++it;
+                continue;
+            }
+            const std::string gone = *it;
+            ++it;
+            hide_endpoint_series(service, gone);
+        }
+    }
+}
+
+void EndpointDirectory::hide_endpoint_series(Service& service, const std::string& name) {
+    metrics_.endpoint_healthy.remove({service.spec.name, name});
+    metrics_.upstream_connections.remove({service.spec.name, name});
+    metrics_.endpoint_ejections.remove({service.spec.name, name});
+    for (std::size_t reason = 0; reason < static_cast<std::size_t>(ConnectFailure::count); ++reason)
+        metrics_.upstream_connect_failures.remove(
+            {service.spec.name, name, std::string(connect_failure_name(static_cast<ConnectFailure>(reason)))});
+    service.shown.erase(name);
+}
+
 std::shared_ptr<const EndpointSet> EndpointDirectory::build_set(Service& service) {
     const std::size_t control = metrics_.control_shard();
     auto set = std::make_shared<EndpointSet>();
     set->service = service.spec.name;
     set->version = ++next_version_;
+    set->changed_at = service.change_seen_at.value_or(std::chrono::steady_clock::now());
+    service.change_seen_at.reset();
     for (const DiscoveredEndpoint& found : service.discovered) {
         LiveEndpoint endpoint;
         endpoint.address = found.address;
@@ -476,28 +536,11 @@ std::shared_ptr<const EndpointSet> EndpointDirectory::build_set(Service& service
         endpoint.weight = found.weight;
         endpoint.max_connections = found.max_connections;
         endpoint.healthy = service.healthy(found.address);
-        endpoint.metrics = EndpointMetrics(metrics_, service.spec.name, endpoint.name);
         set->endpoints.push_back(std::move(endpoint));
     }
     std::sort(set->endpoints.begin(), set->endpoints.end(),
               [](const LiveEndpoint& a, const LiveEndpoint& b) { return a.name < b.name; });
-
-    std::set<std::string> shown;
-    for (const LiveEndpoint& endpoint : set->endpoints) {
-        metrics_.endpoint_healthy.with({service.spec.name, endpoint.name})
-            .set(control, endpoint.healthy ? 1 : 0);
-        shown.insert(endpoint.name);
-    }
-    for (const std::string& gone : service.shown) {
-        if (shown.count(gone) != 0) continue;
-        metrics_.endpoint_healthy.remove({service.spec.name, gone});
-        metrics_.upstream_connections.remove({service.spec.name, gone});
-        metrics_.endpoint_ejections.remove({service.spec.name, gone});
-        for (std::size_t reason = 0; reason < static_cast<std::size_t>(ConnectFailure::count); ++reason)
-            metrics_.upstream_connect_failures.remove(
-                {service.spec.name, gone, std::string(connect_failure_name(static_cast<ConnectFailure>(reason)))});
-    }
-    service.shown = std::move(shown);
+    update_endpoint_metrics(service, *set);
     metrics_.service_endpoints.with({service.spec.name}).set(control, static_cast<double>(set->endpoints.size()));
 
     if (service.spec.balance == config::Balance::maglev && !set->endpoints.empty()) {

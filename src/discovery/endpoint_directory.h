@@ -55,6 +55,10 @@ private:
     void kubernetes_changed(const std::string& key);  // a watch's state changed
     void kubernetes_failed(const std::string& key);   // a watch's request failed
     std::shared_ptr<const EndpointSet> build_set(Service& service);
+    // Gives `set`'s endpoints their metric handles (reused from the service's last set) and
+    // shows or hides endpoint series to match it.
+    void update_endpoint_metrics(Service& service, EndpointSet& set);
+    void hide_endpoint_series(Service& service, const std::string& name);
 
     reactor::Loop& loop_;
     AppMetrics& metrics_;

@@ -402,10 +402,15 @@ bool KubernetesWatch::synced() const { return services_->listed && slices_->list
 
 void KubernetesWatch::collection_changed() {
     if (!synced()) return;  // the first complete view goes out when both lists are in
+    if (!pending_since_) pending_since_ = std::chrono::steady_clock::now();
     loop_.arm_timer_after(notify_timer_, 0);
 }
 
-void KubernetesWatch::notify() { changed_(); }
+void KubernetesWatch::notify() {
+    changed_at_ = pending_since_.value_or(std::chrono::steady_clock::now());
+    pending_since_.reset();
+    changed_();
+}
 
 void KubernetesWatch::report_failure(Collection& collection, const std::string& reason, const std::string& error) {
     metrics_.kubernetes_request_failures.with({namespace_name_, service_name_, collection.resource, reason})

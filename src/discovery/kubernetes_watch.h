@@ -29,6 +29,7 @@
 #include "src/observe/app_metrics.h"
 #include "src/wire/kubernetes_objects.h"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -59,6 +60,8 @@ public:
     // The last failure ("" once both collections have succeeded since): what the API server said.
     const std::string& last_error() const { return last_error_; }
     std::string describe() const { return namespace_name_ + "/" + service_name_; }
+    // When the first event behind the last `changed` call was applied (the start of its burst).
+    std::chrono::steady_clock::time_point changed_at() const { return changed_at_; }
 
     struct Collection;  // one listed and watched collection (kubernetes_watch.cpp)
 
@@ -84,6 +87,10 @@ private:
     std::unique_ptr<Collection> slices_;
     std::optional<kubernetes::Service> service_;  // services_' one object, if any
     std::map<std::string, kubernetes::EndpointSlice> slice_map_;
+    // The first event applied since the last `changed` call (nullopt: none pending), and that of
+    // the last call.
+    std::optional<std::chrono::steady_clock::time_point> pending_since_;
+    std::chrono::steady_clock::time_point changed_at_{};
     reactor::MemberTimer<KubernetesWatch, &KubernetesWatch::notify> notify_timer_{*this};
 };
 

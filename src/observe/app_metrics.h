@@ -69,6 +69,8 @@ public:
     metrics::CounterFamily& discovery_updates;            // {service, result}
     metrics::CounterFamily& health_check_local_errors;    // {service}
     metrics::GaugeFamily& discovery_last_success;         // {service}
+    // Workers, when they install a new endpoint set: now minus EndpointSet::changed_at.
+    metrics::HistogramFamily& endpoint_update_delay;
     // Kubernetes watches (src/discovery/kubernetes_watch.h), by the Kubernetes Service they follow
     // and the resource ("services", "endpointslices").
     metrics::CounterFamily& kubernetes_relists;            // {namespace, kubernetes_service, resource, reason}
@@ -121,6 +123,7 @@ struct SnapshotMetrics {
     std::vector<ListenerMetrics> listeners;
     std::vector<RouteMetrics> routes;
     std::vector<ServiceMetrics> services;
+    metrics::Histogram endpoint_update_delay;
 };
 
 }  // namespace passgate

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 
@@ -161,9 +162,15 @@ void Worker::on_message(ReloadMessage message) {
 }
 
 void Worker::on_message(EndpointsMessage message) {
+    const metrics::Histogram& delay = current_snapshot().metrics().endpoint_update_delay;
     for (std::shared_ptr<const EndpointSet>& set : message.endpoint_sets) {
         const auto pool = pools_.find(set->service);
-        if (pool != pools_.end()) pool->second->update(std::move(set));
+        if (pool == pools_.end()) continue;
+        const std::chrono::steady_clock::time_point changed_at = set->changed_at;
+        pool->second->update(std::move(set));
+        // After update(): the set is in use from here on.
+        const std::chrono::duration<double> waited = std::chrono::steady_clock::now() - changed_at;
+        delay.observe(options_.index, waited.count());
     }
 }
 

@@ -9,6 +9,7 @@
 #include "src/observe/app_metrics.h"
 #include "src/routing/maglev.h"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -35,6 +36,10 @@ struct EndpointSet {
     // Increases with every set the directory builds (over all services): a worker never replaces
     // a set with an older one.
     std::uint64_t version = 0;
+    // When the control thread first saw the change this set carries (Kubernetes: the first watch
+    // event of the burst; other sources: when the set was built). Workers observe now minus this
+    // as passgate_endpoint_update_delay_seconds when they install the set.
+    std::chrono::steady_clock::time_point changed_at{};
 };
 
 }  // namespace passgate

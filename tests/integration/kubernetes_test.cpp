@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -447,4 +448,35 @@ TEST_CASE("kubernetes: the Service's port renamed or the Service deleted leaves 
     api.put(service_json());
     CHECK(wait_for_ids(port, {"a"}, Millis(5000)) < Millis(5000));
     stop_and_check(passgate);
+}
+
+TEST_CASE("kubernetes: every worker observes the delay from the watch event to using the new set",
+          "[integration][kubernetes]") {
+    Cluster cluster(KubeAuth::token_file);  // nothing connects to the pods here
+    cluster.api.put(slice("echo-1", cluster.pod_port, {{"127.0.0.2"}}));
+    const std::uint16_t port = free_port();
+    Passgate passgate(cluster.dir, {cluster.config(port), {}, 2});
+    REQUIRE(passgate.wait_ready());
+    const std::string count_name = "passgate_endpoint_update_delay_seconds_count";
+    const std::string sum_name = "passgate_endpoint_update_delay_seconds_sum";
+    // The first list's set may still be on its way to the workers: wait until the count is still.
+    std::optional<double> before = passgate.metric({count_name});
+    REQUIRE(before.has_value());
+    for (int round = 0; round < 50; ++round) {
+        std::this_thread::sleep_for(Millis(100));
+        const std::optional<double> now = passgate.metric({count_name});
+        if (now == before) break;
+        before = now;
+    }
+    const double sum_before = passgate.metric({sum_name}).value_or(-1);
+
+    cluster.api.put(slice("echo-1", cluster.pod_port, {{"127.0.0.2"}, {"127.0.0.3"}}));
+    // One set for the one event, installed by each of the 2 workers.
+    CHECK(wait_until([&] { return passgate.metric({count_name}).value_or(0) >= *before + 2; }, Millis(5000)));
+    std::this_thread::sleep_for(Millis(200));
+    CHECK(passgate.metric({count_name}).value_or(0) == *before + 2);
+    // Measured from the event's arrival (not from an unset time point): well under a second each.
+    const double added = passgate.metric({sum_name}).value_or(-1) - sum_before;
+    CHECK(added > 0.0);
+    CHECK(added < 2.0);
 }
