@@ -8,8 +8,8 @@
 
 namespace passgate::config {
 
-std::string read_bounded_file(const std::string& path, std::size_t max_bytes) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+std::string read_bounded_file(const std::string& path, std::size_t max_bytes, bool nonblocking) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
     if (fd < 0) throw FileReadError(std::string("cannot read: ") + std::strerror(errno));
     std::string text;
     char buffer[64 * 1024];

@@ -13,7 +13,8 @@ struct FileReadError : std::runtime_error {
 };
 
 // The file's bytes. Throws FileReadError: "cannot read: <strerror>" or "larger than N bytes" (the
-// caller prefixes the file's name and role). Opened non-blocking, so a FIFO does not hang it.
-std::string read_bounded_file(const std::string& path, std::size_t max_bytes);
+// caller prefixes the file's name and role). `nonblocking`: a FIFO without a writer reads as empty
+// instead of waiting for one (the config file itself may be a FIFO a deploy tool writes into).
+std::string read_bounded_file(const std::string& path, std::size_t max_bytes, bool nonblocking = false);
 
 }  // namespace passgate::config

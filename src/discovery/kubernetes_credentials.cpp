@@ -39,7 +39,7 @@ constexpr std::size_t kMaxTokenBytes = 1u << 20;
 // The whole file, or an error starting with `label` (which names the file), never the content.
 std::string read_file(const std::string& path, std::size_t max_bytes, const std::string& label) {
     try {
-        return config::read_bounded_file(path, max_bytes);
+        return config::read_bounded_file(path, max_bytes, /*nonblocking=*/true);
     } catch (const config::FileReadError& error) {
         fail(label + ": " + error.what());
     }

@@ -479,4 +479,5 @@ TEST_CASE("kubernetes: every worker observes the delay from the watch event to u
     const double added = passgate.metric({sum_name}).value_or(-1) - sum_before;
     CHECK(added > 0.0);
     CHECK(added < 2.0);
+    stop_and_check(passgate);
 }
