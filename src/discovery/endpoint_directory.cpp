@@ -110,6 +110,35 @@ struct EndpointDirectory::Service {
     // Kubernetes: what was logged last, so that a state is logged once.
     std::set<std::string> warned_fqdn_slices;
     bool using_terminating = false;
+    // The "N endpoints (was M)" line: at most one a second (a Service that churns changes many
+    // times a second); changes in between are summed up in the next line, at most a second later.
+    reactor::Millis last_count_log = -1'000'000;
+    std::size_t counts_not_logged = 0;
+    std::size_t count_before_unlogged = 0;
+
+    void log_endpoint_count(std::size_t now_count) {
+        if (counts_not_logged == 0) count_before_unlogged = discovered.size();
+        ++counts_not_logged;
+        const reactor::Millis next = last_count_log + 1000;
+        if (directory.loop_.now() < next) {
+            directory.loop_.arm_timer(count_log_timer, next);
+            return;
+        }
+        write_count_log(now_count);
+    }
+
+    void flush_count_log() { write_count_log(discovered.size()); }
+
+    void write_count_log(std::size_t now_count) {
+        if (counts_not_logged == 0) return;
+        std::string line = "service " + spec.name + ": " + std::to_string(now_count) + " endpoints (was " +
+                           std::to_string(count_before_unlogged) + ")";
+        if (counts_not_logged > 1) line += " after " + std::to_string(counts_not_logged) + " changes";
+        log_line(LogLevel::info, line);
+        last_count_log = directory.loop_.now();
+        counts_not_logged = 0;
+        directory.loop_.cancel_timer(count_log_timer);
+    }
     std::string unusable;  // why the Service cannot be used ("" when it can)
     // When the watch first saw the change the next set carries (EndpointSet::changed_at); unset,
     // build_set stamps its own time.
@@ -189,9 +218,7 @@ struct EndpointDirectory::Service {
         }
         count_success();
         if (selection.endpoints == discovered && !first) return;
-        if (!first)
-            log_line(LogLevel::info, "service " + spec.name + ": " + std::to_string(selection.endpoints.size()) +
-                                         " endpoints (was " + std::to_string(discovered.size()) + ")");
+        if (!first) log_endpoint_count(selection.endpoints.size());
         discovered = std::move(selection.endpoints);
         change_seen_at = watch.changed_at();
         set_health_targets();
@@ -325,6 +352,7 @@ struct EndpointDirectory::Service {
     }
 
     reactor::MemberTimer<Service, &Service::resolve> refresh{*this};  // next DNS lookup
+    reactor::MemberTimer<Service, &Service::flush_count_log> count_log_timer{*this};
 };
 
 struct EndpointDirectory::KubernetesSource {

@@ -145,6 +145,16 @@ TEST_CASE("kubernetes: the Service's endpoints are followed 1 -> 3 -> 1 within a
     CHECK(passgate.metric({"passgate_service_endpoints"}) == 1.0);
     CHECK(kube_metric(passgate, "passgate_kubernetes_relists_total", "endpointslices", "initial") == 1.0);
     CHECK(passgate.metric({"passgate_discovery_updates_total", "result=\"success\""}).value_or(0) >= 3);
+
+    // A burst of changes (a Service that churns): at most one count line a second, the next one
+    // summing up the changes it stands for.
+    const auto count_lines = [&] { return passgate.log_lines_with({"service pool: ", " endpoints (was "}).size(); };
+    const std::size_t lines_before = count_lines();
+    for (int change = 0; change < 20; ++change)
+        api.put(slice("echo-1", pod_port, change % 2 == 0 ? std::vector<KubeEndpoint>{{"127.0.0.3"}, {"127.0.0.4"}}
+                                                          : std::vector<KubeEndpoint>{{"127.0.0.3"}}));
+    CHECK(passgate.wait_for_log(" changes", Millis(3000)));
+    CHECK(count_lines() - lines_before <= 3);
     stop_and_check(passgate);
 }
 
