@@ -491,3 +491,29 @@ TEST_CASE("kubernetes: every worker observes the delay from the watch event to u
     CHECK(added < 2.0);
     stop_and_check(passgate);
 }
+
+TEST_CASE("kubernetes: in_cluster takes the API server from KUBERNETES_SERVICE_HOST/PORT and the service account's files",
+          "[integration][kubernetes]") {
+    Cluster cluster(KubeAuth::token_file);
+    IdentBackend a("a", cluster.pod_port, "127.0.0.2");
+    cluster.api.put(slice("echo-1", cluster.pod_port, {{"127.0.0.2"}}));
+    // What the kubelet mounts into a pod: the token and the cluster's CA.
+    const std::string account = cluster.dir.file("serviceaccount");
+    REQUIRE(std::filesystem::create_directory(account));
+    write_file(account + "/token", cluster.api.token() + "\n");
+    write_file(account + "/ca.crt", read_file(cluster.api.ca_file()));
+    const std::uint16_t port = free_port();
+    const std::string config =
+        kubernetes_config(port, "in_cluster = true\nservice_account_dir = \"" + account + "\"\n");
+    Passgate passgate(cluster.dir, {config, {}, 1}, "passgate",
+                      PassgateLaunch{{"env", "KUBERNETES_SERVICE_HOST=127.0.0.1",
+                                      "KUBERNETES_SERVICE_PORT=" + std::to_string(cluster.api.port())},
+                                     true});
+    REQUIRE(passgate.wait_ready());
+    CHECK(ids_seen(port, 3) == std::set<std::string>{"a"});
+    int authorized = 0;
+    for (const KubeApiRequest& request : cluster.api.requests())
+        if (request.token == cluster.api.token() && request.status == 200) ++authorized;
+    CHECK(authorized >= 2);  // the lists, with the service account's token
+    stop_and_check(passgate);
+}
