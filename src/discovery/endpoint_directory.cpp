@@ -401,6 +401,8 @@ std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const 
             next_kubernetes->settings = config.kubernetes;
             next_kubernetes->credentials = std::move(credentials);
             next_kubernetes->client = std::make_unique<HttpClient>(loop_);
+            log_line(next_kubernetes->credentials.tls.insecure_skip_verify ? LogLevel::warning : LogLevel::info,
+                     "kubernetes: API server of " + next_kubernetes->credentials.description);
         }
     }
     // Prepare everything first (this is what can fail), then swap in: a failure changes nothing.

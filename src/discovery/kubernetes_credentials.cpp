@@ -204,6 +204,8 @@ public:
         if (!user_name.empty()) read_user(find("users", "user", user_name), credentials);
         credentials.description = "kubeconfig " + path_ + " (context " + context_name + ": cluster " +
                                   cluster_name + ", user " + (user_name.empty() ? "(none)" : user_name) + ")";
+        if (credentials.tls.insecure_skip_verify)
+            credentials.description += "; insecure-skip-tls-verify: the server's certificate is NOT verified";
         return credentials;
     }
 

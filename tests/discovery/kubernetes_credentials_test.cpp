@@ -210,6 +210,9 @@ TEST_CASE("kubeconfig: [kubernetes] context picks another context than current-c
     CHECK(credentials.tls.insecure_skip_verify);
     CHECK(credentials.token == "lab-token");
     CHECK(credentials.description.find("(context lab: cluster lab, user labuser)") != std::string::npos);
+    // Said wherever the description goes (--check, the start-up log).
+    CHECK(credentials.description.find("insecure-skip-tls-verify: the server's certificate is NOT verified") !=
+          std::string::npos);
 }
 
 TEST_CASE("kubeconfig: a missing context, cluster or user is named", "[kubernetes][credentials]") {
