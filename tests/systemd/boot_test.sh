@@ -107,9 +107,10 @@ require "root and tools present (mmdebstrap, systemd-nspawn, nsenter)" tools_pre
 
 # --- the root ---------------------------------------------------------------------------------
 
-# Debian 12 with systemd and what passgate links (ldd: liburing, c-ares, toml++), curl and openssl
-# for the traffic. usr-is-merged spares usrmerge (and perl); docs, man pages, locales are skipped.
-packages=usr-is-merged,systemd,systemd-sysv,curl,openssl,liburing2,libc-ares2,libtomlplusplus3
+# Debian 12 with systemd and what passgate links (ldd: liburing, c-ares, toml++, libcurl, yaml-cpp,
+# OpenSSL), curl and openssl for the traffic. usr-is-merged spares usrmerge (and perl); docs, man
+# pages, locales are skipped.
+packages=usr-is-merged,systemd,systemd-sysv,curl,openssl,liburing2,libc-ares2,libtomlplusplus3,libcurl4,libyaml-cpp0.7,libssl3
 mmdebstrap_args=(--variant=essential --include="$packages" --dpkgopt=force-unsafe-io
                  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
                  --dpkgopt='path-exclude=/usr/share/locale/*' bookworm)
