@@ -76,6 +76,30 @@ struct Kubernetes {
     friend bool operator==(const Kubernetes&, const Kubernetes&) = default;
 };
 
+// [gateway_api]: Gateway API objects (GatewayClass, Gateway, TLSRoute, ReferenceGrant) as a second
+// source of listeners, routes and services (src/gateway/ translates them). From manifest files,
+// or (watch = true) from the [kubernetes] API server, with status written back.
+struct GatewayApi {
+    bool configured = false;                   // the table is present
+    std::vector<std::string> gateway_classes;  // at least one; the GatewayClass names served
+    std::vector<std::string> manifests;        // absolute paths of files or folders (not with watch)
+    bool watch = false;                        // the objects come from the API server ([kubernetes])
+    std::string listen_address = "0.0.0.0";   // IP literal Gateway listeners bind ("::": dual stack)
+    // Written as status.parents[].controllerName of TLSRoutes, and the GatewayClass's
+    // controllerName that makes passgate write GatewayClass and Gateway status (watch mode).
+    std::string controller_name = "passgate.io/gateway-controller";
+    // Watch mode: the coordination.k8s.io Lease whose holder writes status (one writer per class
+    // in a fleet); held by "<hostname>_<pid>" for lease_duration, renewed at a third of it.
+    std::string lease_namespace = "default";
+    std::string lease_name = "passgate-gateway-status";
+    Duration lease_duration{std::chrono::seconds(15)};
+    // Gateway status.addresses: this value (an IP literal); unset: listen_address unless it is
+    // a wildcard (then no address is written).
+    std::optional<std::string> status_address;
+    int line = 0;
+    friend bool operator==(const GatewayApi&, const GatewayApi&) = default;
+};
+
 struct Admin {
     Address address;  // default 127.0.0.1:9901
     // Metric series hidden from /metrics (an endpoint gone from its service, a route or service
@@ -113,11 +137,19 @@ struct Listener {
     // and holding as many tokens (a burst of one second's worth).
     std::optional<std::uint32_t> max_connection_rate;
     int line = 0;                                     // where the [[listener]] table starts
+    // Made from a Gateway listener (src/gateway/): "FILE:LINE: Gateway ns/name listener l", or
+    // "Gateway ns/name listener l" from the API server. Empty for a [[listener]] of the TOML.
+    std::string origin;
 };
 
 struct BackendRef {
-    std::string service;  // validated to name a [[service]]
-    std::uint32_t weight = 1;
+    std::string service;  // validated to name a [[service]]; empty when `invalid` is set
+    std::uint32_t weight = 1;  // 1.. in the TOML; a Gateway API backendRef may have 0 (no traffic)
+    // A TLSRoute backendRef that cannot be used (unknown Service, wrong kind, not permitted by a
+    // ReferenceGrant): it keeps its weight's share of connections and closes them
+    // (close reason invalid_backend), as the Gateway API requires. Says why, e.g.
+    // "BackendNotFound: Service default/missing port 443".
+    std::string invalid;
 };
 
 struct Route {
@@ -137,6 +169,8 @@ struct Route {
     // A connection routed here is closed (reason max_duration) this long after it was accepted.
     std::optional<Duration> max_connection_duration;
     int line = 0;
+    // Made from a TLSRoute (src/gateway/): "FILE:LINE: TLSRoute ns/name" or "TLSRoute ns/name".
+    std::string origin;
 };
 
 // How a service spreads connections over its endpoints (src/routing/service_pool.h has the details).
@@ -216,6 +250,8 @@ struct Service {
     unsigned connect_attempts = 3;  // endpoints tried before the client is closed
     ProxyProtocol send_proxy_protocol = ProxyProtocol::none;
     int line = 0;
+    // Made for a TLSRoute backendRef (src/gateway/): "TLSRoute ns/name backendRef ns/svc:port".
+    std::string origin;
 };
 
 struct Config {
@@ -230,6 +266,7 @@ struct Config {
     AccessLog access_log;
     Dns dns;
     Kubernetes kubernetes;
+    GatewayApi gateway_api;
     std::vector<Listener> listeners;
     std::vector<Route> routes;
     std::vector<Service> services;

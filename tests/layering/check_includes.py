@@ -25,8 +25,10 @@ ALLOWED = {
     "src/routing": {"src/wire", "src/observe", "config", "metrics"},
     "src/proxy": {"src/wire", "src/observe", "src/routing", "config", "metrics", "reactor"},
     "src/discovery": {"src/wire", "src/observe", "src/routing", "config", "metrics", "reactor"},
+    "src/gateway": {"src/wire", "src/observe", "src/routing", "src/discovery", "config",
+                    "metrics", "reactor"},
     "src/control": {"src/wire", "src/observe", "src/routing", "src/proxy", "src/discovery",
-                    "config", "metrics", "reactor"},
+                    "src/gateway", "config", "metrics", "reactor"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

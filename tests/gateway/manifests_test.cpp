@@ -1,0 +1,3 @@
+#include "src/gateway/manifests.h"
+
+#include <catch2/catch.hpp>

@@ -1,0 +1,3 @@
+#include "src/gateway/translate.h"
+
+#include <catch2/catch.hpp>
