@@ -93,6 +93,8 @@ constexpr std::size_t kMaxDnsServers = 16;
 constexpr std::int64_t kMaxConnections = 10'000'000;
 constexpr std::int64_t kMaxConnectionRate = 10'000'000;
 constexpr std::size_t kMaxCidrs = 10'000;
+constexpr std::size_t kMaxGatewayClasses = 64;
+constexpr std::size_t kMaxManifestPaths = 256;
 constexpr std::size_t kMaxConfigFileBytes = 16 * 1024 * 1024;
 constexpr Duration kMaxDuration = std::chrono::hours(24 * 365);
 
@@ -118,6 +120,57 @@ std::string dns_label_error(std::string_view name) {
     }
     if (!alnum(name.front()) || !alnum(name.back()))
         return "a DNS-1123 label starts and ends with a lowercase letter or digit";
+    return {};
+}
+
+// Kubernetes object names of most kinds: a DNS-1123 subdomain (at most 253 characters, lowercase
+// letters, digits, '-' and '.', starting and ending with a letter or digit).
+std::string object_name_error(std::string_view name) {
+    if (name.empty()) return "must not be empty";
+    if (name.size() > 253) return "at most 253 characters (a DNS-1123 subdomain)";
+    const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    for (const char c : name) {
+        if (!alnum(c) && c != '-' && c != '.')
+            return "a DNS-1123 subdomain has only lowercase letters, digits, '-' and '.'";
+    }
+    if (!alnum(name.front()) || !alnum(name.back())) return "must start and end with a lowercase letter or digit";
+    return {};
+}
+
+// GatewayClass spec.controllerName: "domain/path" (the API's pattern, simplified: a DNS
+// subdomain, '/', then a non-empty path of [A-Za-z0-9/._~%!$&'()*+,;=:-]).
+std::string controller_name_error(std::string_view name) {
+    if (name.size() > 253) return "at most 253 characters";
+    const std::size_t slash = name.find('/');
+    if (slash == std::string_view::npos || slash + 1 == name.size())
+        return "expected DOMAIN/PATH, like \"passgate.io/gateway-controller\"";
+    const std::string domain_error = object_name_error(name.substr(0, slash));
+    if (!domain_error.empty()) return "its domain: " + domain_error;
+    for (const char c : name.substr(slash + 1)) {
+        const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && std::string_view("/._~%!$&'()*+,;=:-").find(c) == std::string_view::npos)
+            return "its path has a character the Gateway API does not allow";
+    }
+    return {};
+}
+
+// A service named for a Gateway API backendRef: "namespace/name:port".
+std::string backend_service_name_error(std::string_view value) {
+    const std::size_t slash = value.find('/');
+    const std::size_t colon = value.rfind(':');
+    if (colon == std::string_view::npos || colon < slash)
+        return "a name with '/' is a Gateway API backend, \"namespace/service:port\" (like \"default/echo:443\")";
+    const std::string namespace_error = dns_label_error(value.substr(0, slash));
+    if (!namespace_error.empty()) return "its namespace: " + namespace_error;
+    const std::string service_error = dns_label_error(value.substr(slash + 1, colon - slash - 1));
+    if (!service_error.empty()) return "its Service name: " + service_error;
+    const std::string_view port = value.substr(colon + 1);
+    unsigned number = 0;
+    if (port.empty() || port.size() > 5 || port.front() == '0' ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return "its port must be a number from 1 to 65535";
+    for (const char c : port) number = number * 10 + unsigned(c - '0');
+    if (number > 65535) return "its port must be a number from 1 to 65535";
     return {};
 }
 
@@ -215,6 +268,16 @@ private:
         return value;
     }
 
+    // A service's name: a plain name, or "namespace/name:port", the name a Gateway API TLSRoute
+    // backendRef to that Service port refers to (src/gateway/translate.h).
+    std::string service_name(const TableReader& table) {
+        const std::string value = *table.string("name", true);
+        if (value.find('/') == std::string::npos) return name(table);
+        const std::string error = backend_service_name_error(value);
+        if (!error.empty()) table.fail("name", "invalid name " + quote(value) + ": " + error);
+        return value;
+    }
+
     template <typename T>
     void check_unique_name(const TableReader& table, const std::vector<T>& existing,
                            std::string_view kind, const std::string& value) {
@@ -293,11 +356,14 @@ private:
             // Before services: a service's `kubernetes` key needs the table.
             {"kubernetes",
              [](Builder& b, const TableReader& t, Config& c) { b.read_kubernetes(t, c.kubernetes); }},
+            {"gateway_api",
+             [](Builder& b, const TableReader& t, Config& c) { b.read_gateway_api(t, c.gateway_api); }},
             {"listener",
-             [](Builder& b, const TableReader& t, Config&) {
+             [](Builder& b, const TableReader& t, Config& c) {
                  const auto listeners = b.tables(t, "listener");
-                 if (listeners.empty()) {
-                     b.source_.fail(1, "listener", "at least one [[listener]] is required");
+                 if (listeners.empty() && !c.gateway_api.configured) {
+                     b.source_.fail(1, "listener", "at least one [[listener]] is required "
+                                                   "(or a [gateway_api] table whose Gateways make them)");
                  }
                  for (std::size_t i = 0; i < listeners.size(); ++i) b.read_listener(*listeners[i], i);
              }},
@@ -593,6 +659,126 @@ private:
                             key_names(std::span<const Key<Kubernetes>>(keys)));
         kubernetes.line = section.line();
         read_keys(section, std::span<const Key<Kubernetes>>(keys), kubernetes);
+    }
+
+    void read_gateway_api(const TableReader& root, GatewayApi& gateway) {
+        static constexpr Key<GatewayApi> keys[] = {
+            {"gateway_class", [](Builder& b, const TableReader& t, GatewayApi& g) { b.read_gateway_classes(t, g); }},
+            {"manifests", [](Builder& b, const TableReader& t, GatewayApi& g) { b.read_gateway_source(t, g); }},
+            // Read with manifests (read_gateway_source): one source of objects.
+            {"watch"},
+            {"listen_address",
+             [](Builder&, const TableReader& t, GatewayApi& g) {
+                 if (auto value = t.string("listen_address", false)) {
+                     if (!parse_address("[" + *value + "]:1") && !parse_address(*value + ":1"))
+                         t.fail("listen_address", "invalid address " + quote(*value) +
+                                                      ": an IP address without a port, like \"0.0.0.0\", "
+                                                      "\"192.0.2.10\", \"::\" or \"2001:db8::10\"");
+                     g.listen_address = *value;
+                 }
+             }},
+            {"status_address",
+             [](Builder&, const TableReader& t, GatewayApi& g) {
+                 if (auto value = t.string("status_address", false)) {
+                     if (!parse_address("[" + *value + "]:1") && !parse_address(*value + ":1"))
+                         t.fail("status_address", "invalid address " + quote(*value) + ": an IP address without a port");
+                     g.status_address = *value;
+                 }
+             }},
+            {"controller_name",
+             [](Builder&, const TableReader& t, GatewayApi& g) {
+                 if (auto value = t.string("controller_name", false)) {
+                     const std::string error = controller_name_error(*value);
+                     if (!error.empty()) t.fail("controller_name", "invalid controller name " + quote(*value) + ": " + error);
+                     g.controller_name = *value;
+                 }
+             }},
+            {"lease_namespace",
+             [](Builder&, const TableReader& t, GatewayApi& g) {
+                 if (auto value = t.string("lease_namespace", false)) {
+                     const std::string error = dns_label_error(*value);
+                     if (!error.empty()) t.fail("lease_namespace", "invalid namespace " + quote(*value) + ": " + error);
+                     g.lease_namespace = *value;
+                 }
+             }},
+            {"lease_name",
+             [](Builder&, const TableReader& t, GatewayApi& g) {
+                 if (auto value = t.string("lease_name", false)) {
+                     const std::string error = dns_label_error(*value);
+                     if (!error.empty()) t.fail("lease_name", "invalid Lease name " + quote(*value) + ": " + error);
+                     g.lease_name = *value;
+                 }
+             }},
+            {"lease_duration",
+             [](Builder&, const TableReader& t, GatewayApi& g) {
+                 if (auto value = t.duration("lease_duration")) {
+                     if (*value < std::chrono::seconds(1) || *value > std::chrono::hours(1))
+                         t.fail("lease_duration", "must be from \"1s\" to \"1h\"");
+                     if (value->count() % 1000 != 0)
+                         t.fail("lease_duration", "must be whole seconds (a Lease counts seconds)");
+                     g.lease_duration = *value;
+                 }
+             }},
+        };
+        const toml::table* node = table(root, "gateway_api");
+        if (node == nullptr) return;
+        gateway.configured = true;
+        TableReader section(source_, *node, root.path_of("gateway_api"),
+                            key_names(std::span<const Key<GatewayApi>>(keys)));
+        gateway.line = section.line();
+        read_keys(section, std::span<const Key<GatewayApi>>(keys), gateway);
+    }
+
+    // gateway_class: a GatewayClass name, or a list of them (at least one).
+    void read_gateway_classes(const TableReader& table, GatewayApi& gateway) {
+        const toml::node* node = table.find("gateway_class");
+        if (node == nullptr) table.fail_missing("gateway_class");
+        const std::string path = table.path_of("gateway_class");
+        const auto add = [&](const toml::node& item, const std::string& item_path) {
+            if (!item.is_string()) fail_type(source_, item, item_path, "a GatewayClass name");
+            const std::string& name = item.as_string()->get();
+            const std::string error = object_name_error(name);
+            if (!error.empty()) source_.fail(line_of(item), item_path, "invalid GatewayClass name " + quote(name) + ": " + error);
+            if (std::find(gateway.gateway_classes.begin(), gateway.gateway_classes.end(), name) != gateway.gateway_classes.end())
+                source_.fail(line_of(item), item_path, "GatewayClass " + quote(name) + " is listed twice");
+            gateway.gateway_classes.push_back(name);
+        };
+        if (node->is_array()) {
+            const toml::array& array = *node->as_array();
+            if (array.empty()) table.fail("gateway_class", "must name at least one GatewayClass");
+            if (array.size() > kMaxGatewayClasses)
+                table.fail("gateway_class", "at most " + std::to_string(kMaxGatewayClasses) + " GatewayClasses");
+            for (std::size_t i = 0; i < array.size(); ++i) add(array[i], index_path(path, i));
+        } else {
+            add(*node, path);
+        }
+    }
+
+    // Exactly one of manifests and watch = true; watch needs [kubernetes].
+    void read_gateway_source(const TableReader& table, GatewayApi& gateway) {
+        if (auto watch = table.boolean("watch")) gateway.watch = *watch;
+        const toml::array* manifests = table.array("manifests", false);
+        if (gateway.watch && manifests != nullptr)
+            table.fail("manifests", "[gateway_api] takes manifests or watch = true, not both");
+        if (!gateway.watch && manifests == nullptr)
+            table.fail("manifests", "[gateway_api] needs manifests (files or folders of YAML) or watch = true");
+        if (gateway.watch && !config_.kubernetes.configured)
+            table.fail("watch", "watch = true reads the objects from the API server: it needs a [kubernetes] table");
+        if (manifests == nullptr) return;
+        if (manifests->empty()) table.fail("manifests", "must list at least one file or folder");
+        if (manifests->size() > kMaxManifestPaths)
+            table.fail("manifests", "at most " + std::to_string(kMaxManifestPaths) + " entries");
+        const std::string path = table.path_of("manifests");
+        for (std::size_t i = 0; i < manifests->size(); ++i) {
+            const toml::node& item = (*manifests)[i];
+            const std::string item_path = index_path(path, i);
+            if (!item.is_string()) fail_type(source_, item, item_path, "a file or folder path");
+            std::string value = item.as_string()->get();
+            if (value.empty()) source_.fail(line_of(item), item_path, "must not be empty");
+            if (value.find('\0') != std::string::npos) source_.fail(line_of(item), item_path, "contains a NUL byte");
+            if (value.front() != '/') value = config_folder_ + value;
+            gateway.manifests.push_back(std::move(value));
+        }
     }
 
     // Exactly one of kubeconfig, api_server (with its files) and in_cluster = true.
@@ -926,7 +1112,7 @@ private:
         static constexpr Key<Service> keys[] = {
             {"name",
              [](Builder& b, const TableReader& t, Service& s) {
-                 s.name = b.name(t);
+                 s.name = b.service_name(t);
                  b.check_unique_name(t, b.config_.services, "service", s.name);
              }},
             {"endpoints", [](Builder& b, const TableReader& t, Service& s) { b.read_discovery(t, s); }},

@@ -39,8 +39,9 @@ enum class CloseReason {
     worker_limit,
     hello_memory_limit,
     shutdown,
+    invalid_backend,
 };
-inline constexpr std::size_t close_reason_count = static_cast<std::size_t>(CloseReason::shutdown) + 1;
+inline constexpr std::size_t close_reason_count = static_cast<std::size_t>(CloseReason::invalid_backend) + 1;
 
 // The `reason` labels of the counters that sort some closes further (src/observe/app_metrics.h).
 // passgate_client_hello_rejected_total{reason}: closed before routing.
@@ -166,6 +167,8 @@ inline constexpr std::array<CloseReasonInfo, close_reason_count> close_reasons{{
      .refusal = Refusal::hello_memory_limit},
     {.reason = CloseReason::shutdown, .name = "shutdown",
      .description = "the process stopped (shutdown_timeout ran out, or a second SIGTERM)"},
+    {.reason = CloseReason::invalid_backend, .name = "invalid_backend",
+     .description = "the route picked a TLSRoute backendRef that cannot be used (its share is rejected)"},
 }};
 
 namespace close_reason_checks {

@@ -320,6 +320,7 @@ void ProxyConnection::route_and_connect(const ClientHello& hello) {
     metrics().listeners[listener_].connections_by_route[route_index_].inc(shard());
     const std::optional<std::size_t> service = generation_.balancer.pick_service(route_index_);
     if (!service) return finish(CloseReason::no_endpoint);
+    if (*service == WeightedService::invalid) return finish(CloseReason::invalid_backend);
     service_ = static_cast<std::uint32_t>(*service);
     service_picked_ = true;
     // Until the backend is connected the client's bytes wait in its socket buffer. Its watch

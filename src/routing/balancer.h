@@ -33,6 +33,8 @@ private:
 class Balancer {
 public:
     explicit Balancer(const Snapshot& snapshot);
+    // The service index, WeightedService::invalid (an invalid backendRef's share), or nullopt
+    // when every backend has weight 0.
     std::optional<std::size_t> pick_service(std::size_t route);
 
 private:

@@ -151,6 +151,11 @@ void explain_backends(std::string& out, const config::Config& config, const conf
     for (const config::BackendRef& backend : route.backends) total += backend.weight;
     out += "  backends of " + route_name(route) + " (one picked per connection by weight):\n";
     for (const config::BackendRef& backend : route.backends) {
+        if (!backend.invalid.empty()) {
+            out += "    invalid backendRef weight " + std::to_string(backend.weight) + " (" +
+                   percent(backend.weight, total) + "): " + backend.invalid + "; its share is rejected\n";
+            continue;
+        }
         out += "    service \"" + backend.service + "\" weight " + std::to_string(backend.weight) +
                " (" + percent(backend.weight, total) + ")";
         const config::Service* service = config.find_service(backend.service);

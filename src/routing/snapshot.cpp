@@ -33,6 +33,10 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& met
     route_backends_.resize(cfg.routes.size());
     for (std::size_t route = 0; route < cfg.routes.size(); ++route) {
         for (const config::BackendRef& backend : cfg.routes[route].backends) {
+            if (!backend.invalid.empty()) {
+                route_backends_[route].push_back(WeightedService{WeightedService::invalid, backend.weight});
+                continue;
+            }
             const config::Service* service = cfg.find_service(backend.service);
             // Config validation guarantees the service exists; a miss here is a programming error.
             if (service == nullptr) throw std::logic_error("unvalidated backend " + backend.service);

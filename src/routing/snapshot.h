@@ -17,7 +17,10 @@
 namespace passgate {
 
 struct WeightedService {
-    std::size_t service = 0;  // index into Config::services
+    // A Gateway API backendRef that cannot be used (config::BackendRef::invalid): it takes its
+    // share of connections and closes them.
+    static constexpr std::size_t invalid = static_cast<std::size_t>(-1);
+    std::size_t service = 0;  // index into Config::services, or `invalid`
     std::uint32_t weight = 1;
 };
 

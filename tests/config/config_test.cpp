@@ -378,10 +378,13 @@ TEST_CASE("a missing required key points at its table", "[config][errors]") {
 }
 
 TEST_CASE("at least one listener is required", "[config][errors]") {
-    CHECK(error_of("") == "t.toml:1: listener: at least one [[listener]] is required");
+    CHECK(error_of("") == "t.toml:1: listener: at least one [[listener]] is required "
+          "(or a [gateway_api] table whose Gateways make them)");
     CHECK(error_of("# nothing\n[runtime]\nworkers = 2\n") ==
-          "t.toml:1: listener: at least one [[listener]] is required");
-    CHECK(error_of("listener = []\n") == "t.toml:1: listener: at least one [[listener]] is required");
+          "t.toml:1: listener: at least one [[listener]] is required "
+          "(or a [gateway_api] table whose Gateways make them)");
+    CHECK(error_of("listener = []\n") == "t.toml:1: listener: at least one [[listener]] is required "
+          "(or a [gateway_api] table whose Gateways make them)");
 }
 
 TEST_CASE("required lists must not be empty", "[config][errors]") {
@@ -416,9 +419,9 @@ TEST_CASE("TOML syntax errors carry toml++'s line and description", "[config][er
 TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     CHECK(error_of("listeners = 1\n" + kBase) ==
           "t.toml:1: listeners: unknown key (did you mean \"listener\"?); allowed keys: runtime, "
-          "admin, access_log, dns, kubernetes, listener, route, service");
+          "admin, access_log, dns, kubernetes, gateway_api, listener, route, service");
     CHECK(error_of(kBase + "[frontend]\nx = 1\n") ==
-          "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, listener, route, "
+          "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, gateway_api, listener, route, "
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
           "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, "
@@ -452,10 +455,10 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "t.toml:13: service[0].endpoints[0].port: unknown key; allowed keys: address, weight, max_connections");
     // Quoted keys are shown quoted; the first unknown key by line is reported.
     CHECK(error_of("\"a b\" = 1\nzzz = 2\n" + kBase) ==
-          "t.toml:1: \"a b\": unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, listener, route, "
+          "t.toml:1: \"a b\": unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, gateway_api, listener, route, "
           "service");
     CHECK(error_of("zzz = 2\n\"a b\" = 1\n" + kBase) ==
-          "t.toml:1: zzz: unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, listener, route, service");
+          "t.toml:1: zzz: unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, gateway_api, listener, route, service");
     // Keys after a [[service]] table belong to it.
     CHECK_THAT(error_of(kBase + "zzz = 2\n"), StartsWith("t.toml:14: service[0].zzz: unknown key;"));
     // A dotted key under a known table is an unknown key of that table.
