@@ -23,6 +23,7 @@ constexpr std::size_t kMaxLabelValueBytes = 63;
 constexpr std::size_t kMaxTextBytes = 1024;         // uid, resourceVersion, timestamps, protocol
 constexpr std::size_t kMaxSelectorValues = 64;      // values of one matchExpressions term
 constexpr std::int64_t kMaxWeight = 1000000;
+constexpr std::size_t kMaxQuotedBytes = 64;     // of a value an error message quotes
 
 // Thrown inside the readers only; decode_object turns it into DecodedObject::field and ::error.
 struct DecodeError {
@@ -410,7 +411,7 @@ bool check_gateway_version(const std::string& kind, const std::string& api_versi
             if (version == accepted) return true;
             list += (list.empty() ? "" : ", ") + std::string(accepted);
         }
-        fail("apiVersion", "unsupported apiVersion " + wire::printable(api_version, kMaxNameBytes) + " for " +
+        fail("apiVersion", "unsupported apiVersion " + wire::printable(api_version, kMaxQuotedBytes) + " for " +
                                kind + " (" + list + ")");
     }
     return false;
