@@ -40,14 +40,17 @@ std::vector<std::string> files_of(const std::string& path) {
     std::error_code error;
     std::filesystem::directory_iterator entries(path, error);
     if (error) throw ManifestError(path + ": cannot open: " + error.message());
-    for (const auto& entry : entries) {
-        const std::string name = entry.path().filename().string();
-        if (!is_manifest_name(name)) continue;
+    // Not a range-for: its increment throws on an I/O error, which must become a ManifestError.
+    for (; entries != std::filesystem::directory_iterator(); entries.increment(error)) {
+        const std::string name = entries->path().filename().string();
         std::error_code type_error;
-        if (!entry.is_regular_file(type_error)) continue;  // a symlink to a regular file counts
-        files.push_back(entry.path().string());
-        if (files.size() > kMaxManifestFiles) break;
+        // A symlink to a regular file counts (a ConfigMap mounted as a folder is made of them).
+        if (is_manifest_name(name) && entries->is_regular_file(type_error)) {
+            files.push_back(entries->path().string());
+            if (files.size() > kMaxManifestFiles) break;
+        }
     }
+    if (error) throw ManifestError(path + ": cannot read the folder: " + error.message());
     std::sort(files.begin(), files.end());
     return files;
 }

@@ -23,26 +23,32 @@ inline bool is_plain_key(std::string_view key) {
     return true;
 }
 
+// `text` for a message: bytes outside printable ASCII (and `"`, `\`) as \xNN, at most `max_bytes`
+// of it, "..." when cut.
+inline std::string printable(std::string_view text, std::size_t max_bytes) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size() && i < max_bytes; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            static constexpr char kHex[] = "0123456789abcdef";
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xf];
+        }
+    }
+    if (text.size() > max_bytes) out += "...";
+    return out;
+}
+
 // `path` followed by the member `key`.
 inline std::string member_path(const std::string& path, std::string_view key) {
     if (is_plain_key(key) && key.size() <= kMaxPathKeyBytes) {
         return path.empty() ? std::string(key) : path + "." + std::string(key);
     }
     // Quoted, printable, bounded: a key may be anything YAML or JSON allows.
-    std::string quoted = path + "[\"";
-    for (std::size_t i = 0; i < key.size() && i < kMaxPathKeyBytes; ++i) {
-        const auto c = static_cast<unsigned char>(key[i]);
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            quoted += static_cast<char>(c);
-        } else {
-            static constexpr char kHex[] = "0123456789abcdef";
-            quoted += "\\x";
-            quoted += kHex[c >> 4];
-            quoted += kHex[c & 0xf];
-        }
-    }
-    quoted += key.size() > kMaxPathKeyBytes ? "...\"]" : "\"]";
-    return quoted;
+    return path + "[\"" + printable(key, kMaxPathKeyBytes) + "\"]";
 }
 
 // `path` followed by the element `index`.

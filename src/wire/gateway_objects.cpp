@@ -23,6 +23,7 @@ constexpr std::size_t kMaxLabelValueBytes = 63;
 constexpr std::size_t kMaxTextBytes = 1024;         // uid, resourceVersion, timestamps, protocol
 constexpr std::size_t kMaxSelectorValues = 64;      // values of one matchExpressions term
 constexpr std::int64_t kMaxWeight = 1000000;
+constexpr std::size_t kMaxQuotedBytes = 64;     // of a value an error message quotes
 
 // Thrown inside the readers only; decode_object turns it into DecodedObject::field and ::error.
 struct DecodeError {
@@ -410,7 +411,8 @@ bool check_gateway_version(const std::string& kind, const std::string& api_versi
             if (version == accepted) return true;
             list += (list.empty() ? "" : ", ") + std::string(accepted);
         }
-        fail("apiVersion", "unsupported apiVersion " + api_version + " for " + kind + " (" + list + ")");
+        fail("apiVersion", "unsupported apiVersion " + wire::printable(api_version, kMaxQuotedBytes) + " for " +
+                               kind + " (" + list + ")");
     }
     return false;
 }
@@ -463,9 +465,9 @@ DecodedObject decode_object(const nlohmann::json& document) {
     DecodedObject result;
     try {
         expect_object(document, "");
-        result.name = readable_name(document);
+        result.name = wire::printable(readable_name(document), 2 * kMaxNameBytes + 1);
         const std::string api_version = read_name(document, "apiVersion", "");
-        result.kind = read_name(document, "kind", "");
+        result.kind = wire::printable(read_name(document, "kind", ""), kMaxNameBytes);
         Object object = read_object(document, api_version, result.kind);
         if (auto* ignored = std::get_if<Ignored>(&object)) ignored->name = result.name;
         result.value = std::move(object);

@@ -324,3 +324,15 @@ TEST_CASE("gateway objects: allowedRoutes, with Selector requiring a selector", 
     gateway["spec"]["listeners"][1]["allowedRoutes"]["namespaces"]["from"] = "All";
     CHECK(decoded_as<Gateway>(gateway).listeners[1].allowed_routes.from == AllowedRoutes::From::all);
 }
+
+TEST_CASE("gateway objects: an unsupported apiVersion is quoted short and printable", "[gateway_objects]") {
+    // Found by fuzz_gateway_objects: 253 bytes of 0xff in the version made a message of 1,000+.
+    json route = guide_route();
+    route["apiVersion"] = "gateway.networking.k8s.io/v" + std::string(200, '\xff') + "\n1";
+    const auto [field, message] = failure(route);
+    CHECK(field == "apiVersion");
+    CHECK(message.size() < 400);
+    CHECK(message.find("gateway.networking.k8s.io/v\\xff\\xff") != std::string::npos);
+    CHECK(message.find("...") != std::string::npos);
+    for (const char c : message) CHECK((static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f));
+}
