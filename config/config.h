@@ -278,6 +278,10 @@ struct Config {
 };
 
 Config parse_config(std::string_view toml_text, std::string_view source_name);
+// The warnings of a validated config, as Config::warnings holds them for a parsed file (config/
+// README.md, "Warnings"); for a config merged from the TOML and Gateway API objects. An item made
+// from an object is named by its origin instead of FILE:LINE of the TOML.
+std::vector<std::string> config_warnings(const Config& config);
 // FNV-1a 64 of `bytes` as 16 lowercase hex digits (Config::source_hash).
 std::string config_hash(std::string_view bytes);
 

@@ -16,8 +16,11 @@ class Collector {
 public:
     explicit Collector(const Config& config) : config_(config) {}
 
-    void add(int line, const std::string& message) {
-        out_.push_back(config_.source + ":" + std::to_string(line) + ": " + message);
+    // About a listener, route or service: at its TOML line, or at the object it was made from.
+    template <typename Item>
+    void add(const Item& item, const std::string& message) {
+        if (!item.origin.empty()) out_.push_back(item.origin + ": " + message);
+        else out_.push_back(config_.source + ":" + std::to_string(item.line) + ": " + message);
     }
     std::vector<std::string> take() { return std::move(out_); }
 
@@ -46,7 +49,7 @@ std::vector<std::string> collect_warnings(const Config& config) {
             }
             if (!route.hostnames.empty() && effective.empty() && !is_default &&
                 listener.hostname) {
-                warnings.add(route.line, "route " + quote(route.name) +
+                warnings.add(route, "route " + quote(route.name) +
                                              " has no hostname that intersects listener " +
                                              quote(listener.name) + " hostname " +
                                              quote(*listener.hostname) + "; not attached to " +
@@ -75,7 +78,7 @@ std::vector<std::string> collect_warnings(const Config& config) {
                     claimed.emplace_back(hostname, &route);
                     continue;
                 }
-                warnings.add(route.line, "route " + quote(route.name) + " hostname " + quote(hostname) +
+                warnings.add(route, "route " + quote(route.name) + " hostname " + quote(hostname) +
                                              " on listener " + quote(it->name) +
                                              " is shadowed by route " + quote(first->second->name) +
                                              " (defined first, same hostname); it never matches there");
@@ -86,7 +89,7 @@ std::vector<std::string> collect_warnings(const Config& config) {
     for (std::size_t i = 0; i < config.listeners.size(); ++i) {
         if (listener_has_routes[i]) continue;
         const Listener& listener = config.listeners[i];
-        warnings.add(listener.line, "listener " + quote(listener.name) +
+        warnings.add(listener, "listener " + quote(listener.name) +
                                         " has no routes attached and no default_route; every "
                                         "connection to it is closed");
     }
@@ -98,12 +101,12 @@ std::vector<std::string> collect_warnings(const Config& config) {
                                    [&](const BackendRef& b) { return b.service == service.name; });
             });
         if (!used) {
-            warnings.add(service.line, "service " + quote(service.name) + " is not used by any route");
+            warnings.add(service, "service " + quote(service.name) + " is not used by any route");
         }
         if (service.discovery == Discovery::static_list &&
             std::all_of(service.endpoints.begin(), service.endpoints.end(),
                         [](const Endpoint& e) { return e.weight == 0; })) {
-            warnings.add(service.line, "service " + quote(service.name) +
+            warnings.add(service, "service " + quote(service.name) +
                                            ": every endpoint has weight 0; connections routed to "
                                            "it are rejected");
         }
@@ -112,3 +115,7 @@ std::vector<std::string> collect_warnings(const Config& config) {
 }
 
 }  // namespace passgate::config::detail
+
+namespace passgate::config {
+std::vector<std::string> config_warnings(const Config& config) { return detail::collect_warnings(config); }
+}  // namespace passgate::config

@@ -26,6 +26,7 @@ std::string describe_config(const config::Config& config) {
         out += "  " + listener.name + " " + listener.address.to_string();
         if (listener.hostname) out += " hostname=" + *listener.hostname;
         if (listener.default_route) out += " default_route=" + *listener.default_route;
+        if (!listener.origin.empty()) out += " (from " + listener.origin + ")";
         out += "\n";
         const ListenerRoutes routes(config, listener);
         for (const ListenerRoutes::Attached& attached : routes.attached()) {
@@ -35,6 +36,7 @@ std::string describe_config(const config::Config& config) {
                 out += "* (every hostname, lowest precedence)";
             else out += join(attached.effective_hostnames);
             if (!attached.route->alpn.empty()) out += " alpn=" + join(attached.route->alpn);
+            if (!attached.route->origin.empty()) out += " (from " + attached.route->origin + ")";
             out += "\n";
         }
     }

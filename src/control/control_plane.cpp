@@ -1,5 +1,7 @@
 #include "src/control/control_plane.h"
 
+#include "src/gateway/configuration.h"
+
 #include <malloc.h>
 
 #include "metrics/process.h"
@@ -277,17 +279,23 @@ void ControlPlane::on_reload_signal() {
     sd_notify_state("READY=1");
 }
 
-// New listeners are bound before anything is handed over, so a bind failure rejects the whole
-// reload.
+// Reads the config file (and the manifests) again and installs the result.
+// Reads the config file (and the manifests) again and installs the result.
 std::string ControlPlane::reload() {
-    const std::size_t control = metrics_.control_shard();
     std::shared_ptr<const config::Config> next;
     try {
-        next = std::make_shared<const config::Config>(config::load_config_file(options_.config_path));
+        next = std::make_shared<const config::Config>(gateway_api::load_configuration(options_.config_path));
     } catch (const config::ConfigError& error) {
-        metrics_.config_reloads.with({"failure"}).inc(control);
+        metrics_.config_reloads.with({"failure"}).inc(metrics_.control_shard());
         return error.what();
     }
+    return install(std::move(next));
+}
+
+// New listeners are bound before anything is handed over, so a bind failure rejects the whole
+// change.
+std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
+    const std::size_t control = metrics_.control_shard();
     // The hash of the very bytes just parsed (never a second read of the file).
     const std::string hash = next->source_hash;
     if (hash == current_hash_) {

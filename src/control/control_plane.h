@@ -59,6 +59,9 @@ private:
     // Reloads the config file. Returns an empty string on success, else why the reload was
     // rejected (nothing changed then).
     std::string reload();
+    // Installs `next` (a reload's, or the Gateway API watch's): binds its new listeners, follows
+    // its services, hands the workers a new snapshot. "" on success, else why nothing changed.
+    std::string install(std::shared_ptr<const config::Config> next);
     void on_endpoints(EndpointSets sets);
     void on_tick();       // every 100 ms
     void on_readiness();  // polls until every worker is up, then READY=1 once

@@ -10,6 +10,7 @@
 #include "reactor/ring.h"
 #include "src/control/app.h"
 #include "src/control/check.h"
+#include "src/gateway/configuration.h"
 #include "src/wire/endpoints_file.h"
 #include "src/discovery/endpoints_file_reader.h"
 #include "src/observe/log.h"
@@ -135,8 +136,9 @@ int main(int argc, char** argv) {
     passgate::set_log_level(options->log_level);
 
     passgate::config::Config config;
+    std::string gateway_summary;
     try {
-        config = passgate::config::load_config_file(options->config_path);
+        config = passgate::gateway_api::load_configuration(options->config_path, &gateway_summary);
     } catch (const passgate::config::ConfigError& error) {
         std::fprintf(stderr, "%s\n", error.what());
         return 1;
@@ -151,6 +153,10 @@ int main(int argc, char** argv) {
     }
     if (options->check) {
         std::cout << passgate::describe_config(config);
+        if (!gateway_summary.empty()) std::cout << gateway_summary << '\n';
+        if (config.gateway_api.watch)
+            std::cout << "gateway_api: watch = true: the Gateway API objects are read from the API server "
+                         "at start; not checked here\n";
         for (const std::string& warning : config.warnings) std::cerr << "warning: " << warning << '\n';
         // Start-up fails on an endpoints file it cannot read, so --check reads them too (with
         // the same non-blocking reader: a FIFO is reported, not waited on).

@@ -852,6 +852,9 @@ config::Config merge_gateway_config(config::Config base, const Translation& tran
     base.listeners.insert(base.listeners.end(), translation.listeners.begin(), translation.listeners.end());
     base.routes.insert(base.routes.end(), translation.routes.begin(), translation.routes.end());
     base.services.insert(base.services.end(), translation.services.begin(), translation.services.end());
+    // The TOML's warnings again, now that the objects' routes may use its services and
+    // listeners; then the translation's own.
+    base.warnings = config::config_warnings(base);
     base.warnings.insert(base.warnings.end(), translation.warnings.begin(), translation.warnings.end());
     return base;
 }

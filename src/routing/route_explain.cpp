@@ -137,6 +137,10 @@ std::string why_lost(const Candidate& loser, const Candidate* winner,
             return winner_name +
                    " at the same hostname lists a matching ALPN, which is preferred to no alpn list";
         case ListenerRoutes::Verdict::defined_later:
+            if (!loser.route->origin.empty() || !winner->route->origin.empty())
+                return "ranked after " + winner_name +
+                       ": ties go to the first defined (TOML routes in file order, then TLSRoutes oldest "
+                       "creationTimestamp first, then by namespace/name)";
             return "defined later (line " + std::to_string(loser.route->line) + ") than " +
                    winner_name + " (line " + std::to_string(winner->route->line) +
                    "); ties go to the first defined";
@@ -215,6 +219,7 @@ void explain_decision(std::string& out, const ListenerRoutes::Trace& trace, cons
     out += ": " + describe(*winner);
     if (!match.route->alpn.empty())
         out += "; its alpn list (" + join(match.route->alpn, true) + ") matches the client's";
+    if (!match.route->origin.empty()) out += " (from " + match.route->origin + ")";
     out += "\n";
 }
 
@@ -267,6 +272,7 @@ std::string listener_heading(const config::Listener& listener) {
     std::string out = "listener \"" + listener.name + "\" " + listener.address.to_string();
     if (listener.hostname) out += " hostname=" + *listener.hostname;
     if (listener.default_route) out += " default_route=" + *listener.default_route;
+    if (!listener.origin.empty()) out += " (from " + listener.origin + ")";
     return out + "\n";
 }
 

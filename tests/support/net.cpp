@@ -344,4 +344,37 @@ HashedStream read_to_eof_hashing(int fd, Deadline deadline) {
     return stream;
 }
 
+std::vector<std::uint8_t> minimal_client_hello(const std::string& sni) {
+    std::vector<std::uint8_t> extensions;
+    const auto put16 = [](std::vector<std::uint8_t>& out, std::size_t value) {
+        out.push_back(static_cast<std::uint8_t>(value >> 8));
+        out.push_back(static_cast<std::uint8_t>(value & 0xff));
+    };
+    if (!sni.empty()) {
+        put16(extensions, 0);               // server_name
+        put16(extensions, sni.size() + 5);  // extension length
+        put16(extensions, sni.size() + 3);  // server name list length
+        extensions.push_back(0);            // host_name
+        put16(extensions, sni.size());
+        extensions.insert(extensions.end(), sni.begin(), sni.end());
+    }
+    std::vector<std::uint8_t> body = {0x03, 0x03};  // client_version TLS 1.2
+    body.insert(body.end(), 32, 0x42);              // random
+    body.push_back(0);                              // no session id
+    put16(body, 2);
+    body.push_back(0xc0);                           // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    body.push_back(0x2f);
+    body.push_back(1);                              // compression methods: null
+    body.push_back(0);
+    put16(body, extensions.size());
+    body.insert(body.end(), extensions.begin(), extensions.end());
+    std::vector<std::uint8_t> record = {0x16, 0x03, 0x01};
+    put16(record, body.size() + 4);
+    record.push_back(0x01);  // ClientHello
+    record.push_back(0);
+    put16(record, body.size());
+    record.insert(record.end(), body.begin(), body.end());
+    return record;
+}
+
 }  // namespace integration

@@ -81,6 +81,10 @@ std::string echo_round_trip(std::uint16_t port, const std::vector<std::uint8_t>&
 // success, else what went wrong.
 std::string echo_check(int fd, const std::string& text, Millis timeout = Millis(2000));
 
+// A small TLS 1.2 ClientHello (one record) whose only extension is server_name `sni` (none when
+// empty): for tests that route many names without a TLS library.
+std::vector<std::uint8_t> minimal_client_hello(const std::string& sni);
+
 // How a connection ended from the client's side.
 struct CloseObservation {
     bool closed = false;     // EOF or reset seen before the timeout
