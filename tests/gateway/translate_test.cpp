@@ -1017,3 +1017,26 @@ TEST_CASE("the output does not depend on the order of the objects", "[translate]
         CHECK(t.statuses.tls_routes == expected_statuses.tls_routes);
     }
 }
+
+TEST_CASE("attachment to a conflicted listener counts but serves nowhere; an invalid Gateway is NoMatchingParent",
+          "[translate][listeners]") {
+    gw::ObjectSet objects;
+    objects.gateways = {gateway("first", {tls_listener("tls", 6443)}, "", "2024-01-01T00:00:00Z"),
+                        gateway("second", {tls_listener("tls", 6443)}, "", "2024-01-02T00:00:00Z"),
+                        gateway("broken", {tls_listener("tls", 6444, "*")})};
+    objects.tls_routes = {tls_route("on-second", {parent("second")}, {}, {backend("svc")}),
+                          tls_route("on-broken", {parent("broken")}, {}, {backend("svc")})};
+    const gw::Translation t = gw::translate(base_config(), objects);
+    REQUIRE(t.errors.size() == 1);  // the hostname "*"
+    CHECK(t.errors[0].find("Gateway default/broken: spec.listeners[0].hostname: ") != std::string::npos);
+    // Spec: listener status does not decide attachment; the count says the route attached.
+    CHECK(parent_conditions(t, "on-second") == "True/Accepted True/ResolvedRefs");
+    CHECK(listener_status(t, "second", "tls").attached_routes == 1);
+    CHECK(condition(listener_status(t, "second", "tls").conditions, "Conflicted") == "True/HostnameConflict");
+    // ...but the listener is not bound, so the route is not in the config, nor its service.
+    CHECK(listener_names(t) == Strings{"default/first/tls"});
+    CHECK(route_names(t).empty());
+    CHECK(t.services.empty());
+    CHECK(parent_conditions(t, "on-broken") == "False/NoMatchingParent True/ResolvedRefs");
+    CHECK(gateway_status(t, "broken")->listeners.empty());
+}
