@@ -598,6 +598,31 @@ TEST_CASE("kubectl gets the Gateway API objects with the status written through 
         CHECK(gone.err.find("gatewayclasses.gateway.networking.k8s.io \"eg\" not found") != std::string::npos);
     }
 
+    SECTION("kubectl get gateway --watch prints Table rows: one header, a row per event") {
+        SpawnOptions options;
+        options.argv = kubectl_argv(dir, kubeconfig, {"get", "gateways", "--watch"});
+        options.stdout_path = dir.file("watch.out");
+        options.stderr_path = dir.file("watch.err");
+        Process watch(options);
+        INFO("kubectl --watch stderr: " << watch.stderr_text());
+        REQUIRE(wait_until([&] { return has_watch_request(server, "gateways"); }, Millis(15000), Millis(50)));
+        server.patch_status("Gateway", "default", "eg",
+                            R"({"status":{"conditions":[{"type":"Programmed","status":"False"}]}})");
+        std::vector<std::vector<std::string>> rows;
+        const bool printed = wait_until([&] {
+            rows = table_words(read_file(dir.file("watch.out")));
+            return rows.size() >= 3;
+        }, Millis(15000), Millis(50));
+        INFO("kubectl --watch stdout: " << read_file(dir.file("watch.out")));
+        REQUIRE(printed);
+        REQUIRE(rows.size() == 3);
+        CHECK(rows.at(0) == std::vector<std::string>{"NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"});
+        CHECK(rows.at(1).at(3) == "True");
+        // A merge patch replaces the conditions list and keeps the addresses.
+        CHECK(std::vector<std::string>(rows.at(2).begin(), rows.at(2).end() - 1) ==
+              std::vector<std::string>{"eg", "eg", "127.0.0.1", "False"});
+    }
+
     SECTION("kubectl api-resources lists the kinds as the CRDs and the built-in API do") {
         const RunResult resources = kubectl(dir, kubeconfig, {"api-resources", "--api-group", "gateway.networking.k8s.io"});
         INFO("kubectl: " << resources.out << resources.err);

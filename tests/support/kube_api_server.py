@@ -1036,7 +1036,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 return self.get_one(target)
         selection = Filter(target.kind.resource, target.namespace, labels, fields)
         if is_watch:
-            return self.watch(selection, target.api_version, param)
+            return self.watch(selection, target, param)
         return self.list(selection, target, param)
 
     def wants_table(self, kind):
@@ -1109,7 +1109,14 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         readable, _, _ = select.select([self.connection], [], [], 0)
         return bool(readable)
 
-    def watch(self, selection, api_version, param):
+    def watch_object(self, target, event_type, obj):
+        """An event's object as this watch asked for it: in its version, or as a Table row."""
+        if event_type in ("BOOKMARK", "ERROR") or not self.wants_table(target.kind):
+            return served(obj, target.api_version)
+        return table(target.kind, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
+
+    def watch(self, selection, target, param):
+        api_version = target.api_version
         state = self.app.state
         rv_text = param("resourceVersion")
         try:
@@ -1151,7 +1158,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     self.close_connection = True
                     return 200
                 for kind, obj in events:
-                    self.write_chunk(compact_json({"type": kind, "object": served(obj, api_version)})
+                    self.write_chunk(compact_json({"type": kind, "object": self.watch_object(target, kind, obj)})
                                      + b"\n")
                 if closed or time.monotonic() >= deadline:
                     self.write_chunk(b"")  # a clean end, as a server-side timeout
