@@ -714,6 +714,7 @@ TEST_CASE("test API server: a status PATCH is one MODIFIED event in every served
     CHECK(final_version == std::to_string(std::stoi(put_version) + 1));  // the status:null PATCH only
 
     // Every change after watched_from, in order, through a cluster-wide watch of each version.
+    // (The last of them removed the status: status:null.)
     for (const std::string version : {"v1", "v1alpha3", "v1alpha2"}) {
         INFO("watch through " << version);
         const RunResult watch = run(curl_api(dir, server, "/apis/gateway.networking.k8s.io/" + version +
@@ -741,12 +742,24 @@ TEST_CASE("test API server: a status PATCH is one MODIFIED event in every served
     REQUIRE(other.status == 0);
     CHECK(other.out.empty());
 
+    // A spec change through the control API (as kubectl apply): a new generation; the status the
+    // controller wrote stays until it writes the next.
+    REQUIRE(server.patch_status("TLSRoute", "other", "other-route", tls_route_status("default").dump()).status == 200);
+    const json changed = json::parse(server.put_object(tls_route_json("other", "other-route", "eg", {"changed.example.com"},
+                                                                      "other-echoserver", 443,
+                                                                      "gateway.networking.k8s.io/v1")));
+    CHECK(changed.at("metadata").at("generation") == 2);
+    CHECK(changed.at("status") == tls_route_status("default").at("status"));
+    json relabel = json::parse(*server.object("TLSRoute", "other", "other-route"));
+    relabel["metadata"]["labels"] = {{"team", "edge"}};
+    CHECK(json::parse(server.put_object(relabel.dump())).at("metadata").at("generation") == 2);  // no spec change
+
     // Every write is in the request log with its method, path, Content-Type and body.
     std::vector<KubeApiRequest> writes;
     for (const KubeApiRequest& request : server.requests()) {
         if (request.method != "GET") writes.push_back(request);
     }
-    REQUIRE(writes.size() == 11);
+    REQUIRE(writes.size() == 12);
     CHECK(writes.at(0).method == "PATCH");
     CHECK(writes.at(0).path == status_path);
     CHECK(writes.at(0).content_type == "application/merge-patch+json");
