@@ -1,9 +1,12 @@
 // The test Kubernetes API server (tests/support/kube_api_server.py) checked against real clients:
 // Debian's kubectl (package kubernetes-client) gets the guide's Service, lists and watches
-// EndpointSlices through it with a kubeconfig and fails on a wrong token; curl sees the watch
-// protocol itself: chunked newline-delimited events, 410 Expired for a compacted
-// resourceVersion, bookmarks, server-side timeouts and close-watches, token rotation, injected
-// failures and a stopped listener.
+// EndpointSlices through it with a kubeconfig and fails on a wrong token; it gets the Gateway API
+// objects (tables with the CRDs' columns, -o yaml/json in the preferred and older versions) with
+// the status written through the status subresource, and a Lease. curl sees the watch protocol
+// itself: chunked newline-delimited events, 410 Expired for a compacted resourceVersion,
+// bookmarks, server-side timeouts and close-watches, token rotation, injected failures and a
+// stopped listener; and the writes: status PATCH/PUT and Lease create/update with their
+// resourceVersion preconditions (409 Conflict, 409 AlreadyExists, 422, 415, 404, 401).
 
 #include "tests/support/kube_api_server.h"
 #include "tests/support/process.h"
