@@ -1,9 +1,12 @@
 // The test Kubernetes API server (tests/support/kube_api_server.py) checked against real clients:
 // Debian's kubectl (package kubernetes-client) gets the guide's Service, lists and watches
-// EndpointSlices through it with a kubeconfig and fails on a wrong token; curl sees the watch
-// protocol itself: chunked newline-delimited events, 410 Expired for a compacted
-// resourceVersion, bookmarks, server-side timeouts and close-watches, token rotation, injected
-// failures and a stopped listener.
+// EndpointSlices through it with a kubeconfig and fails on a wrong token; it gets the Gateway API
+// objects (tables with the CRDs' columns, -o yaml/json in the preferred and older versions) with
+// the status written through the status subresource, and a Lease. curl sees the watch protocol
+// itself: chunked newline-delimited events, 410 Expired for a compacted resourceVersion,
+// bookmarks, server-side timeouts and close-watches, token rotation, injected failures and a
+// stopped listener; and the writes: status PATCH/PUT and Lease create/update with their
+// resourceVersion preconditions (409 Conflict, 409 AlreadyExists, 422, 415, 404, 401).
 
 #include "tests/support/kube_api_server.h"
 #include "tests/support/process.h"
@@ -598,6 +601,31 @@ TEST_CASE("kubectl gets the Gateway API objects with the status written through 
         CHECK(gone.err.find("gatewayclasses.gateway.networking.k8s.io \"eg\" not found") != std::string::npos);
     }
 
+    SECTION("kubectl get gateway --watch prints Table rows: one header, a row per event") {
+        SpawnOptions options;
+        options.argv = kubectl_argv(dir, kubeconfig, {"get", "gateways", "--watch"});
+        options.stdout_path = dir.file("watch.out");
+        options.stderr_path = dir.file("watch.err");
+        Process watch(options);
+        INFO("kubectl --watch stderr: " << watch.stderr_text());
+        REQUIRE(wait_until([&] { return has_watch_request(server, "gateways"); }, Millis(15000), Millis(50)));
+        server.patch_status("Gateway", "default", "eg",
+                            R"({"status":{"conditions":[{"type":"Programmed","status":"False"}]}})");
+        std::vector<std::vector<std::string>> rows;
+        const bool printed = wait_until([&] {
+            rows = table_words(read_file(dir.file("watch.out")));
+            return rows.size() >= 3;
+        }, Millis(15000), Millis(50));
+        INFO("kubectl --watch stdout: " << read_file(dir.file("watch.out")));
+        REQUIRE(printed);
+        REQUIRE(rows.size() == 3);
+        CHECK(rows.at(0) == std::vector<std::string>{"NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"});
+        CHECK(rows.at(1).at(3) == "True");
+        // A merge patch replaces the conditions list and keeps the addresses.
+        CHECK(std::vector<std::string>(rows.at(2).begin(), rows.at(2).end() - 1) ==
+              std::vector<std::string>{"eg", "eg", "127.0.0.1", "False"});
+    }
+
     SECTION("kubectl api-resources lists the kinds as the CRDs and the built-in API do") {
         const RunResult resources = kubectl(dir, kubeconfig, {"api-resources", "--api-group", "gateway.networking.k8s.io"});
         INFO("kubectl: " << resources.out << resources.err);
@@ -689,6 +717,7 @@ TEST_CASE("test API server: a status PATCH is one MODIFIED event in every served
     CHECK(final_version == std::to_string(std::stoi(put_version) + 1));  // the status:null PATCH only
 
     // Every change after watched_from, in order, through a cluster-wide watch of each version.
+    // (The last of them removed the status: status:null.)
     for (const std::string version : {"v1", "v1alpha3", "v1alpha2"}) {
         INFO("watch through " << version);
         const RunResult watch = run(curl_api(dir, server, "/apis/gateway.networking.k8s.io/" + version +
@@ -716,12 +745,24 @@ TEST_CASE("test API server: a status PATCH is one MODIFIED event in every served
     REQUIRE(other.status == 0);
     CHECK(other.out.empty());
 
+    // A spec change through the control API (as kubectl apply): a new generation; the status the
+    // controller wrote stays until it writes the next.
+    REQUIRE(server.patch_status("TLSRoute", "other", "other-route", tls_route_status("default").dump()).status == 200);
+    const json changed = json::parse(server.put_object(tls_route_json("other", "other-route", "eg", {"changed.example.com"},
+                                                                      "other-echoserver", 443,
+                                                                      "gateway.networking.k8s.io/v1")));
+    CHECK(changed.at("metadata").at("generation") == 2);
+    CHECK(changed.at("status") == tls_route_status("default").at("status"));
+    json relabel = json::parse(*server.object("TLSRoute", "other", "other-route"));
+    relabel["metadata"]["labels"] = {{"team", "edge"}};
+    CHECK(json::parse(server.put_object(relabel.dump())).at("metadata").at("generation") == 2);  // no spec change
+
     // Every write is in the request log with its method, path, Content-Type and body.
     std::vector<KubeApiRequest> writes;
     for (const KubeApiRequest& request : server.requests()) {
         if (request.method != "GET") writes.push_back(request);
     }
-    REQUIRE(writes.size() == 11);
+    REQUIRE(writes.size() == 12);
     CHECK(writes.at(0).method == "PATCH");
     CHECK(writes.at(0).path == status_path);
     CHECK(writes.at(0).content_type == "application/merge-patch+json");

@@ -35,7 +35,8 @@ Debian has no kube-apiserver, so the tests run this instead. Python 3 standard l
   resourceVersion, no event), as on the real server. metadata.generation of the Gateway API kinds
   counts spec changes only (status writes keep it). A missing object: 404 with a Status body.
 - Plain-HTTP control API on 127.0.0.1:C for tests (no auth): PUT /objects (any kind above in any
-  served version, status as given), GET and DELETE /objects/{resource}/{ns}/{name}
+  served version; its status as given, or, without one, the stored one of a Gateway API kind
+  kept, as a spec update leaves it), GET and DELETE /objects/{resource}/{ns}/{name}
   (/objects/{resource}/{name} for a cluster-scoped kind), POST /compact, /close-watches,
   /bookmark, /listening {"up": bool}, /fail {"status": S, "count": N} (also for writes),
   GET /requests (method, path, query, token, client_cn, status, watch, content_type, body: a
@@ -396,7 +397,12 @@ class State:
             meta.pop("namespace", None)  # as the real server does for a cluster-scoped object
         key = (resource, meta.get("namespace", ""), meta["name"])
         with self.cond:
-            return self._store(kind, key, self.objects.get(key), obj)
+            previous = self.objects.get(key)
+            if kind.status and previous is not None and "status" not in obj and "status" in previous:
+                # As a spec update (kubectl apply) of a kind with a status subresource: the
+                # status the controller wrote stays.
+                obj["status"] = previous["status"]
+            return self._store(kind, key, previous, obj)
 
     def create(self, kind, namespace, obj):
         """An API create (POST): 409 AlreadyExists when the name is taken."""
@@ -1036,7 +1042,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 return self.get_one(target)
         selection = Filter(target.kind.resource, target.namespace, labels, fields)
         if is_watch:
-            return self.watch(selection, target.api_version, param)
+            return self.watch(selection, target, param)
         return self.list(selection, target, param)
 
     def wants_table(self, kind):
@@ -1109,7 +1115,14 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         readable, _, _ = select.select([self.connection], [], [], 0)
         return bool(readable)
 
-    def watch(self, selection, api_version, param):
+    def watch_object(self, target, event_type, obj):
+        """An event's object as this watch asked for it: in its version, or as a Table row."""
+        if event_type in ("BOOKMARK", "ERROR") or not self.wants_table(target.kind):
+            return served(obj, target.api_version)
+        return table(target.kind, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
+
+    def watch(self, selection, target, param):
+        api_version = target.api_version
         state = self.app.state
         rv_text = param("resourceVersion")
         try:
@@ -1151,7 +1164,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     self.close_connection = True
                     return 200
                 for kind, obj in events:
-                    self.write_chunk(compact_json({"type": kind, "object": served(obj, api_version)})
+                    self.write_chunk(compact_json({"type": kind, "object": self.watch_object(target, kind, obj)})
                                      + b"\n")
                 if closed or time.monotonic() >= deadline:
                     self.write_chunk(b"")  # a clean end, as a server-side timeout
