@@ -22,11 +22,13 @@ constexpr std::size_t kMaxQuotedBytes = 64;
 
 // Thrown inside the decoders only; decode() turns it into Decoded::error.
 struct DecodeError {
-    std::string message;
+    std::string message;  // "field: what"
+    std::string field;    // set by fail(): the field's path
+    std::string what;     // set by fail(): what is wrong with it
 };
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
-    throw DecodeError{path + ": " + what};
+    throw DecodeError{path + ": " + what, path, what};
 }
 
 // A short, printable, quoted excerpt of untrusted text for an error message.
@@ -81,16 +83,16 @@ bool nesting_within_bound(std::string_view text) {
 json parse_document(std::string_view text) {
     if (text.size() > kMaxDocumentBytes) {
         throw DecodeError{"document of " + std::to_string(text.size()) + " bytes, more than " +
-                          std::to_string(kMaxDocumentBytes)};
+                          std::to_string(kMaxDocumentBytes), {}, {}};
     }
     if (!nesting_within_bound(text)) {
-        throw DecodeError{"nested deeper than " + std::to_string(kMaxNestingDepth) + " levels"};
+        throw DecodeError{"nested deeper than " + std::to_string(kMaxNestingDepth) + " levels", {}, {}};
     }
     try {
         return json::parse(text.begin(), text.end());
     } catch (const json::parse_error& error) {
         // Not error.what(): it quotes the last token read, which may be most of the document.
-        throw DecodeError{"not JSON: syntax error at byte " + std::to_string(error.byte)};
+        throw DecodeError{"not JSON: syntax error at byte " + std::to_string(error.byte), {}, {}};
     }
 }
 
@@ -513,6 +515,22 @@ Decoded<Service> decode_service_object(const nlohmann::json& object) {
 
 Decoded<EndpointSlice> decode_endpoint_slice_object(const nlohmann::json& object) {
     return decode_parsed<EndpointSlice>(object, [](const json& document) { return read_endpoint_slice(document, ""); });
+}
+
+ServiceValue decode_service_value(const nlohmann::json& document) {
+    ServiceValue result;
+    try {
+        result.value = read_service(document, "");
+    } catch (const DecodeError& error) {
+        result.field = error.field;
+        result.message = error.field.empty() && error.what.empty() ? error.message : error.what;
+    } catch (const std::bad_alloc&) {
+        result.message = "out of memory decoding a Service";
+    } catch (const std::exception&) {
+        result.message = "malformed document";
+    }
+    if (!result.message.empty()) result.value.reset();
+    return result;
 }
 
 Decoded<Service> decode_service(std::string_view json_text) {

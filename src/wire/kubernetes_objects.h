@@ -125,6 +125,15 @@ struct Decoded {
 };
 
 Decoded<Service> decode_service(std::string_view json);
+// A Service already parsed into JSON (a manifest document, for gateway_objects.h): the checks of
+// decode_service, with the failing field's path and the message apart.
+struct ServiceValue {
+    std::optional<Service> value;  // set on success
+    std::string field;             // on failure: the field's path ("document" for the root)
+    std::string message;           // on failure: what is wrong with it
+    bool ok() const { return value.has_value(); }
+};
+ServiceValue decode_service_value(const nlohmann::json& document);
 Decoded<List<EndpointSlice>> decode_endpoint_slice_list(std::string_view json);
 Decoded<List<Service>> decode_service_list(std::string_view json);
 Decoded<WatchEvent<EndpointSlice>> decode_endpoint_slice_event(std::string_view line);
