@@ -112,14 +112,52 @@ std::optional<ControlReply> http_request(std::uint16_t port, const std::string& 
     return ControlReply{std::atoi(reply.c_str() + space + 1), reply.substr(header_end + 4)};
 }
 
-std::string resource_of(const std::string& kind) {
-    if (kind == "Service" || kind == "services") return "services";
-    if (kind == "EndpointSlice" || kind == "endpointslices") return "endpointslices";
-    FAIL("KubeApiServer: unknown kind " << kind << " (Service or EndpointSlice)");
-    return {};
+// A kind the test API server has: its resource, where its preferred version is served, and
+// whether it is namespaced (as RESOURCES in kube_api_server.py).
+struct KubeKind {
+    const char* kind;
+    const char* resource;
+    const char* prefix;
+    bool namespaced;
+};
+
+constexpr KubeKind kube_kinds[] = {
+    {"Service", "services", "/api/v1", true},
+    {"Namespace", "namespaces", "/api/v1", false},
+    {"EndpointSlice", "endpointslices", "/apis/discovery.k8s.io/v1", true},
+    {"Lease", "leases", "/apis/coordination.k8s.io/v1", true},
+    {"GatewayClass", "gatewayclasses", "/apis/gateway.networking.k8s.io/v1", false},
+    {"Gateway", "gateways", "/apis/gateway.networking.k8s.io/v1", true},
+    {"TLSRoute", "tlsroutes", "/apis/gateway.networking.k8s.io/v1", true},
+    {"ReferenceGrant", "referencegrants", "/apis/gateway.networking.k8s.io/v1", true},
+};
+
+const KubeKind& kube_kind(const std::string& kind) {
+    for (const KubeKind& known : kube_kinds) {
+        if (kind == known.kind || kind == known.resource) return known;
+    }
+    FAIL("KubeApiServer: unknown kind " << kind);
+    return kube_kinds[0];
+}
+
+// The control port's path of an object: /objects/{resource}[/{ns}]/{name}.
+std::string control_object_path(const std::string& kind, const std::string& name_space,
+                                const std::string& name) {
+    const KubeKind& known = kube_kind(kind);
+    return std::string("/objects/") + known.resource + "/" + (known.namespaced ? name_space + "/" : "") + name;
 }
 
 }  // namespace
+
+std::string kube_object_path(const std::string& kind, const std::string& name_space,
+                             const std::string& name) {
+    const KubeKind& known = kube_kind(kind);
+    std::string path = known.prefix;
+    if (known.namespaced && !name_space.empty()) path += "/namespaces/" + name_space;
+    path += std::string("/") + known.resource;
+    if (!name.empty()) path += "/" + name;
+    return path;
+}
 
 std::string kube_api_server_script() {
     return required_env("PASSGATE_SOURCE_ROOT") + "/tests/support/kube_api_server.py";
@@ -222,9 +260,50 @@ std::string KubeApiServer::put(const std::string& object_json) {
     return stored.at("metadata").at("resourceVersion").get<std::string>();
 }
 
+std::string KubeApiServer::put_object(const std::string& object_json) {
+    return control("PUT", "/objects", object_json);
+}
+
 void KubeApiServer::remove(const std::string& kind, const std::string& name_space,
                            const std::string& name) {
-    control("DELETE", "/objects/" + resource_of(kind) + "/" + name_space + "/" + name);
+    control("DELETE", control_object_path(kind, name_space, name));
+}
+
+std::optional<std::string> KubeApiServer::object(const std::string& kind, const std::string& name_space,
+                                                 const std::string& name) {
+    const std::string path = control_object_path(kind, name_space, name);
+    const std::optional<ControlReply> reply = http_request(control_port_, "GET", path, "");
+    INFO("kube_api_server.py control GET " << path << ": " << (reply ? reply->body : std::string("no answer")));
+    REQUIRE(reply);
+    REQUIRE((reply->status == 200 || reply->status == 404));
+    if (reply->status == 404) return std::nullopt;
+    return reply->body;
+}
+
+KubeApiResponse KubeApiServer::api(const std::string& method, const std::string& path, const std::string& body,
+                                   const std::string& content_type) {
+    // The token goes in a header file, not on the command line; the body in a file too.
+    const std::string header = dir_.file("api-request.header");
+    write_file(header, "Authorization: Bearer " + token() + "\nContent-Type: " + content_type + "\n");
+    std::vector<std::string> argv = {"curl", "--silent", "--show-error", "--max-time", "20",
+                                     "--cacert", ca_file(), "-H", "@" + header, "-X", method,
+                                     "--write-out", "\n%{http_code}", url() + path};
+    if (!body.empty()) {
+        write_file(dir_.file("api-request.body"), body);
+        argv.insert(argv.end() - 1, {"--data-binary", "@" + dir_.file("api-request.body")});
+    }
+    const RunResult result = run(argv, dir_, "api-request");
+    INFO("curl " << method << " " << path << ": " << result.err);
+    REQUIRE(result.status == 0);
+    const std::size_t last_line = result.out.rfind('\n');
+    REQUIRE(last_line != std::string::npos);
+    return KubeApiResponse{std::atoi(result.out.c_str() + last_line + 1), result.out.substr(0, last_line)};
+}
+
+KubeApiResponse KubeApiServer::patch_status(const std::string& kind, const std::string& name_space,
+                                            const std::string& name, const std::string& merge_patch_json) {
+    return api("PATCH", kube_object_path(kind, name_space, name) + "/status", merge_patch_json,
+               "application/merge-patch+json");
 }
 
 std::string KubeApiServer::compact() {
@@ -260,7 +339,9 @@ std::vector<KubeApiRequest> KubeApiServer::requests() {
                                       entry.at("query").get<std::string>(),
                                       entry.at("token").get<std::string>(),
                                       entry.at("client_cn").get<std::string>(),
-                                      entry.at("status").get<int>(), entry.at("watch").get<bool>()});
+                                      entry.at("status").get<int>(), entry.at("watch").get<bool>(),
+                                      entry.at("content_type").get<std::string>(),
+                                      entry.at("body").get<std::string>()});
     }
     return seen;
 }
@@ -320,6 +401,51 @@ std::string endpoint_slice_json(const std::string& name_space, const std::string
         {"endpoints", endpoint_list},
         {"ports", {{{"name", port_name}, {"protocol", "TCP"}, {"port", port}}}}};
     return slice.dump();
+}
+
+}  // namespace integration
+
+namespace integration {
+
+std::string gateway_class_json(const std::string& name, const std::string& controller,
+                               const std::string& api_version) {
+    const json object = {{"apiVersion", api_version},
+                         {"kind", "GatewayClass"},
+                         {"metadata", {{"name", name}}},
+                         {"spec", {{"controllerName", controller}}}};
+    return object.dump();
+}
+
+std::string gateway_json(const std::string& name_space, const std::string& name,
+                         const std::string& gateway_class, const std::vector<GatewayListener>& listeners,
+                         const std::string& api_version) {
+    json listener_list = json::array();
+    for (const GatewayListener& listener : listeners) {
+        json entry = {{"name", listener.name}, {"protocol", listener.protocol}, {"port", listener.port}};
+        if (!listener.hostname.empty()) entry["hostname"] = listener.hostname;
+        if (!listener.tls_mode.empty()) entry["tls"] = {{"mode", listener.tls_mode}};
+        listener_list.push_back(entry);
+    }
+    const json object = {{"apiVersion", api_version},
+                         {"kind", "Gateway"},
+                         {"metadata", {{"name", name}, {"namespace", name_space}}},
+                         {"spec", {{"gatewayClassName", gateway_class}, {"listeners", listener_list}}}};
+    return object.dump();
+}
+
+std::string tls_route_json(const std::string& name_space, const std::string& name,
+                           const std::string& parent_gateway, const std::vector<std::string>& hostnames,
+                           const std::string& backend_service, int backend_port, const std::string& api_version) {
+    const json backend = {{"group", ""}, {"kind", "Service"}, {"name", backend_service},
+                          {"port", backend_port}, {"weight", 1}};
+    const json object = {{"apiVersion", api_version},
+                         {"kind", "TLSRoute"},
+                         {"metadata", {{"name", name}, {"namespace", name_space}}},
+                         {"spec",
+                          {{"parentRefs", {{{"name", parent_gateway}}}},
+                           {"hostnames", hostnames},
+                           {"rules", {{{"backendRefs", {backend}}}}}}}};
+    return object.dump();
 }
 
 }  // namespace integration

@@ -1,11 +1,13 @@
 #pragma once
 // A test Kubernetes API server for the tests (Debian has no kube-apiserver):
-// tests/support/kube_api_server.py, started as a child process. It serves Services and
-// EndpointSlices (get, list, watch with resourceVersions, bookmarks, 410 Expired, server-side
-// watch timeouts) over HTTPS on 127.0.0.1 with its own CA, a bearer token (re-read from its file
-// on every request) or a client certificate; a plain-HTTP control port lets the test change
-// objects and inject faults. Its fidelity is checked with Debian's kubectl
-// (tests/integration/kube_api_server_test.cpp).
+// tests/support/kube_api_server.py, started as a child process. It serves Services,
+// EndpointSlices, Namespaces, Leases and the Gateway API kinds (GatewayClass, Gateway, TLSRoute,
+// ReferenceGrant in their served versions): get, list, watch with resourceVersions, bookmarks,
+// 410 Expired, server-side watch timeouts; status PATCH (merge patch) and PUT of the Gateway API
+// kinds; Lease create and update with resourceVersion preconditions. Over HTTPS on 127.0.0.1
+// with its own CA, a bearer token (re-read from its file on every request) or a client
+// certificate; a plain-HTTP control port lets the test change objects and inject faults. Its
+// fidelity is checked with Debian's kubectl (tests/integration/kube_api_server_test.cpp).
 
 #include "tests/support/process.h"
 
@@ -34,6 +36,14 @@ struct KubeApiRequest {
     std::string client_cn;  // the verified client certificate's CN, "" without one
     int status = 0;         // 200 for a watch as soon as its stream starts
     bool watch = false;
+    std::string content_type;  // the request's Content-Type header, "" without one
+    std::string body;          // a write's request body as text, "" for a read
+};
+
+// The answer to a request on the API (KubeApiServer::api): HTTP status and body.
+struct KubeApiResponse {
+    int status = 0;
+    std::string body;
 };
 
 class KubeApiServer {
@@ -63,13 +73,28 @@ public:
     void write_kubeconfig(const std::string& path, KubeAuth auth,
                           const std::string& name_space = "default") const;
 
-    // Creates or replaces a Service or EndpointSlice (JSON text with apiVersion, kind,
-    // metadata.name and metadata.namespace); watches see ADDED/MODIFIED. Returns the stored
+    // Creates or replaces an object of a kind the server has, in any version it serves (JSON
+    // text with apiVersion, kind, metadata.name and, when namespaced, metadata.namespace: default
+    // "default"); watches see ADDED/MODIFIED. Its status is stored as given. Returns the stored
     // object's metadata.resourceVersion. REQUIREs success.
     std::string put(const std::string& object_json);
-    // Deletes it; `kind` is "Service"/"services" or "EndpointSlice"/"endpointslices". Watches
-    // see DELETED. REQUIREs that it existed.
+    // The same, returning the stored object (JSON text, with uid, resourceVersion, generation).
+    std::string put_object(const std::string& object_json);
+    // Deletes it; `kind` is the kind ("TLSRoute") or the resource ("tlsroutes"); `name_space` is
+    // ignored for a cluster-scoped kind (GatewayClass, Namespace). Watches see DELETED. REQUIREs
+    // that it existed.
     void remove(const std::string& kind, const std::string& name_space, const std::string& name);
+    // The stored object now (JSON text, as stored), nullopt when there is none. Read through the
+    // control port: no request appears in requests().
+    std::optional<std::string> object(const std::string& kind, const std::string& name_space,
+                                      const std::string& name);
+    // One request on the API with curl (HTTPS, this server's CA, its current token); `body` is
+    // sent as is with `content_type` when not empty. REQUIREs that curl got an answer.
+    KubeApiResponse api(const std::string& method, const std::string& path, const std::string& body = "",
+                        const std::string& content_type = "application/json");
+    // PATCH of the status subresource with an RFC 7386 merge patch (application/merge-patch+json).
+    KubeApiResponse patch_status(const std::string& kind, const std::string& name_space,
+                                 const std::string& name, const std::string& merge_patch_json);
     // Forgets the event history up to now: a watch from an older resourceVersion gets an ERROR
     // event with 410 Expired. Returns the current resourceVersion.
     std::string compact();
@@ -127,6 +152,47 @@ std::string endpoint_slice_json(const std::string& name_space, const std::string
                                 const std::string& service, const std::string& port_name, int port,
                                 const std::string& address_type,
                                 const std::vector<KubeEndpoint>& endpoints);
+
+// The API path of an object (name "": its collection) as the server's preferred version serves
+// it: "/apis/gateway.networking.k8s.io/v1/namespaces/default/tlsroutes/NAME". `kind` is the
+// kind or the resource; `name_space` is ignored for a cluster-scoped kind, and "" for a
+// namespaced one means all namespaces. FAILs for a kind the server does not have.
+std::string kube_object_path(const std::string& kind, const std::string& name_space,
+                             const std::string& name);
+
+struct GatewayListener {
+    std::string name = "tls";
+    std::string protocol = "TLS";
+    int port = 6443;
+    std::string hostname = "passthrough.example.com";  // "" for none
+    std::string tls_mode = "Passthrough";              // "" for no tls block
+};
+
+// The guide's objects are the defaults below (/work/shared/seed-guide.md era: GatewayClass and
+// Gateway v1beta1, TLSRoute v1alpha2).
+
+// A GatewayClass (cluster-scoped) of `controller`; the default is the quickstart's `eg`.
+std::string gateway_class_json(const std::string& name = "eg",
+                               const std::string& controller = "gateway.envoyproxy.io/gatewayclass-controller",
+                               const std::string& api_version = "gateway.networking.k8s.io/v1beta1");
+
+// A Gateway; the default is the quickstart Gateway `eg` (listener http, HTTP, port 80) with the
+// listener the guide's patch appends (tls, TLS, 6443, passthrough.example.com, Passthrough).
+std::string gateway_json(const std::string& name_space = "default", const std::string& name = "eg",
+                         const std::string& gateway_class = "eg",
+                         const std::vector<GatewayListener>& listeners = {{"http", "HTTP", 80, "", ""},
+                                                                          GatewayListener{}},
+                         const std::string& api_version = "gateway.networking.k8s.io/v1beta1");
+
+// A TLSRoute with one parentRef (a Gateway in the route's namespace), its hostnames and one
+// rule with one backendRef (core Service, weight 1); the default is the guide's `tlsroute`.
+std::string tls_route_json(const std::string& name_space = "default",
+                           const std::string& name = "tlsroute",
+                           const std::string& parent_gateway = "eg",
+                           const std::vector<std::string>& hostnames = {"passthrough.example.com"},
+                           const std::string& backend_service = "passthrough-echoserver",
+                           int backend_port = 443,
+                           const std::string& api_version = "gateway.networking.k8s.io/v1alpha2");
 
 // The path of tests/support/kube_api_server.py (from PASSGATE_SOURCE_ROOT).
 std::string kube_api_server_script();
