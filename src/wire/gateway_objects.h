@@ -68,6 +68,7 @@ struct LabelSelector {
 struct RouteGroupKind {
     std::string group = kGroup;  // absent: the Gateway API group
     std::string kind;
+    friend bool operator==(const RouteGroupKind&, const RouteGroupKind&) = default;
 };
 
 struct AllowedRoutes {
@@ -99,6 +100,7 @@ struct ParentReference {
     std::string name;
     std::optional<std::string> section_name;    // a listener name
     std::optional<std::uint16_t> port;
+    friend bool operator==(const ParentReference&, const ParentReference&) = default;
 };
 
 struct BackendReference {
