@@ -168,6 +168,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check_shape(as_slice);
         if (as_slice.ok()) check_slice(*as_slice.value);
     };
+    const auto json_object = k8s::decode_json_object(text);
+    check_shape(json_object);
+    if (json_object.ok()) check_json_object(*json_object.value);
     const auto json_list = k8s::decode_json_object_list(text);
     check_shape(json_list);
     if (json_list.ok()) {

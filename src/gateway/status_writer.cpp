@@ -2,6 +2,7 @@
 
 #include "src/discovery/kubernetes_collection.h"
 #include "src/observe/log.h"
+#include "src/wire/kubernetes_objects.h"
 
 #include <unistd.h>
 
@@ -318,7 +319,8 @@ HttpRequest StatusWriter::request_for(const std::string& path) {
     http.bearer_token = current_bearer_token(credentials_);  // may throw: callers catch
     http.headers.push_back("Accept: application/json");
     http.timeout = kubernetes_.request_timeout;
-    http.max_body_bytes = kMaxLeaseBytes * 16;
+    // Answers to writes are the object written: bounded like a watched object.
+    http.max_body_bytes = kubernetes::kMaxDocumentBytes;
     return http;
 }
 
@@ -345,6 +347,7 @@ void StatusWriter::read_lease() {
         failed.error = error.what();
         return on_lease_read(std::move(failed));
     }
+    http.max_body_bytes = kMaxLeaseBytes;
     lease_request_ = client_.get(std::move(http), [this](HttpResponse response) { on_lease_read(std::move(response)); });
 }
 
@@ -357,11 +360,9 @@ void StatusWriter::on_lease_read(HttpResponse response) {
     if (!response.ok()) {
         error = response.error.empty() ? "HTTP " + std::to_string(response.status) : response.error;
     } else {
-        try {
-            lease = json::parse(response.body);
-        } catch (const std::exception&) {
-            error = "the Lease is not JSON";
-        }
+        kubernetes::Decoded<kubernetes::JsonObject> decoded = kubernetes::decode_json_object(response.body);
+        if (decoded.ok()) lease = std::move(decoded.value->json);
+        else error = "the Lease does not decode: " + decoded.error;
     }
     if (!error.empty()) {
         ++lease_failures_;

@@ -464,6 +464,10 @@ Decoded<T> decode_parsed(const json& document, Read read) {
 
 }  // namespace
 
+Decoded<JsonObject> decode_json_object(std::string_view json_text) {
+    return decode<JsonObject>(json_text, [](const json& document) { return read_json_object(document, ""); });
+}
+
 Decoded<List<JsonObject>> decode_json_object_list(std::string_view json_text) {
     return decode<List<JsonObject>>(json_text, [](const json& document) {
         return read_list<JsonObject>(document, read_json_object);

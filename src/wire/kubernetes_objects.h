@@ -146,6 +146,7 @@ struct JsonObject {
 };
 // A list or a watch event of such objects: the same checks and bounds as the typed decoders
 // (every item an object with a metadata.name, resourceVersions, event types, ERROR Status).
+Decoded<JsonObject> decode_json_object(std::string_view json);  // one object (a GET's answer)
 Decoded<List<JsonObject>> decode_json_object_list(std::string_view json);
 Decoded<WatchEvent<JsonObject>> decode_json_object_event(std::string_view line);
 // One object already parsed (an item of the above): errors name fields from the object's root.

@@ -492,6 +492,12 @@ TEST_CASE("kubernetes objects: lists and events kept as JSON, each object decode
     CHECK(bad(decode_json_object_list(R"({"items":[{"metadata":{}}]})")) == "items[0].metadata.name: missing or empty");
     CHECK(bad(decode_json_object_list(R"({"items":[5]})")) == "items[0]: not an object (an integer)");
 
+    const JsonObject lease = good(decode_json_object(
+        R"({"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"l","namespace":"default","resourceVersion":"9"},"spec":{"holderIdentity":"a"}})"));
+    CHECK(lease.metadata.resource_version == "9");
+    CHECK(lease.json["spec"]["holderIdentity"] == "a");
+    CHECK(bad(decode_json_object("[1]")) == "document: not an object (an array)");
+
     const auto event = good(decode_json_object_event(std::string(R"({"type":"MODIFIED","object":)") +
                                                      std::string(kGuideSlice) + "}"));
     CHECK(event.type == EventType::modified);
