@@ -156,6 +156,37 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (service_event.ok()) check_event(*service_event.value, check_service);
     const auto status = k8s::decode_status(text);
     check_shape(status);
+    // The generic collection's decoders: items and event objects kept as JSON, each then decoded
+    // as a Service and as an EndpointSlice; API discovery answers.
+    auto check_json_object = [](const k8s::JsonObject& object) {
+        check_metadata(object.metadata);
+        check(!object.metadata.name.empty() && object.json.is_object());
+        const auto as_service = k8s::decode_service_object(object.json);
+        check_shape(as_service);
+        if (as_service.ok()) check_service(*as_service.value);
+        const auto as_slice = k8s::decode_endpoint_slice_object(object.json);
+        check_shape(as_slice);
+        if (as_slice.ok()) check_slice(*as_slice.value);
+    };
+    const auto json_object = k8s::decode_json_object(text);
+    check_shape(json_object);
+    if (json_object.ok()) check_json_object(*json_object.value);
+    const auto json_list = k8s::decode_json_object_list(text);
+    check_shape(json_list);
+    if (json_list.ok()) {
+        check_list(*json_list.value);
+        for (const auto& item : json_list.value->items) check_json_object(item);
+    }
+    const auto json_event = k8s::decode_json_object_event(text);
+    check_shape(json_event);
+    if (json_event.ok()) check_event(*json_event.value, check_json_object);
+    for (const auto& names : {k8s::decode_api_group_versions(text), k8s::decode_api_resource_names(text)}) {
+        check_shape(names);
+        if (names.ok()) {
+            check(names.value->size() <= 1000);
+            for (const auto& name : *names.value) check(name.size() <= k8s::kMaxNameBytes);
+        }
+    }
 
     const std::size_t newline = text.find('\n');
     if (newline == std::string_view::npos) return 0;

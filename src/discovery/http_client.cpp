@@ -2,7 +2,9 @@
 
 #include <curl/curl.h>
 #include <poll.h>
+#include <strings.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 #include <mutex>
@@ -275,7 +277,17 @@ std::string HttpClient::Impl::configure(Request& request) {
         if (appended == nullptr) return "curl: out of memory";
         request.headers = appended;
     }
-    for (const std::string& line : spec.headers) {
+    std::vector<std::string> header_lines = spec.headers;
+    if (spec.method != "GET") {
+        // Not curl's defaults for a body: no "Expect: 100-continue" wait, and no form
+        // Content-Type the caller did not ask for.
+        header_lines.emplace_back("Expect:");
+        const bool typed = std::any_of(header_lines.begin(), header_lines.end(), [](const std::string& line) {
+            return line.size() >= 13 && strncasecmp(line.c_str(), "content-type:", 13) == 0;
+        });
+        if (!typed) header_lines.emplace_back("Content-Type:");
+    }
+    for (const std::string& line : header_lines) {
         curl_slist* appended = curl_slist_append(request.headers, line.c_str());
         if (appended == nullptr) return "curl: out of memory";
         request.headers = appended;
@@ -292,6 +304,17 @@ std::string HttpClient::Impl::configure(Request& request) {
 #else
     set(CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTPS | CURLPROTO_HTTP));
 #endif
+    if (spec.method != "GET") {
+        // A body is sent for any method that has one (and for POST/PUT/PATCH even when empty);
+        // curl copies it.
+        const bool has_body = !spec.body.empty() || spec.method == "POST" || spec.method == "PUT" ||
+                              spec.method == "PATCH";
+        if (has_body) {
+            set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(spec.body.size()));
+            set(CURLOPT_COPYPOSTFIELDS, spec.body.c_str());
+        }
+        set(CURLOPT_CUSTOMREQUEST, spec.method.c_str());
+    }
     set(CURLOPT_FOLLOWLOCATION, 0L);
     set(CURLOPT_TCP_KEEPALIVE, 1L);
     set(CURLOPT_TCP_KEEPIDLE, 30L);

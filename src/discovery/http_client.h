@@ -1,5 +1,5 @@
 #pragma once
-// HTTPS GETs for the control thread, on libcurl's multi interface driven by a reactor::Loop:
+// HTTPS requests (GETs, streamed GETs, and PATCH/PUT/POST with a body) for the control thread, on libcurl's multi interface driven by a reactor::Loop:
 // curl's sockets are watched with one-shot polls (CURLMOPT_SOCKETFUNCTION starts and stops them;
 // readiness goes to curl_multi_socket_action) and its timeout by a loop timer
 // (CURLMOPT_TIMERFUNCTION). No thread per request, no blocking call. Used by the Kubernetes
@@ -49,6 +49,10 @@ struct HttpTls {
 
 struct HttpRequest {
     std::string url;  // "https://127.0.0.1:6443/api/v1/namespaces/default/services/echo"
+    // "GET", or "PATCH", "PUT", "POST", "DELETE" with `body` sent as is (its Content-Type goes in
+    // `headers`, e.g. "Content-Type: application/merge-patch+json").
+    std::string method = "GET";
+    std::string body;
     HttpTls tls;
     std::string bearer_token;  // sent as "Authorization: Bearer ..." when not empty
     std::vector<std::string> headers;  // extra "Name: value" lines
@@ -85,8 +89,11 @@ public:
     HttpClient(const HttpClient&) = delete;
     HttpClient& operator=(const HttpClient&) = delete;
 
-    // GET, the whole body delivered to `done`.
+    // The request's method (GET unless set) with its body; the whole response body delivered to
+    // `done`. (The name is from when only GETs were made.)
     RequestId get(HttpRequest request, Done done);
+    // The same: reads better for PATCH, PUT and POST.
+    RequestId send(HttpRequest request, Done done) { return get(std::move(request), std::move(done)); }
     // GET whose 2xx body is a stream of '\n'-terminated lines (a Kubernetes watch): each complete
     // line goes to `on_line` as it arrives (chunked transfer is decoded by curl); `done` when the
     // stream ends (server closed it: ok() with status 200), fails, or on_line returned false. A

@@ -127,6 +127,17 @@ AppMetrics::AppMetrics(unsigned workers)
           "Failed requests to the Kubernetes API server, by reason: connect, timeout, tls, "
           "unauthorized, forbidden, not_found, server_error, http_error, bad_response, token_file.",
           {"namespace", "kubernetes_service", "resource", "reason"})),
+      gateway_api_status_writes(registry.counter("passgate_gateway_api_status_writes_total",
+          "Status writes (PATCH of the status subresource) of Gateway API objects, by kind and result: ok, "
+          "conflict (409: the object changed meanwhile; computed again), error.", {"kind", "result"})),
+      gateway_api_status_leader(registry.gauge("passgate_gateway_api_status_leader",
+          "1 while this node holds the status Lease ([gateway_api] lease_name) and so writes Gateway API "
+          "status, else 0.")),
+      gateway_api_objects(registry.gauge("passgate_gateway_api_objects",
+          "Gateway API watch mode: objects held from the API server, by kind (GatewayClass, Gateway, TLSRoute, "
+          "ReferenceGrant, Service, Namespace).", {"kind"})),
+      gateway_api_invalid_objects(registry.gauge("passgate_gateway_api_invalid_objects",
+          "Gateway API watch mode: objects that do not decode and are left out, by kind.", {"kind"})),
       metric_series(registry.gauge("passgate_metric_series",
           "Metric series held in memory, shown or hidden (departed endpoints wait for "
           "departed_series_retention before they are freed); updated once a second.")) {

@@ -76,6 +76,11 @@ public:
     metrics::CounterFamily& kubernetes_relists;            // {namespace, kubernetes_service, resource, reason}
     metrics::CounterFamily& kubernetes_watch_restarts;     // {namespace, kubernetes_service, resource, reason}
     metrics::CounterFamily& kubernetes_request_failures;   // {namespace, kubernetes_service, resource, reason}
+    // Gateway API watch mode (src/gateway/gateway_watch.h, status_writer.h).
+    metrics::CounterFamily& gateway_api_status_writes;     // {kind, result}
+    metrics::GaugeFamily& gateway_api_status_leader;
+    metrics::GaugeFamily& gateway_api_objects;             // {kind}
+    metrics::GaugeFamily& gateway_api_invalid_objects;     // {kind}
     // Series held in memory, shown or hidden; set by the control thread when it frees departed
     // series (src/control/app.cpp).
     metrics::GaugeFamily& metric_series;

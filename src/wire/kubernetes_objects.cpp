@@ -437,7 +437,89 @@ Decoded<T> decode(std::string_view text, Read read) {
     return result;
 }
 
+JsonObject read_json_object(const json& value, const std::string& path) {
+    expect_object(value, path.empty() ? std::string("document") : path);
+    JsonObject object;
+    object.metadata = read_named_metadata(value, path);
+    object.json = value;
+    return object;
+}
+
+// An already parsed object: the edge, as decode() is for text.
+template <typename T, typename Read>
+Decoded<T> decode_parsed(const json& document, Read read) {
+    Decoded<T> result;
+    try {
+        result.value = read(document);
+    } catch (const DecodeError& error) {
+        result.error = error.message;
+    } catch (const std::bad_alloc&) {
+        result.error = "out of memory decoding an object";
+    } catch (const std::exception&) {
+        result.error = "malformed object";
+    }
+    if (!result.error.empty()) result.value.reset();
+    return result;
+}
+
 }  // namespace
+
+Decoded<JsonObject> decode_json_object(std::string_view json_text) {
+    return decode<JsonObject>(json_text, [](const json& document) { return read_json_object(document, ""); });
+}
+
+Decoded<List<JsonObject>> decode_json_object_list(std::string_view json_text) {
+    return decode<List<JsonObject>>(json_text, [](const json& document) {
+        return read_list<JsonObject>(document, read_json_object);
+    });
+}
+
+Decoded<WatchEvent<JsonObject>> decode_json_object_event(std::string_view line) {
+    return decode<WatchEvent<JsonObject>>(line, [](const json& document) {
+        return read_event<JsonObject>(document, read_json_object);
+    });
+}
+
+namespace {
+
+constexpr std::size_t kMaxDiscoveryEntries = 1000;  // versions of a group, resources of a version
+
+// The string member `key` of every element of document[array_key].
+std::vector<std::string> read_discovery_names(const json& document, std::string_view array_key,
+                                              std::string_view key) {
+    expect_object(document, "document");
+    std::vector<std::string> names;
+    const json* entries = optional_array(document, array_key, "", kMaxDiscoveryEntries);
+    if (!entries) return names;
+    for (std::size_t i = 0; i < entries->size(); ++i) {
+        const std::string path = index_path(std::string(array_key), i);
+        expect_object((*entries)[i], path);
+        names.push_back(read_string(required_member((*entries)[i], key, path), member_path(path, key), kMaxNameBytes));
+    }
+    return names;
+}
+
+}  // namespace
+
+Decoded<std::vector<std::string>> decode_api_group_versions(std::string_view json_text) {
+    return decode<std::vector<std::string>>(json_text, [](const json& document) {
+        return read_discovery_names(document, "versions", "version");
+    });
+}
+
+Decoded<std::vector<std::string>> decode_api_resource_names(std::string_view json_text) {
+    return decode<std::vector<std::string>>(json_text, [](const json& document) {
+        return read_discovery_names(document, "resources", "name");
+    });
+}
+
+Decoded<Service> decode_service_object(const nlohmann::json& object) {
+    return decode_parsed<Service>(object, [](const json& document) { return read_service(document, ""); });
+}
+
+Decoded<EndpointSlice> decode_endpoint_slice_object(const nlohmann::json& object) {
+    return decode_parsed<EndpointSlice>(object, [](const json& document) { return read_endpoint_slice(document, ""); });
+}
 
 ServiceValue decode_service_value(const nlohmann::json& document) {
     ServiceValue result;

@@ -17,7 +17,7 @@
 // value once, in order, which the optional and unordered fields of these objects fight against.
 // perf/kubernetes_bench measures the CPU per event.
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -138,6 +138,27 @@ Decoded<List<EndpointSlice>> decode_endpoint_slice_list(std::string_view json);
 Decoded<List<Service>> decode_service_list(std::string_view json);
 Decoded<WatchEvent<EndpointSlice>> decode_endpoint_slice_event(std::string_view line);
 Decoded<WatchEvent<Service>> decode_service_event(std::string_view line);
+// Any kind of object kept as JSON, for a collection that decodes its items itself
+// (src/discovery/kubernetes_collection.h): its metadata read, the object as the server sent it.
+struct JsonObject {
+    ObjectMeta metadata;
+    nlohmann::json json;
+};
+// A list or a watch event of such objects: the same checks and bounds as the typed decoders
+// (every item an object with a metadata.name, resourceVersions, event types, ERROR Status).
+Decoded<JsonObject> decode_json_object(std::string_view json);  // one object (a GET's answer)
+Decoded<List<JsonObject>> decode_json_object_list(std::string_view json);
+Decoded<WatchEvent<JsonObject>> decode_json_object_event(std::string_view line);
+// One object already parsed (an item of the above): errors name fields from the object's root.
+Decoded<Service> decode_service_object(const nlohmann::json& object);
+Decoded<EndpointSlice> decode_endpoint_slice_object(const nlohmann::json& object);
+
+// API discovery: an APIGroup's versions (/apis/GROUP: versions[].version, "v1", "v1beta1") and
+// an APIResourceList's resource names (/apis/GROUP/VERSION: resources[].name, "tlsroutes",
+// "tlsroutes/status").
+Decoded<std::vector<std::string>> decode_api_group_versions(std::string_view json);
+Decoded<std::vector<std::string>> decode_api_resource_names(std::string_view json);
+
 // A Status body (error responses). Fails on anything else (the caller then shows the HTTP code).
 Decoded<Status> decode_status(std::string_view json);
 

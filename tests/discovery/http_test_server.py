@@ -20,6 +20,7 @@ Paths:
   /slow?ms=N         waits N ms, then 200 "late\\n"
   /longline?bytes=N  200, chunked: one line of N bytes of 'y' and '\\n'
   /token             200, "match" when "Authorization: Bearer TOKEN" came, else "mismatch"
+  /echo              any method: 200, "METHOD CONTENT-TYPE BODY-LENGTH\n" then the request's body
 """
 
 import http.server
@@ -125,11 +126,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.start_chunked()
             self.chunk(b"y" * number("bytes", 1000) + b"\n")
             self.end_chunked()
+        elif url.path == "/echo":
+            self.echo()
         elif url.path == "/token":
             matched = self.headers.get("Authorization") == "Bearer " + Handler.token
             self.fixed(200, b"match" if matched else b"mismatch")
         else:
             self.fixed(404, b"not found\n")
+
+
+    def echo(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        head = "%s %s %d\n" % (self.command, self.headers.get("Content-Type") or "-", len(body))
+        self.fixed(200, head.encode() + body)
+
+    def do_body_method(self):
+        url = urllib.parse.urlparse(self.path)
+        if url.path == "/echo":
+            self.echo()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > 0:
+                self.rfile.read(length)
+            self.fixed(404, b"not found\n")
+
+    do_PATCH = do_body_method
+    do_PUT = do_body_method
+    do_POST = do_body_method
+    do_DELETE = do_body_method
 
 
 class TlsServer(http.server.ThreadingHTTPServer):

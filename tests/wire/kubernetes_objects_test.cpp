@@ -475,3 +475,51 @@ TEST_CASE("kubernetes objects: malformed JSON, and errors quote little", "[kuber
     CHECK(bad(decode_service_event(R"({"type":"A\u0000\n","object":{}})")) ==
           R"(type: unknown event type "A\x00\x0a")");
 }
+
+TEST_CASE("kubernetes objects: lists and events kept as JSON, each object decoded on its own", "[kubernetes_objects]") {
+    const List<JsonObject> list = good(decode_json_object_list(
+        std::string(R"({"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"1100","continue":"c1"},"items":[)") +
+        std::string(kGuideService) + "]}"));
+    CHECK(list.resource_version == "1100");
+    CHECK(list.continue_token == "c1");
+    REQUIRE(list.items.size() == 1);
+    CHECK(list.items[0].metadata.name == "passthrough-echoserver");
+    CHECK(list.items[0].metadata.namespace_name == "default");
+    const Service service = good(decode_service_object(list.items[0].json));
+    CHECK(service.ports.at(0).port == 443);
+    // The object's own errors name fields from its root; the list still needs names.
+    CHECK(bad(decode_endpoint_slice_object(list.items[0].json)) == "addressType: missing");
+    CHECK(bad(decode_json_object_list(R"({"items":[{"metadata":{}}]})")) == "items[0].metadata.name: missing or empty");
+    CHECK(bad(decode_json_object_list(R"({"items":[5]})")) == "items[0]: not an object (an integer)");
+
+    const JsonObject lease = good(decode_json_object(
+        R"({"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"l","namespace":"default","resourceVersion":"9"},"spec":{"holderIdentity":"a"}})"));
+    CHECK(lease.metadata.resource_version == "9");
+    CHECK(lease.json["spec"]["holderIdentity"] == "a");
+    CHECK(bad(decode_json_object("[1]")) == "document: not an object (an array)");
+
+    const auto event = good(decode_json_object_event(std::string(R"({"type":"MODIFIED","object":)") +
+                                                     std::string(kGuideSlice) + "}"));
+    CHECK(event.type == EventType::modified);
+    CHECK(event.resource_version == "1077");
+    const JsonObject& object = std::get<JsonObject>(event.object);
+    CHECK(object.json["kind"] == "EndpointSlice");
+    CHECK(good(decode_endpoint_slice_object(object.json)).endpoints.size() == 2);
+    const auto bookmark = good(decode_json_object_event(R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}})"));
+    CHECK(bookmark.resource_version == "7");
+    const auto error = good(decode_json_object_event(R"({"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}})"));
+    CHECK(std::get<Status>(error.object).code == 410);
+}
+
+TEST_CASE("kubernetes objects: API discovery: a group's versions, a version's resources", "[kubernetes_objects]") {
+    const auto versions = good(decode_api_group_versions(R"({"kind":"APIGroup","apiVersion":"v1","name":"gateway.networking.k8s.io",
+        "versions":[{"groupVersion":"gateway.networking.k8s.io/v1","version":"v1"},
+                    {"groupVersion":"gateway.networking.k8s.io/v1alpha2","version":"v1alpha2"}],
+        "preferredVersion":{"groupVersion":"gateway.networking.k8s.io/v1","version":"v1"}})"));
+    CHECK(versions == std::vector<std::string>{"v1", "v1alpha2"});
+    const auto resources = good(decode_api_resource_names(R"({"kind":"APIResourceList","groupVersion":"gateway.networking.k8s.io/v1alpha2",
+        "resources":[{"name":"tlsroutes","namespaced":true,"kind":"TLSRoute"},{"name":"tlsroutes/status","kind":"TLSRoute"}]})"));
+    CHECK(resources == std::vector<std::string>{"tlsroutes", "tlsroutes/status"});
+    CHECK(good(decode_api_resource_names(R"({"kind":"APIResourceList"})")).empty());
+    CHECK(bad(decode_api_group_versions(R"({"versions":[{"groupVersion":"x"}]})")) == "versions[0].version: missing");
+}
