@@ -108,6 +108,15 @@ ControlPlane::ControlPlane(const AppOptions& options, config::Config config)
     } catch (const std::runtime_error& error) {
         throw std::runtime_error(std::string("endpoints: ") + error.what());
     }
+    if (current_->gateway_api.watch) {
+        base_ = current_;
+        try {
+            gateway_ = std::make_unique<gateway_api::GatewayController>(loop_, *current_, metrics_,
+                                                                        [this] { on_gateway_objects(); });
+        } catch (const std::runtime_error& error) {
+            throw std::runtime_error(std::string("gateway_api: ") + error.what());
+        }
+    }
 }
 
 // The admin server and the directory go before the loop (members in reverse order); the
@@ -280,16 +289,48 @@ void ControlPlane::on_reload_signal() {
 }
 
 // Reads the config file (and the manifests) again and installs the result.
-// Reads the config file (and the manifests) again and installs the result.
+// In watch mode the file gives the TOML's part, merged with the objects held now.
 std::string ControlPlane::reload() {
     std::shared_ptr<const config::Config> next;
     try {
         next = std::make_shared<const config::Config>(gateway_api::load_configuration(options_.config_path));
+        if (next->gateway_api.watch != (gateway_ != nullptr) ||
+            (gateway_ && !(next->gateway_api == base_->gateway_api && next->kubernetes == base_->kubernetes)))
+            throw config::ConfigError(next->source + ":" + std::to_string(next->gateway_api.line) +
+                                      ": gateway_api: changes to [gateway_api] or to [kubernetes] with watch = true "
+                                      "need a restart");
+        if (gateway_) {
+            auto base = next;
+            if (gateway_->synced()) next = std::make_shared<const config::Config>(gateway_->merged(*base));
+            base_ = std::move(base);
+        }
     } catch (const config::ConfigError& error) {
         metrics_.config_reloads.with({"failure"}).inc(metrics_.control_shard());
         return error.what();
     }
-    return install(std::move(next));
+    const std::string rejected = install(std::move(next));
+    if (rejected.empty() && gateway_ && gateway_->synced()) gateway_->installed();
+    return rejected;
+}
+
+// The watch's objects changed: the TOML's config merged with them, installed like a reload.
+void ControlPlane::on_gateway_objects() {
+    if (stopping_) return;
+    std::shared_ptr<const config::Config> next;
+    try {
+        next = std::make_shared<const config::Config>(gateway_->merged(*base_));
+    } catch (const config::ConfigError& error) {
+        metrics_.config_reloads.with({"failure"}).inc(metrics_.control_shard());
+        log_line(LogLevel::error, std::string("gateway_api: objects not applied, keeping the running configuration: ") +
+                                      error.what());
+        return;
+    }
+    const std::string rejected = install(std::move(next));
+    if (!rejected.empty()) {
+        log_line(LogLevel::error, "gateway_api: objects not applied, keeping the running configuration: " + rejected);
+        return;
+    }
+    gateway_->installed();
 }
 
 // New listeners are bound before anything is handed over, so a bind failure rejects the whole
@@ -373,7 +414,9 @@ void ControlPlane::on_tick() {
 }
 
 void ControlPlane::on_readiness() {
-    if (!(workers_.all_ready() && directory_.settled())) return loop_.arm_timer_after(readiness_, 5);
+    // In watch mode, ready once the Gateway API objects are listed and installed as well.
+    if (!(workers_.all_ready() && directory_.settled() && (!gateway_ || gateway_->applied())))
+        return loop_.arm_timer_after(readiness_, 5);
     notified_ready_ = true;
     log_line(LogLevel::info, "ready");
     if (!sd_notify_state("READY=1\nSTATUS=serving"))

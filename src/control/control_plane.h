@@ -12,6 +12,7 @@
 #include "src/control/admin_server.h"
 #include "src/control/app.h"
 #include "src/discovery/endpoint_directory.h"
+#include "src/gateway/gateway_controller.h"
 #include "src/observe/access_log.h"
 #include "src/observe/app_metrics.h"
 #include "src/proxy/worker_set.h"
@@ -63,6 +64,8 @@ private:
     // its services, hands the workers a new snapshot. "" on success, else why nothing changed.
     std::string install(std::shared_ptr<const config::Config> next);
     void on_endpoints(EndpointSets sets);
+    // [gateway_api] watch: the objects changed (or were listed for the first time).
+    void on_gateway_objects();
     void on_tick();       // every 100 ms
     void on_readiness();  // polls until every worker is up, then READY=1 once
     HttpResponse on_admin_request(const HttpRequest& request);
@@ -90,6 +93,10 @@ private:
     // The control loop: signals, reloads, the admin server, endpoint discovery and health checks.
     reactor::Loop loop_;
     EndpointDirectory directory_;
+    // [gateway_api] watch = true only: the TOML's own config (the file as last loaded), which
+    // every change of the objects is merged into, and the watch with its status writer.
+    std::shared_ptr<const config::Config> base_;
+    std::unique_ptr<gateway_api::GatewayController> gateway_;
     bool stopping_ = false;   // a first SIGTERM/SIGINT came: draining
     bool notified_ready_ = false;
     unsigned ticks_ = 0;

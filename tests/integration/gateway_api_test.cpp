@@ -14,7 +14,12 @@
 
 #include <signal.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <map>
 #include <string>
@@ -260,4 +265,148 @@ TEST_CASE("gateway api: --check and start-up give the same FILE:LINE error for a
                                 Millis(10000));
     CHECK(start.status == 1);
     CHECK(start.err.find(expected) == 0);
+}
+
+namespace {
+
+// Connections for `sni` one after another on their own thread until stopped (at most 2 minutes):
+// every one that does not reach the backend `id` is counted.
+class SniClientLoop {
+public:
+    SniClientLoop(std::uint16_t port, std::string sni, std::string id)
+        : thread_([this, port, sni = std::move(sni), id = std::move(id)] {
+              const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+              while (!stop_.load() && std::chrono::steady_clock::now() < deadline) {
+                  if (ask(port, sni) == id) ++succeeded_;
+                  else ++failed_;
+                  std::this_thread::sleep_for(Millis(5));
+              }
+          }) {}
+    ~SniClientLoop() { stop(); }
+    void stop() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    int failed() const { return failed_.load(); }
+    int succeeded() const { return succeeded_.load(); }
+
+private:
+    std::atomic<bool> stop_{false};
+    std::atomic<int> failed_{0};
+    std::atomic<int> succeeded_{0};
+    std::thread thread_;
+};
+
+const std::string kV1 = "gateway.networking.k8s.io/v1";
+
+// A TLSRoute (v1) in `name_space` under Gateway default/eg, for `hostname`, to Service
+// `service_namespace`/`service` port 443.
+std::string cross_route_json(const std::string& name_space, const std::string& name, const std::string& hostname,
+                             const std::string& service_namespace, const std::string& service) {
+    return nlohmann::json{
+        {"apiVersion", kV1}, {"kind", "TLSRoute"},
+        {"metadata", {{"name", name}, {"namespace", name_space}}},
+        {"spec", {{"parentRefs", {{{"name", "eg"}, {"namespace", "default"}}}},
+                  {"hostnames", {hostname}},
+                  {"rules", {{{"backendRefs", {{{"name", service}, {"namespace", service_namespace}, {"port", 443}}}}}}}}}}
+        .dump();
+}
+
+std::string reference_grant_json(const std::string& name_space, const std::string& from_namespace) {
+    return nlohmann::json{
+        {"apiVersion", "gateway.networking.k8s.io/v1beta1"}, {"kind", "ReferenceGrant"},
+        {"metadata", {{"name", "allow-routes"}, {"namespace", name_space}}},
+        {"spec", {{"from", {{{"group", "gateway.networking.k8s.io"}, {"kind", "TLSRoute"}, {"namespace", from_namespace}}}},
+                  {"to", {{{"group", ""}, {"kind", "Service"}}}}}}}
+        .dump();
+}
+
+}  // namespace
+
+TEST_CASE("gateway api watch: the cluster's objects are served; each kind created, changed and deleted while "
+          "clients run; status is written back and Debian's kubectl reads it",
+          "[integration][gateway_api]") {
+    TempDir dir;
+    KubeApiServer api;
+    IdentBackend app("app"), far("far");
+    const std::uint16_t port = free_port(), second_port = free_port();
+    api.put(gateway_class_json("eg", "passgate.io/gateway-controller", kV1));
+    api.put(gateway_json("default", "eg", "eg", {{"tls", "TLS", port, "*.example.com", "Passthrough"}}, kV1));
+    api.put(service_json("default", "app", {{"https", 443, 8443}}));
+    api.put(endpoint_slice_json("default", "app-1", "app", "https", app.port(), "IPv4", {{"127.0.0.1"}}));
+    api.put(tls_route_json("default", "app", "eg", {"app.example.com"}, "app", 443, kV1));
+    api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
+    const std::string config = "[admin]\naddress = \"@ADMIN@\"\n\n[kubernetes]\nkubeconfig = \"" +
+                               dir.file("kubeconfig") + "\"\nretry_initial_delay = \"100ms\"\nretry_max_delay = \"500ms\"\n\n"
+                               "[gateway_api]\ngateway_class = \"eg\"\nwatch = true\nlisten_address = \"127.0.0.1\"\n"
+                               "lease_duration = \"2s\"\n";
+    Passgate passgate(dir, {config, {}, 2});
+    REQUIRE(passgate.wait_ready());
+    REQUIRE(ask(port, "app.example.com") == "app");
+
+    SniClientLoop clients(port, "app.example.com", "app");
+    const auto served = [&](std::uint16_t on, const std::string& sni, const std::string& id) {
+        return wait_until([&] { return ask(on, sni) == id; }, Millis(10000), Millis(50));
+    };
+    const auto refused = [&](std::uint16_t on, const std::string& sni) {
+        return wait_until([&] { return ask(on, sni).empty(); }, Millis(10000), Millis(50));
+    };
+    // A Namespace, a Service with its pod there, and a route to it from namespace default: not
+    // permitted without a ReferenceGrant (its share refused), permitted with one.
+    api.put(R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team","labels":{"edge":"yes"}}})");
+    api.put(service_json("team", "far", {{"https", 443, 8443}}));
+    api.put(endpoint_slice_json("team", "far-1", "far", "https", far.port(), "IPv4", {{"127.0.0.1"}}));
+    api.put(cross_route_json("default", "far", "far.example.com", "team", "far"));
+    CHECK(wait_until([&] {
+        return labelled_sum(passgate, "passgate_downstream_connections_closed_total", {"reason=\"invalid_backend\""}) > 0 ||
+               (ask(port, "far.example.com"), false);
+    }, Millis(10000), Millis(50)));
+    api.put(reference_grant_json("team", "default"));
+    CHECK(served(port, "far.example.com", "far"));
+    // The route changed: its new hostname is served, the old one no more.
+    api.put(cross_route_json("default", "far", "renamed.example.com", "team", "far"));
+    CHECK(served(port, "renamed.example.com", "far"));
+    CHECK(refused(port, "far.example.com"));
+    // The Gateway changed: a second listener, which the routes without sectionName attach to.
+    api.put(gateway_json("default", "eg", "eg",
+                         {{"tls", "TLS", port, "*.example.com", "Passthrough"},
+                          {"second", "TLS", second_port, "", "Passthrough"}}, kV1));
+    CHECK(served(second_port, "app.example.com", "app"));
+    // The grant deleted: the route's backend is not permitted any more; the route deleted.
+    api.remove("ReferenceGrant", "team", "allow-routes");
+    CHECK(refused(port, "renamed.example.com"));
+    api.remove("TLSRoute", "default", "far");
+    api.remove("Namespace", "", "team");
+
+    // Status, as a conformant implementation writes it, read back with Debian's kubectl.
+    const auto status_of = [&](const std::vector<std::string>& arguments) {
+        return kubectl(dir, dir.file("kubeconfig"), arguments).out;
+    };
+    CHECK(wait_until([&] {
+        const std::string route = status_of({"get", "tlsroute", "-n", "default", "app", "-o", "yaml"});
+        return route.find("controllerName: passgate.io/gateway-controller") != std::string::npos &&
+               route.find("reason: ResolvedRefs") != std::string::npos;
+    }, Millis(15000), Millis(200)));
+    const std::string route = status_of({"get", "tlsroute", "-n", "default", "app", "-o", "yaml"});
+    INFO("kubectl get tlsroute app:\n" << route);
+    CHECK(route.find("type: Accepted") != std::string::npos);
+    CHECK(route.find("type: ResolvedRefs") != std::string::npos);
+    CHECK(route.find("status: \"False\"") == std::string::npos);
+    CHECK(wait_until([&] {
+        return status_of({"get", "gateway", "-n", "default", "eg", "-o", "yaml"}).find("attachedRoutes: 1") != std::string::npos;
+    }, Millis(15000), Millis(200)));
+    const std::string gateway = status_of({"get", "gateway", "-n", "default", "eg", "-o", "yaml"});
+    INFO("kubectl get gateway eg:\n" << gateway);
+    CHECK(gateway.find("value: 127.0.0.1") != std::string::npos);
+    CHECK(gateway.find("type: Programmed") != std::string::npos);
+    const std::string gateway_class = status_of({"get", "gatewayclass", "eg", "-o", "yaml"});
+    INFO("kubectl get gatewayclass eg:\n" << gateway_class);
+    CHECK(gateway_class.find("type: Accepted") != std::string::npos);
+
+    clients.stop();
+    INFO("clients: " << clients.succeeded() << " served, " << clients.failed() << " failed");
+    CHECK(clients.succeeded() > 50);
+    CHECK(clients.failed() == 0);
+    CHECK(metric_sample(passgate, "passgate_gateway_api_status_leader") == 1.0);
+    stop_and_check(passgate);
 }

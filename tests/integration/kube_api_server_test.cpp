@@ -26,34 +26,6 @@ using nlohmann::json;
 
 namespace {
 
-// Debian's kubectl: $PASSGATE_KUBECTL, else where .ci/run extracts the kubernetes-client package.
-// The package is not installed (it conflicts with other kubectl builds), only extracted.
-std::string debian_kubectl() {
-    if (const char* path = std::getenv("PASSGATE_KUBECTL"); path != nullptr && *path != '\0') {
-        if (!std::filesystem::exists(path)) FAIL("PASSGATE_KUBECTL=" << path << ": no such file");
-        return path;
-    }
-    for (const char* path : {"/opt/debian-kubernetes-client/usr/bin/kubectl", "/opt/debian-kubectl/usr/bin/kubectl"}) {
-        if (std::filesystem::exists(path)) return path;
-    }
-    FAIL("Debian's kubectl was not found: set PASSGATE_KUBECTL, or extract the package as .ci/run does: "
-         "cd $(mktemp -d) && apt-get download kubernetes-client && "
-         "sudo dpkg-deb -x kubernetes-client_*.deb /opt/debian-kubernetes-client");
-    return {};
-}
-
-std::vector<std::string> kubectl_argv(const TempDir& dir, const std::string& kubeconfig,
-                                      const std::vector<std::string>& arguments) {
-    std::vector<std::string> argv = {debian_kubectl(), "--kubeconfig", kubeconfig,
-                                     "--cache-dir", dir.file("kubectl-cache"), "--request-timeout", "20s"};
-    argv.insert(argv.end(), arguments.begin(), arguments.end());
-    return argv;
-}
-
-RunResult kubectl(const TempDir& dir, const std::string& kubeconfig, const std::vector<std::string>& arguments) {
-    return run(kubectl_argv(dir, kubeconfig, arguments), dir, "kubectl", Millis(30000));
-}
-
 // The JSON values kubectl printed one after another: pretty-printed over several lines, or one
 // per line (kubectl 1.20 prints watch events so); a value ends with the first line that
 // completes it.

@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 namespace integration {
 
@@ -446,6 +447,34 @@ std::string tls_route_json(const std::string& name_space, const std::string& nam
                            {"hostnames", hostnames},
                            {"rules", {{{"backendRefs", {backend}}}}}}}};
     return object.dump();
+}
+
+// Debian's kubectl: $PASSGATE_KUBECTL, else where .ci/run extracts the kubernetes-client package.
+// The package is not installed (it conflicts with other kubectl builds), only extracted.
+std::string debian_kubectl() {
+    if (const char* path = std::getenv("PASSGATE_KUBECTL"); path != nullptr && *path != '\0') {
+        if (!std::filesystem::exists(path)) FAIL("PASSGATE_KUBECTL=" << path << ": no such file");
+        return path;
+    }
+    for (const char* path : {"/opt/debian-kubernetes-client/usr/bin/kubectl", "/opt/debian-kubectl/usr/bin/kubectl"}) {
+        if (std::filesystem::exists(path)) return path;
+    }
+    FAIL("Debian's kubectl was not found: set PASSGATE_KUBECTL, or extract the package as .ci/run does: "
+         "cd $(mktemp -d) && apt-get download kubernetes-client && "
+         "sudo dpkg-deb -x kubernetes-client_*.deb /opt/debian-kubernetes-client");
+    return {};
+}
+
+std::vector<std::string> kubectl_argv(const TempDir& dir, const std::string& kubeconfig,
+                                      const std::vector<std::string>& arguments) {
+    std::vector<std::string> argv = {debian_kubectl(), "--kubeconfig", kubeconfig,
+                                     "--cache-dir", dir.file("kubectl-cache"), "--request-timeout", "20s"};
+    argv.insert(argv.end(), arguments.begin(), arguments.end());
+    return argv;
+}
+
+RunResult kubectl(const TempDir& dir, const std::string& kubeconfig, const std::vector<std::string>& arguments) {
+    return run(kubectl_argv(dir, kubeconfig, arguments), dir, "kubectl", Millis(30000));
 }
 
 }  // namespace integration

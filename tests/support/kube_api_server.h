@@ -194,6 +194,14 @@ std::string tls_route_json(const std::string& name_space = "default",
                            int backend_port = 443,
                            const std::string& api_version = "gateway.networking.k8s.io/v1alpha2");
 
+// Debian's kubectl: $PASSGATE_KUBECTL, else where .ci/run extracts the kubernetes-client package
+// (FAILs, saying how to get it, when there is none).
+std::string debian_kubectl();
+// kubectl --kubeconfig KUBECONFIG (its cache in `dir`) ARGUMENTS..., run in `dir`.
+std::vector<std::string> kubectl_argv(const TempDir& dir, const std::string& kubeconfig,
+                                      const std::vector<std::string>& arguments);
+RunResult kubectl(const TempDir& dir, const std::string& kubeconfig, const std::vector<std::string>& arguments);
+
 // The path of tests/support/kube_api_server.py (from PASSGATE_SOURCE_ROOT).
 std::string kube_api_server_script();
 
