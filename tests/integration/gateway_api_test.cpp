@@ -329,12 +329,16 @@ TEST_CASE("gateway api watch: the cluster's objects are served; each kind create
     TempDir dir;
     KubeApiServer api;
     IdentBackend app("app"), far("far");
+    EchoBackend echo;
     const std::uint16_t port = free_port(), second_port = free_port();
     api.put(gateway_class_json("eg", "passgate.io/gateway-controller", kV1));
     api.put(gateway_json("default", "eg", "eg", {{"tls", "TLS", port, "*.example.com", "Passthrough"}}, kV1));
     api.put(service_json("default", "app", {{"https", 443, 8443}}));
     api.put(endpoint_slice_json("default", "app-1", "app", "https", app.port(), "IPv4", {{"127.0.0.1"}}));
     api.put(tls_route_json("default", "app", "eg", {"app.example.com"}, "app", 443, kV1));
+    api.put(service_json("default", "echo", {{"https", 443, 8443}}));
+    api.put(endpoint_slice_json("default", "echo-1", "echo", "https", echo.port(), "IPv4", {{"127.0.0.1"}}));
+    api.put(tls_route_json("default", "echo", "eg", {"echo.example.com"}, "echo", 443, kV1));
     api.write_kubeconfig(dir.file("kubeconfig"), KubeAuth::token_file);
     const std::string config = "[admin]\naddress = \"@ADMIN@\"\n\n[kubernetes]\nkubeconfig = \"" +
                                dir.file("kubeconfig") + "\"\nretry_initial_delay = \"100ms\"\nretry_max_delay = \"500ms\"\n\n"
@@ -345,6 +349,13 @@ TEST_CASE("gateway api watch: the cluster's objects are served; each kind create
     REQUIRE(ask(port, "app.example.com") == "app");
 
     SniClientLoop clients(port, "app.example.com", "app");
+    // One established stream through every change below: no change touches its route.
+    const std::vector<std::uint8_t> echo_hello = minimal_client_hello("echo.example.com");
+    Socket stream = connect_to(port);
+    REQUIRE(send_all(stream.get(), echo_hello, deadline_in(Millis(2000))));
+    std::vector<std::uint8_t> echoed(echo_hello.size());
+    REQUIRE(recv_exact(stream.get(), echoed.data(), echoed.size(), deadline_in(Millis(3000))));
+    REQUIRE(echoed == echo_hello);
     const auto served = [&](std::uint16_t on, const std::string& sni, const std::string& id) {
         return wait_until([&] { return ask(on, sni) == id; }, Millis(10000), Millis(50));
     };
@@ -377,6 +388,13 @@ TEST_CASE("gateway api watch: the cluster's objects are served; each kind create
     CHECK(refused(port, "renamed.example.com"));
     api.remove("TLSRoute", "default", "far");
     api.remove("Namespace", "", "team");
+    // The GatewayClass changed, then deleted: [gateway_api] gateway_class says what passgate
+    // serves, so the routes stay (only its status is not written any more).
+    api.put(R"({"apiVersion":"gateway.networking.k8s.io/v1","kind":"GatewayClass","metadata":{"name":"eg",)"
+            R"("labels":{"changed":"yes"}},"spec":{"controllerName":"passgate.io/gateway-controller"}})");
+    CHECK(echo_check(stream.get(), "after the GatewayClass changed").empty());
+    CHECK(served(second_port, "app.example.com", "app"));
+    CHECK(echo_check(stream.get(), "after every change").empty());
 
     // Status, as a conformant implementation writes it, read back with Debian's kubectl.
     const auto status_of = [&](const std::vector<std::string>& arguments) {
@@ -393,7 +411,7 @@ TEST_CASE("gateway api watch: the cluster's objects are served; each kind create
     CHECK(route.find("type: ResolvedRefs") != std::string::npos);
     CHECK(route.find("status: \"False\"") == std::string::npos);
     CHECK(wait_until([&] {
-        return status_of({"get", "gateway", "-n", "default", "eg", "-o", "yaml"}).find("attachedRoutes: 1") != std::string::npos;
+        return status_of({"get", "gateway", "-n", "default", "eg", "-o", "yaml"}).find("attachedRoutes: 2") != std::string::npos;  // app and echo
     }, Millis(15000), Millis(200)));
     const std::string gateway = status_of({"get", "gateway", "-n", "default", "eg", "-o", "yaml"});
     INFO("kubectl get gateway eg:\n" << gateway);
@@ -403,6 +421,10 @@ TEST_CASE("gateway api watch: the cluster's objects are served; each kind create
     INFO("kubectl get gatewayclass eg:\n" << gateway_class);
     CHECK(gateway_class.find("type: Accepted") != std::string::npos);
 
+    api.remove("GatewayClass", "", "eg");
+    CHECK(served(port, "app.example.com", "app"));
+    CHECK(echo_check(stream.get(), "after the GatewayClass was deleted").empty());
+    stream.reset();
     clients.stop();
     INFO("clients: " << clients.succeeded() << " served, " << clients.failed() << " failed");
     CHECK(clients.succeeded() > 50);
