@@ -269,34 +269,6 @@ TEST_CASE("gateway api: --check and start-up give the same FILE:LINE error for a
 
 namespace {
 
-// Connections for `sni` one after another on their own thread until stopped (at most 2 minutes):
-// every one that does not reach the backend `id` is counted.
-class SniClientLoop {
-public:
-    SniClientLoop(std::uint16_t port, std::string sni, std::string id)
-        : thread_([this, port, sni = std::move(sni), id = std::move(id)] {
-              const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-              while (!stop_.load() && std::chrono::steady_clock::now() < deadline) {
-                  if (ask(port, sni) == id) ++succeeded_;
-                  else ++failed_;
-                  std::this_thread::sleep_for(Millis(5));
-              }
-          }) {}
-    ~SniClientLoop() { stop(); }
-    void stop() {
-        stop_ = true;
-        if (thread_.joinable()) thread_.join();
-    }
-    int failed() const { return failed_.load(); }
-    int succeeded() const { return succeeded_.load(); }
-
-private:
-    std::atomic<bool> stop_{false};
-    std::atomic<int> failed_{0};
-    std::atomic<int> succeeded_{0};
-    std::thread thread_;
-};
-
 const std::string kV1 = "gateway.networking.k8s.io/v1";
 
 // A TLSRoute (v1) in `name_space` under Gateway default/eg, for `hostname`, to Service
@@ -348,7 +320,7 @@ TEST_CASE("gateway api watch: the cluster's objects are served; each kind create
     REQUIRE(passgate.wait_ready());
     REQUIRE(ask(port, "app.example.com") == "app");
 
-    SniClientLoop clients(port, "app.example.com", "app");
+    ClientLoop clients([port] { return ask(port, "app.example.com") == "app"; });
     // One established stream through every change below: no change touches its route.
     const std::vector<std::uint8_t> echo_hello = minimal_client_hello("echo.example.com");
     Socket stream = connect_to(port);

@@ -54,33 +54,6 @@ std::set<std::string> ids_seen(std::uint16_t port, int count) {
     return ids;
 }
 
-// Clients in a loop on their own thread until stopped: every failed connection is counted.
-class ClientLoop {
-public:
-    explicit ClientLoop(std::uint16_t port) : thread_([this, port] {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-        while (!stop_.load() && std::chrono::steady_clock::now() < deadline) {
-            const std::string id = ask_backend(port, hello());
-            if (id.empty()) ++failed_;
-            else ++succeeded_;
-            std::this_thread::sleep_for(Millis(5));
-        }
-    }) {}
-    ~ClientLoop() { stop(); }
-    void stop() {
-        stop_ = true;
-        if (thread_.joinable()) thread_.join();
-    }
-    int failed() const { return failed_.load(); }
-    int succeeded() const { return succeeded_.load(); }
-
-private:
-    std::atomic<bool> stop_{false};
-    std::atomic<int> failed_{0};
-    std::atomic<int> succeeded_{0};
-    std::thread thread_;
-};
-
 double kube_metric(Passgate& passgate, const std::string& family, const std::string& resource,
                    const std::string& reason) {
     return labelled_sum(passgate, family, {"resource=\"" + resource + "\"", "reason=\"" + reason + "\""});
@@ -125,7 +98,7 @@ TEST_CASE("kubernetes: the Service's endpoints are followed 1 -> 3 -> 1 within a
     CHECK(ids_seen(port, 10) == std::set<std::string>{"a"});
     CHECK(passgate.metric({"passgate_service_endpoints"}) == 1.0);
 
-    ClientLoop clients(port);
+    ClientLoop clients([port] { return !ask_backend(port, hello()).empty(); });
     // Scale to 3: a second slice appears and the first one grows (as the controller does it).
     api.put(slice("echo-1", pod_port, {{"127.0.0.2"}, {"127.0.0.3"}}));
     api.put(slice("echo-2", pod_port, {{"127.0.0.4"}}));
@@ -294,7 +267,7 @@ TEST_CASE("kubernetes: the API server gone for 10 s: the last set keeps serving,
     Passgate passgate(dir, {cluster.config(port), {}, 2});
     REQUIRE(passgate.wait_ready());
 
-    ClientLoop clients(port);
+    ClientLoop clients([port] { return !ask_backend(port, hello()).empty(); });
     api.set_listening(false);
     std::this_thread::sleep_for(Millis(10000));  // the outage the issue names
     const double failures = kube_metric(passgate, "passgate_kubernetes_request_failures_total", "endpointslices", "connect");

@@ -84,4 +84,19 @@ std::string ask_backend(std::uint16_t port, const std::vector<std::uint8_t>& hel
     return read_backend_id(client.get(), hello);
 }
 
+ClientLoop::ClientLoop(std::function<bool()> attempt)
+    : thread_([this, attempt = std::move(attempt)] {
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+          while (!stop_.load() && std::chrono::steady_clock::now() < deadline) {
+              if (attempt()) ++succeeded_;
+              else ++failed_;
+              std::this_thread::sleep_for(Millis(5));
+          }
+      }) {}
+
+void ClientLoop::stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+}
+
 }  // namespace integration

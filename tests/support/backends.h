@@ -5,7 +5,10 @@
 
 #include "tests/support/net.h"
 
+#include <atomic>
+#include <functional>
 #include <map>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +44,25 @@ std::string read_backend_id(int fd, const std::vector<std::uint8_t>& hello, Mill
 // One connection: connect from `source`, send `hello`, read the id, close. "" on failure.
 std::string ask_backend(std::uint16_t port, const std::vector<std::uint8_t>& hello,
                         const std::string& source = "127.0.0.1");
+
+// Connections one after another on their own thread (5 ms apart) until stopped, or for at most 2
+// minutes: `attempt` makes one and says whether it went as expected; the others are counted.
+class ClientLoop {
+public:
+    explicit ClientLoop(std::function<bool()> attempt);
+    ~ClientLoop() { stop(); }
+    ClientLoop(const ClientLoop&) = delete;
+    ClientLoop& operator=(const ClientLoop&) = delete;
+    void stop();
+    int failed() const { return failed_.load(); }
+    int succeeded() const { return succeeded_.load(); }
+
+private:
+    std::atomic<bool> stop_{false};
+    std::atomic<int> failed_{0};
+    std::atomic<int> succeeded_{0};
+    std::thread thread_;
+};
 
 // How many times each id was answered.
 using IdCounts = std::map<std::string, int>;
