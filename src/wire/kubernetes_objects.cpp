@@ -1,5 +1,7 @@
 #include "src/wire/kubernetes_objects.h"
 
+#include "src/wire/field_path.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -33,20 +35,8 @@ struct DecodeError {
 
 // A short, printable, quoted excerpt of untrusted text for an error message.
 std::string excerpt(std::string_view text) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size() && i < kMaxQuotedBytes; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            out += static_cast<char>(c);
-        } else {
-            static constexpr char kHex[] = "0123456789abcdef";
-            out += "\\x";
-            out += kHex[c >> 4];
-            out += kHex[c & 0xf];
-        }
-    }
-    out += text.size() > kMaxQuotedBytes ? "\"..." : "\"";
-    return out;
+    const std::string shown = wire::printable(text.substr(0, kMaxQuotedBytes), kMaxQuotedBytes);
+    return "\"" + shown + (text.size() > kMaxQuotedBytes ? "\"..." : "\"");
 }
 
 std::string index_path(const std::string& path, std::size_t index) {
