@@ -3,6 +3,7 @@
 #include "src/observe/log.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 namespace passgate::gateway_api {
@@ -66,6 +67,10 @@ struct GatewayWatch::Kind {
     std::vector<std::string> served_versions;  // of the group's, those whose resources list it
     bool not_served = false;
     std::unique_ptr<KubernetesCollection<DecodedObject>> collection;
+    // The last version of each object that decoded, by key: an object changed into one that does
+    // not decode keeps serving as it was (as a bad reload keeps the running config), until it is
+    // fixed or deleted. Refreshed before each `changed` call.
+    std::map<std::string, Object> last_good;
 
     bool listed() const { return not_served || (collection && collection->listed()); }
     std::string group_version() const {
@@ -87,7 +92,7 @@ GatewayWatch::GatewayWatch(reactor::Loop& loop, HttpClient& client, const Kubern
       changed_(std::move(changed)),
       random_(std::random_device{}()) {
     for (const KindSpec& spec : kind_specs()) {
-        auto kind = std::make_unique<Kind>(Kind{spec, {}, {}, false, nullptr});
+        auto kind = std::make_unique<Kind>(Kind{spec, {}, {}, false, nullptr, {}});
         if (!spec.gateway_group) kind->version = "v1";
         kinds_.push_back(std::move(kind));
     }
@@ -262,8 +267,9 @@ ObjectSet GatewayWatch::objects() const {
     for (const auto& kind : kinds_) {
         if (!kind->collection) continue;
         for (const auto& [key, decoded] : kind->collection->objects()) {
-            if (!decoded.ok()) continue;
-            const Object& object = *decoded.value;
+            const auto last_good = kind->last_good.find(key);
+            if (!decoded.ok() && last_good == kind->last_good.end()) continue;
+            const Object& object = decoded.ok() ? *decoded.value : last_good->second;
             if (const auto* value = std::get_if<GatewayClass>(&object)) set.gateway_classes.push_back({*value, {}});
             else if (const auto* value = std::get_if<Gateway>(&object)) set.gateways.push_back({*value, {}});
             else if (const auto* value = std::get_if<TLSRoute>(&object)) set.tls_routes.push_back({*value, {}});
@@ -286,7 +292,8 @@ std::vector<std::string> GatewayWatch::invalid_objects() const {
                 out.push_back(std::string(kind->spec.kind) + " " + key + ": kind: not " + kind->spec.kind);
                 continue;
             }
-            out.push_back(invalid_text(decoded, kind->spec.kind, key));
+            out.push_back(invalid_text(decoded, kind->spec.kind, key) +
+                          (kind->last_good.count(key) != 0 ? " (its last valid version keeps serving)" : ""));
         }
     }
     return out;
@@ -324,6 +331,15 @@ void GatewayWatch::collection_changed() {
 void GatewayWatch::notify() {
     changed_at_ = pending_since_.value_or(std::chrono::steady_clock::now());
     pending_since_.reset();
+    for (const auto& kind : kinds_) {
+        if (!kind->collection) continue;
+        std::map<std::string, Object> good;
+        for (const auto& [key, decoded] : kind->collection->objects()) {
+            if (decoded.ok()) good.emplace(key, *decoded.value);
+            else if (auto had = kind->last_good.find(key); had != kind->last_good.end()) good.emplace(key, had->second);
+        }
+        kind->last_good = std::move(good);
+    }
     update_metrics();
     changed_();
 }

@@ -13,8 +13,10 @@
 // A kind the server does not serve (or a group it does not have) is logged once, counted in
 // passgate_kubernetes_request_failures_total{reason="not_served"} and treated as empty.
 //
-// An object that does not decode (gateway_objects.h) is left out of objects() and remembered
-// with its error (invalid_objects()), so the rest of the configuration keeps serving.
+// An object that does not decode (gateway_objects.h) is remembered with its error
+// (invalid_objects()); the rest of the configuration keeps serving, and so does the object's last
+// version that decoded, if it had one (a change that breaks an object is like a bad reload: the
+// running version stays until the object is fixed or deleted); one that never decoded is left out.
 //
 // Threading: the control thread's loop. `changed` is called from it, coalesced (a burst of events
 // handled in one loop turn gives one call), once every collection is synced, never from inside

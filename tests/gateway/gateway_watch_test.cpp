@@ -201,6 +201,33 @@ TEST_CASE("gateway watch: every kind listed, then changes and deletions followed
     run_for(rig.loop, Millis(50));
     CHECK(rig.metrics.gateway_api_invalid_objects.with({"TLSRoute"}).value() == 1);
     CHECK(rig.watch->last_error().empty());
+
+    // A valid route changed into one that does not decode keeps its last valid version (like a
+    // bad reload), named as such; fixed, the new version is used; deleted, it is gone.
+    const auto hostnames_of = [&](const std::string& name) {
+        for (const auto& route : rig.watch->objects().tls_routes)
+            if (route.object.metadata.name == name) return route.object.hostnames;
+        return std::vector<std::string>{};
+    };
+    json broken = json::parse(integration::tls_route_json("default", "second", "eg", {"second.example.com"}));
+    api.put(broken.dump());
+    REQUIRE(run_until(rig.loop, [&] { return hostnames_of("second") == std::vector<std::string>{"second.example.com"}; },
+                      Millis(5000)));
+    broken["spec"]["hostnames"] = json::array({7});
+    api.put(broken.dump());
+    REQUIRE(run_until(rig.loop, [&] { return rig.watch->invalid_objects().size() == 2; }, Millis(5000)));
+    run_for(rig.loop, Millis(50));
+    CHECK(hostnames_of("second") == std::vector<std::string>{"second.example.com"});
+    const std::vector<std::string> both = rig.watch->invalid_objects();
+    CHECK(std::count_if(both.begin(), both.end(), [](const std::string& line) {
+              return line.rfind("TLSRoute default/second: spec.hostnames[0]", 0) == 0 &&
+                     line.ends_with(" (its last valid version keeps serving)");
+          }) == 1);
+    api.put(integration::tls_route_json("default", "second", "eg", {"fixed.example.com"}));
+    REQUIRE(run_until(rig.loop, [&] { return hostnames_of("second") == std::vector<std::string>{"fixed.example.com"}; },
+                      Millis(5000)));
+    api.remove("TLSRoute", "default", "second");
+    REQUIRE(run_until(rig.loop, [&] { return hostnames_of("second").empty(); }, Millis(5000)));
 }
 
 TEST_CASE("gateway watch: 410 Gone after failures: a new list, nothing lost", "[gateway_watch][api]") {
