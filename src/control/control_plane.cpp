@@ -325,6 +325,8 @@ void ControlPlane::on_gateway_objects() {
                                       error.what());
         return;
     }
+    // Nothing that passgate serves changed (a status write, an unrelated Service): no reinstall.
+    if (next->source_hash == current_hash_) return gateway_->installed();
     const std::string rejected = install(std::move(next));
     if (!rejected.empty()) {
         log_line(LogLevel::error, "gateway_api: objects not applied, keeping the running configuration: " + rejected);

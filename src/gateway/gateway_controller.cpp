@@ -14,23 +14,39 @@ namespace passgate::gateway_api {
 
 namespace {
 
-// What identifies the objects' content: every object's kind, name and resourceVersion, sorted.
+// What identifies the objects' content: per object its kind, name and version, sorted. For the
+// kinds passgate writes status to, the version is the object without its status and metadata
+// bookkeeping: passgate's own status writes change their resourceVersion, and must not make a
+// new configuration (nor a reinstall per write). For the others, the resourceVersion.
 template <typename T>
-void add_versions(std::vector<std::string>& out, const std::string& kind, const std::vector<Sourced<T>>& objects) {
+void add_versions(std::vector<std::string>& out, const std::string& kind, const std::vector<Sourced<T>>& objects,
+                  const GatewayWatch* watch) {
     for (const Sourced<T>& item : objects) {
         const auto& meta = item.object.metadata;
-        out.push_back(kind + "/" + meta.namespace_name + "/" + meta.name + "@" + meta.resource_version);
+        std::string version = meta.resource_version;
+        if (watch != nullptr) {
+            if (const nlohmann::json* raw = watch->raw_object(kind, meta.namespace_name, meta.name)) {
+                nlohmann::json content = *raw;
+                content.erase("status");
+                if (content.contains("metadata") && content["metadata"].is_object()) {
+                    content["metadata"].erase("resourceVersion");
+                    content["metadata"].erase("managedFields");
+                }
+                version = config::config_hash(content.dump());
+            }
+        }
+        out.push_back(kind + "/" + meta.namespace_name + "/" + meta.name + "@" + version);
     }
 }
 
-std::string objects_fingerprint(const ObjectSet& objects) {
+std::string objects_fingerprint(const ObjectSet& objects, const GatewayWatch& watch) {
     std::vector<std::string> versions;
-    add_versions(versions, "GatewayClass", objects.gateway_classes);
-    add_versions(versions, "Gateway", objects.gateways);
-    add_versions(versions, "TLSRoute", objects.tls_routes);
-    add_versions(versions, "ReferenceGrant", objects.reference_grants);
-    add_versions(versions, "Service", objects.services);
-    add_versions(versions, "Namespace", objects.namespaces);
+    add_versions(versions, "GatewayClass", objects.gateway_classes, &watch);
+    add_versions(versions, "Gateway", objects.gateways, &watch);
+    add_versions(versions, "TLSRoute", objects.tls_routes, &watch);
+    add_versions(versions, "ReferenceGrant", objects.reference_grants, nullptr);
+    add_versions(versions, "Service", objects.services, nullptr);
+    add_versions(versions, "Namespace", objects.namespaces, nullptr);
     std::sort(versions.begin(), versions.end());
     std::string out;
     for (const std::string& version : versions) out += version + "\n";
@@ -86,7 +102,7 @@ config::Config GatewayController::merged(const config::Config& base) {
     translation.errors.clear();
     p.last_statuses = translation.statuses;
     config::Config merged = merge_gateway_config(base, translation);
-    merged.source_hash = config::config_hash(base.source_hash + "\n" + objects_fingerprint(objects));
+    merged.source_hash = config::config_hash(base.source_hash + "\n" + objects_fingerprint(objects, *p.watch));
     return merged;
 }
 

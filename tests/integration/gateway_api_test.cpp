@@ -393,6 +393,21 @@ TEST_CASE("gateway api watch: the cluster's objects are served; each kind create
     INFO("kubectl get gatewayclass eg:\n" << gateway_class);
     CHECK(gateway_class.find("type: Accepted") != std::string::npos);
 
+    // A reload that changes [gateway_api] itself is refused (it needs a restart); the running
+    // configuration keeps serving.
+    std::string changed = config;
+    changed.replace(changed.find("lease_duration = \"2s\""), 22, "lease_duration = \"3s\"");
+    // (Each applied change of the objects counts as a reload too; passgate's own status writes,
+    // which change the objects' resourceVersions only, apply nothing.)
+    const std::optional<double> handled = reloads_handled(passgate);
+    REQUIRE(handled);
+    INFO("reloads so far: " << *handled);
+    CHECK(*handled <= 16);  // the start and the test's 14 changes at most (some coalesce)
+    CHECK(passgate.log_lines_with({"reload: configuration unchanged"}).empty());
+    reload_with(passgate, changed);
+    REQUIRE(wait_for_reloads(passgate, static_cast<int>(*handled) + 1));
+    CHECK(labelled_sum(passgate, "passgate_config_reloads_total", {"result=\"failure\""}) == 1);
+    CHECK(passgate.wait_for_log("changes to [gateway_api] or to [kubernetes] with watch = true need a restart"));
     api.remove("GatewayClass", "", "eg");
     CHECK(served(port, "app.example.com", "app"));
     CHECK(echo_check(stream.get(), "after the GatewayClass was deleted").empty());
