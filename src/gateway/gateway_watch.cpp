@@ -122,7 +122,7 @@ void GatewayWatch::discover() {
     http.timeout = settings_.request_timeout;
     http.max_body_bytes = kMaxDiscoveryBytes;
     versions_to_read_.clear();
-    discovery_request_ = client_.get(http, [this](HttpResponse response) { on_group(std::move(response)); });
+    discovery_request_ = client_.get(std::move(http), [this](HttpResponse response) { on_group(std::move(response)); });
 }
 
 void GatewayWatch::on_group(HttpResponse response) {
@@ -179,7 +179,7 @@ void GatewayWatch::on_version(const std::string& version, HttpResponse response)
     http.timeout = settings_.request_timeout;
     http.max_body_bytes = kMaxDiscoveryBytes;
     discovery_request_ =
-        client_.get(http, [this, next](HttpResponse answer) { on_version(next, std::move(answer)); });
+        client_.get(std::move(http), [this, next](HttpResponse answer) { on_version(next, std::move(answer)); });
 }
 
 void GatewayWatch::discovery_failed(const std::string& reason, const std::string& error) {

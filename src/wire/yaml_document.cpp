@@ -269,7 +269,11 @@ private:
         if (frame.value->contains(key)) {
             const std::string path = wire::member_path(frame.path, key);
             const auto first = document_.lines.find(path);
-            throw ParseFailure{line, "duplicate key " + path +
+            // The path is printable already; a long one (escaped bytes take four characters) is
+            // cut so that the message stays short.
+            constexpr std::size_t kShownPathBytes = 120;
+            const std::string shown = path.size() <= kShownPathBytes ? path : path.substr(0, kShownPathBytes) + "...";
+            throw ParseFailure{line, "duplicate key " + shown +
                                          (first != document_.lines.end()
                                               ? " (first at line " + std::to_string(first->second) + ")"
                                               : std::string())};

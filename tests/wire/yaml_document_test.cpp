@@ -242,3 +242,14 @@ TEST_CASE("yaml: at most kMaxYamlNodes values in one document", "[yaml]") {
     CHECK_FALSE(parse.ok());
     CHECK(parse.error.find("values in one document") != std::string::npos);
 }
+
+TEST_CASE("yaml: a duplicate key of escaped bytes is named in a short message", "[yaml]") {
+    // Found by fuzz_gateway_objects: 60 bytes of 0xbd escape to 240 characters.
+    const std::string key = "\"" + std::string(60, '\xbd') + "\"";
+    const YamlParse parse = parse_yaml_documents("a: 1\n" + key + ": 1\n" + key + ": 2\n");
+    REQUIRE_FALSE(parse.ok());
+    CHECK(parse.error_line == 3);
+    CHECK(parse.error.rfind("duplicate key [\"\\xbd", 0) == 0);
+    CHECK(parse.error.size() <= 200);
+    CHECK(parse.error.find("...") != std::string::npos);
+}
