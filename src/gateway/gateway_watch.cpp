@@ -109,9 +109,11 @@ GatewayWatch::~GatewayWatch() {
 
 // ---- Version discovery --------------------------------------------------------------------------
 
-void GatewayWatch::discover() {
+// GET `path` (a discovery document of the group) with `done`; a token file that cannot be read is
+// reported as a discovery failure instead.
+void GatewayWatch::get_discovery(const std::string& path, HttpClient::Done done) {
     HttpRequest http;
-    http.url = credentials_.server + "/apis/" + kGroup;
+    http.url = credentials_.server + path;
     http.tls = credentials_.tls;
     try {
         http.bearer_token = current_bearer_token(credentials_);
@@ -121,8 +123,13 @@ void GatewayWatch::discover() {
     http.headers.push_back("Accept: application/json");
     http.timeout = settings_.request_timeout;
     http.max_body_bytes = kMaxDiscoveryBytes;
+    // Moved, as every request is: the client owns it (and wipes the token) from here on.
+    discovery_request_ = client_.get(std::move(http), std::move(done));
+}
+
+void GatewayWatch::discover() {
     versions_to_read_.clear();
-    discovery_request_ = client_.get(std::move(http), [this](HttpResponse response) { on_group(std::move(response)); });
+    get_discovery("/apis/" + std::string(kGroup), [this](HttpResponse response) { on_group(std::move(response)); });
 }
 
 void GatewayWatch::on_group(HttpResponse response) {
@@ -167,19 +174,8 @@ void GatewayWatch::on_version(const std::string& version, HttpResponse response)
     }
     if (versions_to_read_.empty()) return start_collections();
     const std::string next = versions_to_read_.front();
-    HttpRequest http;
-    http.url = credentials_.server + "/apis/" + kGroup + "/" + next;
-    http.tls = credentials_.tls;
-    try {
-        http.bearer_token = current_bearer_token(credentials_);
-    } catch (const std::exception& error) {
-        return discovery_failed("token_file", error.what());
-    }
-    http.headers.push_back("Accept: application/json");
-    http.timeout = settings_.request_timeout;
-    http.max_body_bytes = kMaxDiscoveryBytes;
-    discovery_request_ =
-        client_.get(std::move(http), [this, next](HttpResponse answer) { on_version(next, std::move(answer)); });
+    get_discovery("/apis/" + std::string(kGroup) + "/" + next,
+                  [this, next](HttpResponse answer) { on_version(next, std::move(answer)); });
 }
 
 void GatewayWatch::discovery_failed(const std::string& reason, const std::string& error) {

@@ -81,6 +81,7 @@ public:
 
 private:
     void discover();
+    void get_discovery(const std::string& path, HttpClient::Done done);
     void on_group(HttpResponse response);
     void on_version(const std::string& version, HttpResponse response);
     void discovery_failed(const std::string& reason, const std::string& error);
