@@ -1520,6 +1520,18 @@ Config parse_config(std::string_view toml_text, std::string_view source_name) {
     return config;
 }
 
+bool same_settings(const Kubernetes& a, const Kubernetes& b) {
+    Kubernetes x = a, y = b;
+    x.line = y.line = 0;
+    return x == y;
+}
+
+bool same_settings(const GatewayApi& a, const GatewayApi& b) {
+    GatewayApi x = a, y = b;
+    x.line = y.line = 0;
+    return x == y;
+}
+
 std::string config_hash(std::string_view bytes) {
     std::uint64_t hash = 14695981039346656037ull;
     for (const char byte : bytes) {

@@ -282,6 +282,10 @@ Config parse_config(std::string_view toml_text, std::string_view source_name);
 // README.md, "Warnings"); for a config merged from the TOML and Gateway API objects. An item made
 // from an object is named by its origin instead of FILE:LINE of the TOML.
 std::vector<std::string> config_warnings(const Config& config);
+// The same settings, wherever in the file they are written (`line` aside): a reload that only moves
+// a table, or adds a comment above it, changes nothing.
+bool same_settings(const Kubernetes& a, const Kubernetes& b);
+bool same_settings(const GatewayApi& a, const GatewayApi& b);
 // FNV-1a 64 of `bytes` as 16 lowercase hex digits (Config::source_hash).
 std::string config_hash(std::string_view bytes);
 

@@ -295,7 +295,8 @@ std::string ControlPlane::reload() {
     try {
         next = std::make_shared<const config::Config>(gateway_api::load_configuration(options_.config_path));
         if (next->gateway_api.watch != (gateway_ != nullptr) ||
-            (gateway_ && !(next->gateway_api == base_->gateway_api && next->kubernetes == base_->kubernetes)))
+            (gateway_ && !(config::same_settings(next->gateway_api, base_->gateway_api) &&
+                           config::same_settings(next->kubernetes, base_->kubernetes))))
             throw config::ConfigError(next->source + ":" + std::to_string(next->gateway_api.line) +
                                       ": gateway_api: changes to [gateway_api] or to [kubernetes] with watch = true "
                                       "need a restart");

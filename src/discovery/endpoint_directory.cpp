@@ -396,7 +396,7 @@ std::vector<std::shared_ptr<const EndpointSet>> EndpointDirectory::follow(const 
         } catch (const std::exception& error) {
             throw std::runtime_error(std::string("[kubernetes]: ") + error.what());
         }
-        if (!kubernetes_ || !(kubernetes_->settings == config.kubernetes) || !(kubernetes_->credentials == credentials)) {
+        if (!kubernetes_ || !config::same_settings(kubernetes_->settings, config.kubernetes) || !(kubernetes_->credentials == credentials)) {
             next_kubernetes = std::make_unique<KubernetesSource>();
             next_kubernetes->settings = config.kubernetes;
             next_kubernetes->credentials = std::move(credentials);

@@ -393,6 +393,16 @@ TEST_CASE("gateway api watch: the cluster's objects are served; each kind create
     INFO("kubectl get gatewayclass eg:\n" << gateway_class);
     CHECK(gateway_class.find("type: Accepted") != std::string::npos);
 
+    // A reload that only adds a comment above [gateway_api] (its line moves) is not a change of it.
+    {
+        const std::optional<double> before = reloads_handled(passgate);
+        REQUIRE(before);
+        std::string commented = config;
+        commented.insert(commented.find("[gateway_api]"), "# the objects of the cluster\n");
+        reload_with(passgate, commented);
+        REQUIRE(wait_for_reloads(passgate, static_cast<int>(*before) + 1));
+        CHECK(labelled_sum(passgate, "passgate_config_reloads_total", {"result=\"failure\""}) == 0);
+    }
     // A reload that changes [gateway_api] itself is refused (it needs a restart); the running
     // configuration keeps serving.
     std::string changed = config;
