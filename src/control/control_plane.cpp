@@ -331,8 +331,8 @@ void ControlPlane::on_shutdown_signal(int signal) {
         workers_.send_to_all(StopMessage{});
         return;
     }
-    if (upgrade_child_) fail_upgrade("failed", "shutting down (" + std::string(::strsignal(signal)) + ")");
     stopping_ = true;
+    if (upgrade_child_) fail_upgrade("failed", "shutting down (" + std::string(::strsignal(signal)) + ")");
     held_listeners_.clear();  // the workers' sockets are the last ones: closing them resets the backlog
     held_admin_.reset();
     const reactor::Millis timeout = current_->runtime.shutdown_timeout.count();

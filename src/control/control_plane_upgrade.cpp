@@ -118,7 +118,7 @@ void ControlPlane::fail_upgrade(const std::string& result, const std::string& re
     last_upgrade_result_ = result;
     last_upgrade_reason_ = reason;
     upgrades_->with({result}).inc(metrics_.control_shard());
-    log_line(LogLevel::error, "upgrade failed: " + reason + "; still serving");
+    log_line(LogLevel::error, "upgrade failed: " + reason + (stopping_ ? "" : "; still serving"));
 }
 
 // The new process is ready: it becomes the service's main process and starts accepting; this
