@@ -42,8 +42,10 @@ TEST_CASE("an upgrade's new process gets the sockets the systemd way, the channe
     passgate::reactor::Fd tls = listening();
     passgate::reactor::Fd admin = listening();
     // Not close-on-exec, and still not passed: the child closes every descriptor above the channel.
-    passgate::reactor::Fd unrelated = listening();
-    REQUIRE(::fcntl(unrelated.get(), F_SETFD, 0) == 0);
+    // (Numbered 20 or above: clear of the numbers the passed sockets take in the child.)
+    passgate::reactor::Fd socket = listening();
+    passgate::reactor::Fd unrelated(::fcntl(socket.get(), F_DUPFD, 20));
+    REQUIRE(unrelated.get() >= 20);
     REQUIRE(unrelated.get() <= 30);
     const std::string script =
         "test \"$LISTEN_PID\" = \"$$\" || exit 10; "
