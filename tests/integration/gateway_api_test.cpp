@@ -167,6 +167,8 @@ TEST_CASE("gateway api: without an API server, a [[service]] named namespace/ser
     Passgate passgate(dir, {config, {}, 2});
     REQUIRE(passgate.wait_ready());
     check_walkthrough_reply(curl(dir, "passthrough.example.com", 6443, 0, kGuideHost));
+    // The access-log line is written once passgate has seen both sides close, after curl returned.
+    CHECK(passgate.wait_for_log(" service=default/passthrough-echoserver:443 "));
     CHECK(passgate.log_lines_with({" reason=completed ", " service=default/passthrough-echoserver:443 ",
                                    " endpoint=127.0.0.1:" + std::to_string(backend.port) + " "}).size() == 1);
     stop_and_check(passgate);
