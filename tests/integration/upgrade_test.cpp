@@ -835,6 +835,7 @@ TEST_CASE("failed upgrade: a new binary that exits at once, then a config with a
     CHECK(status->state == "idle");
     CHECK(status->last_result == "failed");
     CHECK(!status->last_reason.empty());
+    CHECK((exits.out + exits.err).find(status->last_reason) != std::string::npos);  // the CLI gives the reason
     const pid_t first_attempt = status->last_new_pid;
     CHECK(first_attempt > 0);
     CHECK(passgate.wait_for_log("upgrade failed"));
