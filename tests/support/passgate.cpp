@@ -13,7 +13,7 @@ namespace integration {
 std::string passgate_binary() { return required_env("PASSGATE_BINARY"); }
 
 Passgate::Passgate(const TempDir& dir, const PassgateOptions& options, const std::string& name,
-                   const PassgateLaunch& launch)
+                   const PassgateLaunch& launch, const std::string& binary)
     : config_path_(dir.file(name + ".toml")), admin_port_(free_port()) {
     std::string config = options.config;
     const std::string marker = "@ADMIN@";
@@ -24,7 +24,8 @@ Passgate::Passgate(const TempDir& dir, const PassgateOptions& options, const std
 
     SpawnOptions spawn;
     spawn.argv = launch.prefix;
-    spawn.argv.insert(spawn.argv.end(), {passgate_binary(), "--config", config_path_, "--workers",
+    const std::string program = binary.empty() ? passgate_binary() : binary;
+    spawn.argv.insert(spawn.argv.end(), {program, "--config", config_path_, "--workers",
                                          std::to_string(options.workers)});
     if (launch.allow_root) spawn.argv.push_back("--allow-root");
     spawn.argv.insert(spawn.argv.end(), options.extra_args.begin(), options.extra_args.end());

@@ -31,8 +31,10 @@ struct PassgateLaunch {
 
 class Passgate {
 public:
+    // `binary`: the file to start; empty: passgate_binary(). (The upgrade tests start a copy from
+    // a path of their own, and replace that file as a package manager would.)
     Passgate(const TempDir& dir, const PassgateOptions& options, const std::string& name = "passgate",
-             const PassgateLaunch& launch = {});
+             const PassgateLaunch& launch = {}, const std::string& binary = {});
     ~Passgate() = default;
 
     // /readyz answered 200 within the timeout (and the process is still running).
