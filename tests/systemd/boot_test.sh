@@ -9,9 +9,20 @@
 #   - curl through passgate on port 443 reaches the backend chosen by SNI (an `openssl s_server`
 #     unit in the container; curl verifies that backend's own certificate);
 #   - `systemctl reload` applies a new route and is counted in /metrics;
+#   - binary upgrade: with the binary replaced (renamed over) and a long TLS connection open
+#     through passgate, `systemctl kill -s USR2 --kill-who=main passgate` makes the new process
+#     the MainPID while the unit stays active (running) in every sample, the new process runs the
+#     new file and serves new connections and the admin socket, the long connection survives and
+#     the old process exits once it ended, systemd rejected no notification, `systemctl reload`
+#     reaches the new process, and `passgate upgrade --config` upgrades again;
 #   - `systemctl stop` ends with exit status 0; `journalctl -u passgate` has the startup line;
 #   - with sched_setaffinity denied again by a drop-in, passgate still starts (the filter answers
-#     EPERM, not SIGSYS) and logs that its workers run unpinned.
+#     EPERM, not SIGSYS) and logs that its workers run unpinned;
+#   - the socket-activated way: passgate-activated.socket (port 443 by a drop-in) and
+#     passgate-activated-admin.socket listen, a connection starts passgate-activated.service,
+#     which serves it as passgate with no capability at all; a request to the admin socket starts
+#     it too; its upgrade serves port 443 from the handed-over socket; starting passgate.service
+#     stops the socket-activated units (Conflicts=).
 # Writes a JUnit report (one case per check) to $1 and exits non-zero on any failure.
 # Needs root, mmdebstrap, systemd-nspawn (systemd-container) and nsenter; Debian's archive the
 # first time (about 1-3 minutes), then the cached root (set PASSGATE_BOOT_ROOT_CACHE to keep it
