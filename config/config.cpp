@@ -404,6 +404,10 @@ private:
              [](Builder&, const TableReader& t, Runtime& r) {
                  if (auto value = t.duration("shutdown_timeout")) r.shutdown_timeout = *value;
              }},
+            {"upgrade_timeout",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 if (auto value = t.duration("upgrade_timeout")) r.upgrade_timeout = *value;
+             }},
             {"max_connections_per_worker",
              [](Builder&, const TableReader& t, Runtime& r) {
                  if (auto value = t.integer("max_connections_per_worker", 1, kMaxConnections))

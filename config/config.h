@@ -31,6 +31,9 @@ struct Runtime {
     unsigned workers = 0;  // 0 = one per online CPU
     // SIGTERM/SIGINT: established connections may finish for this long, then are closed.
     Duration shutdown_timeout{std::chrono::seconds(30)};
+    // A binary upgrade: how long the new process has to become ready before the old one gives
+    // up on it (kills it and keeps serving).
+    Duration upgrade_timeout{std::chrono::seconds(60)};
     // Open client connections per worker at once. Unset: derived at start from RLIMIT_NOFILE
     // (src/control/fd_limit.h), so that passgate runs out of connection slots before descriptors.
     std::optional<std::uint32_t> max_connections_per_worker;

@@ -19,6 +19,12 @@ void Acceptor::stop() {
     loop_.cancel_timer(*this);
 }
 
+void Acceptor::finish() {
+    stopped_ = true;
+    watch_.cancel();
+    loop_.cancel_timer(*this);
+}
+
 void Acceptor::on_watch(int result) {
     if (result >= 0) {
         backoff_ = 0;

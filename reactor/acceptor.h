@@ -22,6 +22,11 @@ public:
     ~Acceptor() = default;
 
     void stop();  // stop accepting (the listening socket stays open)
+    // Stops accepting without losing a connection: a socket the kernel accepted for the
+    // operation in flight before the cancel took effect still goes to on_accept. finished()
+    // once the operation's last completion came; the listening socket may then be closed.
+    void finish();
+    bool finished() const { return stopped_ && !watch_.active(); }
     std::uint64_t accept_errors() const { return accept_errors_; }
     int last_error() const { return last_error_; }
 

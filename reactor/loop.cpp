@@ -35,7 +35,18 @@ public:
         fd_ = fd;
         events_ = events;
         multishot_ = multishot;
+        cancelling_ = false;
         submit();
+    }
+
+    // Cancels the operation but stays attached: completions that raced with the cancel (an
+    // accepted socket) still reach the handler, and the final one ends the watch.
+    void cancel() {
+        if (cancelling_) return;
+        cancelling_ = true;
+        io_uring_sqe* sqe = loop_.sqe();
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(this), 0);
+        io_uring_sqe_set_data64(sqe, 0);
     }
 
     void detach() {
@@ -56,7 +67,11 @@ public:
         }
         Watch* watch = watch_;
         if (!more) {
-            if (multishot_ && result >= 0) {
+            if (cancelling_) {
+                watch->op_ = nullptr;  // the last completion of a cancelled watch
+                watch_ = nullptr;
+                loop_.recycle_op(this);
+            } else if (multishot_ && result >= 0) {
                 submit();  // the kernel ended a multishot op (e.g. CQ overflow): re-arm
             } else if (kind_ == Kind::accept && multishot_ && result == -EINVAL &&
                        loop_.ring_.features().multishot_accept) {
@@ -96,6 +111,7 @@ private:
     int fd_ = -1;
     std::uint32_t events_ = 0;
     bool multishot_ = false;
+    bool cancelling_ = false;
 };
 
 void Watch::poll(int fd, std::uint32_t events, bool multishot) {
@@ -108,6 +124,10 @@ void Watch::accept(int listen_fd) {
     assert(op_ == nullptr);
     op_ = loop_.take_op();
     op_->start(this, WatchOp::Kind::accept, listen_fd, 0, loop_.features().multishot_accept);
+}
+
+void Watch::cancel() {
+    if (op_ != nullptr) op_->cancel();
 }
 
 void Watch::stop() {

@@ -46,6 +46,10 @@ public:
     void accept(int listen_fd);
     // Detaches and cancels the operation in flight, if any. Idempotent.
     void stop();
+    // Cancels the operation in flight but keeps delivering its completions until the last one
+    // (then active() turns false): an accept that raced with the cancel still reaches the
+    // handler with its socket instead of being closed. Idempotent.
+    void cancel();
     bool active() const { return op_ != nullptr; }
 
 private:

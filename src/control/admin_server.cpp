@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace passgate {
 
@@ -17,6 +18,9 @@ constexpr std::size_t max_request_head = 8 * 1024;
 std::string_view status_text(int status) {
     switch (status) {
         case 200: return "OK";
+        case 202: return "Accepted";
+        case 403: return "Forbidden";
+        case 409: return "Conflict";
         case 400: return "Bad Request";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
@@ -39,6 +43,15 @@ std::string source_of(int socket) {
         return std::string(reinterpret_cast<const char*>(&v6.sin6_addr), sizeof v6.sin6_addr);
     }
     return {};
+}
+// `source` as source_of gives it: 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104.
+bool is_loopback_source(const std::string& source) {
+    if (source.size() == 4) return static_cast<unsigned char>(source[0]) == 127;
+    if (source.size() != 16) return false;
+    static const unsigned char ipv6_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(source.data(), ipv6_loopback, 16) == 0) return true;
+    return std::memcmp(source.data(), v4_mapped, 12) == 0 && static_cast<unsigned char>(source[12]) == 127;
 }
 }  // namespace
 
@@ -135,11 +148,13 @@ private:
         if (parse.status == HttpParse::Status::bad) {
             response.status = 400;
             response.body = "bad request\n";
-        } else if (parse.request.method != "GET" && parse.request.method != "HEAD") {
+        } else if (parse.request.method != "GET" && parse.request.method != "HEAD" && parse.request.method != "POST") {
             response.status = 405;
-            response.body = "only GET\n";
+            response.body = "only GET (and POST /upgrade)\n";
         } else {
-            response = server_.handler_(parse.request);
+            HttpRequest request = parse.request;
+            request.peer_loopback = is_loopback_source(source);
+            response = server_.handler_(request);
         }
         out_ = "HTTP/1.1 " + std::to_string(response.status) + " " +
                std::string(status_text(response.status)) + "\r\nContent-Type: " +

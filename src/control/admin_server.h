@@ -1,5 +1,6 @@
 #pragma once
-// A minimal HTTP/1.1 server for the admin address (GET /metrics, /healthz, /readyz), on the
+// A minimal HTTP/1.1 server for the admin address (GET /metrics, /healthz, /readyz, /upgrade;
+// POST /upgrade), on the
 // control thread's loop, so it answers whatever load the workers carry. One request per
 // connection (Connection: close: a pipelined second request is not answered); request heads are
 // bounded (8 KiB including the blank line, else 400; request_timeout).
@@ -35,6 +36,7 @@ struct HttpRequest {
     std::string method;
     std::string path;    // without the query string
     std::string accept;  // Accept header, if any
+    bool peer_loopback = false;  // the client's address is 127.0.0.0/8 or ::1
 };
 
 // Parses the request head; nullopt while incomplete; a 400 response for a malformed head.
@@ -64,6 +66,9 @@ public:
     ~AdminServer();
 
     std::size_t connections() const { return exchanges_.size(); }
+    // Accepts no new connection (an upgrade's new process serves the socket now); the open
+    // exchanges are answered.
+    void stop_accepting() { acceptor_.finish(); }
     const AdminServerStats& stats() const { return stats_; }
 
 private:

@@ -15,7 +15,7 @@ int run_app(config::Config config, const AppOptions& options) {
     ::signal(SIGPIPE, SIG_IGN);
     // Before any thread starts, so that every thread inherits the mask and only the signalfd
     // sees these.
-    reactor::block_signals({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
+    reactor::block_signals({SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2});
     // From here on no thread blocks on stderr: lines go through the log writer's bounded queue
     // (a stalled journal drops lines, counted, instead of freezing a worker). It outlives the
     // control plane, so that the workers' last lines are written.

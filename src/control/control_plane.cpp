@@ -8,8 +8,13 @@
 #include "reactor/socket.h"
 #include "reactor/threads.h"
 #include "src/control/fd_limit.h"
+#include "src/control/inherited_sockets.h"
 #include "src/control/sd_notify.h"
 #include "src/observe/log.h"
+#include "src/observe/version.h"
+
+#include <fcntl.h>
+#include <poll.h>
 
 #include <signal.h>
 #include <unistd.h>
@@ -76,6 +81,12 @@ bool same_listener(const config::Listener& a, const config::Listener& b) {
     return a.name == b.name && a.address == b.address;
 }
 
+reactor::Fd duplicate(int fd) {
+    reactor::Fd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!copy) throw std::runtime_error(std::string("fcntl(F_DUPFD_CLOEXEC): ") + std::strerror(errno));
+    return copy;
+}
+
 unsigned worker_count_of(const config::Config& config, const AppOptions& options) {
     return options.workers_override.value_or(config.runtime.workers != 0 ? config.runtime.workers
                                                                           : reactor::usable_cpus());
@@ -93,7 +104,10 @@ ControlPlane::ControlPlane(const AppOptions& options, config::Config config)
       workers_(worker_count_),
       loop_(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024}),
       directory_(loop_, metrics_, [this](EndpointSets sets) { on_endpoints(std::move(sets)); }),
-      signals_(loop_, {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [this](int signal) { on_signal(signal); }) {
+      upgrade_parent_(options.upgrade_parent),
+      serving_(options.upgrade_parent == nullptr),
+      signals_(loop_, {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}, [this](int signal) { on_signal(signal); }) {
+    if (upgrade_parent_ != nullptr) upgraded_from_ = upgrade_parent_->parent();
     register_metrics();
     initial_snapshot_ = std::make_shared<const Snapshot>(current_, metrics_);
     snapshot_ = initial_snapshot_;
@@ -127,6 +141,12 @@ void ControlPlane::register_metrics() {
     metrics::register_process_metrics(metrics_.registry);
     metrics_.config_last_reload_success.with().set(metrics_.control_shard(), unix_time_seconds());
     metrics_.config_hash_info.with({current_hash_}).set(metrics_.control_shard(), 1);
+    upgrades_ = &metrics_.registry.counter("passgate_upgrades_total",
+        "Binary upgrades (SIGUSR2, passgate upgrade) by result: success (the new process took over; "
+        "a process started by an upgrade counts its own), failed (the new process exited or could not "
+        "be started), timeout (not ready within upgrade_timeout: killed), refused (one was in progress, "
+        "or this process was shutting down).", {"result"});
+    for (const char* result : {"success", "failed", "timeout", "refused"}) upgrades_->with({result});
 }
 
 void ControlPlane::open_access_log() {
@@ -152,19 +172,50 @@ void ControlPlane::open_access_log() {
         });
 }
 
-// Binds everything before starting anything: a taken port is reported at once, by name.
+// Takes the sockets systemd or an upgrade's old process passed, and binds the rest, before
+// starting anything: a taken port is reported at once, by name. A listener's sockets are spread
+// over the workers; when there are fewer than workers, workers share them (each holds its own
+// duplicate, so each owns what it closes).
 void ControlPlane::bind_sockets() {
     const config::Config& config = *current_;
+    const bool upgrade = upgrade_parent_ != nullptr;
+    SocketAssignment inherited = assign_inherited_sockets(take_inherited_sockets(), config, upgrade);
+    for (const std::string& note : inherited.notes) log_line(LogLevel::warning, "upgrade: " + note);
     initial_sockets_.resize(worker_count_);
-    for (unsigned worker = 0; worker < worker_count_; ++worker)
-        for (const config::Listener& listener : config.listeners)
-            initial_sockets_[worker].push_back(bind_listener(listener));
-    try {
-        admin_socket_ = reactor::listen_tcp(config.admin.address.sockaddr_ptr(), config.admin.address.length,
-                                            reactor::ListenOptions{.backlog = 64, .reuse_port = false});
-    } catch (const std::system_error& error) {
-        throw std::runtime_error("admin address " + config.admin.address.to_string() + ": " + error.what());
+    for (std::size_t index = 0; index < config.listeners.size(); ++index) {
+        const config::Listener& listener = config.listeners[index];
+        std::vector<reactor::Fd> sockets = std::move(inherited.listeners[index]);
+        if (!sockets.empty())
+            log_line(LogLevel::info, "listener \"" + listener.name + "\": " + std::to_string(sockets.size()) +
+                                         " listening socket(s) on " + listener.address.to_string() + " from " +
+                                         (upgrade ? "the old process" : "systemd"));
+        else
+            for (unsigned worker = 0; worker < worker_count_; ++worker) sockets.push_back(bind_listener(listener));
+        HeldListener held{.name = listener.name, .address = listener.address, .sockets = {}};
+        for (const reactor::Fd& socket : sockets) held.sockets.push_back(duplicate(socket.get()));
+        held_listeners_.push_back(std::move(held));
+        const std::size_t count = sockets.size();
+        if (count >= worker_count_) {
+            for (std::size_t socket = 0; socket < count; ++socket)
+                initial_sockets_[socket % worker_count_].push_back(
+                    ListenerSocket{.listener = index, .fd = std::move(sockets[socket])});
+        } else {
+            for (unsigned worker = 0; worker < worker_count_; ++worker)
+                initial_sockets_[worker].push_back(ListenerSocket{
+                    .listener = index, .fd = duplicate(sockets[worker % count].get())});
+        }
     }
+    if (inherited.admin) {
+        admin_socket_ = std::move(inherited.admin);
+    } else {
+        try {
+            admin_socket_ = reactor::listen_tcp(config.admin.address.sockaddr_ptr(), config.admin.address.length,
+                                                reactor::ListenOptions{.backlog = 64, .reuse_port = false});
+        } catch (const std::system_error& error) {
+            throw std::runtime_error("admin address " + config.admin.address.to_string() + ": " + error.what());
+        }
+    }
+    held_admin_ = duplicate(admin_socket_.get());
 }
 
 void ControlPlane::register_worker_metrics() {
@@ -223,6 +274,8 @@ int ControlPlane::run() {
     worker_options.access_log = access_log_.get();
     worker_options.max_connections = bounds_.max_connections;
     worker_options.hello_memory_budget = bounds_.hello_memory_budget;
+    // An upgrade's new process holds its sockets but accepts only once the old one hands over.
+    worker_options.accepting = serving_;
     // The snapshot is moved: the workers hold it now. A worker that fails takes the process down
     // cleanly, with status 1.
     workers_.start(worker_options, std::move(initial_snapshot_), std::move(initial_sets_), std::move(initial_sockets_),
@@ -233,20 +286,27 @@ int ControlPlane::run() {
     // Ready once every worker runs and every DNS service has had its first answer (or failure).
     loop_.arm_timer_after(readiness_, 0);
     const config::Config& config = *current_;
+    if (serving_) start_admin_server();
+
+    log_line(LogLevel::info, "started " + std::to_string(worker_count_) + " workers; config " + options_.config_path +
+                                 "; admin on " + config.admin.address.to_string() +
+                                 (serving_ ? std::string() : "; waiting for the old process (pid " +
+                                                                 std::to_string(upgraded_from_) + ") to hand over"));
+    loop_.run();
+    workers_.join();
+    if (access_log_) access_log_->stop();  // after the workers: their last lines are queued
+    log_line(LogLevel::info, "stopped");
+    return workers_.failed() ? 1 : 0;
+}
+
+void ControlPlane::start_admin_server() {
+    const config::Config& config = *current_;
     admin_.emplace(loop_, std::move(admin_socket_),
                    [this](const HttpRequest& request) { return on_admin_request(request); },
                    AdminServerOptions{.request_timeout = config.admin.request_timeout.count(),
                                       .max_connections = config.admin.max_connections,
                                       .max_connections_per_source = config.admin.max_connections_per_source});
     register_admin_metrics();
-
-    log_line(LogLevel::info, "started " + std::to_string(worker_count_) + " workers; config " + options_.config_path +
-                                 "; admin on " + config.admin.address.to_string());
-    loop_.run();
-    workers_.join();
-    if (access_log_) access_log_->stop();  // after the workers: their last lines are queued
-    log_line(LogLevel::info, "stopped");
-    return workers_.failed() ? 1 : 0;
 }
 
 void ControlPlane::on_signal(int signal) {
@@ -256,6 +316,9 @@ void ControlPlane::on_signal(int signal) {
         if (access_log_) access_log_->reopen();
     } else if (signal == SIGHUP && !stopping_) {
         on_reload_signal();
+    } else if (signal == SIGUSR2) {
+        const std::string refused = start_upgrade();
+        if (!refused.empty()) log_line(LogLevel::error, "upgrade refused (SIGUSR2): " + refused);
     }
 }
 
@@ -269,8 +332,12 @@ void ControlPlane::on_shutdown_signal(int signal) {
         return;
     }
     stopping_ = true;
+    if (upgrade_child_) fail_upgrade("failed", "shutting down (" + std::string(::strsignal(signal)) + ")");
+    held_listeners_.clear();  // the workers' sockets are the last ones: closing them resets the backlog
+    held_admin_.reset();
     const reactor::Millis timeout = current_->runtime.shutdown_timeout.count();
-    sd_notify_state("STOPPING=1\nSTATUS=draining " + std::to_string(workers_.active_connections()) + " connections");
+    if (!handed_over_)
+        sd_notify_state("STOPPING=1\nSTATUS=draining " + std::to_string(workers_.active_connections()) + " connections");
     log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) + ", draining " +
                                  std::to_string(workers_.active_connections()) + " connections for up to " +
                                  std::to_string(timeout) + " ms");
@@ -357,12 +424,16 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
     for (const std::string& warning : next->warnings) log_line(LogLevel::warning, warning);
 
     std::vector<std::vector<reactor::Fd>> sockets(worker_count_);
+    // Duplicates of the freshly bound sockets, held for an upgrade (per listener of `next`).
+    std::vector<std::vector<reactor::Fd>> bound(next->listeners.size());
     try {
-        for (unsigned worker = 0; worker < worker_count_; ++worker) {
-            for (const config::Listener& listener : next->listeners) {
-                const bool kept = std::any_of(running.listeners.begin(), running.listeners.end(),
-                    [&](const config::Listener& had) { return same_listener(had, listener); });
+        for (std::size_t index = 0; index < next->listeners.size(); ++index) {
+            const config::Listener& listener = next->listeners[index];
+            const bool kept = std::any_of(running.listeners.begin(), running.listeners.end(),
+                [&](const config::Listener& had) { return same_listener(had, listener); });
+            for (unsigned worker = 0; worker < worker_count_; ++worker) {
                 sockets[worker].push_back(kept ? reactor::Fd() : bind_listener(listener));
+                if (!kept) bound[index].push_back(duplicate(sockets[worker].back().get()));
             }
         }
     } catch (const std::exception& error) {
@@ -376,6 +447,18 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
         metrics_.config_reloads.with({"failure"}).inc(control);
         return error.what();
     }
+    // The held sockets follow: kept listeners keep theirs, new ones hold the fresh duplicates,
+    // removed ones close. (None are held once this process stopped accepting.)
+    std::vector<HeldListener> held;
+    for (std::size_t index = 0; index < next->listeners.size() && !stopping_; ++index) {
+        const config::Listener& listener = next->listeners[index];
+        HeldListener holding{.name = listener.name, .address = listener.address, .sockets = std::move(bound[index])};
+        if (holding.sockets.empty())
+            for (HeldListener& had : held_listeners_)
+                if (had.name == listener.name && had.address == listener.address) holding.sockets = std::move(had.sockets);
+        held.push_back(std::move(holding));
+    }
+    held_listeners_ = std::move(held);
     auto snapshot = std::make_shared<const Snapshot>(next, metrics_, snapshot_.get());
     for (unsigned worker = 0; worker < worker_count_; ++worker)
         workers_.send_reload(worker, ReloadMessage{.snapshot = snapshot,
@@ -411,7 +494,9 @@ void ControlPlane::on_tick() {
         if (metrics_.registry.free_removed(current_->admin.departed_series_retention) > 0) ::malloc_trim(0);
         metrics_.metric_series.with().set(metrics_.control_shard(), static_cast<double>(metrics_.registry.series_count()));
     }
-    if (++ticks_ % 50 == 0 || stopping_)
+    // Once handed over, this process is no longer the service's main process: systemd would
+    // refuse (and log) its notifications.
+    if ((++ticks_ % 50 == 0 || stopping_) && !handed_over_)
         sd_notify_state(std::string("STATUS=") + (stopping_ ? "draining " : "serving ") +
                         std::to_string(workers_.active_connections()) + " connections");
 }
@@ -421,6 +506,18 @@ void ControlPlane::on_readiness() {
     if (!(workers_.all_ready() && directory_.settled() && (!gateway_ || gateway_->applied())))
         return loop_.arm_timer_after(readiness_, 5);
     notified_ready_ = true;
+    if (!serving_) {
+        // An upgrade's new process: the old one hands over (stops accepting, says go) first.
+        log_line(LogLevel::info, "ready; asking the old process (pid " + std::to_string(upgraded_from_) +
+                                     ") to hand over");
+        if (!upgrade_parent_->send_ready(version())) {
+            log_line(LogLevel::warning, std::string("upgrade: the old process cannot be told (") + std::strerror(errno) +
+                                            "): serving now");
+            return start_serving();
+        }
+        parent_channel_watch_.poll(upgrade_parent_->channel(), POLLIN, true);
+        return;
+    }
     log_line(LogLevel::info, "ready");
     if (!sd_notify_state("READY=1\nSTATUS=serving"))
         log_line(LogLevel::warning, std::string("sd_notify READY=1 failed: ") + std::strerror(errno));
@@ -434,6 +531,24 @@ HttpResponse ControlPlane::on_admin_request(const HttpRequest& request) {
         const bool ready = !stopping_ && notified_ready_;
         response.status = ready ? 200 : 503;
         response.body = ready ? "ready\n" : "not ready\n";
+    } else if (request.path == "/upgrade") {
+        if (request.method == "POST") {
+            if (!request.peer_loopback) {
+                response.status = 403;
+                response.body = "upgrade: only from a loopback address\n";
+                return response;
+            }
+            const std::string refused = start_upgrade();
+            response.status = refused.empty() ? 202 : 409;
+            response.body = refused.empty() ? "upgrade started: new process " + std::to_string(last_upgrade_pid_) + "\n"
+                                            : "upgrade refused: " + refused + "\n";
+            if (!refused.empty()) log_line(LogLevel::error, "upgrade refused (POST /upgrade): " + refused);
+            return response;
+        }
+        response.body = upgrade_status();
+    } else if (request.method != "GET" && request.method != "HEAD") {
+        response.status = 405;
+        response.body = "only GET (and POST /upgrade)\n";
     } else if (request.path == "/metrics") {
         const metrics::Format format = request.accept.find("application/openmetrics-text") != std::string::npos
                                            ? metrics::Format::openmetrics

@@ -11,6 +11,7 @@
 #include "reactor/timer.h"
 #include "src/control/admin_server.h"
 #include "src/control/app.h"
+#include "src/control/upgrade.h"
 #include "src/discovery/endpoint_directory.h"
 #include "src/gateway/gateway_controller.h"
 #include "src/observe/access_log.h"
@@ -34,8 +35,9 @@ struct WorkerBounds {
 
 class ControlPlane {
 public:
-    // Sets everything up without starting a thread: raises the descriptor limit, binds every
-    // listener and the admin address (a taken port is reported at once, by name), opens the
+    // Sets everything up without starting a thread: raises the descriptor limit, takes the
+    // listening sockets passed by systemd or by an upgrade's old process and binds the other
+    // listeners and the admin address (a taken port is reported at once, by name), opens the
     // access log and starts following the endpoint sources. Throws std::runtime_error on failure.
     ControlPlane(const AppOptions& options, config::Config config);
     ControlPlane(const ControlPlane&) = delete;
@@ -57,6 +59,19 @@ private:
     void on_signal(int signal);
     void on_shutdown_signal(int signal);
     void on_reload_signal();
+    // Binary upgrade, old process's side (src/control/upgrade.h): starts the new binary with the
+    // sockets. "" when started, else why it was refused.
+    std::string start_upgrade();
+    void on_upgrade_channel(int result);  // the new process wrote (ready, failed) or is gone
+    void on_upgrade_exit(int result);     // its pidfd: it exited before taking over
+    void on_upgrade_deadline();           // upgrade_timeout ran out
+    void hand_over(const std::string& version);
+    void fail_upgrade(const std::string& result, const std::string& reason);
+    // New process's side: the old one said go (or is gone): accept, serve the admin socket.
+    void on_parent_channel(int result);
+    void start_serving();
+    std::string upgrade_status() const;  // GET /upgrade
+    void start_admin_server();
     // Reloads the config file. Returns an empty string on success, else why the reload was
     // rejected (nothing changed then).
     std::string reload();
@@ -67,7 +82,7 @@ private:
     // [gateway_api] watch: the objects changed (or were listed for the first time).
     void on_gateway_objects();
     void on_tick();       // every 100 ms
-    void on_readiness();  // polls until every worker is up, then READY=1 once
+    void on_readiness();  // polls until every worker is up, then READY=1 once (or "ready" to the old process)
     HttpResponse on_admin_request(const HttpRequest& request);
 
     AppOptions options_;
@@ -86,9 +101,18 @@ private:
     // listeners and routes that keep their names keep their admission counters. After metrics_:
     // a snapshot's destructor updates a metric.
     std::shared_ptr<const Snapshot> snapshot_;
-    std::vector<std::vector<reactor::Fd>> initial_sockets_;
+    std::vector<std::vector<ListenerSocket>> initial_sockets_;
     EndpointSets initial_sets_;
     reactor::Fd admin_socket_;  // until the admin server takes it
+    // A duplicate of every listening socket (the workers hold the others) and of the admin socket,
+    // to pass to an upgrade's new process. Closed when this process stops accepting.
+    struct HeldListener {
+        std::string name;
+        config::Address address;
+        std::vector<reactor::Fd> sockets;  // the distinct sockets (one per worker when bound here)
+    };
+    std::vector<HeldListener> held_listeners_;
+    reactor::Fd held_admin_;
     WorkerSet workers_;
     // The control loop: signals, reloads, the admin server, endpoint discovery and health checks.
     reactor::Loop loop_;
@@ -97,12 +121,32 @@ private:
     // every change of the objects is merged into, and the watch with its status writer.
     std::shared_ptr<const config::Config> base_;
     std::unique_ptr<gateway_api::GatewayController> gateway_;
-    bool stopping_ = false;   // a first SIGTERM/SIGINT came: draining
+    bool stopping_ = false;   // a first SIGTERM/SIGINT came, or an upgrade handed over: draining
     bool notified_ready_ = false;
+    // Binary upgrade. Old process: the new one until it took over or failed, and the last
+    // attempt's outcome. New process: the channel to the old one until it said go.
+    std::unique_ptr<UpgradeChild> upgrade_child_;
+    reactor::Millis upgrade_started_ = 0;
+    std::string upgrade_failure_;  // what the new process wrote before exiting
+    pid_t last_upgrade_pid_ = 0;
+    std::string last_upgrade_result_;
+    std::string last_upgrade_reason_;
+    bool handed_over_ = false;
+    UpgradeParent* upgrade_parent_ = nullptr;  // owned by main; nullptr unless started by an upgrade
+    pid_t upgraded_from_ = 0;
+    bool serving_ = false;  // accepting: at once, or for an upgrade's new process once the old said go
+    metrics::CounterFamily* upgrades_ = nullptr;  // passgate_upgrades_total{result}
     unsigned ticks_ = 0;
     reactor::SignalWatcher signals_;
     reactor::MemberTimer<ControlPlane, &ControlPlane::on_tick> ticker_{*this};
     reactor::MemberTimer<ControlPlane, &ControlPlane::on_readiness> readiness_{*this};
+    reactor::MemberTimer<ControlPlane, &ControlPlane::on_upgrade_deadline> upgrade_deadline_{*this};
+    reactor::MemberWatchHandler<ControlPlane, &ControlPlane::on_upgrade_channel> upgrade_channel_handler_{*this};
+    reactor::MemberWatchHandler<ControlPlane, &ControlPlane::on_upgrade_exit> upgrade_exit_handler_{*this};
+    reactor::MemberWatchHandler<ControlPlane, &ControlPlane::on_parent_channel> parent_channel_handler_{*this};
+    reactor::Watch upgrade_channel_watch_{loop_, upgrade_channel_handler_};
+    reactor::Watch upgrade_exit_watch_{loop_, upgrade_exit_handler_};
+    reactor::Watch parent_channel_watch_{loop_, parent_channel_handler_};
     std::optional<AdminServer> admin_;  // made in run(), once the workers started
 };
 

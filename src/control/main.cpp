@@ -5,11 +5,14 @@
 //   passgate --check --config FILE    validate; exit 0, or 1 with "FILE:LINE: message"
 //   passgate --version
 //   passgate route --config FILE --sni NAME [--alpn P]...   explain the routing decision
+//   passgate upgrade --config FILE [--timeout D]  upgrade the running binary (README.md)
 
 #include "config/config.h"
 #include "reactor/ring.h"
 #include "src/control/app.h"
 #include "src/control/check.h"
+#include "src/control/upgrade.h"
+#include "src/control/upgrade_command.h"
 #include "src/gateway/configuration.h"
 #include "src/wire/endpoints_file.h"
 #include "src/discovery/endpoints_file_reader.h"
@@ -21,6 +24,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <optional>
@@ -34,6 +38,7 @@ void usage(std::FILE* out) {
         "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug] [--allow-root]\n"
         "       passgate --check --config FILE\n"
         "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]...\n"
+        "       passgate upgrade --config FILE | --admin ADDRESS [--timeout DURATION]\n"
         "       passgate --version\n",
         out);
 }
@@ -42,6 +47,9 @@ struct Options {
     std::string config_path;
     bool check = false;
     bool route = false;  // the `route` subcommand
+    bool upgrade = false;  // the `upgrade` subcommand
+    std::optional<std::string> admin;    // upgrade --admin
+    std::optional<std::string> timeout;  // upgrade --timeout
     std::optional<std::string> sni;
     std::vector<std::string> alpn;
     bool version = false;
@@ -55,6 +63,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
     int first = 1;
     if (argc > 1 && std::string(argv[1]) == "route") {
         options.route = true;
+        first = 2;
+    } else if (argc > 1 && std::string(argv[1]) == "upgrade") {
+        options.upgrade = true;
         first = 2;
     }
     for (int i = first; i < argc; ++i) {
@@ -78,6 +89,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
             auto protocol = value();
             if (!protocol) return std::nullopt;
             options.alpn.push_back(*protocol);
+        } else if (options.upgrade && (argument == "--admin" || argument == "--timeout")) {
+            auto text = value();
+            if (!text) return std::nullopt;
+            (argument == "--admin" ? options.admin : options.timeout) = *text;
         } else if (argument == "--check") {
             options.check = true;
         } else if (argument == "--version") {
@@ -116,6 +131,51 @@ std::optional<Options> parse_options(int argc, char** argv) {
     return options;
 }
 
+// The binary's path now, before a package manager replaces the file: an upgrade executes the
+// file at this path (the new binary), not this process's (deleted) one.
+std::string own_binary_path(const char* argv0) {
+    char path[4096];
+    const ssize_t length = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    if (length <= 0) return argv0;
+    return std::string(path, static_cast<std::size_t>(length));
+}
+
+// `passgate upgrade`: the admin address from --admin, else from the config file.
+int upgrade_command(const Options& options) {
+    std::optional<passgate::config::Address> admin;
+    std::chrono::milliseconds timeout(65000);
+    if (options.admin) {
+        admin = passgate::config::parse_address(*options.admin);
+        if (!admin) {
+            std::fprintf(stderr, "passgate upgrade: --admin: not an address: '%s' (e.g. 127.0.0.1:9901)\n",
+                         options.admin->c_str());
+            return 2;
+        }
+    } else if (!options.config_path.empty()) {
+        try {
+            const passgate::config::Config config = passgate::gateway_api::load_configuration(options.config_path);
+            admin = config.admin.address;
+            timeout = config.runtime.upgrade_timeout + std::chrono::seconds(5);
+        } catch (const passgate::config::ConfigError& error) {
+            std::fprintf(stderr, "%s\npassgate upgrade: not started: the new process would read this configuration "
+                                 "and fail\n", error.what());
+            return 1;
+        }
+    } else {
+        std::fprintf(stderr, "passgate upgrade: --config FILE or --admin ADDRESS is required\n");
+        return 2;
+    }
+    if (options.timeout) {
+        const auto parsed = passgate::config::parse_duration(*options.timeout);
+        if (!parsed || parsed->count() <= 0) {
+            std::fprintf(stderr, "passgate upgrade: --timeout: not a duration: '%s' (e.g. 90s)\n", options.timeout->c_str());
+            return 2;
+        }
+        timeout = *parsed;
+    }
+    return passgate::run_upgrade_command(*admin, timeout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,6 +188,24 @@ int main(int argc, char** argv) {
         std::cout << passgate::version_text() << '\n';
         return 0;
     }
+    if (options->upgrade) return upgrade_command(*options);
+    // Started by an upgrade: every failure to start is told to the old process (which keeps
+    // serving), as well as logged.
+    std::optional<passgate::UpgradeParent> upgrade_parent;
+    const bool serving = !options->route && !options->check;
+    if (serving) {
+        try {
+            upgrade_parent = passgate::UpgradeParent::from_environment();
+        } catch (const std::runtime_error& error) {
+            std::fprintf(stderr, "passgate: %s\n", error.what());
+            return 1;
+        }
+    }
+    const auto fail = [&](const std::string& reason) {
+        if (!upgrade_parent) return;
+        // The old process learns of the exit from its pidfd anyway; this adds the reason.
+        [[maybe_unused]] const bool told = upgrade_parent->send_failed(reason);
+    };
     if (options->config_path.empty()) {
         std::fprintf(stderr, "passgate: --config FILE is required\n");
         usage(stderr);
@@ -141,6 +219,7 @@ int main(int argc, char** argv) {
         config = passgate::gateway_api::load_configuration(options->config_path, &gateway_summary);
     } catch (const passgate::config::ConfigError& error) {
         std::fprintf(stderr, "%s\n", error.what());
+        fail(error.what());
         return 1;
     }
     if (options->route) {
@@ -179,6 +258,7 @@ int main(int argc, char** argv) {
                      "passgate: refusing to run as root (uid 0). Run it as an unprivileged user with only "
                      "CAP_NET_BIND_SERVICE (the systemd unit does; see README.md, \"Least privilege\"), "
                      "or pass --allow-root to run as root anyway.\n");
+        fail("refusing to run as root (uid 0)");
         return 1;
     }
     for (const std::string& warning : config.warnings)
@@ -192,9 +272,13 @@ int main(int argc, char** argv) {
         passgate::AppOptions app_options;
         app_options.config_path = options->config_path;
         app_options.workers_override = options->workers;
+        app_options.binary_path = own_binary_path(argv[0]);
+        app_options.arguments.assign(argv, argv + argc);
+        app_options.upgrade_parent = upgrade_parent ? &*upgrade_parent : nullptr;
         return passgate::run_app(std::move(config), app_options);
     } catch (const std::exception& error) {
         passgate::log_line(passgate::LogLevel::error, std::string("fatal: ") + error.what());
+        fail(std::string("fatal: ") + error.what());
         return 1;
     }
 }

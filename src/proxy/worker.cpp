@@ -14,33 +14,35 @@
 namespace passgate {
 
 Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> snapshot,
-               EndpointSets endpoint_sets, std::vector<reactor::Fd> listen_sockets,
+               EndpointSets endpoint_sets, std::vector<ListenerSocket> listen_sockets,
                reactor::Channel<WorkerMessage>& inbox, WorkerStats& stats)
     : options_(options),
       stats_(stats),
       pipes_(options.pipe_size, options.pipe_pool_idle),
-      listen_sockets_(std::move(listen_sockets)),
       admission_(options.max_connections, options.hello_memory_budget),
+      accepting_(options.accepting),
       inbox_(loop_, inbox, [this](WorkerMessage message) {
           std::visit([this](auto&& kind) { on_message(std::move(kind)); }, std::move(message));
       }) {
     log_line(LogLevel::info, "worker " + std::to_string(options_.index) + ": io_uring " + loop_.features().describe());
+    for (ListenerSocket& socket : listen_sockets)
+        listen_sockets_.push_back(ListenSocket{.listener = socket.listener, .fd = std::move(socket.fd), .acceptor = {}});
     generations_.emplace_back(std::move(snapshot));
     attach_pools(generations_.back(), endpoint_sets);
     start_acceptors();
     loop_.set_batch_end([this] { on_batch_end(); });
 }
 
-// Starts an acceptor on every listening socket that has none yet (all of them at start; the new
-// ones after a reload).
+// Starts an acceptor on every listening socket that has none yet (all of them at start, or when
+// told to start accepting; the new ones after a reload).
 void Worker::start_acceptors() {
-    acceptors_.resize(listen_sockets_.size());
-    for (std::size_t listener = 0; listener < listen_sockets_.size(); ++listener) {
-        if (!listen_sockets_[listener] || acceptors_[listener]) continue;
+    if (!accepting_ || draining_) return;
+    for (ListenSocket& socket : listen_sockets_) {
+        if (!socket.fd || socket.acceptor) continue;
         // The acceptor outlives reloads that keep its socket, and the socket's listener index
         // may change then: it is looked up by descriptor on each accept.
-        const int fd = listen_sockets_[listener].get();
-        acceptors_[listener] = std::make_unique<reactor::Acceptor>(
+        const int fd = socket.fd.get();
+        socket.acceptor = std::make_unique<reactor::Acceptor>(
             loop_, fd, [this, fd](reactor::Fd client) { accept_on(fd, std::move(client)); },
             [this](int error) { on_accept_error(error); });
     }
@@ -59,14 +61,14 @@ void Worker::on_accept_error(int error) {
 }
 
 void Worker::accept_on(int listen_fd, reactor::Fd client) {
-    for (std::size_t listener = 0; listener < listen_sockets_.size(); ++listener)
-        if (listen_sockets_[listener].get() == listen_fd) return accept(listener, std::move(client));
+    for (const ListenSocket& socket : listen_sockets_)
+        if (socket.fd.get() == listen_fd) return accept(socket.listener, std::move(client));
     // Not a current socket (cannot happen: acceptors go before their sockets): drop it.
 }
 
 Worker::~Worker() {
     // Connections and acceptors hold watches on the loop: they go before it.
-    acceptors_.clear();
+    listen_sockets_.clear();
     connections_.clear();
     loop_.free_deferred();  // retired connections refer to this worker: freed while it is whole
 }
@@ -124,7 +126,14 @@ void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summar
 }
 
 void Worker::on_batch_end() {
-    if (draining_ && connections_.empty()) loop_.stop();
+    if (draining_) {
+        // A listening socket closes once its acceptor's last accept came back (a connection
+        // accepted as the drain began is served, not reset).
+        std::erase_if(listen_sockets_, [](const ListenSocket& socket) {
+            return !socket.acceptor || socket.acceptor->finished();
+        });
+        if (connections_.empty() && listen_sockets_.empty()) loop_.stop();
+    }
     if (generations_may_be_unused_) free_unused_generations();
     // Published for the control thread (scrapes, STATUS): plain stores to this worker's cells.
     const PipePoolStats& pipes = pipes_.stats();
@@ -156,6 +165,11 @@ void Worker::free_unused_generations() {
 void Worker::on_message(DrainMessage message) { drain(message.timeout); }
 
 void Worker::on_message(StopMessage) { stop(); }
+
+void Worker::on_message(StartAcceptingMessage) {
+    accepting_ = true;
+    start_acceptors();
+}
 
 void Worker::on_message(ReloadMessage message) {
     reload(std::move(message.snapshot), std::move(message.new_sockets), std::move(message.endpoint_sets));
@@ -205,22 +219,23 @@ void Worker::collect_pools() {
 }
 
 void Worker::stop() {
-    acceptors_.clear();
     listen_sockets_.clear();
     while (!connections_.empty()) connections_.back()->abort(CloseReason::shutdown);
     loop_.stop();
 }
 
-// Stop accepting at once (closing the listening sockets: the kernel then sends new connections
-// to no one, and the backlog is reset), let the open connections finish, and close what is left
-// when the timeout runs out.
+// Stop accepting at once, let the open connections finish, and close what is left when the
+// timeout runs out. Each listening socket closes once its acceptor's cancel came back (the
+// kernel then sends new connections to no one and resets the backlog, unless another process
+// holds the socket: a binary upgrade's new process, which goes on accepting from it). A
+// connection accepted before the cancel took effect is served like the others.
 void Worker::drain(reactor::Millis timeout) {
     if (draining_) return;
     draining_ = true;
-    acceptors_.clear();
-    listen_sockets_.clear();
+    for (ListenSocket& socket : listen_sockets_)
+        if (socket.acceptor) socket.acceptor->finish();
     loop_.arm_timer_after(drain_deadline_, timeout);
-    if (connections_.empty()) loop_.stop();
+    on_batch_end();
 }
 
 void Worker::on_drain_deadline() {
@@ -241,31 +256,31 @@ namespace passgate {
 void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reactor::Fd> new_sockets,
                     EndpointSets endpoint_sets) {
     const Snapshot& old_snapshot = *generations_.back().snapshot;
-    std::vector<reactor::Fd> sockets(snapshot->listeners().size());
-    // Kept sockets keep their acceptor: cancelling an accept in flight would close (reset) a
-    // connection the kernel had already accepted for it.
-    std::vector<std::unique_ptr<reactor::Acceptor>> acceptors(sockets.size());
-    for (std::size_t index = 0; index < sockets.size(); ++index) {
+    std::vector<ListenSocket> sockets;
+    for (std::size_t index = 0; index < snapshot->listeners().size(); ++index) {
         if (index < new_sockets.size() && new_sockets[index]) {
-            sockets[index] = std::move(new_sockets[index]);
+            sockets.push_back(ListenSocket{.listener = index, .fd = std::move(new_sockets[index]), .acceptor = {}});
             continue;
         }
+        // Kept sockets keep their acceptor: cancelling an accept in flight would close (reset) a
+        // connection the kernel had already accepted for it.
         const config::Listener& wanted = *snapshot->listeners()[index].listener;
-        for (std::size_t old = 0; old < old_snapshot.listeners().size(); ++old) {
-            const config::Listener& had = *old_snapshot.listeners()[old].listener;
-            if (had.name == wanted.name && had.address == wanted.address && listen_sockets_[old]) {
-                sockets[index] = std::move(listen_sockets_[old]);
-                if (old < acceptors_.size()) acceptors[index] = std::move(acceptors_[old]);
-                break;
-            }
+        bool found = false;
+        for (ListenSocket& socket : listen_sockets_) {
+            if (!socket.fd) continue;
+            const config::Listener& had = *old_snapshot.listeners()[socket.listener].listener;
+            if (had.name != wanted.name || !(had.address == wanted.address)) continue;
+            sockets.push_back(std::move(socket));
+            sockets.back().listener = index;
+            found = true;
         }
-        if (!sockets[index])
+        if (!found && !draining_)
             log_line(LogLevel::error, "worker " + std::to_string(options_.index) +
                                           ": no socket for listener " + wanted.name);
     }
-    acceptors_.clear();  // cancels the accepts in flight on the sockets of removed listeners
-    acceptors_ = std::move(acceptors);
-    listen_sockets_ = std::move(sockets);  // sockets of removed listeners close here
+    // The sockets of removed listeners close here, their acceptors first (cancelling the accepts
+    // in flight).
+    listen_sockets_ = std::move(sockets);
     generations_.emplace_back(std::move(snapshot));
     generations_may_be_unused_ = true;  // the previous one, if no connection uses it
     attach_pools(generations_.back(), endpoint_sets);

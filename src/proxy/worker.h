@@ -89,7 +89,19 @@ struct ReloadMessage {
 struct EndpointsMessage {
     EndpointSets endpoint_sets;
 };
-using WorkerMessage = std::variant<DrainMessage, StopMessage, ReloadMessage, EndpointsMessage>;
+// Start accepting (a worker started with WorkerOptions::accepting false: a process started by an
+// upgrade accepts only once the old one hands over).
+struct StartAcceptingMessage {};
+using WorkerMessage =
+    std::variant<DrainMessage, StopMessage, ReloadMessage, EndpointsMessage, StartAcceptingMessage>;
+
+// A listening socket given to a worker, with the index of its listener in the snapshot. A
+// listener may have several (inherited from an upgrade's old process with more workers), and
+// workers may share one (each holds its own duplicate: a socket passed by systemd).
+struct ListenerSocket {
+    std::size_t listener = 0;
+    reactor::Fd fd;
+};
 
 class AccessLog;
 
@@ -103,14 +115,16 @@ struct WorkerOptions {
     std::uint32_t max_connections = 1'000'000;
     // This worker's share of [runtime] max_hello_memory: bytes of hello buffers held at once.
     std::uint64_t hello_memory_budget = 64ull * 1024 * 1024;
+    // False: the listening sockets are held but not accepted on until a StartAcceptingMessage.
+    bool accepting = true;
 };
 
 class Worker {
 public:
-    // `listen_sockets`: one per snapshot listener, in the same order; owned by the worker.
+    // `listen_sockets`: at least one per snapshot listener; owned by the worker.
     // `endpoint_sets`: one per service of the snapshot, in config order.
     Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> snapshot,
-           EndpointSets endpoint_sets, std::vector<reactor::Fd> listen_sockets,
+           EndpointSets endpoint_sets, std::vector<ListenerSocket> listen_sockets,
            reactor::Channel<WorkerMessage>& inbox, WorkerStats& stats);
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -159,6 +173,7 @@ private:
     void on_message(StopMessage message);
     void on_message(ReloadMessage message);
     void on_message(EndpointsMessage message);
+    void on_message(StartAcceptingMessage message);
     void on_batch_end();  // after the loop freed the connections retired in the batch
     void free_unused_generations();
     void stop();
@@ -179,11 +194,18 @@ private:
     PipePool pipes_;
     std::list<Generation> generations_;  // back() is current; older ones live while used
     std::unordered_map<std::string, std::unique_ptr<ServicePool>> pools_;  // by service name
-    std::vector<reactor::Fd> listen_sockets_;
-    std::vector<std::unique_ptr<reactor::Acceptor>> acceptors_;
+    // A listening socket and its acceptor (none while not accepting). The acceptor goes first
+    // (declared last), so no accept is in flight on a closed socket.
+    struct ListenSocket {
+        std::size_t listener = 0;  // index in the current snapshot's listeners
+        reactor::Fd fd;
+        std::unique_ptr<reactor::Acceptor> acceptor;
+    };
+    std::vector<ListenSocket> listen_sockets_;
     std::vector<std::unique_ptr<ProxyConnection>> connections_;
     LogBudget reject_log_budget_{100};
     Admission admission_;
+    bool accepting_ = true;
     bool draining_ = false;
     bool generations_may_be_unused_ = false;  // a connection ended or a reload came since the last look
     reactor::MemberTimer<Worker, &Worker::on_drain_deadline> drain_deadline_{*this};

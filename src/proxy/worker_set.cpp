@@ -59,7 +59,7 @@ WorkerSet::~WorkerSet() {
 }
 
 void WorkerSet::start(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot, EndpointSets endpoint_sets,
-                      std::vector<std::vector<reactor::Fd>> listen_sockets, OnFailure on_failure) {
+                      std::vector<std::vector<ListenerSocket>> listen_sockets, OnFailure on_failure) {
     for (unsigned index = 0; index < slots_.size(); ++index) {
         options.index = index;
         slots_[index]->thread = std::thread(&WorkerSet::run_worker, this, index, options, snapshot, endpoint_sets,
@@ -68,7 +68,7 @@ void WorkerSet::start(WorkerOptions options, std::shared_ptr<const Snapshot> sna
 }
 
 void WorkerSet::run_worker(unsigned index, WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
-                           EndpointSets endpoint_sets, std::vector<reactor::Fd> sockets,
+                           EndpointSets endpoint_sets, std::vector<ListenerSocket> sockets,
                            const OnFailure& on_failure) {
     Slot& slot = *slots_[index];
     if (reactor::pin_current_thread(index) < 0)
@@ -115,14 +115,17 @@ std::size_t WorkerSet::pending_reloads() const {
 
 void WorkerSet::send_to_all(Command command) {
     const bool stop = std::holds_alternative<StopMessage>(command);
+    const bool start_accepting = std::holds_alternative<StartAcceptingMessage>(command);
+    const char* what = stop ? "stop" : start_accepting ? "start of accepting" : "drain";
     for (std::size_t index = 0; index < slots_.size(); ++index) {
         Slot& slot = *slots_[index];
         WorkerMessage message = std::visit([](auto kind) -> WorkerMessage { return kind; }, command);
         // Behind a pending reload or command: keep the order the worker would have seen.
         if (!slot.pending_reload && !slot.pending_command && slot.inbox.try_send(std::move(message))) continue;
         if (slot.pending_command && std::holds_alternative<StopMessage>(*slot.pending_command)) continue;
-        log_line(LogLevel::warning, "worker " + std::to_string(index) + " inbox full; its " +
-                                        (stop ? "stop" : "drain") + " is retried every 100 ms");
+        if (slot.pending_command && start_accepting) continue;  // a pending drain wins
+        log_line(LogLevel::warning, "worker " + std::to_string(index) + " inbox full; its " + what +
+                                        " is retried every 100 ms");
         slot.pending_command = std::move(message);
     }
 }

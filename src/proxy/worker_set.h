@@ -37,9 +37,9 @@ public:
     using OnFailure = std::function<void(unsigned worker)>;
     // Starts worker `index` on its own thread, pinned to CPU `index`, named "passgate-wN", with
     // `options` (its index set here), the first snapshot and endpoint sets, and its listening
-    // sockets (one per snapshot listener).
+    // sockets (at least one per snapshot listener).
     void start(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot, EndpointSets endpoint_sets,
-               std::vector<std::vector<reactor::Fd>> listen_sockets, OnFailure on_failure);
+               std::vector<std::vector<ListenerSocket>> listen_sockets, OnFailure on_failure);
     // Waits for every started thread to return.
     void join();
 
@@ -54,8 +54,9 @@ public:
 
     // A drain or stop (the message) to every worker. A worker whose inbox is full gets it from
     // flush() once there is room (never lost: a lost drain would leave that worker serving until
-    // killed). A later stop replaces a pending drain.
-    using Command = std::variant<DrainMessage, StopMessage>;
+    // killed). A later stop replaces a pending drain; a start-accepting never replaces a pending
+    // drain or stop (it is dropped then: a draining worker accepts nothing).
+    using Command = std::variant<DrainMessage, StopMessage, StartAcceptingMessage>;
     void send_to_all(Command command);
     // A reload to `worker`: sent now if its inbox has room, else kept and sent by flush(). It
     // replaces a pending older reload (taking over that one's freshly bound sockets where it keeps
@@ -80,7 +81,7 @@ private:
         std::atomic<bool> finished{false};  // run() returned: the control thread may join
     };
     void run_worker(unsigned index, WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
-                    EndpointSets endpoint_sets, std::vector<reactor::Fd> sockets, const OnFailure& on_failure);
+                    EndpointSets endpoint_sets, std::vector<ListenerSocket> sockets, const OnFailure& on_failure);
 
     std::vector<std::unique_ptr<Slot>> slots_;
     std::atomic<std::size_t> ready_{0};  // workers constructed and about to run

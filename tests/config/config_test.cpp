@@ -424,7 +424,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, gateway_api, listener, route, "
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
-          "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, "
+          "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, "
           "max_connections_per_worker, max_hello_memory");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
@@ -463,7 +463,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     CHECK_THAT(error_of(kBase + "zzz = 2\n"), StartsWith("t.toml:14: service[0].zzz: unknown key;"));
     // A dotted key under a known table is an unknown key of that table.
     CHECK(error_of("runtime.x = 1\n" + kBase) ==
-          "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, "
+          "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, "
           "max_connections_per_worker, max_hello_memory");
 }
 
@@ -1044,6 +1044,7 @@ TEST_CASE("operations keys: shutdown_timeout, drain_timeout, access_log", "[conf
     SECTION("defaults") {
         const Config config = parse(kBase);
         CHECK(config.runtime.shutdown_timeout == std::chrono::seconds(30));
+        CHECK(config.runtime.upgrade_timeout == std::chrono::seconds(60));
         CHECK_FALSE(config.routes[0].drain_timeout.has_value());
         CHECK(config.access_log.enabled);
         CHECK(config.access_log.format == passgate::config::AccessLogFormat::logfmt);
@@ -1051,10 +1052,11 @@ TEST_CASE("operations keys: shutdown_timeout, drain_timeout, access_log", "[conf
     }
     SECTION("set") {
         const Config config = parse(
-            "[runtime]\nshutdown_timeout = \"5s\"\n[access_log]\nformat = \"json\"\n"
+            "[runtime]\nshutdown_timeout = \"5s\"\nupgrade_timeout = \"2s\"\n[access_log]\nformat = \"json\"\n"
             "path = \"/var/log/passgate/access.log\"\nenabled = false\n" +
             replace(kBase, "backends = [", "drain_timeout = \"250ms\"\nbackends = ["));
         CHECK(config.runtime.shutdown_timeout == std::chrono::seconds(5));
+        CHECK(config.runtime.upgrade_timeout == std::chrono::seconds(2));
         CHECK(config.routes[0].drain_timeout == std::chrono::milliseconds(250));
         CHECK_FALSE(config.access_log.enabled);
         CHECK(config.access_log.format == passgate::config::AccessLogFormat::json);

@@ -38,13 +38,14 @@ EndpointSets empty_sets() {
 }
 
 // Per worker, one listening socket on an ephemeral loopback port (nothing connects to it).
-std::vector<std::vector<reactor::Fd>> listen_sockets() {
-    std::vector<std::vector<reactor::Fd>> sockets(workers);
+std::vector<std::vector<ListenerSocket>> listen_sockets() {
+    std::vector<std::vector<ListenerSocket>> sockets(workers);
     for (auto& per_worker : sockets) {
         sockaddr_in address{};
         address.sin_family = AF_INET;
         address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        per_worker.push_back(reactor::listen_tcp(reinterpret_cast<const sockaddr*>(&address), sizeof address));
+        per_worker.push_back(ListenerSocket{
+            .listener = 0, .fd = reactor::listen_tcp(reinterpret_cast<const sockaddr*>(&address), sizeof address)});
     }
     return sockets;
 }

@@ -119,3 +119,46 @@ TEST_CASE("out of descriptors: the acceptor backs off without spinning and recov
     loop.run();
     CHECK(accepted.size() == 5);
 }
+
+namespace {
+// Stops the loop once the acceptor's last completion came (checked every millisecond).
+struct StopWhenFinished final : passgate::reactor::Timer {
+    Loop& loop;
+    const Acceptor* acceptor = nullptr;
+    explicit StopWhenFinished(Loop& l) : loop(l) {}
+    void on_timer() override {
+        if (acceptor->finished()) return loop.stop();
+        loop.arm_timer_after(*this, 1);
+    }
+};
+}  // namespace
+
+// An upgrade's old process stops accepting on sockets the new process keeps accepting on:
+// a connection the kernel accepted for the cancelled operation must be served, not closed.
+TEST_CASE("finish() stops accepting but hands over the connections accepted before the cancel took effect") {
+    Loop loop;
+    const sockaddr_in any_port = loopback(0);
+    Fd listener = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
+    const int port = local_port(listener.get());
+    std::vector<Fd> clients;
+    for (int i = 0; i < 5; ++i) clients.push_back(connect_blocking(port));
+    std::vector<Fd> accepted;
+    // The accept and the cancel go to the kernel in one submission: the accept takes the five
+    // waiting connections first.
+    Acceptor acceptor(loop, listener.get(), [&](Fd socket) { accepted.push_back(std::move(socket)); });
+    acceptor.finish();
+    CHECK_FALSE(acceptor.finished());  // its last completion has not come yet
+    StopWhenFinished stop(loop);
+    stop.acceptor = &acceptor;
+    loop.arm_timer_after(stop, 1);
+    StopAfter give_up(loop);
+    loop.arm_timer_after(give_up, 5000);
+    loop.run();
+    REQUIRE(acceptor.finished());
+    CHECK(accepted.size() == 5);
+    // Nothing more is accepted after finish: a new connection waits in the backlog.
+    clients.push_back(connect_blocking(port));
+    loop.arm_timer_after(give_up, 50);
+    loop.run();
+    CHECK(accepted.size() == 5);
+}
