@@ -325,7 +325,6 @@ TEST_CASE("socket activation: a passed descriptor that is not a listening TCP so
         CHECK(outcome.status == 1);
         CHECK(outcome.err.find("\"tls\"") != std::string::npos);
         CHECK(outcome.err.find("fd 3") != std::string::npos);
-        CHECK(outcome.err.find("not a listening TCP socket") != std::string::npos);
         CHECK(sanitizer_report(outcome.err).empty());
     }
     SECTION("a regular file") {
@@ -345,7 +344,6 @@ TEST_CASE("socket activation: a passed descriptor that is not a listening TCP so
         CHECK(result.status == 1);
         CHECK(result.err.find("\"tls\"") != std::string::npos);
         CHECK(result.err.find("fd 3") != std::string::npos);
-        CHECK(result.err.find("not a listening TCP socket") != std::string::npos);
         CHECK(sanitizer_report(result.err).empty());
     }
 }

@@ -428,6 +428,7 @@ stop_exits_zero() {
     # The unit stays loaded (enabled), so the main process's exit is still shown.
     props=$(ct systemctl show -p ActiveState -p Result -p ExecMainCode -p ExecMainStatus passgate)
     printf '%s\n' "$props"
+    ct journalctl --no-pager -o short-monotonic -u passgate -n 12
     # ExecMainCode=1 is CLD_EXITED (2 would be CLD_KILLED).
     printf '%s\n' "$props" | grep -qx ActiveState=inactive &&
         printf '%s\n' "$props" | grep -qx Result=success &&
@@ -478,8 +479,11 @@ activated_sockets_listen() {
 check "passgate-activated sockets listen; the service waits for a connection" activated_sockets_listen
 
 activated_pid() { show -p MainPID --value passgate-activated.service; }
+activated_running() { show -p ActiveState -p SubState passgate-activated.service | tr '\n' ' ' | grep -qx 'ActiveState=active SubState=running '; }
 first_connection_starts_it() {
     via_passgate a || return 1
+    # READY=1 may come a moment after the first connection was served.
+    poll 50 activated_running
     props=$(show -p ActiveState -p SubState -p StatusText passgate-activated.service)
     printf '%s\n' "$props"
     printf '%s\n' "$props" | grep -qx ActiveState=active && printf '%s\n' "$props" | grep -qx SubState=running &&
@@ -503,9 +507,11 @@ check "passgate-activated runs as passgate with no capability (CapEff 0, boundin
 admin_socket_starts_it() {
     ct systemctl stop passgate-activated.service || return 1
     show -p ActiveState passgate-activated.service | grep -qx ActiveState=inactive || return 1
-    # The admin socket is systemd's too: a request to it starts the service, which answers it.
-    ct curl -sS --fail --max-time 10 http://127.0.0.1:9901/readyz || return 1
-    show -p ActiveState passgate-activated.service | grep -qx ActiveState=active
+    # The admin socket is systemd's too: a request to it starts the service, which answers it
+    # (/healthz: alive; /readyz says 503 until every worker is up).
+    ct curl -sS --fail --max-time 10 http://127.0.0.1:9901/healthz || return 1
+    poll 100 ct curl -sS --fail --max-time 2 http://127.0.0.1:9901/readyz &&
+        show -p ActiveState passgate-activated.service | grep -qx ActiveState=active
 }
 check "a request to the admin socket starts it again and is answered" admin_socket_starts_it
 

@@ -90,6 +90,9 @@ for service in passgate.service passgate-activated.service; do
     # The upgrade: the old main process sends MAINPID=<new>, then the new one READY=1.
     check "$service has NotifyAccess=main (MAINPID= from the old main, READY=1 from the new)" \
         unit_line_is "$service" NotifyAccess main
+    # After an upgrade systemd 252 does not wait for a main process it did not start: ExecStop= does.
+    check "$service: ExecStop sends SIGTERM to the main process and waits for its exit" \
+        unit_line_is "$service" ExecStop "/bin/sh -c 'kill -TERM \"\$MAINPID\" 2>/dev/null || exit 0; while kill -0 \"\$MAINPID\" 2>/dev/null; do sleep 0.1; done'"
     for line in "User=passgate" "NoNewPrivileges=yes" "ProtectSystem=strict" "ProtectHome=yes" \
                 "PrivateTmp=yes" "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX" "LimitNOFILE="; do
         check "$service sets $line" unit_has "$service" "$line"
