@@ -69,10 +69,12 @@ bool send_message(int fd, const std::string& message) {
 UpgradeChild::UpgradeChild(const std::string& binary, const std::vector<std::string>& arguments,
                            const std::vector<PassedSocket>& sockets) {
     int pair[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0)
-        throw system_failure("socketpair");
+    // The child's end stays blocking (its own file description): the new process sets what it needs.
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw system_failure("socketpair");
     channel_ = reactor::Fd(pair[0]);
     const reactor::Fd child_end(pair[1]);
+    const int flags = ::fcntl(channel_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(channel_.get(), F_SETFL, flags | O_NONBLOCK) != 0) throw system_failure("fcntl(O_NONBLOCK)");
 
     // The child places the sockets at 3, 4, ... and the channel after them. Their duplicates
     // here sit above all of those numbers, so no dup2 in the child overwrites a source.

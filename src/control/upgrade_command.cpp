@@ -165,8 +165,8 @@ int run_upgrade_command(const config::Address& configured, std::chrono::millisec
         }
         if (fields["pid"] == old_pid && fields["last_new_pid"] == new_pid &&
             (fields["last_result"] == "failed" || fields["last_result"] == "timeout")) {
-            std::fprintf(stderr, "passgate upgrade: upgrade failed (%s): %s; pid %s still serving\n",
-                         fields["last_result"].c_str(), fields["last_reason"].c_str(), old_pid.c_str());
+            std::fprintf(stderr, "passgate upgrade: upgrade failed: %s; pid %s still serving\n",
+                         fields["last_reason"].c_str(), old_pid.c_str());
             return 1;
         }
         last_seen = "state " + fields["state"] + " (pid " + fields["pid"] + ")";
