@@ -157,21 +157,24 @@ SocketAssignment assign_inherited_sockets(std::vector<InheritedSocket> sockets, 
             if (listener < config.listeners.size()) wanted = &config.listeners[listener].address;
         }
         if (wanted == nullptr) {
+            if (!upgrade)
+                throw std::runtime_error("systemd passed a socket named " + quote(socket.name) +
+                                         " (FileDescriptorName=) but no [[listener]] has that name; listeners: " +
+                                         listener_names(config) + " (the admin socket is named " + admin_socket_name +
+                                         "; the socket is bound to " + at + ")");
             const std::string why = std::string(from) + " a socket named " + quote(socket.name) + " bound to " + at +
                                     " but no [[listener]] has that name; listeners: " + listener_names(config);
-            if (!upgrade)
-                throw std::runtime_error(why + " (FileDescriptorName= of the socket unit names the listener it is for; "
-                                               "the admin socket is named " + admin_socket_name + ")");
             assignment.notes.push_back(why + ": closed (the listener is gone from the configuration)");
             continue;
         }
         const std::string owner = is_admin ? std::string("[admin]") : "listener " + quote(socket.name);
         if (!bound || !bound_as_configured(*bound, *wanted)) {
+            if (!upgrade)
+                throw std::runtime_error(owner + ": systemd passed a socket bound to " + at + " (FileDescriptorName=" +
+                                         socket.name + ") but address = " + quote(wanted->to_string()) +
+                                         " (the socket unit's ListenStream= and the configured address must be the same)");
             const std::string why = owner + ": " + from + " a socket bound to " + at + " but the configuration says " +
                                     wanted->to_string();
-            if (!upgrade)
-                throw std::runtime_error(why + " (the socket unit's ListenStream= and the address in the "
-                                               "configuration must be the same)");
             assignment.notes.push_back(why + ": closed, and the configured address is bound");
             continue;
         }

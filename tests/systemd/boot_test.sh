@@ -9,9 +9,20 @@
 #   - curl through passgate on port 443 reaches the backend chosen by SNI (an `openssl s_server`
 #     unit in the container; curl verifies that backend's own certificate);
 #   - `systemctl reload` applies a new route and is counted in /metrics;
+#   - binary upgrade: with the binary replaced (renamed over) and a long TLS connection open
+#     through passgate, `systemctl kill -s USR2 --kill-who=main passgate` makes the new process
+#     the MainPID while the unit stays active (running) in every sample, the new process runs the
+#     new file and serves new connections and the admin socket, the long connection survives and
+#     the old process exits once it ended, systemd rejected no notification, `systemctl reload`
+#     reaches the new process, and `passgate upgrade --config` upgrades again;
 #   - `systemctl stop` ends with exit status 0; `journalctl -u passgate` has the startup line;
 #   - with sched_setaffinity denied again by a drop-in, passgate still starts (the filter answers
-#     EPERM, not SIGSYS) and logs that its workers run unpinned.
+#     EPERM, not SIGSYS) and logs that its workers run unpinned;
+#   - the socket-activated way: passgate-activated.socket (port 443 by a drop-in) and
+#     passgate-activated-admin.socket listen, a connection starts passgate-activated.service,
+#     which serves it as passgate with no capability at all; a request to the admin socket starts
+#     it too; its upgrade serves port 443 from the handed-over socket; starting passgate.service
+#     stops the socket-activated units (Conflicts=).
 # Writes a JUnit report (one case per check) to $1 and exits non-zero on any failure.
 # Needs root, mmdebstrap, systemd-nspawn (systemd-container) and nsenter; Debian's archive the
 # first time (about 1-3 minutes), then the cached root (set PASSGATE_BOOT_ROOT_CACHE to keep it
@@ -91,8 +102,10 @@ trap 'exit 1' INT TERM
 
 diagnostics() {
     [ -n "$leader" ] || { [ -f "$work/boot.log" ] && tail -40 "$work/boot.log"; return; }
-    echo "--- journalctl -u passgate"; ct journalctl -u passgate --no-pager 2>&1 | tail -40
-    echo "--- systemctl status"; ct systemctl --no-pager status passgate 2>&1 | tail -20
+    for unit in passgate passgate-activated; do
+        echo "--- journalctl -u $unit"; ct journalctl -u "$unit" --no-pager 2>&1 | tail -40
+        echo "--- systemctl status $unit"; ct systemctl --no-pager status "$unit" 2>&1 | tail -20
+    done
 }
 
 # --- preconditions ----------------------------------------------------------------------------
@@ -285,6 +298,129 @@ reload_applies() {
 }
 check "systemctl reload: new route served, reload counted in /metrics" reload_applies
 
+# --- binary upgrade ---------------------------------------------------------------------------
+# As after `apt upgrade`: the binary is replaced (a new file renamed over it), then
+# `systemctl kill -s USR2 --kill-who=main passgate`, with a long connection open through passgate.
+
+show() { ct systemctl show "$@"; }
+binary_path=$(sed -n 's|^ExecStart=\([^ ]*\) .*|\1|p' "$unit")
+pid_alive() { ct sh -c "[ -e /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status"; }
+
+# The long connection: openssl s_client through passgate to backend b, its stdin a fifo this
+# shell holds open (fd 7), so it stays connected until the test sends a request on it. Backend b's
+# s_server serves one connection at a time: nothing else uses b meanwhile.
+open_long_connection() {
+    mkfifo "$work/long.in" || return 1
+    ct openssl s_client -connect 127.0.0.1:443 -servername b.example.test -CAfile /etc/backend/b.crt \
+        -verify_return_error < "$work/long.in" > "$work/long.out" 2>&1 &
+    long_pid=$!
+    exec 7>"$work/long.in"
+    poll 100 grep -q 'Verify return code: 0 (ok)' "$work/long.out" || { cat "$work/long.out"; return 1; }
+    echo "connected through passgate (pid $(main_pid)) to backend b"
+}
+# Not through check: fd 7 and long_pid must stay in this shell.
+open_long_connection > "$work/long-check.log" 2>&1
+record "a long connection through passgate is open (openssl s_client to backend b)" $? "$(cat "$work/long-check.log")"
+
+old_pid=$(main_pid)
+replace_binary() {
+    cp "$root$binary_path" "$root$binary_path.new" && mv "$root$binary_path.new" "$root$binary_path"
+}
+# Samples the unit every 0.1 s from the signal until its MainPID changed and 1 s more.
+upgrade_by_signal() {
+    replace_binary || return 1
+    ct systemctl kill -s USR2 --kill-who=main passgate || return 1
+    : > "$work/upgrade.samples"
+    changed_at=""
+    for sample in $(seq 150); do
+        props=$(show -p MainPID -p ActiveState -p SubState passgate | tr '\n' ' ')
+        echo "$sample $props" >> "$work/upgrade.samples"
+        pid=$(printf '%s' "$props" | sed -n 's/.*MainPID=\([0-9]*\).*/\1/p')
+        [ -z "$changed_at" ] && [ "$pid" != "$old_pid" ] && [ "$pid" != 0 ] && changed_at=$sample
+        [ -n "$changed_at" ] && [ "$sample" -ge $((changed_at + 10)) ] && break
+        sleep 0.1
+    done
+    head -2 "$work/upgrade.samples"; echo ...; tail -2 "$work/upgrade.samples"
+    [ -n "$changed_at" ] || { echo "MainPID stayed $old_pid"; return 1; }
+    # Never inactive, deactivating or reloading: active (running) in every sample.
+    ! grep -v 'ActiveState=active SubState=running' "$work/upgrade.samples"
+}
+check "systemctl kill -s USR2 --kill-who=main: MainPID changes, the unit active (running) throughout" upgrade_by_signal
+new_pid=$(main_pid)
+
+new_process_is_main() {
+    echo "old $old_pid, new $new_pid"
+    [ "$new_pid" != "$old_pid" ] && [ "$new_pid" != 0 ] || return 1
+    status=$(ct systemctl --no-pager status passgate) || { printf '%s\n' "$status"; return 1; }
+    printf '%s\n' "$status" | grep -E 'Active:|Main PID:'
+    printf '%s\n' "$status" | grep -q "Main PID: $new_pid " &&
+        # READY=1 from the new main process: its STATUS= is what systemd shows.
+        show -p StatusText passgate | grep -E '^StatusText=serving' &&
+        # The new process runs the replaced file; the old one still the file it started from.
+        ct readlink "/proc/$new_pid/exe" | grep -qx "$binary_path" &&
+        ct readlink "/proc/$old_pid/exe" | grep -qx "$binary_path (deleted)"
+}
+check "systemctl status shows the new process (from the new binary) as Main PID" new_process_is_main
+
+new_process_serves() {
+    via_passgate a || return 1
+    # The admin socket moved over too: /metrics is the new process's (its own upgrade counted,
+    # the connection just made counted in its fresh counters).
+    metrics=$(ct curl -sS --max-time 5 http://127.0.0.1:9901/metrics) || return 1
+    printf '%s\n' "$metrics" | grep -E '^passgate_upgrades_total|^passgate_worker_accepted_total'
+    printf '%s\n' "$metrics" | grep -qx 'passgate_upgrades_total{result="success"} 1' &&
+        pid_alive "$old_pid"  # still draining the long connection
+}
+check "a new connection is served by the new process; the old one drains" new_process_serves
+
+long_connection_survives() {
+    printf 'GET / HTTP/1.0\r\n\r\n' >&7
+    poll 50 grep -q '^HTTP/1.0 200 ok' "$work/long.out" || { tail -5 "$work/long.out"; return 1; }
+    grep '^HTTP/1.0 200 ok' "$work/long.out"
+}
+check "the long connection survived the upgrade (a request on it answered)" long_connection_survives
+exec 7>&-
+wait "$long_pid" 2>/dev/null
+
+old_gone() { ! pid_alive "$old_pid"; }
+old_process_exits() {
+    # Its last connection ended: it exits and the unit goes on with the new process.
+    poll 100 old_gone || { echo "old $old_pid still runs"; return 1; }
+    props=$(show -p MainPID -p ActiveState -p SubState passgate | tr '\n' ' ')
+    echo "$props"
+    [ "$props" = "MainPID=$new_pid ActiveState=active SubState=running " ]
+}
+check "the old process exits after its connection ended; the unit stays active with the new one" old_process_exits
+
+notifications_accepted() {
+    # systemd took MAINPID= from the old main process and READY=1 from the new one, and the old
+    # process sent nothing once it was no longer the main one (systemd would reject it).
+    rejected=$(ct journalctl --no-pager -o cat -u passgate | grep -E 'reception only permitted|Failed to parse MAINPID|does not belong to service')
+    ct journalctl --no-pager -o cat -u passgate | grep -E 'Supervising process' | tail -2
+    [ -z "$rejected" ] || { printf '%s\n' "$rejected" | tail -5; return 1; }
+}
+check "journal: no notification from passgate rejected by systemd" notifications_accepted
+
+reload_after_upgrade() {
+    ct systemctl reload passgate || return 1
+    # The new process's counters started at zero: its first reload is 1.
+    poll 100 reloads_counted || { ct curl -sS http://127.0.0.1:9901/metrics | grep reloads; return 1; }
+    poll 50 via_passgate b
+}
+check "systemctl reload after the upgrade: handled by the new process" reload_after_upgrade
+
+upgrade_by_cli() {
+    before=$(main_pid)
+    output=$(ct "$binary_path" upgrade --config "$config_path" 2>&1); status=$?
+    printf '%s\n' "$output"
+    after=$(main_pid)
+    echo "MainPID $before -> $after"
+    [ "$status" -eq 0 ] && printf '%s\n' "$output" | grep -q "^upgraded: pid $before -> $after " &&
+        [ "$after" != "$before" ] && show -p ActiveState passgate | grep -qx ActiveState=active &&
+        via_passgate a
+}
+check "passgate upgrade --config: exit 0, MainPID is the new process, it serves" upgrade_by_cli
+
 # --- stop -------------------------------------------------------------------------------------
 
 stop_exits_zero() {
@@ -292,6 +428,7 @@ stop_exits_zero() {
     # The unit stays loaded (enabled), so the main process's exit is still shown.
     props=$(ct systemctl show -p ActiveState -p Result -p ExecMainCode -p ExecMainStatus passgate)
     printf '%s\n' "$props"
+    ct journalctl --no-pager -o short-monotonic -u passgate -n 12
     # ExecMainCode=1 is CLD_EXITED (2 would be CLD_KILLED).
     printf '%s\n' "$props" | grep -qx ActiveState=inactive &&
         printf '%s\n' "$props" | grep -qx Result=success &&
@@ -322,6 +459,82 @@ denied_pin_is_logged() {
     ct systemctl stop passgate && rm -r "$dropin" && ct systemctl daemon-reload
 }
 check "with sched_setaffinity denied, passgate starts and logs that workers run unpinned" denied_pin_is_logged
+
+# --- the socket-activated way -----------------------------------------------------------------
+# passgate-activated.socket (listener "tls") and passgate-activated-admin.socket ("[admin]")
+# bind the ports; passgate-activated.service runs with no capability at all. The listener's
+# address is set by a drop-in, as an operator does (`systemctl edit`): port 443 of this config.
+
+activated_sockets_listen() {
+    dropin=$root/etc/systemd/system/passgate-activated.socket.d
+    mkdir -p "$dropin" || return 1
+    printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:443\n' > "$dropin/listen.conf"
+    ct systemctl daemon-reload &&
+        ct systemctl start passgate-activated.socket passgate-activated-admin.socket || return 1
+    # Nothing started yet: the service waits for the first connection.
+    props=$(show -p ActiveState passgate-activated.service passgate-activated.socket passgate-activated-admin.socket passgate.service | tr '\n' ' ')
+    echo "$props"
+    [ "$props" = "ActiveState=inactive  ActiveState=active  ActiveState=active  ActiveState=inactive " ]
+}
+check "passgate-activated sockets listen; the service waits for a connection" activated_sockets_listen
+
+activated_pid() { show -p MainPID --value passgate-activated.service; }
+activated_running() { show -p ActiveState -p SubState passgate-activated.service | tr '\n' ' ' | grep -qx 'ActiveState=active SubState=running '; }
+first_connection_starts_it() {
+    via_passgate a || return 1
+    # READY=1 may come a moment after the first connection was served.
+    poll 50 activated_running
+    props=$(show -p ActiveState -p SubState -p StatusText passgate-activated.service)
+    printf '%s\n' "$props"
+    printf '%s\n' "$props" | grep -qx ActiveState=active && printf '%s\n' "$props" | grep -qx SubState=running &&
+        ct systemctl --no-pager status passgate-activated.service | grep 'Active:'
+}
+check "a connection to port 443 starts passgate-activated.service, it serves it (active running)" first_connection_starts_it
+
+runs_with_no_capability() {
+    pid=$(activated_pid); status=$(ct cat /proc/"$pid"/status) || return 1
+    uid=$(ct id -u passgate) || return 1
+    printf '%s\n' "$status" | grep -E '^(Uid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):'
+    for field in CapInh CapPrm CapEff CapBnd CapAmb; do
+        printf '%s\n' "$status" | grep -qE "^$field:\s+0000000000000000$" || return 1
+    done
+    printf '%s\n' "$status" | grep -qE "^Uid:\s+$uid\s+$uid\s+$uid\s+$uid$" &&
+        printf '%s\n' "$status" | grep -qE '^NoNewPrivs:\s+1$' &&
+        printf '%s\n' "$status" | grep -qE '^Seccomp:\s+2$'
+}
+check "passgate-activated runs as passgate with no capability (CapEff 0, bounding set empty)" runs_with_no_capability
+
+admin_socket_starts_it() {
+    ct systemctl stop passgate-activated.service || return 1
+    show -p ActiveState passgate-activated.service | grep -qx ActiveState=inactive || return 1
+    # The admin socket is systemd's too: a request to it starts the service, which answers it
+    # (/healthz: alive; /readyz says 503 until every worker is up).
+    ct curl -sS --fail --max-time 10 http://127.0.0.1:9901/healthz || return 1
+    poll 100 ct curl -sS --fail --max-time 2 http://127.0.0.1:9901/readyz &&
+        show -p ActiveState passgate-activated.service | grep -qx ActiveState=active
+}
+check "a request to the admin socket starts it again and is answered" admin_socket_starts_it
+
+activated_upgrade() {
+    # With no capability the new process cannot bind port 443: it serves on the sockets handed over.
+    before=$(activated_pid)
+    ct systemctl kill -s USR2 --kill-who=main passgate-activated || return 1
+    changed() { after=$(activated_pid); [ "$after" != "$before" ] && [ "$after" != 0 ]; }
+    poll 150 changed || return 1
+    echo "MainPID $before -> $(activated_pid)"
+    show -p ActiveState passgate-activated.service | grep -qx ActiveState=active && via_passgate a
+}
+check "upgrade of passgate-activated: the new process serves port 443 with no capability" activated_upgrade
+
+switch_back() {
+    # Conflicts=: starting passgate.service stops the socket-activated units and frees the ports.
+    ct systemctl start passgate || return 1
+    props=$(show -p ActiveState passgate.service passgate-activated.service passgate-activated.socket passgate-activated-admin.socket | tr '\n' ' ')
+    echo "$props"
+    [ "$props" = "ActiveState=active  ActiveState=inactive  ActiveState=inactive  ActiveState=inactive " ] &&
+        via_passgate a && ct systemctl stop passgate
+}
+check "starting passgate.service stops the socket-activated units (Conflicts=) and serves" switch_back
 
 [ "$failures" -eq 0 ] || diagnostics
 write_report
