@@ -116,16 +116,18 @@ activated_takes_sockets() {
     unit_line_is passgate-activated.service Sockets "passgate-activated.socket passgate-activated-admin.socket" &&
         unit_line_is passgate-activated.service Requires "passgate-activated.socket passgate-activated-admin.socket" &&
         unit_line_is passgate-activated.service Conflicts passgate.service &&
+        unit_line_is passgate-activated.service Before passgate.service &&
         for socket in passgate-activated.socket passgate-activated-admin.socket; do
             unit_line_is "$socket" Service passgate-activated.service &&
-                unit_line_is "$socket" Conflicts passgate.service || return 1
+                unit_line_is "$socket" Conflicts passgate.service &&
+                unit_line_is "$socket" Before passgate.service || return 1
         done
 }
-check "passgate-activated.service takes both sockets; both conflict with passgate.service" activated_takes_sockets
+check "passgate-activated.service takes both sockets; all three conflict with passgate.service and stop before it starts" activated_takes_sockets
 
 # Everything but the lines that make each way must be the same in both services.
 common_lines() {  # UNIT: its settings, without comments and without the lines of its way
-    grep -v -e '^#' -e '^$' -e '^Description=' -e '^Conflicts=' -e '^Requires=' -e '^Sockets=' \
+    grep -v -e '^#' -e '^$' -e '^Description=' -e '^Conflicts=' -e '^Before=' -e '^Requires=' -e '^Sockets=' \
         -e '^AmbientCapabilities=' -e '^CapabilityBoundingSet=' -e '^Also=' \
         "$units/$1"
 }
