@@ -26,35 +26,6 @@ std::string echo_config(std::uint16_t listen_port, std::uint16_t backend_port) {
            "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend_port) + "\"]\n";
 }
 
-// A port below 1024 on 127.0.0.1 that was free a moment ago: 643 if it is, else the first free one
-// from 600 up (other tests on this machine may hold one).
-std::uint16_t free_privileged_port() {
-    std::vector<std::uint16_t> candidates = {643};
-    for (std::uint16_t port = 600; port < 1024; ++port) candidates.push_back(port);
-    for (const std::uint16_t port : candidates) {
-        Socket probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(port);
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::bind(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) return port;
-    }
-    FAIL("no free port below 1024 on 127.0.0.1");
-    return 0;
-}
-
-// The value of a "Name:\t..." line of /proc/PID/status.
-std::string status_field(pid_t pid, const std::string& name) {
-    std::istringstream status(read_file("/proc/" + std::to_string(pid) + "/status"));
-    std::string line;
-    for (int count = 0; count < 200 && std::getline(status, line); ++count)
-        if (line.rfind(name + ":", 0) == 0) {
-            const std::size_t value = line.find_first_not_of(" \t", name.size() + 1);
-            return value == std::string::npos ? "" : line.substr(value);
-        }
-    return {};
-}
-
 }  // namespace
 
 TEST_CASE("privilege: as root without --allow-root, passgate exits 1 and names the way out",
@@ -91,7 +62,7 @@ TEST_CASE("privilege: as nobody with only CAP_NET_BIND_SERVICE, passgate serves 
     TempDir dir;
     ::chmod(dir.path().c_str(), 0755);  // nobody reads its config there
     EchoBackend backend;
-    const std::uint16_t port = free_privileged_port();
+    const std::uint16_t port = free_privileged_port(600);
     // As the systemd unit does (User=, AmbientCapabilities=, CapabilityBoundingSet=).
     const PassgateLaunch as_nobody{{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                     "--inh-caps=-all,+net_bind_service", "--ambient-caps=-all,+net_bind_service",

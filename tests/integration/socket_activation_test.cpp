@@ -30,35 +30,6 @@ using namespace integration;
 
 namespace {
 
-// A port below 1024 on 127.0.0.1 that was free a moment ago and is not `taken`: from 700 up (the
-// privilege test starts at 643 and 600; tests run one at a time, this only avoids a port another
-// program on the machine holds).
-std::uint16_t free_privileged_port(std::uint16_t taken = 0) {
-    for (std::uint16_t port = 700; port < 1024; ++port) {
-        if (port == taken) continue;
-        Socket probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(port);
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::bind(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) return port;
-    }
-    FAIL("no free port below 1024 on 127.0.0.1");
-    return 0;
-}
-
-// The value of a "Name:\t..." line of /proc/PID/status.
-std::string status_field(pid_t pid, const std::string& name) {
-    std::istringstream status(read_file("/proc/" + std::to_string(pid) + "/status"));
-    std::string line;
-    for (int count = 0; count < 200 && std::getline(status, line); ++count)
-        if (line.rfind(name + ":", 0) == 0) {
-            const std::size_t value = line.find_first_not_of(" \t", name.size() + 1);
-            return value == std::string::npos ? "" : line.substr(value);
-        }
-    return {};
-}
-
 std::string address(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
 struct ListenerSpec {
@@ -183,8 +154,8 @@ TEST_CASE("socket activation: with its sockets passed, passgate serves below por
     TempDir dir;
     ::chmod(dir.path().c_str(), 0755);  // nobody reads its config there
     EchoBackend backend;
-    const std::uint16_t tls_port = free_privileged_port();
-    const std::uint16_t admin_port = free_privileged_port(tls_port);
+    const std::uint16_t tls_port = free_privileged_port(700);
+    const std::uint16_t admin_port = free_privileged_port(700, tls_port);
     // A listener systemd does not pass is bound by passgate itself, as without socket activation.
     const std::uint16_t bound_port = free_port();
     const std::string config_path = dir.file("passgate.toml");

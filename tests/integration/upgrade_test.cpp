@@ -15,6 +15,7 @@
 #include "tests/support/backends.h"
 #include "tests/support/checksum_load.h"  // corpus_hellos()
 #include "tests/support/net.h"
+#include "tests/support/paced_streams.h"
 #include "tests/support/passgate.h"
 #include "tests/support/process.h"
 
@@ -280,123 +281,22 @@ pid_t serving_process(int fd, std::uint16_t listen_port, const std::vector<pid_t
 
 // ---- Load ---------------------------------------------------------------------------------------
 //
-// One backend protocol for every kind of connection, behind the ClientHello (one TLS record):
-//   echo:   hello | echo_magic | bytes...       -> every byte echoed back (hello included), EOF
-//           after the client's EOF (the short connections, the request/response connections and
-//           the probes that find out which process served them);
-//   stream: hello | StreamPreamble | up bytes | FIN and, at the same time,
-//           backend -> client: down bytes | FIN, both paced over `pace_ms`. The backend records the
-//           count and FNV-1a of the up bytes per stream id; the client checks the down bytes byte
-//           for byte (ByteStream with the stream's seed).
-
-constexpr std::uint64_t echo_magic = 0x73686f72'74636f6eull;    // "shortcon"
-constexpr std::uint64_t stream_magic = 0x73747265'616d2121ull;  // "stream!!"
-
-struct StreamPreamble {
-    std::uint64_t magic;
-    std::uint64_t id;
-    std::uint64_t up_bytes;
-    std::uint64_t down_bytes;
-    std::uint64_t pace_ms;
-};
-
-std::uint64_t up_seed(std::uint64_t id) { return 0x5eed0000 + id * 7919; }
-std::uint64_t down_seed(std::uint64_t id) { return 0xd0e50000 + id * 104729; }
-
-// Sends `bytes` of ByteStream(seed) in 32 KiB pieces spread evenly over `pace`; adds them to
-// `hash` when given. False when a send fails or the deadline passes.
-bool send_paced(int fd, std::uint64_t seed, std::uint64_t bytes, Millis pace, Deadline deadline, Fnv1a64* hash) {
-    constexpr std::size_t piece = 32 * 1024;
-    std::vector<std::uint8_t> buffer(piece);
-    ByteStream stream(seed);
-    const std::uint64_t pieces = (bytes + piece - 1) / piece;
-    const Clock::time_point start = Clock::now();
-    std::uint64_t sent = 0;
-    for (std::uint64_t index = 0; index < pieces; ++index) {
-        std::this_thread::sleep_until(
-            std::min(deadline, start + pace * static_cast<long>(index) / static_cast<long>(pieces)));
-        const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(piece, bytes - sent));
-        stream.fill(buffer.data(), chunk);
-        if (hash != nullptr) hash->add(buffer.data(), chunk);
-        if (!send_all(fd, buffer.data(), chunk, deadline)) return false;
-        sent += chunk;
-    }
-    return true;
-}
-
-struct StreamRecord {
-    bool down_sent = false;  // the backend sent every down byte
-    bool eof = false;        // the backend saw the client's FIN
-    std::uint64_t bytes = 0;
-    std::uint64_t hash = 0;
-};
+// Echo connections (the short connections, the request/response connections and the probes that
+// find out which process served them) and long checksummed streams: tests/support/paced_streams.h.
 
 class LoadBackend {
 public:
-    LoadBackend() : server_([this](int fd, std::size_t) { serve(fd); }) {}
+    LoadBackend() : server_([this](int fd, std::size_t) { streams_.serve(fd); }) {}
     ~LoadBackend() { stop(); }
 
     std::uint16_t port() const { return server_.port(); }
-    int streams_started() const { return streams_started_.load(); }
+    int streams_started() const { return streams_.streams_started(); }
     void stop() { server_.stop(); }
-    std::map<std::uint64_t, StreamRecord> records() {
-        std::lock_guard lock(mutex_);
-        return records_;
-    }
+    std::map<std::uint64_t, StreamRecord> records() { return streams_.records(); }
 
 private:
-    void serve(int fd) {
-        const Deadline deadline = deadline_in(Millis(60000));
-        std::uint8_t header[5];
-        if (!recv_exact(fd, header, sizeof header, deadline)) return;
-        const std::size_t length = (std::size_t{header[3]} << 8) | header[4];
-        std::vector<std::uint8_t> hello(header, header + 5);
-        hello.resize(5 + length);
-        if (!recv_exact(fd, hello.data() + 5, length, deadline)) return;
-        std::uint64_t magic = 0;
-        if (!recv_exact(fd, &magic, sizeof magic, deadline)) return;
-        if (magic == echo_magic) return echo(fd, hello, magic, deadline);
-        if (magic == stream_magic) return stream(fd, deadline);
-    }
-
-    void echo(int fd, const std::vector<std::uint8_t>& hello, std::uint64_t magic, Deadline deadline) {
-        if (!send_all(fd, hello, deadline) || !send_all(fd, &magic, sizeof magic, deadline)) return;
-        std::vector<std::uint8_t> buffer(16 * 1024);
-        for (int round = 0; round < 1000000; ++round) {
-            const std::optional<std::size_t> got = recv_some(fd, buffer.data(), buffer.size(), deadline);
-            if (!got || *got == 0) break;
-            if (!send_all(fd, buffer.data(), *got, deadline)) return;
-        }
-        ::shutdown(fd, SHUT_WR);
-    }
-
-    void stream(int fd, Deadline deadline) {
-        ++streams_started_;
-        StreamPreamble preamble{};
-        preamble.magic = stream_magic;
-        if (!recv_exact(fd, reinterpret_cast<std::uint8_t*>(&preamble) + sizeof preamble.magic,
-                        sizeof preamble - sizeof preamble.magic, deadline) ||
-            preamble.down_bytes > (64u << 20) || preamble.pace_ms > 20000)
-            return;
-        StreamRecord record;
-        std::thread sender([&] {
-            record.down_sent = send_paced(fd, down_seed(preamble.id), preamble.down_bytes,
-                                          Millis(preamble.pace_ms), deadline, nullptr);
-            ::shutdown(fd, SHUT_WR);
-        });
-        const HashedStream received = read_to_eof_hashing(fd, deadline);
-        record.eof = received.eof;
-        record.bytes = received.bytes;
-        record.hash = received.hash;
-        sender.join();
-        std::lock_guard lock(mutex_);
-        records_[preamble.id] = record;
-    }
-
-    std::atomic<int> streams_started_{0};
-    std::mutex mutex_;
-    std::map<std::uint64_t, StreamRecord> records_;
-    TcpServer server_;  // last: its threads use the members above
+    PacedStreamBackend streams_;
+    TcpServer server_;  // last: its threads use streams_
 };
 
 const std::vector<std::uint8_t>& hello_for(std::size_t index) {
@@ -553,68 +453,6 @@ private:
     std::vector<std::string> failures_;
     std::vector<std::thread> threads_;
 };
-
-struct StreamOutcome {
-    std::string problem;  // empty: the client's side was byte-exact
-    std::uint64_t up_hash = 0;
-    std::uint64_t up_bytes = 0;
-    Clock::time_point ended;
-};
-
-// One long stream: both directions at once, paced over `pace`.
-StreamOutcome run_stream(std::uint16_t port, std::uint64_t id, std::uint64_t up_bytes, std::uint64_t down_bytes,
-                         Millis pace, Deadline deadline) {
-    StreamOutcome outcome;
-    outcome.up_bytes = up_bytes;
-    Socket socket = connect_to(port);
-    if (!socket) {
-        outcome.problem = "connect failed";
-        outcome.ended = Clock::now();
-        return outcome;
-    }
-    const int fd = socket.get();
-    const StreamPreamble preamble{stream_magic, id, up_bytes, down_bytes, static_cast<std::uint64_t>(pace.count())};
-    if (!send_all(fd, hello_for(id), deadline) || !send_all(fd, &preamble, sizeof preamble, deadline)) {
-        outcome.problem = "sending the hello and preamble failed";
-        outcome.ended = Clock::now();
-        return outcome;
-    }
-    Fnv1a64 up_hash;
-    bool up_ok = false;
-    std::thread writer([&] {
-        up_ok = send_paced(fd, up_seed(id), up_bytes, pace, deadline, &up_hash);
-        ::shutdown(fd, SHUT_WR);
-    });
-    std::ostringstream problems;
-    ByteStream down(down_seed(id));
-    std::vector<std::uint8_t> buffer(64 * 1024), expected(buffer.size());
-    std::uint64_t received = 0;
-    for (std::size_t round = 0; round < (1u << 20); ++round) {
-        const std::optional<std::size_t> got = recv_some(fd, buffer.data(), buffer.size(), deadline);
-        if (!got) {
-            problems << "reading failed after " << received << " bytes: " << std::strerror(errno) << "; ";
-            break;
-        }
-        if (*got == 0) break;
-        if (received + *got > down_bytes) {
-            problems << "more bytes than the backend sent; ";
-            break;
-        }
-        down.fill(expected.data(), *got);
-        if (std::memcmp(expected.data(), buffer.data(), *got) != 0) {
-            problems << "down stream differs near byte " << received << "; ";
-            break;
-        }
-        received += *got;
-    }
-    writer.join();
-    if (!up_ok) problems << "sending the up stream failed: " << std::strerror(errno) << "; ";
-    if (received != down_bytes) problems << "received " << received << " of " << down_bytes << " bytes; ";
-    outcome.problem = problems.str();
-    outcome.up_hash = up_hash.value;
-    outcome.ended = Clock::now();
-    return outcome;
-}
 
 // One listener "tls" on 127.0.0.1:port, route "corpus" (*.corpus.test) to service "echo" at
 // 127.0.0.1:backend, admin at "@ADMIN@", plus `runtime` lines under [runtime].

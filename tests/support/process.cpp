@@ -234,6 +234,34 @@ std::uint16_t free_port() {
     return port;
 }
 
+std::uint16_t free_privileged_port(std::uint16_t from, std::uint16_t except) {
+    for (std::uint16_t port = from; port < 1024; ++port) {
+        if (port == except) continue;
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(port);
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+        ::close(fd);
+        if (free) return port;
+    }
+    FAIL("no free port below 1024 on 127.0.0.1 from " << from);
+    return 0;
+}
+
+std::string status_field(pid_t pid, const std::string& name) {
+    std::istringstream status(read_file("/proc/" + std::to_string(pid) + "/status"));
+    std::string line;
+    for (int count = 0; count < 200 && std::getline(status, line); ++count)
+        if (line.rfind(name + ":", 0) == 0) {
+            const std::size_t value = line.find_first_not_of(" \t", name.size() + 1);
+            return value == std::string::npos ? "" : line.substr(value);
+        }
+    return {};
+}
+
 namespace {
 
 // A non-blocking connect to 127.0.0.1:port finished within `timeout`; returns a blocking fd or -1.

@@ -86,6 +86,9 @@ bool wait_until(const std::function<bool()>& predicate, Millis timeout, Millis s
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
 std::uint16_t free_port();
+// A port below 1024 on 127.0.0.1 that was free a moment ago, the first from `from` up that is not
+// `except` (other programs on the machine may hold some). Fails the test when there is none.
+std::uint16_t free_privileged_port(std::uint16_t from, std::uint16_t except = 0);
 
 // True when a TCP connect to 127.0.0.1:port succeeds within `timeout`.
 bool port_accepts(std::uint16_t port, Millis timeout = Millis(500));
@@ -99,6 +102,8 @@ std::optional<HttpResponse> http_get(std::uint16_t port, const std::string& path
                                      Millis timeout = Millis(2000));
 
 std::string read_file(const std::string& path);
+// The value of a "Name:\t..." line of /proc/PID/status ("" when there is none).
+std::string status_field(pid_t pid, const std::string& name);
 std::vector<std::uint8_t> read_binary_file(const std::string& path);
 void write_file(const std::string& path, const std::string& text);
 
