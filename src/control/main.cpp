@@ -14,8 +14,6 @@
 #include "src/control/upgrade.h"
 #include "src/control/upgrade_command.h"
 #include "src/gateway/configuration.h"
-#include "src/wire/endpoints_file.h"
-#include "src/discovery/endpoints_file_reader.h"
 #include "src/observe/log.h"
 #include "src/routing/route_explain.h"
 #include "src/observe/version.h"
@@ -230,27 +228,8 @@ int main(int argc, char** argv) {
         std::cout << passgate::explain_route(config, *options->sni, options->alpn);
         return 0;
     }
-    if (options->check) {
-        std::cout << passgate::describe_config(config);
-        if (!gateway_summary.empty()) std::cout << gateway_summary << '\n';
-        if (config.gateway_api.watch)
-            std::cout << "gateway_api: watch = true: the Gateway API objects are read from the API server "
-                         "at start; not checked here\n";
-        for (const std::string& warning : config.warnings) std::cerr << "warning: " << warning << '\n';
-        // Start-up fails on an endpoints file it cannot read, so --check reads them too (with
-        // the same non-blocking reader: a FIFO is reported, not waited on).
-        bool files_ok = true;
-        for (const passgate::config::Service& service : config.services) {
-            if (service.discovery != passgate::config::Discovery::file) continue;
-            const passgate::EndpointsFileParse parsed = passgate::read_endpoints_file(service.endpoints_file);
-            if (parsed.ok()) continue;
-            std::cerr << "service \"" << service.name << "\": " << parsed.error << '\n';
-            files_ok = false;
-        }
-        // Start-up and reload load the Kubernetes credentials; so does --check, without the network.
-        const bool kubernetes_ok = passgate::check_kubernetes(config, std::cout, std::cerr);
-        return files_ok && kubernetes_ok ? 0 : 1;
-    }
+    // Every start-up validation that needs neither the network nor the ports (check.h).
+    if (options->check) return passgate::run_check(config, gateway_summary, std::cout, std::cerr);
     // Serving as root would hand every parser bug the whole machine. --check and `route` only
     // read the config, so they may run as anyone.
     if ((::getuid() == 0 || ::geteuid() == 0) && !options->allow_root) {
