@@ -43,7 +43,7 @@ void usage(std::FILE* out) {
         out);
 }
 
-// --help: the usage, the defaults and the exit codes (README.md, "Command line").
+// --help: the usage, the defaults and the exit codes (README.md, "Usage" and "Exit codes").
 void help(std::FILE* out) {
     usage(out);
     std::fputs(
