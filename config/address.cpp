@@ -127,6 +127,14 @@ std::optional<Address> parse_address(std::string_view text, bool allow_port_zero
     return address;
 }
 
+bool addresses_overlap(const Address& a, const Address& b) {
+    if (a.port() != b.port()) return false;
+    if (a == b) return true;
+    const auto dual_stack = [](const Address& x) { return x.family() == AF_INET6 && x.is_unspecified(); };
+    if (dual_stack(a) || dual_stack(b)) return true;
+    return a.family() == b.family() && (a.is_unspecified() || b.is_unspecified());
+}
+
 std::string format_sockaddr(const sockaddr* address, socklen_t length) {
     if (address == nullptr || length < static_cast<socklen_t>(sizeof(sa_family_t))) {
         return "<none>";

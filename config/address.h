@@ -30,6 +30,12 @@ struct Address {
 // Returns nullopt on any malformed input; the caller words the error.
 std::optional<Address> parse_address(std::string_view text, bool allow_port_zero = false);
 
+// Do two listening addresses take the same port? The same address; or one is the wildcard
+// (0.0.0.0, ::) of the other's family; or either is "::", which passgate binds dual stack
+// (IPV6_V6ONLY off), so it takes the port on IPv4 too. Listeners bind with SO_REUSEPORT, so
+// such a pair binds without an error and the kernel hands each connection to one of them.
+bool addresses_overlap(const Address& a, const Address& b);
+
 // Formats any sockaddr (as returned by accept/getsockname) like Address::to_string.
 std::string format_sockaddr(const sockaddr* address, socklen_t length);
 

@@ -23,7 +23,9 @@ namespace passgate::config {
 
 namespace {
 
+using detail::did_you_mean;
 using detail::fail_type;
+using detail::first_at_line;
 using detail::line_of;
 using detail::quote;
 using detail::Source;
@@ -321,8 +323,10 @@ private:
             std::string error;
             const std::optional<Cidr> cidr = parse_cidr(text, error);
             if (!cidr) source_.fail(line_of(item), item_path, "invalid CIDR " + quote(text) + ": " + error);
-            if (std::find(out.begin(), out.end(), *cidr) != out.end()) {
-                source_.fail(line_of(item), item_path, "CIDR " + quote(text) + " is listed twice");
+            if (const auto first = std::find(out.begin(), out.end(), *cidr); first != out.end()) {
+                const int first_line = line_of((*array)[static_cast<std::size_t>(first - out.begin())]);
+                source_.fail(line_of(item), item_path,
+                             "CIDR " + quote(text) + " is listed twice" + first_at_line(first_line));
             }
             out.push_back(*cidr);
         }
@@ -441,6 +445,7 @@ private:
                  if (auto path = t.string("path", false)) {
                      if (path->empty()) t.fail("path", "must not be empty (\"-\" is stderr)");
                      a.path = *path;
+                     a.path_line = line_of(*t.find("path"));
                  }
              }},
         };
@@ -567,17 +572,28 @@ private:
         listener.address = address(*address_node, table.path_of("address"));
         draft.lines.address = line_of(*address_node);
         for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
-            if (config_.listeners[i].address == listener.address) {
+            const Listener& earlier = config_.listeners[i];
+            const std::string line = std::to_string(listener_lines_[i].address);
+            if (earlier.address == listener.address) {
                 table.fail("address", listener.address.to_string() + " is already used by listener " +
-                                          quote(config_.listeners[i].name) + " (line " +
-                                          std::to_string(listener_lines_[i].address) + ")");
+                                          quote(earlier.name) + " (line " + line + ")");
+            }
+            // Listeners bind with SO_REUSEPORT: the pair would bind without an error.
+            if (addresses_overlap(earlier.address, listener.address)) {
+                table.fail("address", listener.address.to_string() + " overlaps " + earlier.address.to_string() +
+                                          " of listener " + quote(earlier.name) + " (line " + line +
+                                          "): one of them would take the other's connections");
             }
         }
+        const std::string admin_line = admin_address_line_ != 0 ? " (line " + std::to_string(admin_address_line_) + ")"
+                                                                 : std::string(" (the default)");
         if (listener.address == config_.admin.address) {
-            table.fail("address", listener.address.to_string() + " is also the admin address" +
-                                      (admin_address_line_ != 0
-                                           ? " (line " + std::to_string(admin_address_line_) + ")"
-                                           : std::string(" (the default)")));
+            table.fail("address", listener.address.to_string() + " is also the admin address" + admin_line);
+        }
+        if (addresses_overlap(config_.admin.address, listener.address)) {
+            table.fail("address", listener.address.to_string() + " overlaps the admin address " +
+                                      config_.admin.address.to_string() + admin_line +
+                                      ": the second of them to bind would fail");
         }
     }
 
@@ -738,14 +754,19 @@ private:
         const toml::node* node = table.find("gateway_class");
         if (node == nullptr) table.fail_missing("gateway_class");
         const std::string path = table.path_of("gateway_class");
+        std::vector<int> class_lines;  // of gateway.gateway_classes
         const auto add = [&](const toml::node& item, const std::string& item_path) {
             if (!item.is_string()) fail_type(source_, item, item_path, "a GatewayClass name");
             const std::string& name = item.as_string()->get();
             const std::string error = object_name_error(name);
             if (!error.empty()) source_.fail(line_of(item), item_path, "invalid GatewayClass name " + quote(name) + ": " + error);
-            if (std::find(gateway.gateway_classes.begin(), gateway.gateway_classes.end(), name) != gateway.gateway_classes.end())
-                source_.fail(line_of(item), item_path, "GatewayClass " + quote(name) + " is listed twice");
+            const auto first = std::find(gateway.gateway_classes.begin(), gateway.gateway_classes.end(), name);
+            if (first != gateway.gateway_classes.end())
+                source_.fail(line_of(item), item_path,
+                             "GatewayClass " + quote(name) + " is listed twice" +
+                                 first_at_line(class_lines[static_cast<std::size_t>(first - gateway.gateway_classes.begin())]));
             gateway.gateway_classes.push_back(name);
+            class_lines.push_back(line_of(item));
         };
         if (node->is_array()) {
             const toml::array& array = *node->as_array();
@@ -1250,11 +1271,14 @@ private:
             if (!item.is_string()) fail_type(source_, item, item_path, "a listener name string");
             const std::string& value = item.as_string()->get();
             if (config_.find_listener(value) == nullptr) {
-                source_.fail(line_of(item), item_path, "unknown listener " + quote(value));
+                source_.fail(line_of(item), item_path,
+                             "unknown listener " + quote(value) + did_you_mean(value, listener_names()));
             }
-            if (std::find(route.listeners.begin(), route.listeners.end(), value) !=
-                route.listeners.end()) {
-                source_.fail(line_of(item), item_path, "listener " + quote(value) + " is listed twice");
+            const auto first = std::find(route.listeners.begin(), route.listeners.end(), value);
+            if (first != route.listeners.end()) {
+                const int first_line = lines.listeners[static_cast<std::size_t>(first - route.listeners.begin())];
+                source_.fail(line_of(item), item_path,
+                             "listener " + quote(value) + " is listed twice" + first_at_line(first_line));
             }
             route.listeners.push_back(value);
             lines.listeners.push_back(line_of(item));
@@ -1269,10 +1293,12 @@ private:
             for (std::size_t i = 0; i < hostnames->size(); ++i) {
                 const std::string item_path = index_path(path, i);
                 std::string value = hostname((*hostnames)[i], item_path);
-                if (std::find(route.hostnames.begin(), route.hostnames.end(), value) !=
-                    route.hostnames.end()) {
+                const auto first = std::find(route.hostnames.begin(), route.hostnames.end(), value);
+                if (first != route.hostnames.end()) {
+                    const int first_line =
+                        line_of((*hostnames)[static_cast<std::size_t>(first - route.hostnames.begin())]);
                     source_.fail(line_of((*hostnames)[i]), item_path,
-                                 "hostname " + quote(value) + " is listed twice");
+                                 "hostname " + quote(value) + " is listed twice" + first_at_line(first_line));
                 }
                 route.hostnames.push_back(std::move(value));
             }
@@ -1301,9 +1327,11 @@ private:
                                      ": expected 1 to 255 visible ASCII characters, like \"h2\" "
                                      "or \"http/1.1\"");
                 }
-                if (std::find(route.alpn.begin(), route.alpn.end(), value) != route.alpn.end()) {
+                if (const auto first = std::find(route.alpn.begin(), route.alpn.end(), value);
+                    first != route.alpn.end()) {
+                    const int first_line = line_of((*alpn)[static_cast<std::size_t>(first - route.alpn.begin())]);
                     source_.fail(line_of(item), item_path,
-                                 "ALPN protocol " + quote(value) + " is listed twice");
+                                 "ALPN protocol " + quote(value) + " is listed twice" + first_at_line(first_line));
                 }
                 route.alpn.push_back(value);
             }
@@ -1324,7 +1352,8 @@ private:
                  d.backend.service = *t.string("service", true);
                  d.service_line = line_of(*t.find("service"));
                  if (b.config_.find_service(d.backend.service) == nullptr) {
-                     t.fail("service", "unknown service " + quote(d.backend.service));
+                     t.fail("service", "unknown service " + quote(d.backend.service) +
+                                           did_you_mean(d.backend.service, b.service_names()));
                  }
                  const Route& route = d.route->route;
                  for (std::size_t j = 0; j < route.backends.size(); ++j) {
@@ -1378,7 +1407,9 @@ private:
             const int line = listener_lines_[i].default_route;
             const Route* route = config_.find_route(*listener.default_route);
             if (route == nullptr) {
-                source_.fail(line, path, "unknown route " + quote(*listener.default_route));
+                source_.fail(line, path,
+                             "unknown route " + quote(*listener.default_route) +
+                                 did_you_mean(*listener.default_route, route_names()));
             }
             if (std::find(route->listeners.begin(), route->listeners.end(), listener.name) ==
                 route->listeners.end()) {
@@ -1389,6 +1420,17 @@ private:
             }
         }
     }
+
+    // The names defined so far, for "did you mean" suggestions.
+    template <typename T>
+    static std::vector<std::string_view> names_of(const std::vector<T>& items) {
+        std::vector<std::string_view> names;
+        for (const T& item : items) names.push_back(item.name);
+        return names;
+    }
+    std::vector<std::string_view> listener_names() const { return names_of(config_.listeners); }
+    std::vector<std::string_view> route_names() const { return names_of(config_.routes); }
+    std::vector<std::string_view> service_names() const { return names_of(config_.services); }
 
     const Source& source_;
     const toml::table& root_;

@@ -48,6 +48,7 @@ struct AccessLog {
     bool enabled = true;
     AccessLogFormat format = AccessLogFormat::logfmt;
     std::string path = "-";  // "-": stderr (the journal under systemd); else a file, appended
+    int path_line = 0;       // line of `path` (0: not set), for the --check of the file
 };
 
 // [dns]: how `dns` and `dns_srv` services are resolved.

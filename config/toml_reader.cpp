@@ -82,6 +82,25 @@ void fail_type(const Source& source, const toml::node& node, std::string_view pa
                     std::string(type_name(node.type())));
 }
 
+std::string did_you_mean(std::string_view name, std::span<const std::string_view> candidates) {
+    if (name.empty()) return {};
+    std::string_view suggestion;
+    std::size_t best = 3;  // suggest only close misspellings
+    for (const std::string_view candidate : candidates) {
+        const std::size_t distance = edit_distance(name, candidate);
+        if (distance < best) {
+            best = distance;
+            suggestion = candidate;
+        }
+    }
+    if (suggestion.empty()) return {};
+    return " (did you mean \"" + std::string(suggestion) + "\"?)";
+}
+
+std::string first_at_line(int line) {
+    return line > 0 ? " (first at line " + std::to_string(line) + ")" : std::string();
+}
+
 TableReader::TableReader(const Source& source, const toml::table& table, std::string path,
                          std::span<const std::string_view> allowed)
     : source_(source), table_(table), path_(std::move(path)), allowed_(allowed.begin(), allowed.end()) {
@@ -97,19 +116,8 @@ TableReader::TableReader(const Source& source, const toml::table& table, std::st
     }
     if (first_unknown == nullptr) return;
 
-    std::string message = "unknown key";
     const std::string_view name = first_unknown->str();
-    std::string_view suggestion;
-    std::size_t best = 3;  // suggest only close misspellings
-    for (auto candidate : allowed) {
-        const std::size_t distance = edit_distance(name, candidate);
-        if (distance < best) {
-            best = distance;
-            suggestion = candidate;
-        }
-    }
-    if (!suggestion.empty()) message += " (did you mean \"" + std::string(suggestion) + "\"?)";
-    message += "; allowed keys: " + join(allowed);
+    std::string message = "unknown key" + did_you_mean(name, allowed) + "; allowed keys: " + join(allowed);
     const auto line = first_unknown->source().begin.line;
     source_.fail(line == 0 ? line_of(table_) : static_cast<int>(line), path_of(name), message);
 }

@@ -80,6 +80,14 @@ private:
     mutable std::uint64_t consulted_ = 0;  // bit i: allowed_[i] was asked for
 };
 
+// " (did you mean \"CANDIDATE\"?)" for the closest candidate within edit distance 2 of `name`
+// (the rule of the unknown-key error), or "" when none is that close.
+std::string did_you_mean(std::string_view name, std::span<const std::string_view> candidates);
+
+// " (first at line N)" for a repeat whose first occurrence is at `line`; "" when that has no
+// line (0).
+std::string first_at_line(int line);
+
 // Fails at `node` with "expected EXPECTED, got TYPE".
 [[noreturn]] void fail_type(const Source& source, const toml::node& node, std::string_view path,
                             std::string_view expected);

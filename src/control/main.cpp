@@ -4,18 +4,18 @@
 //                                     --allow-root: see README.md, "Least privilege")
 //   passgate --check --config FILE    validate; exit 0, or 1 with "FILE:LINE: message"
 //   passgate --version
-//   passgate route --config FILE --sni NAME [--alpn P]...   explain the routing decision
+//   passgate route --config FILE --sni NAME [--alpn P]... [--listener NAME]   explain the routing
+//                                     decision; the exit status says it (RouteOutcome)
 //   passgate upgrade --config FILE [--timeout D]  upgrade the running binary (README.md)
 
 #include "config/config.h"
 #include "reactor/ring.h"
+#include "reactor/threads.h"
 #include "src/control/app.h"
 #include "src/control/check.h"
 #include "src/control/upgrade.h"
 #include "src/control/upgrade_command.h"
 #include "src/gateway/configuration.h"
-#include "src/wire/endpoints_file.h"
-#include "src/discovery/endpoints_file_reader.h"
 #include "src/observe/log.h"
 #include "src/routing/route_explain.h"
 #include "src/observe/version.h"
@@ -37,9 +37,26 @@ void usage(std::FILE* out) {
     std::fputs(
         "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug] [--allow-root]\n"
         "       passgate --check --config FILE\n"
-        "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]...\n"
+        "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]... [--listener NAME]\n"
         "       passgate upgrade --config FILE | --admin ADDRESS [--timeout DURATION]\n"
         "       passgate --version\n",
+        out);
+}
+
+// --help: the usage, the defaults and the exit codes (README.md, "Usage" and "Exit codes").
+void help(std::FILE* out) {
+    usage(out);
+    std::fputs(
+        "\n"
+        "  --workers N        worker threads, 0 to 1024; 0: one per usable CPU (default: [runtime] workers)\n"
+        "  --log-level LEVEL  error, warning, info or debug (default: info)\n"
+        "  --allow-root       serve even as root (refused without it)\n"
+        "  --listener NAME    route: judge this listener only (default: every listener)\n"
+        "\n"
+        "exit codes: 0 OK; 1 config error, or start-up failed (--check: start-up would fail); 2 usage error\n"
+        "passgate route: 0 every listener judged routes the hello (a default_route counts); 3 no_route on a\n"
+        "  listener; 4 no_sni (no SNI and no default_route); 5 rejected before routing (bad_sni: an IP\n"
+        "  literal or a bad label; bad_alpn); 1 config error; 2 usage error. Several: the highest.\n",
         out);
 }
 
@@ -52,9 +69,10 @@ struct Options {
     std::optional<std::string> timeout;  // upgrade --timeout
     std::optional<std::string> sni;
     std::vector<std::string> alpn;
+    std::optional<std::string> listener;  // route --listener
     bool version = false;
     bool allow_root = false;
-    std::optional<unsigned> workers;
+    std::optional<unsigned> workers;  // 0: one per usable CPU, as [runtime] workers = 0
     passgate::LogLevel log_level = passgate::LogLevel::info;
 };
 
@@ -85,6 +103,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
             auto sni = value();
             if (!sni) return std::nullopt;
             options.sni = *sni;
+        } else if (options.route && argument == "--listener") {
+            auto name = value();
+            if (!name) return std::nullopt;
+            options.listener = *name;
         } else if (options.route && argument == "--alpn") {
             auto protocol = value();
             if (!protocol) return std::nullopt;
@@ -104,8 +126,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
             if (!text) return std::nullopt;
             char* end = nullptr;
             const unsigned long workers = std::strtoul(text->c_str(), &end, 10);
-            if (text->empty() || *end != '\0' || workers == 0 || workers > 1024) {
-                std::fprintf(stderr, "passgate: --workers must be 1..1024, got '%s'\n", text->c_str());
+            if (text->empty() || *end != '\0' || workers > 1024 || (*text)[0] == '-') {
+                std::fprintf(stderr, "passgate: --workers must be 0..1024 (0: one per CPU), got '%s'\n",
+                             text->c_str());
                 return std::nullopt;
             }
             options.workers = static_cast<unsigned>(workers);
@@ -121,7 +144,7 @@ std::optional<Options> parse_options(int argc, char** argv) {
                 return std::nullopt;
             }
         } else if (argument == "--help" || argument == "-h") {
-            usage(stdout);
+            help(stdout);
             std::exit(0);
         } else {
             std::fprintf(stderr, "passgate: unknown argument '%s'\n", argument.c_str());
@@ -227,30 +250,21 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "passgate route: --sni NAME is required (use --sni '' for a hello without SNI)\n");
             return 2;
         }
-        std::cout << passgate::explain_route(config, *options->sni, options->alpn);
-        return 0;
-    }
-    if (options->check) {
-        std::cout << passgate::describe_config(config);
-        if (!gateway_summary.empty()) std::cout << gateway_summary << '\n';
-        if (config.gateway_api.watch)
-            std::cout << "gateway_api: watch = true: the Gateway API objects are read from the API server "
-                         "at start; not checked here\n";
-        for (const std::string& warning : config.warnings) std::cerr << "warning: " << warning << '\n';
-        // Start-up fails on an endpoints file it cannot read, so --check reads them too (with
-        // the same non-blocking reader: a FIFO is reported, not waited on).
-        bool files_ok = true;
-        for (const passgate::config::Service& service : config.services) {
-            if (service.discovery != passgate::config::Discovery::file) continue;
-            const passgate::EndpointsFileParse parsed = passgate::read_endpoints_file(service.endpoints_file);
-            if (parsed.ok()) continue;
-            std::cerr << "service \"" << service.name << "\": " << parsed.error << '\n';
-            files_ok = false;
+        if (options->listener && config.find_listener(*options->listener) == nullptr) {
+            std::string names;
+            for (const passgate::config::Listener& listener : config.listeners)
+                names += (names.empty() ? "" : ", ") + listener.name;
+            std::fprintf(stderr, "passgate route: --listener: no listener \"%s\" in %s; listeners: %s\n",
+                         options->listener->c_str(), config.source.c_str(), names.empty() ? "(none)" : names.c_str());
+            return 2;
         }
-        // Start-up and reload load the Kubernetes credentials; so does --check, without the network.
-        const bool kubernetes_ok = passgate::check_kubernetes(config, std::cout, std::cerr);
-        return files_ok && kubernetes_ok ? 0 : 1;
+        const passgate::RouteExplanation explained = passgate::judge_route(
+            config, *options->sni, options->alpn, options->listener ? &*options->listener : nullptr);
+        std::cout << explained.text;
+        return static_cast<int>(explained.outcome);
     }
+    // Every start-up validation that needs neither the network nor the ports (check.h).
+    if (options->check) return passgate::run_check(config, gateway_summary, std::cout, std::cerr);
     // Serving as root would hand every parser bug the whole machine. --check and `route` only
     // read the config, so they may run as anyone.
     if ((::getuid() == 0 || ::geteuid() == 0) && !options->allow_root) {
@@ -271,7 +285,8 @@ int main(int argc, char** argv) {
                                "accepts (the paths of kernels before 6.1; meant for tests)");
         passgate::AppOptions app_options;
         app_options.config_path = options->config_path;
-        app_options.workers_override = options->workers;
+        if (options->workers)
+            app_options.workers_override = *options->workers != 0 ? *options->workers : passgate::reactor::usable_cpus();
         app_options.binary_path = own_binary_path(argv[0]);
         app_options.arguments.assign(argv, argv + argc);
         app_options.upgrade_parent = upgrade_parent ? &*upgrade_parent : nullptr;

@@ -40,6 +40,8 @@
 
 namespace passgate::gateway_api {
 
+using config::addresses_overlap;
+
 namespace {
 
 constexpr const char* kTLSRouteKind = "TLSRoute";
@@ -98,16 +100,6 @@ std::vector<Sourced<kubernetes::Service>> services_in_order(const std::vector<So
 }
 
 std::string ns_name(const ObjectMeta& metadata) { return metadata.namespace_name + "/" + metadata.name; }
-
-// Do two listening addresses take the same port? Same address; or one is the wildcard of the
-// other's family; or one is "::", which passgate binds dual stack (IPV6_V6ONLY off).
-bool addresses_overlap(const config::Address& a, const config::Address& b) {
-    if (a.port() != b.port()) return false;
-    if (a == b) return true;
-    const auto dual_stack = [](const config::Address& x) { return x.family() == AF_INET6 && x.is_unspecified(); };
-    if (dual_stack(a) || dual_stack(b)) return true;
-    return a.family() == b.family() && (a.is_unspecified() || b.is_unspecified());
-}
 
 // "0.0.0.0" + 6443 -> 0.0.0.0:6443; "::" -> [::]:6443.
 std::optional<config::Address> listen_address(const std::string& ip, std::uint16_t port) {

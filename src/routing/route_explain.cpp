@@ -245,9 +245,10 @@ void explain_other_routes(std::string& out, const ListenerRoutes::Trace& trace,
     if (!not_matching.empty()) out += "  hostnames do not match: " + not_matching + "\n";
 }
 
-void explain_listener(std::string& out, const config::Config& config,
-                      const config::Listener& listener, std::string_view sni,
-                      const std::vector<std::string>& alpn) {
+// Returns the listener's verdict.
+RouteOutcome explain_listener(std::string& out, const config::Config& config,
+                              const config::Listener& listener, std::string_view sni,
+                              const std::vector<std::string>& alpn) {
     const ListenerRoutes table(config, listener);
     const ListenerRoutes::Trace trace = table.rank(sni, alpn);
     // The chosen candidate ranks first; with the default_route taken there is none.
@@ -265,7 +266,10 @@ void explain_listener(std::string& out, const config::Config& config,
                listener.hostname.value_or("") + "\n";
     }
 
-    if (trace.match.route != nullptr) explain_backends(out, config, *trace.match.route);
+    if (trace.match.route == nullptr)
+        return trace.match.miss == ListenerRoutes::Miss::no_sni ? RouteOutcome::no_sni : RouteOutcome::no_route;
+    explain_backends(out, config, *trace.match.route);
+    return RouteOutcome::routed;
 }
 
 std::string listener_heading(const config::Listener& listener) {
@@ -280,6 +284,14 @@ std::string listener_heading(const config::Listener& listener) {
 
 std::string explain_route(const config::Config& config, std::string_view sni,
                           const std::vector<std::string>& alpn) {
+    return judge_route(config, sni, alpn).text;
+}
+
+RouteExplanation judge_route(const config::Config& config, std::string_view sni, const std::vector<std::string>& alpn,
+                             const std::string* only_listener) {
+    std::vector<const config::Listener*> listeners;
+    for (const config::Listener& listener : config.listeners)
+        if (only_listener == nullptr || listener.name == *only_listener) listeners.push_back(&listener);
     std::string out;
     const HelloParse hello = judge_hello(sni, alpn);
     const bool rejected = hello.status != HelloParse::Status::complete;
@@ -310,19 +322,21 @@ std::string explain_route(const config::Config& config, std::string_view sni,
                                                   : "the hello is malformed";
         out += "rejected before routing on every listener: hello_error=" + std::string(reason) +
                ": " + why + "\n";
-        for (const config::Listener& listener : config.listeners) {
-            out += listener_heading(listener);
+        for (const config::Listener* listener : listeners) {
+            out += listener_heading(*listener);
             out += "  => rejected (hello_rejected, " + std::string(reason) + ")\n";
         }
-        return out;
+        return {std::move(out), RouteOutcome::rejected};
     }
 
-    if (config.listeners.empty()) out += "no listeners\n";
-    for (const config::Listener& listener : config.listeners) {
-        out += listener_heading(listener);
-        explain_listener(out, config, listener, hello.hello.sni, hello.hello.alpn);
+    // No listener: nothing would take the hello.
+    RouteOutcome outcome = listeners.empty() ? RouteOutcome::no_route : RouteOutcome::routed;
+    if (listeners.empty()) out += "no listeners\n";
+    for (const config::Listener* listener : listeners) {
+        out += listener_heading(*listener);
+        outcome = std::max(outcome, explain_listener(out, config, *listener, hello.hello.sni, hello.hello.alpn));
     }
-    return out;
+    return {std::move(out), outcome};
 }
 
 }  // namespace passgate

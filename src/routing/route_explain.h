@@ -20,4 +20,23 @@ namespace passgate {
 std::string explain_route(const config::Config& config, std::string_view sni,
                           const std::vector<std::string>& alpn);
 
+// The verdict of `passgate route`, its exit status (README.md, "Exit codes"). Over several
+// listeners the highest applies.
+enum class RouteOutcome {
+    routed = 0,    // a route takes the hello (a default_route counts)
+    no_route = 3,  // SNI sent, no route matches, no default_route (or no listener at all)
+    no_sni = 4,    // no SNI and no default_route
+    rejected = 5,  // the hello is rejected before routing: bad_sni (IP literal, bad label), bad_alpn
+};
+
+struct RouteExplanation {
+    std::string text;  // as explain_route
+    RouteOutcome outcome = RouteOutcome::routed;
+};
+
+// explain_route on the listeners named `only_listener` (nullptr: every listener), with the
+// verdict. `only_listener` must name a listener of `config`.
+RouteExplanation judge_route(const config::Config& config, std::string_view sni, const std::vector<std::string>& alpn,
+                             const std::string* only_listener = nullptr);
+
 }  // namespace passgate

@@ -747,7 +747,7 @@ TEST_CASE("hostnames are lowercased and validated", "[config][errors]") {
     }
     // Duplicates are detected after lowercasing.
     CHECK(error_of(replace(kBase, "[\"a.example.com\"]", "[\"a.example.com\",\n\"A.example.com\"]")) ==
-          "t.toml:9: route[0].hostnames[1]: hostname \"a.example.com\" is listed twice");
+          "t.toml:9: route[0].hostnames[1]: hostname \"a.example.com\" is listed twice (first at line 8)");
 }
 
 TEST_CASE("ALPN lists are validated", "[config][errors]") {
@@ -760,7 +760,7 @@ TEST_CASE("ALPN lists are validated", "[config][errors]") {
                StartsWith("t.toml:10: route[0].alpn[0]: invalid ALPN protocol \"xxxx"));
     CHECK(error_of(route_with("alpn = [\"" + std::string(255, 'x') + "\"]")) == "(no error)");
     CHECK(error_of(route_with("alpn = [\"h2\", \"h2\"]")) ==
-          "t.toml:10: route[0].alpn[1]: ALPN protocol \"h2\" is listed twice");
+          "t.toml:10: route[0].alpn[1]: ALPN protocol \"h2\" is listed twice (first at line 10)");
     // ALPN ids are case-sensitive bytes: not lowercased.
     const Config config = parse(route_with("alpn = [\"H2\", \"h2\"]"));
     CHECK(config.routes[0].alpn == std::vector<std::string>{"H2", "h2"});
@@ -786,9 +786,9 @@ TEST_CASE("route references: listeners and backends", "[config][errors]") {
     CHECK(error_of(replace(kBase, "listeners = [\"tls\"]", "listeners = [\"TLS\"]")) ==
           "t.toml:7: route[0].listeners[0]: unknown listener \"TLS\"");
     CHECK(error_of(replace(kBase, "listeners = [\"tls\"]", "listeners = [\"tls\", \"tls\"]")) ==
-          "t.toml:7: route[0].listeners[1]: listener \"tls\" is listed twice");
+          "t.toml:7: route[0].listeners[1]: listener \"tls\" is listed twice (first at line 7)");
     CHECK(error_of(replace(kBase, "[{ service = \"s\" }]", "[{ service = \"t\" }]")) ==
-          "t.toml:9: route[0].backends[0].service: unknown service \"t\"");
+          "t.toml:9: route[0].backends[0].service: unknown service \"t\" (did you mean \"s\"?)");
     CHECK(error_of(replace(kBase, "[{ service = \"s\" }]",
                            "[{ service = \"s\" },\n  { service = \"s\", weight = 3 }]")) ==
           "t.toml:10: route[0].backends[1].service: service \"s\" is already a backend of this "
@@ -1139,4 +1139,86 @@ TEST_CASE("bounds keys: defaults, set values and ranges", "[config][bounds]") {
         CHECK(error_of("[admin]\nmax_connections_per_source = 70000\n" + kBase)
                   .rfind("t.toml:2: admin.max_connections_per_source:", 0) == 0);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names that do not exist get the unknown-key suggestion rule; a repeat names its first line.
+
+TEST_CASE("unknown names suggest a close one, as unknown keys do", "[config][errors][suggestions]") {
+    const std::string two_services =
+        replace(kBase, "[{ service = \"s\" }]", "[{ service = \"ss\" }]") +
+        "\n[[service]]\nname = \"api-pool\"\nendpoints = [\"127.0.0.1:8444\"]\n";
+    CHECK(error_of(two_services) ==
+          "t.toml:9: route[0].backends[0].service: unknown service \"ss\" (did you mean \"s\"?)");
+    CHECK(error_of(replace(two_services, "service = \"ss\"", "service = \"api-pol\"")) ==
+          "t.toml:9: route[0].backends[0].service: unknown service \"api-pol\" (did you mean \"api-pool\"?)");
+    // Nothing within 2 edits: no suggestion.
+    CHECK(error_of(replace(kBase, "[{ service = \"s\" }]", "[{ service = \"nope\" }]")) ==
+          "t.toml:9: route[0].backends[0].service: unknown service \"nope\"");
+    CHECK(error_of(replace(kBase, "listeners = [\"tls\"]", "listeners = [\"tlz\"]")) ==
+          "t.toml:7: route[0].listeners[0]: unknown listener \"tlz\" (did you mean \"tls\"?)");
+    CHECK(error_of(replace(kBase, "listeners = [\"tls\"]", "listeners = [\"public\"]")) ==
+          "t.toml:7: route[0].listeners[0]: unknown listener \"public\"");
+    CHECK(error_of(listener_with("default_route = \"rr\"")) ==
+          "t.toml:4: listener[0].default_route: unknown route \"rr\" (did you mean \"r\"?)");
+    CHECK(error_of(listener_with("default_route = \"nope\"")) ==
+          "t.toml:4: listener[0].default_route: unknown route \"nope\"");
+    // An empty name is never "close" to anything.
+    CHECK(error_of(listener_with("default_route = \"\"")) ==
+          "t.toml:4: listener[0].default_route: unknown route \"\"");
+}
+
+TEST_CASE("\"listed twice\" names the line of the first", "[config][errors][suggestions]") {
+    CHECK(error_of(replace(kBase, "listeners = [\"tls\"]", "listeners = [\n  \"tls\",\n  \"tls\",\n]")) ==
+          "t.toml:9: route[0].listeners[1]: listener \"tls\" is listed twice (first at line 8)");
+    CHECK(error_of(replace(kBase, "[\"a.example.com\"]", "[\n  \"a.example.com\",\n  \"b.example.com\",\n"
+                                                          "  \"A.example.com\",\n]")) ==
+          "t.toml:11: route[0].hostnames[2]: hostname \"a.example.com\" is listed twice (first at line 9)");
+    CHECK(error_of(route_with("alpn = [\n  \"h2\",\n  \"http/1.1\",\n  \"h2\",\n]")) ==
+          "t.toml:13: route[0].alpn[2]: ALPN protocol \"h2\" is listed twice (first at line 11)");
+    CHECK(error_of(listener_with("allow = [\n  \"10.0.0.0/8\",\n  \"10.0.0.0/8\",\n]")) ==
+          "t.toml:6: listener[0].allow[1]: CIDR \"10.0.0.0/8\" is listed twice (first at line 5)");
+    CHECK(error_of(listener_with("deny = [\n  \"::1\",\n  \"0:0::1/128\",\n]")) ==
+          "t.toml:6: listener[0].deny[1]: CIDR \"0:0::1/128\" is listed twice (first at line 5)");
+}
+
+TEST_CASE("listeners and the admin address on overlapping addresses are an error", "[config][errors][overlap]") {
+    const auto second_listener = [](const std::string& first, const std::string& second) {
+        return replace(kBase, "\"127.0.0.1:6443\"", "\"" + first + "\"") +
+               "[[listener]]\nname = \"two\"\naddress = \"" + second + "\"\n";
+    };
+    const std::string consequence = ": one of them would take the other's connections";
+    CHECK(error_of(second_listener("0.0.0.0:6443", "127.0.0.1:6443")) ==
+          "t.toml:16: listener[1].address: 127.0.0.1:6443 overlaps 0.0.0.0:6443 of listener \"tls\" (line 3)" +
+              consequence);
+    CHECK(error_of(second_listener("127.0.0.1:6443", "0.0.0.0:6443")) ==
+          "t.toml:16: listener[1].address: 0.0.0.0:6443 overlaps 127.0.0.1:6443 of listener \"tls\" (line 3)" +
+              consequence);
+    // "::" is bound dual stack: it takes the port on IPv4 too.
+    CHECK(error_of(second_listener("[::]:6443", "127.0.0.1:6443")) ==
+          "t.toml:16: listener[1].address: 127.0.0.1:6443 overlaps [::]:6443 of listener \"tls\" (line 3)" +
+              consequence);
+    CHECK(error_of(second_listener("0.0.0.0:6443", "[::]:6443")) ==
+          "t.toml:16: listener[1].address: [::]:6443 overlaps 0.0.0.0:6443 of listener \"tls\" (line 3)" +
+              consequence);
+    CHECK(error_of(second_listener("[::1]:6443", "[::]:6443")) ==
+          "t.toml:16: listener[1].address: [::]:6443 overlaps [::1]:6443 of listener \"tls\" (line 3)" +
+              consequence);
+    // Not overlapping: other ports, two specific addresses, 0.0.0.0 and an IPv6 address.
+    CHECK(error_of(second_listener("0.0.0.0:6443", "127.0.0.1:6444")) == "(no error)");
+    CHECK(error_of(second_listener("127.0.0.1:6443", "127.0.0.2:6443")) == "(no error)");
+    CHECK(error_of(second_listener("127.0.0.1:6443", "[::1]:6443")) == "(no error)");
+    CHECK(error_of(second_listener("0.0.0.0:6443", "[::1]:6443")) == "(no error)");
+
+    // The admin address (the default 127.0.0.1:9901, or [admin] address).
+    CHECK(error_of(replace(kBase, "\"127.0.0.1:6443\"", "\"0.0.0.0:9901\"")) ==
+          "t.toml:3: listener[0].address: 0.0.0.0:9901 overlaps the admin address 127.0.0.1:9901 (the default): "
+          "the second of them to bind would fail");
+    CHECK(error_of("[admin]\naddress = \"0.0.0.0:6443\"\n" + kBase) ==
+          "t.toml:5: listener[0].address: 127.0.0.1:6443 overlaps the admin address 0.0.0.0:6443 (line 2): "
+          "the second of them to bind would fail");
+    CHECK(error_of("[admin]\naddress = \"[::]:6443\"\n" + kBase) ==
+          "t.toml:5: listener[0].address: 127.0.0.1:6443 overlaps the admin address [::]:6443 (line 2): "
+          "the second of them to bind would fail");
+    CHECK(error_of("[admin]\naddress = \"[::1]:6443\"\n" + kBase) == "(no error)");
 }

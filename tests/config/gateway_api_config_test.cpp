@@ -77,7 +77,7 @@ TEST_CASE("[gateway_api]: errors name the file, the line and the key", "[gateway
           file + "2: gateway_api.gateway_class[1]: invalid GatewayClass name \"Eg\": a DNS-1123 subdomain has "
                  "only lowercase letters, digits, '-' and '.'");
     CHECK(error_of("[gateway_api]\ngateway_class = [\"eg\", \"eg\"]\nmanifests = [\"a.yaml\"]\n") ==
-          file + "2: gateway_api.gateway_class[1]: GatewayClass \"eg\" is listed twice");
+          file + "2: gateway_api.gateway_class[1]: GatewayClass \"eg\" is listed twice (first at line 2)");
     CHECK(error_of("[gateway_api]\ngateway_class = \"eg\"\n") ==
           file + "1: gateway_api.manifests: [gateway_api] needs manifests (files or folders of YAML) or watch = true");
     CHECK(error_of(kKubernetes + "[gateway_api]\ngateway_class = \"eg\"\nmanifests = [\"a\"]\nwatch = true\n") ==

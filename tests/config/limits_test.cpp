@@ -92,10 +92,10 @@ TEST_CASE("bad CIDRs are errors at their line and index", "[config][limits][erro
           "t.toml:4: listener[0].allow[0]: invalid CIDR \"\": empty; expected \"a.b.c.d/n\", "
           "\"x::/n\" or a bare address");
     CHECK(error_of(config_with("allow = [\"10.0.0.0/8\", \"10.0.0.0/8\"]", "")) ==
-          "t.toml:4: listener[0].allow[1]: CIDR \"10.0.0.0/8\" is listed twice");
+          "t.toml:4: listener[0].allow[1]: CIDR \"10.0.0.0/8\" is listed twice (first at line 4)");
     // The same range written two ways is still a repeat.
     CHECK(error_of(config_with("deny = [\"::1\", \"0:0::1/128\"]", "")) ==
-          "t.toml:4: listener[0].deny[1]: CIDR \"0:0::1/128\" is listed twice");
+          "t.toml:4: listener[0].deny[1]: CIDR \"0:0::1/128\" is listed twice (first at line 4)");
 }
 
 TEST_CASE("wrong types for the new keys", "[config][limits][errors]") {

@@ -81,7 +81,7 @@ TEST_CASE("trusted_proxies entries are strict CIDRs, each once", "[config][proxy
               .rfind("t.toml:5: listener[0].trusted_proxies[0]: invalid CIDR \"lb.example.com\": ", 0) == 0);
     CHECK(error_of(config_with("accept_proxy_protocol = true\n"
                                "trusted_proxies = [\"::1\", \"0::1/128\"]")) ==
-          "t.toml:5: listener[0].trusted_proxies[1]: CIDR \"0::1/128\" is listed twice");
+          "t.toml:5: listener[0].trusted_proxies[1]: CIDR \"0::1/128\" is listed twice (first at line 5)");
     CHECK(error_of(config_with("accept_proxy_protocol = true\ntrusted_proxies = [\n  \"10.0.0.0/8\",\n  7,\n]"))
               .rfind("t.toml:7: listener[0].trusted_proxies[1]: ", 0) == 0);
 }

@@ -318,3 +318,44 @@ TEST_CASE("route explain: a discovered service names its source", "[route_explai
     CHECK(has_line(block, "    service \"by-file\" weight 1 (33.3%): endpoints from endpoints_file "
                           "/etc/passgate/pool.endpoints (found at run time)"));
 }
+
+TEST_CASE("route verdict: routed, no_route, no_sni, rejected; the highest over the listeners judged",
+          "[route_explain][route_outcome]") {
+    using passgate::judge_route;
+    using passgate::RouteOutcome;
+    // "strict" has no default_route; "fallback" sends everything else to "r".
+    const Config config = make_config(listener("strict", 6443) + listener("fallback", 6444, "", "r") +
+                                      route("r", {"strict", "fallback"}, {"a.example.com"}));
+    const std::string strict = "strict";
+    const std::string fallback = "fallback";
+    CHECK(judge_route(config, "a.example.com", {}).outcome == RouteOutcome::routed);
+    CHECK(judge_route(config, "A.Example.com.", {}).outcome == RouteOutcome::routed);
+    // No route on "strict"; "fallback" takes it by its default_route.
+    CHECK(judge_route(config, "b.example.com", {}).outcome == RouteOutcome::no_route);
+    CHECK(judge_route(config, "b.example.com", {}, &strict).outcome == RouteOutcome::no_route);
+    CHECK(judge_route(config, "b.example.com", {}, &fallback).outcome == RouteOutcome::routed);
+    // No SNI: no_sni on "strict", the default_route on "fallback".
+    CHECK(judge_route(config, "", {}).outcome == RouteOutcome::no_sni);
+    CHECK(judge_route(config, "", {}, &fallback).outcome == RouteOutcome::routed);
+    // Rejected before routing, on every listener.
+    CHECK(judge_route(config, "10.0.0.1", {}).outcome == RouteOutcome::rejected);
+    CHECK(judge_route(config, "bad..label", {}, &fallback).outcome == RouteOutcome::rejected);
+    CHECK(judge_route(config, "a.example.com", {std::string(300, 'x')}).outcome == RouteOutcome::rejected);
+    // The exit statuses are the contract (README.md, "Exit codes").
+    CHECK(static_cast<int>(RouteOutcome::routed) == 0);
+    CHECK(static_cast<int>(RouteOutcome::no_route) == 3);
+    CHECK(static_cast<int>(RouteOutcome::no_sni) == 4);
+    CHECK(static_cast<int>(RouteOutcome::rejected) == 5);
+}
+
+TEST_CASE("route verdict: --listener judges and shows that listener only", "[route_explain][route_outcome]") {
+    const Config config = make_config(listener("strict", 6443) + listener("fallback", 6444, "", "r") +
+                                      route("r", {"strict", "fallback"}, {"a.example.com"}));
+    const std::string fallback = "fallback";
+    const passgate::RouteExplanation only = passgate::judge_route(config, "b.example.com", {}, &fallback);
+    CHECK(block_of(only.text, "strict").empty());
+    CHECK(decision(only.text, "fallback") == "route \"r\" via default_route: no attached route matches "
+                                             "\"b.example.com\"");
+    // Without it: the text explain_route gives.
+    CHECK(passgate::judge_route(config, "b.example.com", {}).text == explain_route(config, "b.example.com", {}));
+}
