@@ -9,6 +9,7 @@
 #include "reactor/threads.h"
 #include "src/control/fd_limit.h"
 #include "src/control/inherited_sockets.h"
+#include "src/control/reload_plan.h"
 #include "src/control/sd_notify.h"
 #include "src/observe/log.h"
 #include "src/observe/version.h"
@@ -97,6 +98,7 @@ unsigned worker_count_of(const config::Config& config, const AppOptions& options
 ControlPlane::ControlPlane(const AppOptions& options, config::Config config)
     : options_(options),
       current_(std::make_shared<const config::Config>(std::move(config))),
+      started_(current_),
       current_hash_(current_->source_hash),
       worker_count_(worker_count_of(*current_, options_)),
       bounds_(start_up_bounds(*current_, worker_count_)),
@@ -416,11 +418,9 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
         return {};
     }
     const config::Config& running = *current_;
-    if (!(next->admin.address == running.admin.address))
-        log_line(LogLevel::warning, "reload: [admin] address changes need a restart; keeping " +
-                                        running.admin.address.to_string());
-    if (next->runtime.workers != running.runtime.workers)
-        log_line(LogLevel::warning, "reload: [runtime] workers changes need a restart");
+    // Compared with the config the process started with: an earlier reload that changed one of
+    // these did not apply it either. Logged and counted once the reload is installed.
+    const std::vector<RestartRequired> restart_needed = restart_required(*started_, *next);
     for (const std::string& warning : next->warnings) log_line(LogLevel::warning, warning);
 
     std::vector<std::vector<reactor::Fd>> sockets(worker_count_);
@@ -468,6 +468,10 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
     metrics_.config_hash_info.with({hash}).set(control, 1);
     metrics_.config_reloads.with({"success"}).inc(control);
     metrics_.config_last_reload_success.with().set(control, unix_time_seconds());
+    for (const RestartRequired& change : restart_needed) {
+        log_line(LogLevel::warning, "reload: " + describe_restart_warning(change));
+        metrics_.config_reload_restart_required.with({change.key}).inc(control);
+    }
     current_ = std::move(next);
     current_hash_ = hash;
     snapshot_ = snapshot;

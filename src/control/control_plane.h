@@ -87,6 +87,9 @@ private:
 
     AppOptions options_;
     std::shared_ptr<const config::Config> current_;  // the config in use
+    // The config the process started with: what it read once (workers, access log, admin
+    // server) is still as there; a reload that changes it warns (src/control/reload_plan.h).
+    std::shared_ptr<const config::Config> started_;
     std::string current_hash_;
     unsigned worker_count_;
     WorkerBounds bounds_;

@@ -3,6 +3,7 @@
 //   passgate --config FILE            run in the foreground, logs to stderr (not as root, unless
 //                                     --allow-root: see README.md, "Least privilege")
 //   passgate --check --config FILE    validate; exit 0, or 1 with "FILE:LINE: message"
+//   passgate --check --config NEW --against OLD   also: what a reload from OLD to NEW would do
 //   passgate --version
 //   passgate route --config FILE --sni NAME [--alpn P]... [--listener NAME]   explain the routing
 //                                     decision; the exit status says it (RouteOutcome)
@@ -13,6 +14,7 @@
 #include "reactor/threads.h"
 #include "src/control/app.h"
 #include "src/control/check.h"
+#include "src/control/reload_plan.h"
 #include "src/control/upgrade.h"
 #include "src/control/upgrade_command.h"
 #include "src/gateway/configuration.h"
@@ -36,7 +38,7 @@ namespace {
 void usage(std::FILE* out) {
     std::fputs(
         "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug] [--allow-root]\n"
-        "       passgate --check --config FILE\n"
+        "       passgate --check --config FILE [--against RUNNING_FILE]\n"
         "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]... [--listener NAME]\n"
         "       passgate upgrade --config FILE | --admin ADDRESS [--timeout DURATION]\n"
         "       passgate --version\n",
@@ -68,6 +70,7 @@ struct Options {
     std::optional<std::string> admin;    // upgrade --admin
     std::optional<std::string> timeout;  // upgrade --timeout
     std::optional<std::string> sni;
+    std::optional<std::string> against;  // --check --against: the file the running process loaded
     std::vector<std::string> alpn;
     std::optional<std::string> listener;  // route --listener
     bool version = false;
@@ -115,6 +118,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
             auto text = value();
             if (!text) return std::nullopt;
             (argument == "--admin" ? options.admin : options.timeout) = *text;
+        } else if (argument == "--against") {
+            auto path = value();
+            if (!path) return std::nullopt;
+            options.against = *path;
         } else if (argument == "--check") {
             options.check = true;
         } else if (argument == "--version") {
@@ -151,7 +158,28 @@ std::optional<Options> parse_options(int argc, char** argv) {
             return std::nullopt;
         }
     }
+    if (options.against && !options.check) {
+        std::fprintf(stderr, "passgate: --against is for --check\n");
+        return std::nullopt;
+    }
     return options;
+}
+
+// `--check --against OLD`, once NEW (`next`) is valid: what a reload from OLD to NEW would do.
+// Exit 0 (restarts needed are information), or 2 when OLD cannot be loaded (not the file the
+// process runs with, then).
+int check_against(const passgate::config::Config& next, const std::string& old_path) {
+    passgate::config::Config running;
+    try {
+        running = passgate::gateway_api::load_configuration(old_path);
+    } catch (const passgate::config::ConfigError& error) {
+        std::fprintf(stderr, "passgate: --against %s: %s\n", old_path.c_str(), error.what());
+        return 2;
+    }
+    std::cout << "reload from " << running.source << " (hash " << running.source_hash << ") to " << next.source
+              << " (hash " << next.source_hash << "):\n"
+              << passgate::describe_reload_plan(passgate::plan_reload(running, next));
+    return 0;
 }
 
 // The binary's path now, before a package manager replaces the file: an upgrade executes the
@@ -264,7 +292,11 @@ int main(int argc, char** argv) {
         return static_cast<int>(explained.outcome);
     }
     // Every start-up validation that needs neither the network nor the ports (check.h).
-    if (options->check) return passgate::run_check(config, gateway_summary, std::cout, std::cerr);
+    if (options->check) {
+        const int verdict = passgate::run_check(config, gateway_summary, std::cout, std::cerr);
+        if (verdict == 0 && options->against) return check_against(config, *options->against);
+        return verdict;
+    }
     // Serving as root would hand every parser bug the whole machine. --check and `route` only
     // read the config, so they may run as anyone.
     if ((::getuid() == 0 || ::geteuid() == 0) && !options->allow_root) {

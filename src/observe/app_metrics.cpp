@@ -85,6 +85,9 @@ AppMetrics::AppMetrics(unsigned workers)
           "Unix time of the last configuration load that succeeded (start-up included).")),
       config_hash_info(registry.gauge("passgate_config_hash_info",
           "Hash of the configuration file in use (value always 1).", {"hash"})),
+      config_reload_restart_required(registry.counter("passgate_config_reload_restart_required_total",
+          "Reloads that changed a setting a reload does not apply (it keeps its running value until a "
+          "restart), by the setting's key, e.g. access_log.format.", {"key"})),
       pipes_in_use(registry.gauge("passgate_pipes_in_use",
           "Pipes leased by connections now, summed over workers.")),
       pipe_pool_size(registry.gauge("passgate_pipe_pool_size",

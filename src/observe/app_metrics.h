@@ -58,6 +58,9 @@ public:
     metrics::CounterFamily& config_reloads;               // {result}
     metrics::GaugeFamily& config_last_reload_success;
     metrics::GaugeFamily& config_hash_info;               // {hash}
+    // Reloads that changed a setting only read at start (src/control/reload_plan.h); a series
+    // appears when its key is first counted.
+    metrics::CounterFamily& config_reload_restart_required;  // {key}
     metrics::GaugeFamily& pipes_in_use;
     metrics::GaugeFamily& pipe_pool_size;
     metrics::GaugeFamily& build_info;                     // {version, liburing, kernel}
