@@ -7,6 +7,7 @@
 #include "metrics/process.h"
 #include "reactor/socket.h"
 #include "reactor/threads.h"
+#include "src/control/admin_views.h"
 #include "src/control/fd_limit.h"
 #include "src/control/inherited_sockets.h"
 #include "src/control/sd_notify.h"
@@ -108,6 +109,7 @@ ControlPlane::ControlPlane(const AppOptions& options, config::Config config)
       serving_(options.upgrade_parent == nullptr),
       signals_(loop_, {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}, [this](int signal) { on_signal(signal); }) {
     if (upgrade_parent_ != nullptr) upgraded_from_ = upgrade_parent_->parent();
+    loaded_at_ = unix_time_seconds();
     register_metrics();
     initial_snapshot_ = std::make_shared<const Snapshot>(current_, metrics_);
     snapshot_ = initial_snapshot_;
@@ -468,6 +470,7 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
     metrics_.config_hash_info.with({hash}).set(control, 1);
     metrics_.config_reloads.with({"success"}).inc(control);
     metrics_.config_last_reload_success.with().set(control, unix_time_seconds());
+    loaded_at_ = unix_time_seconds();
     current_ = std::move(next);
     current_hash_ = hash;
     snapshot_ = snapshot;
@@ -523,9 +526,43 @@ void ControlPlane::on_readiness() {
         log_line(LogLevel::warning, std::string("sd_notify READY=1 failed: ") + std::strerror(errno));
 }
 
-HttpResponse ControlPlane::on_admin_request(const HttpRequest& request) {
+// GET /config, /listeners, /endpoints: JSON, read-only.
+std::optional<HttpResponse> ControlPlane::admin_view(const HttpRequest& request) const {
+    if (request.path != "/config" && request.path != "/listeners" && request.path != "/endpoints") return std::nullopt;
     HttpResponse response;
-    if (request.path == "/healthz") {
+    if (request.method != "GET") {
+        response.status = 405;
+        response.allow = "GET";
+        response.body = "only GET\n";
+        return response;
+    }
+    nlohmann::ordered_json view;
+    if (request.path == "/config") {
+        view = config_view(*current_, loaded_at_);
+    } else if (request.path == "/listeners") {
+        view = listeners_view(*snapshot_, worker_count_, bounds_.max_connections);
+    } else {
+        std::vector<ServiceEndpoints> services;
+        for (const config::Service& service : current_->services) {
+            EndpointDirectory::View state = directory_.view(service.name);
+            services.push_back(ServiceEndpoints{.service = &service, .set = std::move(state.set),
+                                                .last_update = state.last_update});
+        }
+        view = endpoints_view(services, worker_count_, reactor::monotonic_millis());
+    }
+    response.content_type = "application/json";
+    response.body = view.dump(2) + "\n";
+    return response;
+}
+
+HttpResponse ControlPlane::on_admin_request(const HttpRequest& request) {
+    if (std::optional<HttpResponse> view = admin_view(request)) return *view;
+    HttpResponse response;
+    if (request.method != "GET" && request.method != "HEAD" && request.method != "POST") {
+        response.status = 405;
+        response.allow = request.path == "/upgrade" ? "GET, HEAD, POST" : "GET, HEAD";
+        response.body = "only GET (and POST /upgrade)\n";
+    } else if (request.path == "/healthz") {
         response.body = "ok\n";
     } else if (request.path == "/readyz") {
         const bool ready = !stopping_ && notified_ready_;

@@ -6,11 +6,14 @@
 //   passgate --version
 //   passgate route --config FILE --sni NAME [--alpn P]...   explain the routing decision
 //   passgate upgrade --config FILE [--timeout D]  upgrade the running binary (README.md)
+//   passgate status [--admin ADDRESS | --config FILE]  the running process's live view as tables
 
 #include "config/config.h"
 #include "reactor/ring.h"
 #include "src/control/app.h"
+#include "config/config_json.h"
 #include "src/control/check.h"
+#include "src/control/status_command.h"
 #include "src/control/upgrade.h"
 #include "src/control/upgrade_command.h"
 #include "src/gateway/configuration.h"
@@ -36,9 +39,10 @@ namespace {
 void usage(std::FILE* out) {
     std::fputs(
         "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug] [--allow-root]\n"
-        "       passgate --check --config FILE\n"
+        "       passgate --check [--verbose] --config FILE\n"
         "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]...\n"
         "       passgate upgrade --config FILE | --admin ADDRESS [--timeout DURATION]\n"
+        "       passgate status [--admin ADDRESS | --config FILE]\n"
         "       passgate --version\n",
         out);
 }
@@ -48,7 +52,9 @@ struct Options {
     bool check = false;
     bool route = false;  // the `route` subcommand
     bool upgrade = false;  // the `upgrade` subcommand
-    std::optional<std::string> admin;    // upgrade --admin
+    bool status = false;   // the `status` subcommand
+    bool verbose = false;  // --check --verbose: the effective configuration too
+    std::optional<std::string> admin;    // upgrade, status --admin
     std::optional<std::string> timeout;  // upgrade --timeout
     std::optional<std::string> sni;
     std::vector<std::string> alpn;
@@ -66,6 +72,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
         first = 2;
     } else if (argc > 1 && std::string(argv[1]) == "upgrade") {
         options.upgrade = true;
+        first = 2;
+    } else if (argc > 1 && std::string(argv[1]) == "status") {
+        options.status = true;
         first = 2;
     }
     for (int i = first; i < argc; ++i) {
@@ -93,8 +102,14 @@ std::optional<Options> parse_options(int argc, char** argv) {
             auto text = value();
             if (!text) return std::nullopt;
             (argument == "--admin" ? options.admin : options.timeout) = *text;
+        } else if (options.status && argument == "--admin") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            options.admin = *text;
         } else if (argument == "--check") {
             options.check = true;
+        } else if (argument == "--verbose") {
+            options.verbose = true;
         } else if (argument == "--version") {
             options.version = true;
         } else if (argument == "--allow-root") {
@@ -176,6 +191,28 @@ int upgrade_command(const Options& options) {
     return passgate::run_upgrade_command(*admin, timeout);
 }
 
+// `passgate status`: the admin address from --admin, else from the config file, else the default.
+int status_command(const Options& options) {
+    passgate::config::Address admin = *passgate::config::parse_address("127.0.0.1:9901");  // [admin]'s default
+    if (options.admin) {
+        const auto parsed = passgate::config::parse_address(*options.admin);
+        if (!parsed) {
+            std::fprintf(stderr, "passgate status: --admin: not an address: '%s' (e.g. 127.0.0.1:9901)\n",
+                         options.admin->c_str());
+            return 2;
+        }
+        admin = *parsed;
+    } else if (!options.config_path.empty()) {
+        try {
+            admin = passgate::gateway_api::load_configuration(options.config_path).admin.address;
+        } catch (const passgate::config::ConfigError& error) {
+            std::fprintf(stderr, "%s\npassgate status: the admin address is in this configuration\n", error.what());
+            return 1;
+        }
+    }
+    return passgate::run_status_command(admin, std::chrono::seconds(5));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -189,6 +226,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (options->upgrade) return upgrade_command(*options);
+    if (options->status) return status_command(*options);
     // Started by an upgrade: every failure to start is told to the old process (which keeps
     // serving), as well as logged.
     std::optional<passgate::UpgradeParent> upgrade_parent;
@@ -249,6 +287,9 @@ int main(int argc, char** argv) {
         }
         // Start-up and reload load the Kubernetes credentials; so does --check, without the network.
         const bool kubernetes_ok = passgate::check_kubernetes(config, std::cout, std::cerr);
+        if (options->verbose)
+            std::cout << "effective configuration (GET /config shows the same):\n"
+                      << passgate::config::effective_config_json(config).dump(2) << '\n';
         return files_ok && kubernetes_ok ? 0 : 1;
     }
     // Serving as root would hand every parser bug the whole machine. --check and `route` only
