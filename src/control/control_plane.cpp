@@ -551,7 +551,8 @@ std::optional<HttpResponse> ControlPlane::admin_view(const HttpRequest& request)
         view = endpoints_view(services, worker_count_, reactor::monotonic_millis());
     }
     response.content_type = "application/json";
-    response.body = view.dump(2) + "\n";
+    // Replace, never throw, on bytes that are not UTF-8 (a name from a Gateway API manifest).
+    response.body = view.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
     return response;
 }
 

@@ -289,7 +289,9 @@ int main(int argc, char** argv) {
         const bool kubernetes_ok = passgate::check_kubernetes(config, std::cout, std::cerr);
         if (options->verbose)
             std::cout << "effective configuration (GET /config shows the same):\n"
-                      << passgate::config::effective_config_json(config).dump(2) << '\n';
+                      << passgate::config::effective_config_json(config).dump(
+                             2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+                      << '\n';
         return files_ok && kubernetes_ok ? 0 : 1;
     }
     // Serving as root would hand every parser bug the whole machine. --check and `route` only
