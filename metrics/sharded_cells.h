@@ -43,6 +43,14 @@ public:
     void store_double(std::size_t shard, std::size_t index, double value) const {
         cell(shard, index).store(std::bit_cast<std::uint64_t>(value), std::memory_order_relaxed);
     }
+    void store(std::size_t shard, std::size_t index, std::uint64_t value) const {
+        cell(shard, index).store(value, std::memory_order_relaxed);
+    }
+
+    // Any thread: one shard's cell as its owner last stored it (a relaxed load, like sum()).
+    std::uint64_t load(std::size_t shard, std::size_t index) const {
+        return cell(shard, index).load(std::memory_order_relaxed);
+    }
 
     // Scraper reads: the cell summed over all shards.
     std::uint64_t sum(std::size_t index) const;

@@ -148,9 +148,6 @@ private:
         if (parse.status == HttpParse::Status::bad) {
             response.status = 400;
             response.body = "bad request\n";
-        } else if (parse.request.method != "GET" && parse.request.method != "HEAD" && parse.request.method != "POST") {
-            response.status = 405;
-            response.body = "only GET (and POST /upgrade)\n";
         } else {
             HttpRequest request = parse.request;
             request.peer_loopback = is_loopback_source(source);
@@ -159,7 +156,9 @@ private:
         out_ = "HTTP/1.1 " + std::to_string(response.status) + " " +
                std::string(status_text(response.status)) + "\r\nContent-Type: " +
                response.content_type + "\r\nContent-Length: " +
-               std::to_string(response.body.size()) + "\r\nConnection: close\r\n\r\n";
+               std::to_string(response.body.size()) + "\r\n" +
+               (response.allow.empty() ? std::string() : "Allow: " + response.allow + "\r\n") +
+               "Connection: close\r\n\r\n";
         if (parse.request.method != "HEAD") out_ += response.body;
         responding_ = true;
         watch_.stop();

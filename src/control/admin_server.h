@@ -1,6 +1,6 @@
 #pragma once
-// A minimal HTTP/1.1 server for the admin address (GET /metrics, /healthz, /readyz, /upgrade;
-// POST /upgrade), on the
+// A minimal HTTP/1.1 server for the admin address (GET /metrics, /healthz, /readyz, /upgrade,
+// /config, /listeners, /endpoints; POST /upgrade), on the
 // control thread's loop, so it answers whatever load the workers carry. One request per
 // connection (Connection: close: a pipelined second request is not answered); request heads are
 // bounded (8 KiB including the blank line, else 400; request_timeout).
@@ -30,6 +30,7 @@ struct HttpResponse {
     int status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
+    std::string allow;  // a 405's Allow header (the methods the path takes); none when empty
 };
 
 struct HttpRequest {

@@ -7,6 +7,7 @@
 #include "metrics/process.h"
 #include "reactor/socket.h"
 #include "reactor/threads.h"
+#include "src/control/admin_views.h"
 #include "src/control/fd_limit.h"
 #include "src/control/inherited_sockets.h"
 #include "src/control/reload_plan.h"
@@ -110,6 +111,7 @@ ControlPlane::ControlPlane(const AppOptions& options, config::Config config)
       serving_(options.upgrade_parent == nullptr),
       signals_(loop_, {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}, [this](int signal) { on_signal(signal); }) {
     if (upgrade_parent_ != nullptr) upgraded_from_ = upgrade_parent_->parent();
+    loaded_at_ = unix_time_seconds();
     register_metrics();
     initial_snapshot_ = std::make_shared<const Snapshot>(current_, metrics_);
     snapshot_ = initial_snapshot_;
@@ -472,6 +474,7 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
         log_line(LogLevel::warning, "reload: " + describe_restart_warning(change));
         metrics_.config_reload_restart_required.with({change.key}).inc(control);
     }
+    loaded_at_ = unix_time_seconds();
     current_ = std::move(next);
     current_hash_ = hash;
     snapshot_ = snapshot;
@@ -527,9 +530,44 @@ void ControlPlane::on_readiness() {
         log_line(LogLevel::warning, std::string("sd_notify READY=1 failed: ") + std::strerror(errno));
 }
 
-HttpResponse ControlPlane::on_admin_request(const HttpRequest& request) {
+// GET /config, /listeners, /endpoints: JSON, read-only.
+std::optional<HttpResponse> ControlPlane::admin_view(const HttpRequest& request) const {
+    if (request.path != "/config" && request.path != "/listeners" && request.path != "/endpoints") return std::nullopt;
     HttpResponse response;
-    if (request.path == "/healthz") {
+    if (request.method != "GET") {
+        response.status = 405;
+        response.allow = "GET";
+        response.body = "only GET\n";
+        return response;
+    }
+    nlohmann::ordered_json view;
+    if (request.path == "/config") {
+        view = config_view(*current_, loaded_at_);
+    } else if (request.path == "/listeners") {
+        view = listeners_view(*snapshot_, worker_count_, bounds_.max_connections);
+    } else {
+        std::vector<ServiceEndpoints> services;
+        for (const config::Service& service : current_->services) {
+            EndpointDirectory::View state = directory_.view(service.name);
+            services.push_back(ServiceEndpoints{.service = &service, .set = std::move(state.set),
+                                                .last_update = state.last_update});
+        }
+        view = endpoints_view(services, worker_count_, reactor::monotonic_millis());
+    }
+    response.content_type = "application/json";
+    // Replace, never throw, on bytes that are not UTF-8 (a name from a Gateway API manifest).
+    response.body = view.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    return response;
+}
+
+HttpResponse ControlPlane::on_admin_request(const HttpRequest& request) {
+    if (std::optional<HttpResponse> view = admin_view(request)) return *view;
+    HttpResponse response;
+    if (request.method != "GET" && request.method != "HEAD" && request.method != "POST") {
+        response.status = 405;
+        response.allow = request.path == "/upgrade" ? "GET, HEAD, POST" : "GET, HEAD";
+        response.body = "only GET (and POST /upgrade)\n";
+    } else if (request.path == "/healthz") {
         response.body = "ok\n";
     } else if (request.path == "/readyz") {
         const bool ready = !stopping_ && notified_ready_;

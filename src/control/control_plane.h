@@ -84,6 +84,7 @@ private:
     void on_tick();       // every 100 ms
     void on_readiness();  // polls until every worker is up, then READY=1 once (or "ready" to the old process)
     HttpResponse on_admin_request(const HttpRequest& request);
+    std::optional<HttpResponse> admin_view(const HttpRequest& request) const;  // nullopt: not a view's path
 
     AppOptions options_;
     std::shared_ptr<const config::Config> current_;  // the config in use
@@ -91,6 +92,7 @@ private:
     // server) is still as there; a reload that changes it warns (src/control/reload_plan.h).
     std::shared_ptr<const config::Config> started_;
     std::string current_hash_;
+    double loaded_at_ = 0;  // unix seconds: when current_ was installed (GET /config)
     unsigned worker_count_;
     WorkerBounds bounds_;
     AppMetrics metrics_;

@@ -8,13 +8,16 @@
 //   passgate route --config FILE --sni NAME [--alpn P]... [--listener NAME]   explain the routing
 //                                     decision; the exit status says it (RouteOutcome)
 //   passgate upgrade --config FILE [--timeout D]  upgrade the running binary (README.md)
+//   passgate status [--admin ADDRESS | --config FILE]  the running process's live view as tables
 
 #include "config/config.h"
 #include "reactor/ring.h"
 #include "reactor/threads.h"
 #include "src/control/app.h"
+#include "config/config_json.h"
 #include "src/control/check.h"
 #include "src/control/reload_plan.h"
+#include "src/control/status_command.h"
 #include "src/control/upgrade.h"
 #include "src/control/upgrade_command.h"
 #include "src/gateway/configuration.h"
@@ -38,9 +41,10 @@ namespace {
 void usage(std::FILE* out) {
     std::fputs(
         "usage: passgate --config FILE [--workers N] [--log-level error|warning|info|debug] [--allow-root]\n"
-        "       passgate --check --config FILE [--against RUNNING_FILE]\n"
+        "       passgate --check [--verbose] --config FILE [--against RUNNING_FILE]\n"
         "       passgate route --config FILE --sni NAME [--alpn PROTOCOL]... [--listener NAME]\n"
         "       passgate upgrade --config FILE | --admin ADDRESS [--timeout DURATION]\n"
+        "       passgate status [--admin ADDRESS | --config FILE]\n"
         "       passgate --version\n",
         out);
 }
@@ -67,7 +71,9 @@ struct Options {
     bool check = false;
     bool route = false;  // the `route` subcommand
     bool upgrade = false;  // the `upgrade` subcommand
-    std::optional<std::string> admin;    // upgrade --admin
+    bool status = false;   // the `status` subcommand
+    bool verbose = false;  // --check --verbose: the effective configuration too
+    std::optional<std::string> admin;    // upgrade, status --admin
     std::optional<std::string> timeout;  // upgrade --timeout
     std::optional<std::string> sni;
     std::optional<std::string> against;  // --check --against: the file the running process loaded
@@ -87,6 +93,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
         first = 2;
     } else if (argc > 1 && std::string(argv[1]) == "upgrade") {
         options.upgrade = true;
+        first = 2;
+    } else if (argc > 1 && std::string(argv[1]) == "status") {
+        options.status = true;
         first = 2;
     }
     for (int i = first; i < argc; ++i) {
@@ -122,8 +131,14 @@ std::optional<Options> parse_options(int argc, char** argv) {
             auto path = value();
             if (!path) return std::nullopt;
             options.against = *path;
+        } else if (options.status && argument == "--admin") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            options.admin = *text;
         } else if (argument == "--check") {
             options.check = true;
+        } else if (argument == "--verbose") {
+            options.verbose = true;
         } else if (argument == "--version") {
             options.version = true;
         } else if (argument == "--allow-root") {
@@ -227,6 +242,28 @@ int upgrade_command(const Options& options) {
     return passgate::run_upgrade_command(*admin, timeout);
 }
 
+// `passgate status`: the admin address from --admin, else from the config file, else the default.
+int status_command(const Options& options) {
+    passgate::config::Address admin = *passgate::config::parse_address("127.0.0.1:9901");  // [admin]'s default
+    if (options.admin) {
+        const auto parsed = passgate::config::parse_address(*options.admin);
+        if (!parsed) {
+            std::fprintf(stderr, "passgate status: --admin: not an address: '%s' (e.g. 127.0.0.1:9901)\n",
+                         options.admin->c_str());
+            return 2;
+        }
+        admin = *parsed;
+    } else if (!options.config_path.empty()) {
+        try {
+            admin = passgate::gateway_api::load_configuration(options.config_path).admin.address;
+        } catch (const passgate::config::ConfigError& error) {
+            std::fprintf(stderr, "%s\npassgate status: the admin address is in this configuration\n", error.what());
+            return 1;
+        }
+    }
+    return passgate::run_status_command(admin, std::chrono::seconds(5));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,6 +277,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (options->upgrade) return upgrade_command(*options);
+    if (options->status) return status_command(*options);
     // Started by an upgrade: every failure to start is told to the old process (which keeps
     // serving), as well as logged.
     std::optional<passgate::UpgradeParent> upgrade_parent;
@@ -294,6 +332,11 @@ int main(int argc, char** argv) {
     // Every start-up validation that needs neither the network nor the ports (check.h).
     if (options->check) {
         const int verdict = passgate::run_check(config, gateway_summary, std::cout, std::cerr);
+        if (verdict == 0 && options->verbose)
+            std::cout << "effective configuration (GET /config shows the same):\n"
+                      << passgate::config::effective_config_json(config).dump(
+                             2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+                      << '\n';
         if (verdict == 0 && options->against) return check_against(config, *options->against);
         return verdict;
     }

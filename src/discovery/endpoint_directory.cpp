@@ -92,6 +92,7 @@ struct EndpointDirectory::Service {
     bool settled = true;             // false until a DNS service's first answer or failure
     std::shared_ptr<const EndpointSet> set;
     std::set<std::string> shown;  // endpoint names whose series are shown now
+    std::optional<double> last_update;  // unix seconds: when `set` last differed from the one before
 
     // Maglev table of the last set, reused while the names and weights stay the same (health
     // changes do not rebuild it).
@@ -507,6 +508,8 @@ void EndpointDirectory::update_endpoint_metrics(Service& service, EndpointSet& s
     const std::size_t control = metrics_.control_shard();
     static const std::vector<LiveEndpoint> none;
     const std::vector<LiveEndpoint>& previous = service.set ? service.set->endpoints : none;
+    const double now = unix_time_seconds();
+    bool changed = !service.set || previous.size() != set.endpoints.size();
     // Both are sorted by name: walk them together.
     auto old = previous.begin();
     for (LiveEndpoint& endpoint : set.endpoints) {
@@ -514,10 +517,17 @@ void EndpointDirectory::update_endpoint_metrics(Service& service, EndpointSet& s
         const bool kept = old != previous.end() && old->name == endpoint.name;
         if (kept) endpoint.metrics = old->metrics;
         else endpoint.metrics = EndpointMetrics(metrics_, service.spec.name, endpoint.name);
+        // The workers' live state of it (GET /endpoints): one object while it stays.
+        endpoint.live = kept ? old->live : std::make_shared<const metrics::ShardedCells>(worker_count(), EndpointLiveCell::count);
+        const bool same = kept && old->healthy == endpoint.healthy && old->weight == endpoint.weight &&
+                          old->max_connections == endpoint.max_connections;
+        endpoint.last_change = same ? old->last_change : now;
+        changed = changed || !same;
         if (!kept || old->healthy != endpoint.healthy)
             metrics_.endpoint_healthy.with({service.spec.name, endpoint.name}).set(control, endpoint.healthy ? 1 : 0);
         if (!kept) service.shown.insert(endpoint.name);
     }
+    if (changed) service.last_update = now;
     // Endpoints that went: hide their series.
     auto next = set.endpoints.begin();
     for (const LiveEndpoint& gone : previous) {
@@ -540,6 +550,14 @@ void EndpointDirectory::update_endpoint_metrics(Service& service, EndpointSet& s
             hide_endpoint_series(service, gone);
         }
     }
+}
+
+std::size_t EndpointDirectory::worker_count() const { return metrics_.control_shard(); }
+
+EndpointDirectory::View EndpointDirectory::view(const std::string& service) const {
+    const auto found = services_.find(service);
+    if (found == services_.end()) return {};
+    return View{.set = found->second->set, .last_update = found->second->last_update};
 }
 
 void EndpointDirectory::hide_endpoint_series(Service& service, const std::string& name) {

@@ -44,6 +44,14 @@ public:
     // first complete list: readiness waits for this.
     bool settled() const;
 
+    // What the admin views show of a service: its current set (null before the first, or when
+    // the service is not followed) and when that last changed (unix seconds).
+    struct View {
+        std::shared_ptr<const EndpointSet> set;
+        std::optional<double> last_update;
+    };
+    View view(const std::string& service) const;
+
     struct Service;           // one followed service (endpoint_directory.cpp)
     struct KubernetesSource;  // the API server's client and the watches (endpoint_directory.cpp)
 
@@ -59,6 +67,7 @@ private:
     // shows or hides endpoint series to match it.
     void update_endpoint_metrics(Service& service, EndpointSet& set);
     void hide_endpoint_series(Service& service, const std::string& name);
+    std::size_t worker_count() const;  // the shards of each endpoint's live cells
 
     reactor::Loop& loop_;
     AppMetrics& metrics_;

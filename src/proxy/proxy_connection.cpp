@@ -346,7 +346,7 @@ void ProxyConnection::connect_next() {
         if (picked.panic) metrics().services[service_].panic.inc(shard());
         tried_endpoints_.push_back(picked.endpoint);
         endpoint_ = picked.endpoint;
-        ++endpoint_->open;  // counted from the attempt: max_connections covers connects in flight
+        add_open(*endpoint_, shard());  // counted from the attempt: max_connections covers connects in flight
         endpoint_open_ = true;
         ++connect_attempts_;
         phase_started_us_ = reactor::monotonic_micros();
@@ -395,7 +395,7 @@ void ProxyConnection::count_connect_failure(int error) {
                                         " ejected after consecutive connect failures (last: " +
                                         strerror(error) + ")");
     }
-    --endpoint.open;
+    release_open(endpoint, shard());
     endpoint_open_ = false;  // endpoint_ still names it: the last endpoint tried, for the log
 }
 
@@ -660,7 +660,7 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     if (counted_route_) worker_.release_route(generation_, route_index_);
     counted_listener_ = counted_route_ = false;
     if (endpoint_open_) {
-        --endpoint_->open;
+        release_open(*endpoint_, shard());
         endpoint_open_ = false;
     }
     tried_endpoints_.clear();

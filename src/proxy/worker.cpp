@@ -199,6 +199,7 @@ void Worker::attach_pools(Generation& generation, const EndpointSets& sets) {
         settings.hash_key = service.hash_key;
         settings.outlier_detection = service.outlier_detection;
         settings.workers = snapshot.metrics().workers;
+        settings.shard = options_.index;
         // Different per worker and per service: random_two's draws must not move in lockstep.
         settings.random_seed = stable_hash(service.name, options_.index + 1);
         std::unique_ptr<ServicePool>& pool = pools_[service.name];

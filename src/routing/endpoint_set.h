@@ -6,6 +6,7 @@
 // already established are untouched by it.
 
 #include "config/address.h"
+#include "metrics/sharded_cells.h"
 #include "src/observe/app_metrics.h"
 #include "src/routing/maglev.h"
 
@@ -18,6 +19,15 @@
 
 namespace passgate {
 
+// The cells of LiveEndpoint::live, per worker (shard = worker index): what that worker's own state
+// of the endpoint is now, for the admin views (GET /endpoints). Only the owning worker writes its
+// shard; the control thread reads each shard with a relaxed load. Never rendered in /metrics.
+struct EndpointLiveCell {
+    static constexpr std::size_t open = 0;              // the worker's open connections to it
+    static constexpr std::size_t ejected_until_ms = 1;  // monotonic ms its outlier ejection ends (0: never)
+    static constexpr std::size_t count = 2;
+};
+
 struct LiveEndpoint {
     config::Address address;
     std::string name;  // address text: metric label, access log
@@ -25,6 +35,11 @@ struct LiveEndpoint {
     std::optional<std::uint32_t> max_connections;  // for the whole process; split across workers
     bool healthy = true;  // the active health check's verdict (true when the service has none)
     EndpointMetrics metrics;
+    // Per-worker live state (EndpointLiveCell), one object per endpoint while it stays in its
+    // service's sets; null in sets not built by the directory (tests).
+    std::shared_ptr<const metrics::ShardedCells> live;
+    // Unix seconds: when the endpoint appeared, or its weight, max_connections or health last changed.
+    double last_change = 0;
 };
 
 struct EndpointSet {

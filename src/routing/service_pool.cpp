@@ -5,6 +5,24 @@
 
 namespace passgate {
 
+void publish_live(const EndpointState& endpoint, std::size_t shard) {
+    const metrics::ShardedCells* live = endpoint.endpoint.live.get();
+    if (live == nullptr || shard >= live->shards()) return;
+    live->store(shard, EndpointLiveCell::open, endpoint.open);
+    live->store(shard, EndpointLiveCell::ejected_until_ms, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                                                endpoint.ejected_until_ms, 0)));
+}
+
+void add_open(EndpointState& endpoint, std::size_t shard) {
+    ++endpoint.open;
+    publish_live(endpoint, shard);
+}
+
+void release_open(EndpointState& endpoint, std::size_t shard) {
+    --endpoint.open;
+    publish_live(endpoint, shard);
+}
+
 ServicePool::ServicePool(PoolSettings settings)
     : settings_(settings), random_state_(settings.random_seed | 1) {}
 
@@ -22,8 +40,12 @@ void ServicePool::update(std::shared_ptr<const EndpointSet> set) {
     next.reserve(set->endpoints.size());
     for (const LiveEndpoint& live : set->endpoints) {
         const auto kept = previous.find(live.name);
-        EndpointRef state = kept != previous.end() ? kept->second : std::make_shared<EndpointState>();
+        const bool fresh = kept == previous.end();
+        EndpointRef state = fresh ? std::make_shared<EndpointState>() : kept->second;
+        // New cells (a reload that restarted the service's discovery) get this worker's state.
+        const bool new_cells = fresh || state->endpoint.live != live.live;
         state->endpoint = live;
+        if (new_cells) publish_live(*state, settings_.shard);
         next.push_back(std::move(state));
     }
     endpoints_ = std::move(next);
@@ -194,6 +216,7 @@ bool ServicePool::on_connect_failure(EndpointState& endpoint, std::int64_t now_m
     const std::int64_t time = base > (max >> doublings) ? max : std::min(max, base << doublings);
     endpoint.ejected_until_ms = now_ms + time;
     ++endpoint.ejections_in_row;
+    publish_live(endpoint, settings_.shard);
     return true;
 }
 

@@ -55,6 +55,12 @@ struct EndpointState {
 };
 using EndpointRef = std::shared_ptr<EndpointState>;
 
+// This worker's open count of an endpoint, changed only through these: they mirror it (and the
+// ejection) into the endpoint's live cells for the admin views.
+void add_open(EndpointState& endpoint, std::size_t shard);
+void release_open(EndpointState& endpoint, std::size_t shard);
+void publish_live(const EndpointState& endpoint, std::size_t shard);
+
 struct PickRequest {
     std::uint64_t key_hash = 0;  // maglev: hash of the client IP or the SNI
     std::int64_t now_ms = 0;
@@ -72,6 +78,7 @@ struct PoolSettings {
     config::HashKey hash_key = config::HashKey::source_ip;
     config::OutlierDetection outlier_detection;
     unsigned workers = 1;  // max_connections is split across them
+    std::size_t shard = 0;  // this worker's index: its shard of each endpoint's live cells
     std::uint64_t random_seed = 1;
 };
 

@@ -249,3 +249,44 @@ TEST_CASE("an update keeps the state of endpoints that stay; older sets are igno
     CHECK(find(pool, "10.0.0.9:1") == nullptr);
     CHECK(pool.endpoints().size() == 2);
 }
+
+TEST_CASE("live cells: a worker mirrors its open count and ejection into its own shard", "[service_pool][live]") {
+    auto set = std::make_shared<EndpointSet>(*make_set({{"10.0.0.1:443"}, {"10.0.0.2:443"}}));
+    for (LiveEndpoint& endpoint : set->endpoints)
+        endpoint.live = std::make_shared<const metrics::ShardedCells>(3, EndpointLiveCell::count);
+    PoolSettings settings;
+    settings.outlier_detection.consecutive_failures = 2;
+    settings.outlier_detection.base_ejection_time = std::chrono::milliseconds(5000);
+    settings.shard = 1;  // this pool is worker 1's
+    ServicePool pool(settings);
+    pool.update(set);
+    const EndpointRef first = pool.endpoints()[0];
+    const metrics::ShardedCells& cells = *first->endpoint.live;
+
+    add_open(*first, 1);
+    add_open(*first, 1);
+    CHECK(cells.load(1, EndpointLiveCell::open) == 2);
+    CHECK(cells.load(0, EndpointLiveCell::open) == 0);  // other workers' shards untouched
+    CHECK(cells.load(2, EndpointLiveCell::open) == 0);
+    release_open(*first, 1);
+    CHECK(cells.load(1, EndpointLiveCell::open) == 1);
+
+    CHECK_FALSE(pool.on_connect_failure(*first, 1000));
+    CHECK(cells.load(1, EndpointLiveCell::ejected_until_ms) == 0);
+    CHECK(pool.on_connect_failure(*first, 1000));
+    CHECK(cells.load(1, EndpointLiveCell::ejected_until_ms) == 6000);
+
+    // A reload that restarted the service's discovery hands over new cells: the worker's state
+    // (kept by name) is written into them at once.
+    auto next = std::make_shared<EndpointSet>(*set);
+    next->version = ++next_version;
+    for (LiveEndpoint& endpoint : next->endpoints)
+        endpoint.live = std::make_shared<const metrics::ShardedCells>(3, EndpointLiveCell::count);
+    pool.update(next);
+    const metrics::ShardedCells& fresh = *pool.endpoints()[0]->endpoint.live;
+    CHECK(&fresh != &cells);
+    CHECK(fresh.load(1, EndpointLiveCell::open) == 1);
+    CHECK(fresh.load(1, EndpointLiveCell::ejected_until_ms) == 6000);
+    release_open(*first, 1);
+    CHECK(fresh.load(1, EndpointLiveCell::open) == 0);
+}
