@@ -1,0 +1,283 @@
+// The documentation checked against the binary: every key the config reader accepts is in
+// config/README.md's key tables and in its complete example (which passes --check); every
+// "allowed keys" list quoted there is the program's own.
+//
+// The keys are taken from the reader itself, as a user meets them: a config with an unknown key
+// `zz_unknown` in a table makes `passgate --check` name the table's allowed keys.
+
+#include "tests/support/passgate.h"
+#include "tests/support/process.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <cctype>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace integration;
+
+namespace {
+
+std::string source_file(const std::string& relative) {
+    return read_file(required_env("PASSGATE_SOURCE_ROOT") + "/" + relative);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> items;
+    std::istringstream in(text);
+    for (std::string item; std::getline(in, item, ',');) {
+        const auto first = item.find_first_not_of(' ');
+        const auto last = item.find_last_not_of(" \r");
+        if (first != std::string::npos) items.push_back(item.substr(first, last - first + 1));
+    }
+    return items;
+}
+
+// ---- The keys the reader accepts --------------------------------------------------------------
+
+// A valid config whose pieces a probe extends: `top` before the listener, `listener`, `route`,
+// `backend` and `endpoint` inside those tables, `service` inside the service and `after` last
+// (sub-tables of the service).
+struct ProbeParts {
+    std::string top, listener, route, backend, endpoint, service, after;
+};
+
+std::string probe_config(const ProbeParts& parts) {
+    return parts.top +
+           "\n[[listener]]\nname = \"l\"\naddress = \"127.0.0.1:6443\"\n" + parts.listener +
+           "\n[[route]]\nname = \"r\"\nlisteners = [\"l\"]\nhostnames = [\"a.example.com\"]\n"
+           "backends = [ { service = \"s\"" + parts.backend + " } ]\n" + parts.route +
+           "\n[[service]]\nname = \"s\"\n" +
+           (parts.service.find("kubernetes") == std::string::npos
+                ? "endpoints = [ { address = \"127.0.0.1:8443\"" + parts.endpoint + " } ]\n"
+                : std::string()) +
+           parts.service + parts.after;
+}
+
+// Every table of the config, by the path the docs use, with a probe that puts `zz_unknown` in it.
+const std::map<std::string, ProbeParts>& probes() {
+    static const std::map<std::string, ProbeParts> table = {
+        {"root", {"zz_unknown = 1\n", "", "", "", "", "", ""}},
+        {"runtime", {"[runtime]\nzz_unknown = 1\n", "", "", "", "", "", ""}},
+        {"admin", {"[admin]\nzz_unknown = 1\n", "", "", "", "", "", ""}},
+        {"access_log", {"[access_log]\nzz_unknown = 1\n", "", "", "", "", "", ""}},
+        {"dns", {"[dns]\nzz_unknown = 1\n", "", "", "", "", "", ""}},
+        {"kubernetes", {"[kubernetes]\nzz_unknown = 1\n", "", "", "", "", "", ""}},
+        {"gateway_api", {"[gateway_api]\nzz_unknown = 1\n", "", "", "", "", "", ""}},
+        {"listener", {"", "zz_unknown = 1\n", "", "", "", "", ""}},
+        {"route", {"", "", "zz_unknown = 1\n", "", "", "", ""}},
+        {"route.backends", {"", "", "", ", zz_unknown = 1", "", "", ""}},
+        {"service", {"", "", "", "", "", "zz_unknown = 1\n", ""}},
+        {"service.endpoints", {"", "", "", "", ", zz_unknown = 1", "", ""}},
+        {"service.health_check", {"", "", "", "", "", "", "[service.health_check]\nzz_unknown = 1\n"}},
+        {"service.outlier_detection",
+         {"", "", "", "", "", "", "[service.outlier_detection]\nzz_unknown = 1\n"}},
+        {"service.kubernetes",
+         {"[kubernetes]\napi_server = \"https://127.0.0.1:6443\"\n", "", "", "", "",
+          "kubernetes = { namespace = \"default\", service = \"s\", port = 443, zz_unknown = 1 }\n", ""}},
+    };
+    return table;
+}
+
+// The "allowed keys: a, b, c" list of the one error line in `text`; empty when there is none.
+std::vector<std::string> allowed_keys_in(const std::string& text) {
+    const std::string marker = "; allowed keys: ";
+    const auto at = text.find(marker);
+    if (at == std::string::npos) return {};
+    const auto end = text.find('\n', at);
+    return split_list(text.substr(at + marker.size(), end == std::string::npos ? end : end - at - marker.size()));
+}
+
+// The keys of each table, in the reader's order, from `passgate --check` on each probe.
+const std::map<std::string, std::vector<std::string>>& reader_keys() {
+    static const std::map<std::string, std::vector<std::string>> keys = [] {
+        std::map<std::string, std::vector<std::string>> out;
+        TempDir dir;
+        for (const auto& [path, parts] : probes()) {
+            write_file(dir.file("probe.toml"), probe_config(parts));
+            const RunResult check = run({passgate_binary(), "--check", "--config", dir.file("probe.toml")}, dir, "probe");
+            INFO("table " << path << "\nconfig:\n" << probe_config(parts) << "\nstderr: " << check.err);
+            REQUIRE(check.status == 1);
+            // The error names the key in this table (a probe that failed elsewhere would not).
+            const std::string error = std::regex_replace(check.err, std::regex(R"(\[\d+\])"), "");
+            REQUIRE(error.find(": " + (path == "root" ? std::string() : path + ".") + "zz_unknown: unknown key") !=
+                    std::string::npos);
+            out[path] = allowed_keys_in(check.err);
+            REQUIRE(!out[path].empty());
+        }
+        return out;
+    }();
+    return keys;
+}
+
+// ---- config/README.md ---------------------------------------------------------------------------
+
+// The key tables of config/README.md: each follows a `<!-- keys: PATH -->` line; the key is the
+// first column's backquoted text. Root keys are the sections' headings (`## [x]`, `## [[x]]`).
+std::map<std::string, std::vector<std::string>> documented_keys(const std::string& readme) {
+    std::map<std::string, std::vector<std::string>> out;
+    const std::regex marker(R"(^<!-- keys: ([a-z_.]+) -->\s*$)");
+    const std::regex heading(R"(^## `\[\[?([a-z_]+)\]\]?`\s*$)");
+    const std::regex row(R"(^\| `([a-z_]+)` \|)");
+    std::string current;
+    bool in_table = false;
+    for (const std::string& line : lines_of(readme)) {
+        std::smatch match;
+        if (std::regex_match(line, match, heading)) out["root"].push_back(match[1]);
+        if (std::regex_match(line, match, marker)) {
+            current = match[1];
+            REQUIRE(out.count(current) == 0);  // one table per config table
+            out[current];
+            in_table = false;
+            continue;
+        }
+        if (current.empty()) continue;
+        if (line.starts_with("|")) {
+            in_table = true;
+            if (std::regex_search(line, match, row)) out[current].push_back(match[1]);
+        } else if (in_table || !line.empty()) {
+            current.clear();  // the table (or the line after the marker) ended
+        }
+    }
+    return out;
+}
+
+// Every `| Key |` table in the README has a marker (so none is left unchecked).
+int unmarked_key_tables(const std::string& readme) {
+    int unmarked = 0;
+    std::string previous;
+    for (const std::string& line : lines_of(readme)) {
+        if (line.starts_with("| Key |") && !previous.starts_with("<!-- keys: ")) ++unmarked;
+        previous = line;
+    }
+    return unmarked;
+}
+
+// The first ```toml block after `after` in `text`.
+std::string toml_block_after(const std::string& text, const std::string& after) {
+    const auto anchor = text.find(after);
+    REQUIRE(anchor != std::string::npos);
+    const auto start = text.find("```toml\n", anchor);
+    REQUIRE(start != std::string::npos);
+    const auto body = start + 8;
+    const auto end = text.find("\n```", body);
+    REQUIRE(end != std::string::npos);
+    return text.substr(body, end - body + 1);
+}
+
+// The keys a TOML text sets, per table path (`[[listener]]` -> "listener", `[service.health_check]`
+// -> "service.health_check", the keys of an inline table in key K of table T -> "T.K"). A key in
+// a commented-out line (`# api_server = "..."`: an alternative to a key of the same table) counts:
+// some keys exclude each other. Good enough for the documentation's own example: one key per line,
+// inline tables on the line of their key.
+std::map<std::string, std::set<std::string>> keys_in_example(const std::string& toml) {
+    std::map<std::string, std::set<std::string>> out;
+    const std::regex header(R"(^\[\[?([a-z_.]+)\]\]?\s*(#.*)?$)");
+    const std::regex assignment(R"(^(# ?)?([a-z_]+) = (.*)$)");
+    const std::regex inline_key(R"([{,] *([a-z_]+) =)");
+    std::string table = "root";
+    for (const std::string& line : lines_of(toml)) {
+        std::smatch match;
+        if (std::regex_match(line, match, header)) {
+            table = match[1];
+            const auto dot = table.rfind('.');
+            out[dot == std::string::npos ? "root" : table.substr(0, dot)].insert(
+                dot == std::string::npos ? table : table.substr(dot + 1));
+            continue;
+        }
+        if (!std::regex_match(line, match, assignment)) continue;
+        const std::string key = match[2];
+        const std::string value = match[3];
+        out[table].insert(key);
+        const std::string inner_table = table + "." + key;
+        for (std::sregex_iterator it(value.begin(), value.end(), inline_key), end; it != end; ++it)
+            out[inner_table].insert((*it)[1]);
+    }
+    return out;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+    std::string out;
+    for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
+    return out;
+}
+
+std::set<std::string> as_set(const std::vector<std::string>& items) { return {items.begin(), items.end()}; }
+
+// A kubeconfig that --check accepts (no network: only its files and fields are checked).
+const char* const kTestKubeconfig =
+    "apiVersion: v1\nkind: Config\n"
+    "clusters:\n- name: edge\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\n"
+    "users:\n- name: passgate\n  user:\n    token: test-token\n"
+    "contexts:\n- name: edge\n  context:\n    cluster: edge\n    user: passgate\n"
+    "current-context: edge\n";
+
+}  // namespace
+
+TEST_CASE("docs: every key the config reader accepts has a row in config/README.md's table for it, and no other",
+          "[integration][docs]") {
+    const std::string readme = source_file("config/README.md");
+    const auto documented = documented_keys(readme);
+    CHECK(unmarked_key_tables(readme) == 0);
+    for (const auto& [path, keys] : reader_keys()) {
+        INFO("table " << path << "; the reader's keys: " << joined(keys));
+        REQUIRE(documented.count(path) == 1);
+        CHECK(as_set(documented.at(path)) == as_set(keys));
+        CHECK(documented.at(path).size() == keys.size());  // no key in two rows
+    }
+    for (const auto& [path, keys] : documented) {
+        INFO("documented table " << path);
+        CHECK(reader_keys().count(path) == 1);
+    }
+}
+
+TEST_CASE("docs: every \"allowed keys\" list quoted in config/README.md is the program's own",
+          "[integration][docs]") {
+    const std::regex quoted(R"(: ([a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*)\.[a-z_]+: unknown key)");
+    int quoted_lists = 0;
+    for (const std::string& line : lines_of(source_file("config/README.md"))) {
+        std::smatch match;
+        if (line.find("; allowed keys: ") == std::string::npos || !std::regex_search(line, match, quoted)) continue;
+        ++quoted_lists;
+        const std::string path = std::regex_replace(std::string(match[1]), std::regex(R"(\[\d+\])"), "");
+        INFO(line);
+        REQUIRE(reader_keys().count(path) == 1);
+        CHECK(joined(allowed_keys_in(line)) == joined(reader_keys().at(path)));
+    }
+    CHECK(quoted_lists >= 1);
+}
+
+TEST_CASE("docs: config/README.md's complete config has every key and passes --check", "[integration][docs]") {
+    const std::string example = toml_block_after(source_file("config/README.md"), "A complete config with every key");
+    const auto present = keys_in_example(example);
+    for (const auto& [path, keys] : reader_keys()) {
+        for (const std::string& key : keys) {
+            INFO("table " << path << ", key " << key);
+            CHECK((present.count(path) == 1 && present.at(path).count(key) == 1));
+        }
+    }
+    // Its files, relative to the config's folder as the example writes them.
+    TempDir dir;
+    write_file(dir.file("passgate.toml"), example);
+    write_file(dir.file("kubeconfig"), kTestKubeconfig);
+    write_file(dir.file("pool.endpoints"), "127.0.0.1:9443\n");
+    std::filesystem::create_directory(dir.file("gateway"));
+    const RunResult check = run({passgate_binary(), "--check", "--config", dir.file("passgate.toml")}, dir, "check");
+    INFO("stdout:\n" << check.out << "\nstderr:\n" << check.err);
+    CHECK(check.status == 0);
+}
+
