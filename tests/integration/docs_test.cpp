@@ -1,6 +1,7 @@
 // The documentation checked against the binary: every key the config reader accepts is in
 // config/README.md's key tables and in its complete example (which passes --check); every
-// "allowed keys" list quoted there is the program's own.
+// "allowed keys" list quoted there is the program's own; the cardinality formula of
+// metrics/README.md matches a live scrape.
 //
 // The keys are taken from the reader itself, as a user meets them: a config with an unknown key
 // `zz_unknown` in a table makes `passgate --check` name the table's allowed keys.
@@ -279,5 +280,194 @@ TEST_CASE("docs: config/README.md's complete config has every key and passes --c
     const RunResult check = run({passgate_binary(), "--check", "--config", dir.file("passgate.toml")}, dir, "check");
     INFO("stdout:\n" << check.out << "\nstderr:\n" << check.err);
     CHECK(check.status == 0);
+}
+
+// ---- metrics/README.md's cardinality ------------------------------------------------------------
+
+namespace {
+
+// Evaluates a formula of the README: integers, one-letter variables, `+`, `×` (or `*`) and
+// parentheses, e.g. `26 × L` or `2 × (E + S)`. An unknown variable or a stray character fails.
+class Formula {
+public:
+    Formula(std::string text, const std::map<char, long>& variables) : text_(std::move(text)), variables_(variables) {}
+
+    long value() {
+        const long result = sum();
+        skip_spaces();
+        if (at_ != text_.size()) throw std::runtime_error("unexpected text at " + text_.substr(at_));
+        return result;
+    }
+
+private:
+    void skip_spaces() {
+        while (at_ < text_.size() && text_[at_] == ' ') ++at_;
+    }
+    bool take(std::string_view token) {
+        skip_spaces();
+        if (text_.compare(at_, token.size(), token) != 0) return false;
+        at_ += token.size();
+        return true;
+    }
+    long sum() {
+        long result = product();
+        while (take("+")) result += product();
+        return result;
+    }
+    long product() {
+        long result = factor();
+        while (take("×") || take("*")) result *= factor();
+        return result;
+    }
+    long factor() {
+        skip_spaces();
+        if (take("(")) {
+            const long result = sum();
+            if (!take(")")) throw std::runtime_error("missing ) in " + text_);
+            return result;
+        }
+        if (at_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[at_]))) {
+            long number = 0;
+            while (at_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[at_])))
+                number = number * 10 + (text_[at_++] - '0');
+            return number;
+        }
+        if (at_ < text_.size() && variables_.count(text_[at_]) == 1) return variables_.at(text_[at_++]);
+        throw std::runtime_error("unknown term at \"" + text_.substr(at_) + "\" in " + text_);
+    }
+
+    std::string text_;
+    const std::map<char, long>& variables_;
+    std::size_t at_ = 0;
+};
+
+// The Cardinality section of metrics/README.md.
+std::string cardinality_section() {
+    const std::string readme = source_file("metrics/README.md");
+    const auto start = readme.find("\n## Cardinality\n");
+    REQUIRE(start != std::string::npos);
+    const auto end = readme.find("\n## ", start + 1);
+    return readme.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+// Its table: family -> formula (`| `family` | `formula` | ... |`).
+std::map<std::string, std::string> cardinality_formulas(const std::string& section) {
+    std::map<std::string, std::string> out;
+    const std::regex row(R"(^\| `([a-z_]+)` \| `([^`]+)` \|)");
+    for (const std::string& line : lines_of(section)) {
+        std::smatch match;
+        if (std::regex_search(line, match, row)) out[match[1]] = match[2];
+    }
+    return out;
+}
+
+// Samples per family of a text-format scrape: each sample counts for the family of the `# TYPE`
+// line before it (a histogram's _bucket, _sum and _count included). Families without samples: 0.
+std::map<std::string, long> samples_per_family(const std::string& scrape) {
+    std::map<std::string, long> out;
+    std::string family;
+    for (const std::string& line : lines_of(scrape)) {
+        if (line.starts_with("# TYPE ")) {
+            family = line.substr(7, line.find(' ', 7) - 7);
+            out[family];
+            continue;
+        }
+        if (line.empty() || line.starts_with("#")) continue;
+        REQUIRE(!family.empty());
+        ++out[family];
+    }
+    return out;
+}
+
+struct CardinalityCase {
+    std::string name;
+    std::string config;  // "@ADMIN@", "@PORT1@", "@PORT2@" replaced
+    std::map<char, long> variables;
+};
+
+}  // namespace
+
+TEST_CASE("docs: metrics/README.md's cardinality formula gives each family's samples in a live scrape",
+          "[integration][docs]") {
+    const std::string section = cardinality_section();
+    const auto formulas = cardinality_formulas(section);
+    REQUIRE(formulas.size() >= 40);
+
+    // Two fixed configs, different in every variable, so that each coefficient counts.
+    const CardinalityCase small{
+        "one of each, no access log",
+        "[access_log]\nenabled = false\n[admin]\naddress = \"@ADMIN@\"\n"
+        "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:@PORT1@\"\n"
+        "[[route]]\nname = \"r\"\nlisteners = [\"a\"]\nhostnames = [\"a.example.com\"]\nbackends = [ { service = \"s\" } ]\n"
+        "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:1\"]\n",
+        {{'L', 1}, {'P', 0}, {'A', 1}, {'R', 1}, {'S', 1}, {'D', 0}, {'E', 1}, {'W', 1}, {'G', 0}}};
+    const CardinalityCase large{
+        "two listeners (one behind a PROXY balancer), three routes, a static and a file service, access log on",
+        "[admin]\naddress = \"@ADMIN@\"\n"
+        "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:@PORT1@\"\n"
+        "[[listener]]\nname = \"b\"\naddress = \"127.0.0.1:@PORT2@\"\naccept_proxy_protocol = true\n"
+        "trusted_proxies = [\"127.0.0.1\"]\n"
+        "[[route]]\nname = \"both\"\nlisteners = [\"a\", \"b\"]\nhostnames = [\"a.example.com\"]\n"
+        "backends = [ { service = \"static\" }, { service = \"file\" } ]\n"
+        "[[route]]\nname = \"only-a\"\nlisteners = [\"a\"]\nhostnames = [\"b.example.com\"]\nbackends = [ { service = \"static\" } ]\n"
+        "[[route]]\nname = \"only-b\"\nlisteners = [\"b\"]\nhostnames = [\"c.example.com\"]\nbackends = [ { service = \"file\" } ]\n"
+        "[[service]]\nname = \"static\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n"
+        "[[service]]\nname = \"file\"\nendpoints_file = \"file.endpoints\"\n",
+        {{'L', 2}, {'P', 1}, {'A', 4}, {'R', 3}, {'S', 2}, {'D', 1}, {'E', 5}, {'W', 3}, {'G', 1}}};
+
+    for (const CardinalityCase& example : {small, large}) {
+        INFO(example.name);
+        TempDir dir;
+        write_file(dir.file("file.endpoints"), "127.0.0.1:3\n127.0.0.1:4\n127.0.0.1:5 weight=2\n");
+        std::string config = example.config;
+        for (const auto& [placeholder, port] : {std::pair{std::string("@PORT1@"), free_port()},
+                                                std::pair{std::string("@PORT2@"), free_port()}})
+            config = std::regex_replace(config, std::regex(placeholder), std::to_string(port));
+        Passgate passgate(dir, {config, {}, static_cast<unsigned>(example.variables.at('W'))});
+        REQUIRE(passgate.wait_ready());
+        // The series gauge is set by the control thread's first tick.
+        REQUIRE(wait_until([&] { return metric_sample(passgate, "passgate_metric_series").has_value(); },
+                           Millis(3000), Millis(50)));
+        const auto scrape = http_get(passgate.admin_port(), "/metrics");
+        REQUIRE(scrape);
+        REQUIRE(scrape->status == 200);
+        const auto samples = samples_per_family(scrape->body);
+
+        long documented_total = 0;
+        for (const auto& [family, formula] : formulas) {
+            INFO("family " << family << ": " << formula);
+            const long expected = Formula(formula, example.variables).value();
+            documented_total += expected;
+            // A documented family this build does not have must be one that shows no sample here.
+            CHECK((samples.count(family) == 1 ? samples.at(family) : 0) == expected);
+        }
+        long scraped_total = 0;
+        for (const auto& [family, count] : samples) {
+            INFO("family " << family << " is in the scrape but not in the table");
+            CHECK(formulas.count(family) == 1);
+            scraped_total += count;
+        }
+        CHECK(scraped_total == documented_total);
+        stop_and_check(passgate);
+    }
+}
+
+TEST_CASE("docs: metrics/README.md's worked cardinality example adds up", "[integration][docs]") {
+    const std::string section = cardinality_section();
+    const auto formulas = cardinality_formulas(section);
+    // "... (A=10, L=1, ...) ... **N samples** ..."
+    const std::regex example(R"(\(([A-Z]=\d+(?:, [A-Z]=\d+)+)\)[^*]*\*\*([\d,]+) samples\*\*)");
+    std::smatch match;
+    std::string flat = std::regex_replace(section, std::regex("\n"), " ");
+    REQUIRE(std::regex_search(flat, match, example));
+    std::map<char, long> variables;
+    for (const std::string& item : split_list(match[1])) variables[item[0]] = std::stol(item.substr(2));
+    long total = 0;
+    for (const auto& [family, formula] : formulas) total += Formula(formula, variables).value();
+    CHECK(total == std::stol(std::regex_replace(std::string(match[2]), std::regex(","), "")));
+    // The sum written as one formula ("In all: `...` samples") is the table's sum too.
+    std::smatch in_all;
+    REQUIRE(std::regex_search(flat, in_all, std::regex(R"(In all: `([^`]+)` samples)")));
+    CHECK(Formula(in_all[1], variables).value() == total);
 }
 
