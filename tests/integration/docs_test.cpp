@@ -1,7 +1,7 @@
 // The documentation checked against the binary: every key the config reader accepts is in
 // config/README.md's key tables and in its complete example (which passes --check); every
 // "allowed keys" list quoted there is the program's own; the cardinality formula of
-// metrics/README.md matches a live scrape.
+// metrics/README.md matches a live scrape; the shipped examples pass --check.
 //
 // The keys are taken from the reader itself, as a user meets them: a config with an unknown key
 // `zz_unknown` in a table makes `passgate --check` name the table's allowed keys.
@@ -471,3 +471,33 @@ TEST_CASE("docs: metrics/README.md's worked cardinality example adds up", "[inte
     CHECK(Formula(in_all[1], variables).value() == total);
 }
 
+// ---- examples/ -------------------------------------------------------------------------------
+
+TEST_CASE("docs: examples/edge-node.toml passes --check (its DNS name not resolved)", "[integration][docs]") {
+    std::string config = source_file("examples/edge-node.toml");
+    TempDir dir;
+    // The access log's folder is the edge node's (/var/log/passgate, see the example's comments);
+    // here a folder of the test's own, so that the check does not depend on this machine's /var/log.
+    const std::string log_path = "\"/var/log/passgate/access.log\"";
+    REQUIRE(config.find(log_path) != std::string::npos);
+    config.replace(config.find(log_path), log_path.size(), "\"" + dir.file("access.log") + "\"");
+    write_file(dir.file("passgate.toml"), config);
+    write_file(dir.file("edge-node.endpoints"), source_file("examples/edge-node.endpoints"));
+    const RunResult check = run({passgate_binary(), "--check", "--config", dir.file("passgate.toml")}, dir, "check");
+    INFO("stdout:\n" << check.out << "\nstderr:\n" << check.err);
+    CHECK(check.status == 0);
+    CHECK(check.err.find("warning") == std::string::npos);
+    // What it is meant to show: port 443, a DNS service, an endpoints file service.
+    CHECK(check.out.find("edge [::]:443") != std::string::npos);
+    CHECK(check.out.find("api: dns api.internal.example.com port 8443") != std::string::npos);
+    CHECK(check.out.find("app: endpoints_file ") != std::string::npos);
+}
+
+TEST_CASE("docs: examples/passgate.toml (installed as /etc/passgate/passgate.toml) passes --check",
+          "[integration][docs]") {
+    TempDir dir;
+    const RunResult check = run({passgate_binary(), "--check", "--config",
+                                 required_env("PASSGATE_SOURCE_ROOT") + "/examples/passgate.toml"}, dir, "check");
+    INFO("stdout:\n" << check.out << "\nstderr:\n" << check.err);
+    CHECK(check.status == 0);
+}
