@@ -1,15 +1,18 @@
 // The documentation checked against the binary: every key the config reader accepts is in
 // config/README.md's key tables and in its complete example (which passes --check); every
-// "allowed keys" list quoted there is the program's own; the cardinality formula of
-// metrics/README.md matches a live scrape; the shipped examples pass --check.
+// "allowed keys" list quoted there is the program's own; its access log examples have the fields
+// of real lines; the cardinality formula of metrics/README.md matches a live scrape; the shipped
+// examples pass --check.
 //
 // The keys are taken from the reader itself, as a user meets them: a config with an unknown key
 // `zz_unknown` in a table makes `passgate --check` name the table's allowed keys.
 
+#include "tests/support/net.h"
 #include "tests/support/passgate.h"
 #include "tests/support/process.h"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -500,4 +503,153 @@ TEST_CASE("docs: examples/passgate.toml (installed as /etc/passgate/passgate.tom
                                  required_env("PASSGATE_SOURCE_ROOT") + "/examples/passgate.toml"}, dir, "check");
     INFO("stdout:\n" << check.out << "\nstderr:\n" << check.err);
     CHECK(check.status == 0);
+}
+
+// ---- The access log's documented lines -------------------------------------------------------
+
+namespace {
+
+// One connection with curl's captured hello (SNI curl-h2.corpus.test, ALPN h2 and http/1.1)
+// through a passgate whose access log, in `format`, goes to a file; returns that line.
+std::string live_access_line(const std::string& format) {
+    TempDir dir;
+    EchoBackend backend;
+    const std::string log_path = dir.file("access.log");
+    Passgate passgate(dir, {"[admin]\naddress = \"@ADMIN@\"\n[access_log]\nformat = \"" + format +
+                                "\"\npath = \"" + log_path + "\"\n[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" +
+                                std::to_string(free_port()) + "\"\n" +
+                                "[[route]]\nname = \"corpus\"\nlisteners = [\"tls\"]\nhostnames = [\"*.corpus.test\"]\n"
+                                "backends = [ { service = \"echo\" } ]\n"
+                                "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" +
+                                std::to_string(backend.port()) + "\"]\n",
+                            {}, 1});
+    REQUIRE(passgate.wait_ready());
+    const std::string config = read_file(passgate.config_path());
+    const std::uint16_t port = static_cast<std::uint16_t>(
+        std::stoi(config.substr(config.find("127.0.0.1:", config.find("[[listener]]")) + 10)));
+    {
+        const CapturedHello& hello = captured_hello("curl-h2.bin");
+        Socket client = connect_to(port);
+        REQUIRE(client);
+        REQUIRE(send_all(client.get(), hello.bytes, deadline_in(Millis(2000))));
+        std::vector<std::uint8_t> echoed(hello.bytes.size());
+        REQUIRE(recv_exact(client.get(), echoed.data(), echoed.size(), deadline_in(Millis(3000))));
+    }  // closed: the line is written
+    std::string line;
+    REQUIRE(wait_until([&] {
+        const std::string text = read_file(log_path);
+        if (text.find('\n') == std::string::npos) return false;
+        line = text.substr(0, text.find('\n'));
+        return true;
+    }, Millis(3000), Millis(20)));
+    stop_and_check(passgate);
+    return line;
+}
+
+// The line of config/README.md that starts with `start`.
+std::string readme_line_starting(const std::string& start) {
+    for (const std::string& line : lines_of(source_file("config/README.md")))
+        if (line.starts_with(start)) return line;
+    FAIL("no line of config/README.md starts with " << start);
+    return {};
+}
+
+// "key=value key=value ..." -> the keys, in order (values of the example and of passgate's lines
+// have no quoted spaces before the last field).
+std::vector<std::string> logfmt_keys(const std::string& line) {
+    std::vector<std::string> keys;
+    const std::regex key(R"((?:^| )([a-z_]+)=)");
+    for (std::sregex_iterator it(line.begin(), line.end(), key), end; it != end; ++it) keys.push_back((*it)[1]);
+    return keys;
+}
+
+// Each field's name and JSON type, in order.
+std::vector<std::string> json_shape(const std::string& line) {
+    std::vector<std::string> shape;
+    const nlohmann::ordered_json object = nlohmann::ordered_json::parse(line);
+    for (const auto& [key, value] : object.items()) shape.push_back(key + ":" + value.type_name());
+    return shape;
+}
+
+}  // namespace
+
+TEST_CASE("docs: config/README.md's access log lines have the fields, order and types of real ones; alpn as documented",
+          "[integration][docs]") {
+    SECTION("logfmt: alpn joined with ','") {
+        const std::string live = live_access_line("logfmt");
+        INFO("live: " << live);
+        CHECK(joined(logfmt_keys(readme_line_starting("time="))) == joined(logfmt_keys(live)));
+        CHECK(live.find(" alpn=h2,http/1.1 ") != std::string::npos);
+    }
+    SECTION("json: alpn an array") {
+        const std::string live = live_access_line("json");
+        INFO("live: " << live);
+        CHECK(joined(json_shape(readme_line_starting("{\"time\":"))) == joined(json_shape(live)));
+        CHECK(nlohmann::json::parse(live).at("alpn") == nlohmann::json::array({"h2", "http/1.1"}));
+    }
+}
+
+// ---- Warnings ---------------------------------------------------------------------------------
+
+TEST_CASE("docs: every config warning is in config/README.md's table, printed by --check as documented",
+          "[integration][docs]") {
+    // The Warnings table's messages, with their placeholders ("R", "L", ...) as patterns.
+    const std::string readme = source_file("config/README.md");
+    const auto start = readme.find("\n## Warnings\n");
+    REQUIRE(start != std::string::npos);
+    std::vector<std::pair<std::string, std::regex>> documented;
+    const std::regex row(R"(^\| `([^`]+)` \|)");
+    const std::regex special(R"([.^$|()\[\]{}*+?\\])");
+    for (const std::string& line : lines_of(readme.substr(start, readme.find("\n| Prefix |", start) - start))) {
+        std::smatch match;
+        if (!std::regex_search(line, match, row)) continue;
+        std::string pattern = std::regex_replace(std::string(match[1]), special, "\\$&");
+        pattern = std::regex_replace(pattern, std::regex(R"("[A-Z]")"), R"("[^"]*")");
+        documented.emplace_back(match[1], std::regex(pattern));
+    }
+    REQUIRE(documented.size() >= 5);
+
+    // One config that draws each of them.
+    TempDir dir;
+    write_file(dir.file("warned.toml"),
+               "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:6443\"\nhostname = \"*.a.example.com\"\n"
+               "[[listener]]\nname = \"idle\"\naddress = \"127.0.0.1:6444\"\n"
+               "[[route]]\nname = \"first\"\nlisteners = [\"a\"]\nhostnames = [\"x.a.example.com\"]\nbackends = [ { service = \"s\" } ]\n"
+               "[[route]]\nname = \"second\"\nlisteners = [\"a\"]\nhostnames = [\"x.a.example.com\"]\nbackends = [ { service = \"s\" } ]\n"
+               "[[route]]\nname = \"elsewhere\"\nlisteners = [\"a\"]\nhostnames = [\"b.example.com\"]\nbackends = [ { service = \"drained\" } ]\n"
+               "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:8443\"]\n"
+               "[[service]]\nname = \"drained\"\nendpoints = [ { address = \"127.0.0.1:8444\", weight = 0 } ]\n"
+               "[[service]]\nname = \"unused\"\nendpoints = [\"127.0.0.1:8445\"]\n");
+    const RunResult check = run({passgate_binary(), "--check", "--config", dir.file("warned.toml")}, dir, "check");
+    INFO("stderr:\n" << check.err);
+    CHECK(check.status == 0);
+    // How --check prints them, as the README says: "... prints each on stderr as `FORM`".
+    std::smatch form;
+    const std::string flat = std::regex_replace(readme.substr(start), std::regex("\n"), " ");
+    REQUIRE(std::regex_search(flat, form, std::regex(R"(`passgate --check` prints each on stderr as `([^`]+)`)")));
+    std::string printed_pattern = std::regex_replace(std::string(form[1]), special, "\\$&");
+    printed_pattern = std::regex_replace(printed_pattern, std::regex("FILE"), "[^:]+");
+    printed_pattern = std::regex_replace(printed_pattern, std::regex("LINE"), "\\d+");
+    printed_pattern = std::regex_replace(printed_pattern, std::regex("MESSAGE"), "(.*)");
+    const std::regex printed(printed_pattern);
+    std::set<std::string> matched;
+    int warnings = 0;
+    for (const std::string& line : lines_of(check.err)) {
+        std::smatch match;
+        if (!line.starts_with("warning")) continue;
+        ++warnings;
+        INFO(line);
+        REQUIRE(std::regex_match(line, match, printed));
+        const std::string message = match[1];
+        bool found = false;
+        for (const auto& [text, pattern] : documented) {
+            if (std::regex_match(message, pattern)) {
+                matched.insert(text);
+                found = true;
+            }
+        }
+        CHECK(found);
+    }
+    CHECK(warnings == 5);
+    CHECK(matched.size() == documented.size());  // each documented warning drawn once
 }
