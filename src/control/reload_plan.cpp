@@ -1,5 +1,7 @@
 #include "src/control/reload_plan.h"
 
+#include "config/config_json.h"
+
 #include <algorithm>
 
 namespace passgate {
@@ -38,67 +40,33 @@ const RestartOnlyKey restart_only[] = {
      true},
     {"access_log.path", [](const Config& c) { return quoted(c.access_log.path); }, true},
     {"admin.address", [](const Config& c) { return quoted(c.admin.address.to_string()); }},
-    {"admin.request_timeout", [](const Config& c) { return quoted(duration_text(c.admin.request_timeout)); }},
+    {"admin.request_timeout", [](const Config& c) { return quoted(config::duration_text(c.admin.request_timeout)); }},
     {"admin.max_connections", [](const Config& c) { return std::to_string(c.admin.max_connections); }},
     {"admin.max_connections_per_source",
      [](const Config& c) { return std::to_string(c.admin.max_connections_per_source); }},
 };
 
-// Field by field, `line` and `origin` aside (where an item is written is not what it does).
-// A field added to config::Listener, Route or Service must be added here.
-bool same_access(const config::AccessList& a, const config::AccessList& b) {
-    return a.allow == b.allow && a.deny == b.deny;
+// Each item as `GET /config` shows it (config/config_json.h: every key the reader accepts, every
+// default filled in, durations canonical), `origin` aside: where an item is written (its line, the
+// file of a Gateway API object) is not what it does. A "2000ms" respelt "2s" is no change.
+nlohmann::ordered_json settings_of(nlohmann::ordered_json item) {
+    item.erase("origin");
+    return item;
 }
 
-bool same_settings(const config::Listener& a, const config::Listener& b) {
-    return a.name == b.name && a.address == b.address && a.hostname == b.hostname &&
-           a.client_hello_timeout == b.client_hello_timeout && a.max_client_hello_size == b.max_client_hello_size &&
-           a.idle_timeout == b.idle_timeout && a.default_route == b.default_route && same_access(a.access, b.access) &&
-           a.accept_proxy_protocol == b.accept_proxy_protocol && a.trusted_proxies == b.trusted_proxies &&
-           a.max_connections == b.max_connections && a.max_connection_rate == b.max_connection_rate;
-}
-
-bool same_backend(const config::BackendRef& a, const config::BackendRef& b) {
-    return a.service == b.service && a.weight == b.weight && a.invalid == b.invalid;
-}
-
-bool same_settings(const config::Route& a, const config::Route& b) {
-    return a.name == b.name && a.listeners == b.listeners && a.hostnames == b.hostnames && a.alpn == b.alpn &&
-           std::equal(a.backends.begin(), a.backends.end(), b.backends.begin(), b.backends.end(), same_backend) &&
-           a.drain_timeout == b.drain_timeout && same_access(a.access, b.access) &&
-           a.max_connections == b.max_connections && a.max_connection_duration == b.max_connection_duration;
-}
-
-bool same_endpoint(const config::Endpoint& a, const config::Endpoint& b) {
-    return a.address == b.address && a.weight == b.weight && a.max_connections == b.max_connections;
-}
-
-bool same_outlier_detection(const config::OutlierDetection& a, const config::OutlierDetection& b) {
-    return a.consecutive_failures == b.consecutive_failures && a.base_ejection_time == b.base_ejection_time &&
-           a.max_ejection_time == b.max_ejection_time;
-}
-
-bool same_settings(const config::Service& a, const config::Service& b) {
-    return a.name == b.name && a.discovery == b.discovery &&
-           std::equal(a.endpoints.begin(), a.endpoints.end(), b.endpoints.begin(), b.endpoints.end(),
-                      same_endpoint) &&
-           a.dns_name == b.dns_name && a.port == b.port && a.dns_min_ttl == b.dns_min_ttl &&
-           a.dns_max_ttl == b.dns_max_ttl && a.endpoints_file == b.endpoints_file && a.kubernetes == b.kubernetes &&
-           a.endpoint_max_connections == b.endpoint_max_connections && a.balance == b.balance &&
-           a.hash_key == b.hash_key && a.health_check == b.health_check &&
-           same_outlier_detection(a.outlier_detection, b.outlier_detection) &&
-           a.connect_timeout == b.connect_timeout && a.connect_attempts == b.connect_attempts &&
-           a.send_proxy_protocol == b.send_proxy_protocol;
-}
-
+// `running_json` and `next_json`: the items' JSON, in the same order as the items.
 template <typename Item>
-NameChanges compare_named(const std::vector<Item>& running, const std::vector<Item>& next) {
+NameChanges compare_named(const std::vector<Item>& running, const nlohmann::ordered_json& running_json,
+                          const std::vector<Item>& next, const nlohmann::ordered_json& next_json) {
     NameChanges changes;
-    for (const Item& item : next) {
+    for (std::size_t index = 0; index < next.size(); ++index) {
+        const Item& item = next[index];
         const auto had = std::find_if(running.begin(), running.end(),
                                       [&](const Item& old) { return old.name == item.name; });
         if (had == running.end()) changes.added.push_back(item.name);
-        else if (!same_settings(*had, item)) changes.changed.push_back(item.name);
+        else if (settings_of(running_json.at(static_cast<std::size_t>(had - running.begin()))) !=
+                 settings_of(next_json.at(index)))
+            changes.changed.push_back(item.name);
     }
     for (const Item& item : running) {
         const bool kept = std::any_of(next.begin(), next.end(), [&](const Item& now) { return now.name == item.name; });
@@ -120,14 +88,6 @@ std::string describe_changes(std::string_view kind, const NameChanges& changes) 
 }
 
 }  // namespace
-
-std::string duration_text(config::Duration duration) {
-    const long long ms = duration.count();
-    if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
-    if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
-    if (ms != 0 && ms % 1'000 == 0) return std::to_string(ms / 1'000) + "s";
-    return std::to_string(ms) + "ms";
-}
 
 std::vector<std::string_view> restart_only_keys() {
     std::vector<std::string_view> keys;
@@ -164,9 +124,11 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     if (plan.unchanged) return plan;
     plan.refused = reload_refusal(running, next);
     plan.restart_required = restart_required(running, next);
-    plan.listeners = compare_named(running.listeners, next.listeners);
-    plan.routes = compare_named(running.routes, next.routes);
-    plan.services = compare_named(running.services, next.services);
+    const nlohmann::ordered_json running_json = config::effective_config_json(running);
+    const nlohmann::ordered_json next_json = config::effective_config_json(next);
+    plan.listeners = compare_named(running.listeners, running_json.at("listener"), next.listeners, next_json.at("listener"));
+    plan.routes = compare_named(running.routes, running_json.at("route"), next.routes, next_json.at("route"));
+    plan.services = compare_named(running.services, running_json.at("service"), next.services, next_json.at("service"));
     return plan;
 }
 

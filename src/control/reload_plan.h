@@ -64,7 +64,4 @@ std::string describe_restart_warning(const RestartRequired& change);
 // listeners, routes and services added, removed and changed.
 std::string describe_reload_plan(const ReloadPlan& plan);
 
-// Canonical duration text, the largest unit that divides it exactly: "2s", "250ms", "5m", "1h".
-std::string duration_text(config::Duration duration);
-
 }  // namespace passgate

@@ -195,15 +195,6 @@ TEST_CASE("reload plan: the warning and --against texts", "[reload_plan]") {
           "services added: none; removed: none; changed: none\n");
 }
 
-TEST_CASE("reload plan: durations in their canonical unit", "[reload_plan]") {
-    using std::chrono::milliseconds;
-    CHECK(passgate::duration_text(milliseconds(2000)) == "2s");
-    CHECK(passgate::duration_text(milliseconds(250)) == "250ms");
-    CHECK(passgate::duration_text(milliseconds(90'000)) == "90s");
-    CHECK(passgate::duration_text(milliseconds(300'000)) == "5m");
-    CHECK(passgate::duration_text(milliseconds(7'200'000)) == "2h");
-}
-
 TEST_CASE("reload plan: watch mode refuses a change of [gateway_api] or [kubernetes], as a reload does",
           "[reload_plan]") {
     const std::string kubernetes = "[kubernetes]\nkubeconfig = \"/etc/passgate/kubeconfig\"\n";
