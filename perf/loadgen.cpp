@@ -584,6 +584,11 @@ private:
             busy += (cpu > 0 ? ", " : "") + number(total > 0 ? used / total : 0);
         }
         field("cpu_busy", busy + "]");  // per CPU, all processes, during the window
+        // Machine-wide busy CPU (all CPUs, all modes but idle and iowait) over the same window:
+        // perf/run subtracts direct's from a proxy's, per unit of work, for the marginal cost.
+        const double machine_cpu = perf::ticks_to_seconds(end_.cpus.machine_busy - begin_.cpus.machine_busy);
+        field("machine_cpu_s", number(machine_cpu));
+        field("machine_cpu_util", number(window > 0 ? machine_cpu / window : 0));  // in cores
         switch (options_.workload) {
             case Workload::conn:
                 field("completed", integer(done));
@@ -593,6 +598,7 @@ private:
                 field("lat_p99_us", number(histogram_.quantile(0.99) / 1e3));
                 field("lat_p999_us", number(histogram_.quantile(0.999) / 1e3));
                 if (have_proxy && done > 0) field("cpu_s_per_10k_conn", number(proxy_cpu / static_cast<double>(done) * 1e4));
+                if (done > 0) field("machine_cpu_s_per_10k_conn", number(machine_cpu / static_cast<double>(done) * 1e4));
                 break;
             case Workload::rr:
                 field("transactions", integer(done));
@@ -600,12 +606,15 @@ private:
                 field("rtt_p50_us", number(histogram_.quantile(0.50) / 1e3));
                 field("rtt_p99_us", number(histogram_.quantile(0.99) / 1e3));
                 if (have_proxy && done > 0) field("cpu_us_per_tx", number(proxy_cpu / static_cast<double>(done) * 1e6));
+                if (done > 0) field("machine_cpu_us_per_tx", number(machine_cpu / static_cast<double>(done) * 1e6));
                 break;
             case Workload::bulk:
                 field("bytes", integer(bytes));
                 field("gbit_s", number(window > 0 ? static_cast<double>(bytes) * 8 / window / 1e9 : 0));
                 if (have_proxy && bytes > 0)
                     field("cpu_s_per_gib", number(proxy_cpu / (static_cast<double>(bytes) / (1024.0 * 1024 * 1024))));
+                if (bytes > 0)
+                    field("machine_cpu_s_per_gib", number(machine_cpu / (static_cast<double>(bytes) / (1024.0 * 1024 * 1024))));
                 break;
             case Workload::idle: {
                 field("requested", integer(options_.idle_conns));
