@@ -21,6 +21,9 @@ namespace passgate {
 
 namespace {
 constexpr std::uint32_t readable_events = POLLIN | POLLRDHUP;
+// forwarding = "sockmap": how many checks (1, 2, 4 .. 128 ms apart) an end waits for its
+// destination to take the last redirected bytes without any progress: about 1 s.
+constexpr std::uint8_t kernel_end_checks = 12;
 
 }  // namespace
 
@@ -626,6 +629,11 @@ void ProxyConnection::settle_kernel_bytes() {
 void ProxyConnection::on_kernel_source_event(bool client_to_backend) {
     if (state_ != State::forwarding) return;
     const Flow flow = this->flow(client_to_backend);
+    // A reset: the program's redirects to this socket fail silently from now on, so the error
+    // must close the connection here.
+    if (flow.direction.error_seen) {
+        if (const int error = reactor::socket_error(flow.ends.source)) return finish(flow.source_failed, error);
+    }
     if (flow.direction.source_eof) return pass_kernel_end(client_to_backend);
     std::uint8_t byte = 0;
     const ssize_t got = ::recv(flow.ends.source, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
@@ -633,7 +641,9 @@ void ProxyConnection::on_kernel_source_event(bool client_to_backend) {
     if (got < 0) return finish(flow.source_failed, errno);
     if (got > 0) return;  // the program's turn (bytes queued before the pairing: see pair_in_kernel)
     flow.direction.source_eof = true;
-    flow.source_readable.stop();  // the end stays readable
+    // The end stays readable: from now on watch only for an error (a reset after the FIN).
+    flow.source_readable.stop();
+    flow.source_readable.poll(flow.ends.source, POLLERR, true);
     pass_kernel_end(client_to_backend);
 }
 
@@ -651,13 +661,18 @@ void ProxyConnection::pass_kernel_end(bool client_to_backend) {
         return finish(flow.destination_failed, errno);
     // Written to the destination so far: acknowledged plus still in its send queue.
     const std::uint64_t written = info.tcpi_bytes_acked + static_cast<std::uint64_t>(queued);
-    if (written < expected) {
+    const int index = client_to_backend ? 0 : 1;
+    std::uint8_t& checks = end_checks_[index];
+    if (written > end_written_[index]) checks = 0;  // progress: the destination is taking bytes
+    end_written_[index] = written;
+    // Bytes the program counted can also be lost (a redirect to a socket that failed): after
+    // kernel_end_checks checks without progress the end goes on without them.
+    if (written < expected && checks < kernel_end_checks) {
         // 1 ms, doubling to 128 ms: the backlog is usually done within the first.
-        const reactor::Millis wait = reactor::Millis{1} << std::min<int>(end_checks_++, 7);
+        const reactor::Millis wait = reactor::Millis{1} << std::min<int>(checks++, 7);
         worker_.loop().arm_timer(resume_, worker_.loop().now() + wait);
         return;
     }
-    end_checks_ = 0;
     flow.direction.finished = true;
     if (flow.other.finished) return finish(CloseReason::completed);
     if (::shutdown(flow.ends.destination, SHUT_WR) != 0) return finish(flow.destination_failed, errno);

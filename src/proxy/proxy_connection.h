@@ -197,7 +197,11 @@ private:
     // each destination had from user space before (the PROXY header and the hello, to the backend).
     bpf::Pair kernel_pair_{};
     bool in_kernel_ = false;
-    std::uint8_t end_checks_ = 0;  // back-off of the wait for a destination to take its last bytes
+    // Per direction (0: client to backend): the wait for its destination to take the last
+    // redirected bytes before the end is passed on; checks without progress, and what the
+    // destination had written at the last check.
+    std::uint8_t end_checks_[2] = {0, 0};
+    std::uint64_t end_written_[2] = {0, 0};
     std::uint64_t kernel_base_to_backend_ = 0;
     std::uint64_t kernel_bytes_counted_ = 0;  // of the BPF counters, added to the metrics already
 
