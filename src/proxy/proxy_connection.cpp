@@ -599,6 +599,13 @@ bool ProxyConnection::pair_in_kernel() {
     if (const int error = worker_.sockmap()->pair(client_.get(), backend_.get(), kernel_pair_))
         return finish(CloseReason::out_of_resources, error), false;
     in_kernel_ = true;
+    // The program's data wake-ups (the psock wakes readers after every redirect) are not ours:
+    // watch for the ends only (io_uring reports POLLERR and POLLHUP whatever the mask).
+    for (auto [watch, fd] : {std::pair{&client_readable_, client_.get()}, std::pair{&backend_readable_, backend_.get()}}) {
+        if (!watch->active()) continue;
+        watch->stop();
+        watch->poll(fd, POLLRDHUP, true);
+    }
     return true;
 }
 
