@@ -552,14 +552,6 @@ private:
             {"accept_proxy_protocol",
              [](Builder& b, const TableReader& t, ListenerDraft& d) { b.read_proxy_protocol(t, d.listener); }},
             {"trusted_proxies"},  // with accept_proxy_protocol
-            {"forwarding",
-             [](Builder&, const TableReader& t, ListenerDraft& d) {
-                 if (auto mode = t.string("forwarding", false)) {
-                     if (*mode == "splice") d.listener.forwarding = Forwarding::splice;
-                     else if (*mode == "sockmap") d.listener.forwarding = Forwarding::sockmap;
-                     else t.fail("forwarding", "unknown mode " + quote(*mode) + " (\"splice\" or \"sockmap\")");
-                 }
-             }},
         };
         return keys;
     }

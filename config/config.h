@@ -119,8 +119,6 @@ struct Admin {
     std::uint32_t max_connections_per_source = 16;
 };
 
-enum class Forwarding { splice, sockmap };
-
 struct Listener {
     std::string name;
     Address address;
@@ -142,9 +140,6 @@ struct Listener {
     // New connections per second; one token bucket shared by all workers, refilled at this rate
     // and holding as many tokens (a burst of one second's worth).
     std::optional<std::uint32_t> max_connection_rate;
-    // How bytes move once the hello is delivered: splice (user space, the default) or sockmap
-    // (both sockets in a BPF sockhash, redirected in the kernel; needs CAP_BPF and CAP_NET_ADMIN).
-    Forwarding forwarding = Forwarding::splice;
     int line = 0;                                     // where the [[listener]] table starts
     // Made from a Gateway listener (src/gateway/): "FILE:LINE: Gateway ns/name listener l", or
     // "Gateway ns/name listener l" from the API server. Empty for a [[listener]] of the TOML.

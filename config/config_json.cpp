@@ -141,7 +141,6 @@ Json listener_json(const Listener& listener) {
     out["max_connection_rate"] = or_null(listener.max_connection_rate);
     out["accept_proxy_protocol"] = listener.accept_proxy_protocol;
     out["trusted_proxies"] = cidrs(listener.trusted_proxies);
-    out["forwarding"] = listener.forwarding == Forwarding::sockmap ? "sockmap" : "splice";
     add_origin(out, listener.origin);
     return out;
 }

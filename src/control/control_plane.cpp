@@ -113,11 +113,6 @@ ControlPlane::ControlPlane(const AppOptions& options, config::Config config)
     if (upgrade_parent_ != nullptr) upgraded_from_ = upgrade_parent_->parent();
     loaded_at_ = unix_time_seconds();
     register_metrics();
-    // A listener that forwards in the kernel cannot run without its program: a start-up error,
-    // never a silent fallback to splice.
-    if (std::any_of(current_->listeners.begin(), current_->listeners.end(),
-                    [](const config::Listener& l) { return l.forwarding == config::Forwarding::sockmap; }))
-        sockmap_ = bpf::Sockmap::load();
     initial_snapshot_ = std::make_shared<const Snapshot>(current_, metrics_);
     snapshot_ = initial_snapshot_;
     open_access_log();
@@ -285,7 +280,6 @@ int ControlPlane::run() {
     worker_options.hello_memory_budget = bounds_.hello_memory_budget;
     // An upgrade's new process holds its sockets but accepts only once the old one hands over.
     worker_options.accepting = serving_;
-    worker_options.sockmap = sockmap_.get();
     // The snapshot is moved: the workers hold it now. A worker that fails takes the process down
     // cleanly, with status 1.
     workers_.start(worker_options, std::move(initial_snapshot_), std::move(initial_sets_), std::move(initial_sockets_),

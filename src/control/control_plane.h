@@ -9,7 +9,6 @@
 #include "reactor/loop.h"
 #include "reactor/signals.h"
 #include "reactor/timer.h"
-#include "src/bpf/sockmap.h"
 #include "src/control/admin_server.h"
 #include "src/control/app.h"
 #include "src/control/upgrade.h"
@@ -119,9 +118,6 @@ private:
     };
     std::vector<HeldListener> held_listeners_;
     reactor::Fd held_admin_;
-    // Loaded at start when a listener has forwarding = "sockmap"; declared before workers_, whose
-    // connections use it until they are joined.
-    std::unique_ptr<bpf::Sockmap> sockmap_;
     WorkerSet workers_;
     // The control loop: signals, reloads, the admin server, endpoint discovery and health checks.
     reactor::Loop loop_;

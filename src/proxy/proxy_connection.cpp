@@ -6,10 +6,7 @@
 #include "src/wire/proxy_protocol.h"
 #include "src/proxy/worker.h"
 
-#include <linux/sockios.h>
-#include <linux/tcp.h>  // tcp_info with tcpi_bytes_acked (glibc's lacks it)
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -21,9 +18,6 @@ namespace passgate {
 
 namespace {
 constexpr std::uint32_t readable_events = POLLIN | POLLRDHUP;
-// forwarding = "sockmap": how many checks (1, 2, 4 .. 128 ms apart) an end waits for its
-// destination to take the last redirected bytes without any progress: about 1 s.
-constexpr std::uint8_t kernel_end_checks = 12;
 
 }  // namespace
 
@@ -438,7 +432,6 @@ void ProxyConnection::start_forwarding() {
         client_readable_.poll(client_.get(), readable_events, true);
     backend_readable_.poll(backend_.get(), readable_events, true);
     prepend_proxy_header();
-    if (forwards_in_kernel() && !pair_in_kernel()) return;
     write_hello();
 }
 
@@ -493,10 +486,6 @@ void ProxyConnection::write_hello() {
     // the end of its stream (signalled by a wake-up already seen, or read), need a read now. The
     // backend's side is reported by its readable watch, armed already.
     const Direction& client = client_to_backend_;
-    if (in_kernel_) {
-        if (client.source_eof || client.fin_seen || client.error_seen) on_kernel_source_event(true);
-        return;
-    }
     if (client_bytes_waiting_ || client.source_eof || client.fin_seen || client.error_seen)
         pump_direction(true);
 }
@@ -568,123 +557,6 @@ void ProxyConnection::count_forwarded(const Flow& flow, std::size_t bytes) {
     last_activity_ = worker_.loop().now();
 }
 
-// ---- 5 in the kernel (forwarding = "sockmap") ---------------------------------------------------
-
-bool ProxyConnection::forwards_in_kernel() const {
-    return listener_config(generation_, listener_).forwarding == config::Forwarding::sockmap &&
-           worker_.sockmap() != nullptr;
-}
-
-// Before the hello goes out: the backend sends nothing until it has the hello, so none of its
-// bytes can be queued unseen by the program. Client bytes that came during the connect are
-// appended to the hello (user space sends them in order); any later ones are the program's.
-bool ProxyConnection::pair_in_kernel() {
-    if (client_bytes_waiting_ && !client_to_backend_.source_eof) {
-        for (int reads = 0; reads < 64; ++reads) {  // bounded: 64 chunks, then the kernel's turn
-            std::uint8_t chunk[16 * 1024];
-            const ssize_t got = ::recv(client_.get(), chunk, sizeof chunk, MSG_DONTWAIT);
-            if (got > 0) {
-                hello_.insert(hello_.end(), chunk, chunk + got);
-                continue;
-            }
-            if (got == 0) client_to_backend_.source_eof = true;
-            else if (errno == EINTR) continue;
-            else if (errno != EAGAIN) return finish(CloseReason::client_error, errno), false;
-            break;
-        }
-        charge_hello_capacity();
-        client_bytes_waiting_ = false;
-    }
-    kernel_base_to_backend_ = hello_.size();
-    if (const int error = worker_.sockmap()->pair(client_.get(), backend_.get(), kernel_pair_))
-        return finish(CloseReason::out_of_resources, error), false;
-    in_kernel_ = true;
-    // The program's data wake-ups (the psock wakes readers after every redirect) are not ours:
-    // watch for the ends only (io_uring reports POLLERR and POLLHUP whatever the mask).
-    for (auto [watch, fd] : {std::pair{&client_readable_, client_.get()}, std::pair{&backend_readable_, backend_.get()}}) {
-        if (!watch->active()) continue;
-        watch->stop();
-        watch->poll(fd, POLLRDHUP, true);
-    }
-    return true;
-}
-
-std::uint64_t ProxyConnection::kernel_bytes_from(bool client_to_backend) const {
-    return worker_.sockmap()->bytes_from(client_to_backend ? kernel_pair_.a : kernel_pair_.b);
-}
-
-// The BPF counters into Direction::bytes, the route's byte counters and the idle clock.
-void ProxyConnection::settle_kernel_bytes() {
-    const std::uint64_t from_client = kernel_bytes_from(true);
-    const std::uint64_t from_backend = kernel_bytes_from(false);
-    const std::uint64_t total = from_client + from_backend;
-    if (total == kernel_bytes_counted_) return;
-    const RouteMetrics& route = metrics().routes[route_index_];
-    const std::uint64_t hello_client_bytes = kernel_base_to_backend_ - proxy_header_bytes_;
-    const std::uint64_t c2b = hello_client_bytes + from_client;
-    if (c2b > client_to_backend_.bytes) route.bytes_client_to_backend.inc(shard(), c2b - client_to_backend_.bytes);
-    if (from_backend > backend_to_client_.bytes)
-        route.bytes_backend_to_client.inc(shard(), from_backend - backend_to_client_.bytes);
-    client_to_backend_.bytes = std::max(client_to_backend_.bytes, c2b);
-    backend_to_client_.bytes = std::max(backend_to_client_.bytes, from_backend);
-    kernel_bytes_counted_ = total;
-    last_activity_ = worker_.loop().now();
-}
-
-// A readiness event on a paired socket: its data went to the program, so it is an end or an
-// error (or a spurious wake-up).
-void ProxyConnection::on_kernel_source_event(bool client_to_backend) {
-    if (state_ != State::forwarding) return;
-    const Flow flow = this->flow(client_to_backend);
-    // A reset: the program's redirects to this socket fail silently from now on, so the error
-    // must close the connection here.
-    if (flow.direction.error_seen) {
-        if (const int error = reactor::socket_error(flow.ends.source)) return finish(flow.source_failed, error);
-    }
-    if (flow.direction.source_eof) return pass_kernel_end(client_to_backend);
-    std::uint8_t byte = 0;
-    const ssize_t got = ::recv(flow.ends.source, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
-    if (got < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (got < 0) return finish(flow.source_failed, errno);
-    if (got > 0) return;  // the program's turn (bytes queued before the pairing: see pair_in_kernel)
-    flow.direction.source_eof = true;
-    // The end stays readable: from now on watch only for an error (a reset after the FIN).
-    flow.source_readable.stop();
-    flow.source_readable.poll(flow.ends.source, POLLERR, true);
-    pass_kernel_end(client_to_backend);
-}
-
-// The source ended: once the destination has taken every byte the program redirected to it (the
-// psock's backlog sends them from a kworker), pass the end on with shutdown(SHUT_WR), or close
-// when the other direction ended already.
-void ProxyConnection::pass_kernel_end(bool client_to_backend) {
-    const Flow flow = this->flow(client_to_backend);
-    const std::uint64_t expected = (client_to_backend ? kernel_base_to_backend_ : 0) + kernel_bytes_from(client_to_backend);
-    tcp_info info{};
-    socklen_t length = sizeof info;
-    int queued = 0;
-    if (::getsockopt(flow.ends.destination, IPPROTO_TCP, TCP_INFO, &info, &length) != 0 ||
-        ::ioctl(flow.ends.destination, SIOCOUTQ, &queued) != 0)
-        return finish(flow.destination_failed, errno);
-    // Written to the destination so far: acknowledged plus still in its send queue.
-    const std::uint64_t written = info.tcpi_bytes_acked + static_cast<std::uint64_t>(queued);
-    const int index = client_to_backend ? 0 : 1;
-    std::uint8_t& checks = end_checks_[index];
-    if (written > end_written_[index]) checks = 0;  // progress: the destination is taking bytes
-    end_written_[index] = written;
-    // Bytes the program counted can also be lost (a redirect to a socket that failed): after
-    // kernel_end_checks checks without progress the end goes on without them.
-    if (written < expected && checks < kernel_end_checks) {
-        // 1 ms, doubling to 128 ms: the backlog is usually done within the first.
-        const reactor::Millis wait = reactor::Millis{1} << std::min<int>(checks++, 7);
-        worker_.loop().arm_timer(resume_, worker_.loop().now() + wait);
-        return;
-    }
-    flow.direction.finished = true;
-    if (flow.other.finished) return finish(CloseReason::completed);
-    if (::shutdown(flow.ends.destination, SHUT_WR) != 0) return finish(flow.destination_failed, errno);
-}
-
 // ---- Events ------------------------------------------------------------------------------------
 
 void ProxyConnection::on_client_readable(int result) {
@@ -696,14 +568,12 @@ void ProxyConnection::on_client_readable(int result) {
         client_bytes_waiting_ = true;  // read once the hello is delivered
         return;
     }
-    if (in_kernel_) return on_kernel_source_event(true);
     pump_direction(true);
 }
 
 void ProxyConnection::on_backend_readable(int result) {
     if (result < 0) return finish(CloseReason::backend_error, -result);
     backend_to_client_.note_end_events(result);
-    if (in_kernel_) return on_kernel_source_event(false);
     pump_direction(false);
 }
 
@@ -726,14 +596,7 @@ void ProxyConnection::on_backend_writable(int result) {
     pump_direction(true);
 }
 
-void ProxyConnection::on_resume() {
-    if (!in_kernel_) return pump_both();
-    for (const bool client_to_backend : {true, false}) {
-        const Direction& direction = client_to_backend ? client_to_backend_ : backend_to_client_;
-        if (direction.source_eof && !direction.finished) pass_kernel_end(client_to_backend);
-        if (state_ != State::forwarding) return;
-    }
-}
+void ProxyConnection::on_resume() { pump_both(); }
 
 void ProxyConnection::on_deadline() {
     switch (state_) {
@@ -744,7 +607,6 @@ void ProxyConnection::on_deadline() {
         case State::connecting:
             return on_connect_result(ETIMEDOUT);
         case State::forwarding: {
-            if (in_kernel_) settle_kernel_bytes();  // bytes moved in the kernel are activity
             const reactor::Millis idle = listener_config(generation_, listener_).idle_timeout.count();
             const reactor::Millis quiet_until = last_activity_ + idle;
             if (worker_.loop().now() >= quiet_until) return finish(CloseReason::idle_timeout);
@@ -800,11 +662,6 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     if (endpoint_open_) {
         release_open(*endpoint_, shard());
         endpoint_open_ = false;
-    }
-    if (in_kernel_) {
-        settle_kernel_bytes();
-        worker_.sockmap()->unpair(kernel_pair_);
-        in_kernel_ = false;
     }
     tried_endpoints_.clear();
     free_hello();

@@ -17,7 +17,6 @@
 
 #include "reactor/fd.h"
 #include "reactor/loop.h"
-#include "src/bpf/sockmap.h"
 #include "src/wire/client_hello.h"
 #include "src/observe/connection_summary.h"
 #include "src/observe/app_metrics.h"
@@ -105,15 +104,6 @@ private:
     void pump_both();
     void after_forward(const Flow& flow, const ForwardResult& result);
     void count_forwarded(const Flow& flow, std::size_t bytes);
-    // 5 with forwarding = "sockmap": both sockets paired in the kernel before the hello goes out
-    // (bytes queued on a socket before it is paired would wait for the next segment); user
-    // space watches only for the ends, errors and the timers.
-    bool forwards_in_kernel() const;
-    bool pair_in_kernel();
-    void on_kernel_source_event(bool client_to_backend);
-    void pass_kernel_end(bool client_to_backend);
-    std::uint64_t kernel_bytes_from(bool client_to_backend) const;
-    void settle_kernel_bytes();
     // Every change of state_ goes through here: the order of the life above, or closed.
     void enter(State next);
     static bool legal_transition(State from, State to);
@@ -193,17 +183,6 @@ private:
 
     Direction client_to_backend_;
     Direction backend_to_client_;
-    // forwarding = "sockmap": the pair in the kernel's maps (a: client, b: backend), and the bytes
-    // each destination had from user space before (the PROXY header and the hello, to the backend).
-    bpf::Pair kernel_pair_{};
-    bool in_kernel_ = false;
-    // Per direction (0: client to backend): the wait for its destination to take the last
-    // redirected bytes before the end is passed on; checks without progress, and what the
-    // destination had written at the last check.
-    std::uint8_t end_checks_[2] = {0, 0};
-    std::uint64_t end_written_[2] = {0, 0};
-    std::uint64_t kernel_base_to_backend_ = 0;
-    std::uint64_t kernel_bytes_counted_ = 0;  // of the BPF counters, added to the metrics already
 
     reactor::MemberWatchHandler<ProxyConnection, &ProxyConnection::on_client_readable> client_readable_handler_{*this};
     reactor::MemberWatchHandler<ProxyConnection, &ProxyConnection::on_client_writable> client_writable_handler_{*this};

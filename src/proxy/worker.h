@@ -104,9 +104,6 @@ struct ListenerSocket {
 };
 
 class AccessLog;
-namespace bpf {
-class Sockmap;
-}
 
 struct WorkerOptions {
     unsigned index = 0;
@@ -120,9 +117,6 @@ struct WorkerOptions {
     std::uint64_t hello_memory_budget = 64ull * 1024 * 1024;
     // False: the listening sockets are held but not accepted on until a StartAcceptingMessage.
     bool accepting = true;
-    // The process's sockmap forwarder (owned by the control plane, outliving the workers), for
-    // listeners with forwarding = "sockmap"; nullptr when no listener uses it.
-    bpf::Sockmap* sockmap = nullptr;
 };
 
 class Worker {
@@ -140,7 +134,6 @@ public:
 
     reactor::Loop& loop() { return loop_; }
     PipePool& pipes() { return pipes_; }
-    bpf::Sockmap* sockmap() { return options_.sockmap; }
     WorkerStats& stats() { return stats_; }
     unsigned index() const { return options_.index; }
     // A connection is done: account for it and free it after the current batch of events.

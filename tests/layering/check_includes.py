@@ -23,12 +23,11 @@ ALLOWED = {
     "src/wire": {"config"},
     "src/observe": {"src/wire", "config", "metrics", "reactor"},
     "src/routing": {"src/wire", "src/observe", "config", "metrics"},
-    "src/bpf": set(),
-    "src/proxy": {"src/wire", "src/observe", "src/routing", "src/bpf", "config", "metrics", "reactor"},
+    "src/proxy": {"src/wire", "src/observe", "src/routing", "config", "metrics", "reactor"},
     "src/discovery": {"src/wire", "src/observe", "src/routing", "config", "metrics", "reactor"},
     "src/gateway": {"src/wire", "src/observe", "src/routing", "src/discovery", "config",
                     "metrics", "reactor"},
-    "src/control": {"src/wire", "src/observe", "src/routing", "src/bpf", "src/proxy", "src/discovery",
+    "src/control": {"src/wire", "src/observe", "src/routing", "src/proxy", "src/discovery",
                     "src/gateway", "config", "metrics", "reactor"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
