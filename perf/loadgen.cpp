@@ -519,7 +519,12 @@ private:
             conn->parked = false;
             service_rr(*conn);
         }
-        wake_at_ = next_arrival_;
+        // No timer when an arrival could not be served anyway: conn at its in-flight cap, rr with
+        // no free connection. Waking for every arrival only to skip or queue it would cost the
+        // client CPU it shares with the backend; the next event (a connection ending, a round
+        // trip done) or the loop's 20 ms tick handles the arrivals due meanwhile.
+        const bool capped = options_.workload == Workload::conn ? active_ >= options_.concurrency : idle_.empty();
+        wake_at_ = capped ? 0 : next_arrival_;
     }
 
     // conn, rr, bulk: warm-up, measured window, then drain.
