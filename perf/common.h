@@ -261,9 +261,13 @@ inline double tree_cpu_seconds(int root, int* processes = nullptr, double* syste
 
 // Per CPU (cpu0, cpu1, ...): jiffies busy (everything but idle and iowait) and in total, from
 // /proc/stat. Shows how much else ran on a CPU during a window (the machine is shared).
+// machine_busy is the same from the all-CPU "cpu" line: every CPU time the machine spent on
+// anything, the proxy's softirq on other CPUs and kworkers included, which per-process CPU misses.
 struct CpuTimes {
     std::vector<std::uint64_t> busy;
     std::vector<std::uint64_t> total;
+    std::uint64_t machine_busy = 0;
+    std::uint64_t machine_total = 0;
 };
 
 inline CpuTimes cpu_times() {
@@ -273,17 +277,31 @@ inline CpuTimes cpu_times() {
     std::stringstream in(*text);
     std::string line;
     while (std::getline(in, line)) {
-        if (line.rfind("cpu", 0) != 0 || line.size() < 4 || line[3] < '0' || line[3] > '9') continue;
+        if (line.rfind("cpu", 0) != 0 || line.size() < 4) continue;
+        const bool all = line[3] == ' ';
+        if (!all && (line[3] < '0' || line[3] > '9')) continue;
         std::stringstream fields(line.substr(line.find(' ')));
         std::uint64_t value = 0, busy = 0, total = 0;
-        for (int column = 0; column < 8 && fields >> value; ++column) {  // user..steal
+        // user nice system idle iowait irq softirq steal; guest and guest_nice (columns 9 and 10)
+        // are already counted in user and nice.
+        for (int column = 0; column < 8 && fields >> value; ++column) {
             total += value;
             if (column != 3 && column != 4) busy += value;  // not idle, not iowait
         }
-        times.busy.push_back(busy);
-        times.total.push_back(total);
+        if (all) {
+            times.machine_busy = busy;
+            times.machine_total = total;
+        } else {
+            times.busy.push_back(busy);
+            times.total.push_back(total);
+        }
     }
     return times;
+}
+
+// Jiffies (clock ticks) to seconds.
+inline double ticks_to_seconds(std::uint64_t ticks) {
+    return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 struct Memory {
