@@ -16,6 +16,15 @@
 //          memory of --mem-pids (Rss, Pss from smaps_rollup) before and with them all open.
 //          Then each sends one byte, the server closes first, we close after its EOF.
 //
+// --rate R makes conn and rr open loop (arrivals on a fixed schedule, whatever completes):
+//   conn   R new connections per second (overload), at most --concurrency in flight (an arrival
+//          over that cap is counted as skipped, not started). The outcome of every connection
+//          started in the window is counted (completed, or its error), and the latency from
+//          connect() to the first echo byte of those that got one (first_byte_p*).
+//   rr     R transactions per second over the --concurrency connections (a pool: a transaction
+//          waits for a free connection); the round trip counts from its scheduled time, so a
+//          queue that builds up shows in the latency (no coordinated omission).
+//
 // conn, rr and bulk: --warmup seconds, then a --duration window; counters, histograms and the
 // CPU time (utime+stime from /proc/PID/stat) of --cpu-pids (the proxy) and --aux-pids (the
 // backend) are taken at the window's edges. --cpu-tree PID instead counts PID and all its
@@ -37,6 +46,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -66,6 +76,7 @@ struct Options {
     std::vector<int> mem_pids;
     std::uint64_t max_conns = 10'000'000;
     std::uint64_t max_errors = 10'000;
+    double rate = 0;  // open loop: conn connections/s, rr transactions/s (0: closed loop)
     // idle
     std::uint64_t idle_conns = 5000;
     std::uint64_t reply = 64;
@@ -86,6 +97,9 @@ struct Conn {
     std::size_t out_sent = 0;
     std::size_t in_got = 0;
     bool opening = false;  // idle: counted in opening_ until established or closed
+    bool first_byte = false;  // conn: the first echo byte arrived
+    bool in_flight = false;   // rr: a ping is out (op_started set)
+    bool parked = false;      // rr --rate: waiting in idle_ for a scheduled transaction
 };
 
 struct Totals {
@@ -127,6 +141,11 @@ public:
                 break;
         }
         if (options_.mem_pids.empty()) options_.mem_pids = options_.cpu_pids;
+        if (options_.rate > 0) {
+            if (options_.workload != Workload::conn && options_.workload != Workload::rr)
+                perf::die("--rate applies to conn and rr only");
+            interval_ns_ = std::max(1.0, 1e9 / options_.rate);
+        }
         payload_.resize(std::max<std::size_t>(options_.size, 1));
         for (std::size_t i = 0; i < payload_.size(); ++i) payload_[i] = static_cast<std::uint8_t>('a' + i % 26);
         scratch_ = std::make_unique<std::uint8_t[]>(io_size);
@@ -154,10 +173,11 @@ private:
         const std::uint64_t now = perf::now_ns();
         const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-            error(errno == EMFILE || errno == ENFILE ? "socket_emfile" : "socket_error");
+            error(errno == EMFILE || errno == ENFILE ? "socket_emfile" : "socket_error", now);
             return nullptr;
         }
         ++started_;
+        if (in_window(now)) ++window_started_;
         const int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
@@ -166,14 +186,14 @@ private:
         source.sin_addr.s_addr = htonl(ntohl(options_.source_base) + next_source_++ % options_.source_count);
         if (::bind(fd, reinterpret_cast<const sockaddr*>(&source), sizeof source) != 0) {
             ::close(fd);
-            error("bind_error");
+            error("bind_error", now);
             return nullptr;
         }
         if (::connect(fd, reinterpret_cast<const sockaddr*>(&options_.target), sizeof options_.target) != 0 &&
             errno != EINPROGRESS) {
             const int code = errno;
             ::close(fd);
-            error(code == ECONNREFUSED ? "connect_refused" : code == EADDRNOTAVAIL ? "connect_no_port" : "connect_error");
+            error(code == ECONNREFUSED ? "connect_refused" : code == EADDRNOTAVAIL ? "connect_no_port" : "connect_error", now);
             return nullptr;
         }
         if (static_cast<std::size_t>(fd) >= conns_.size()) conns_.resize(static_cast<std::size_t>(fd) + 1024);
@@ -218,14 +238,19 @@ private:
     }
 
     void fail(Conn& conn, const char* reason) {
-        error(reason);
+        error(reason, conn.started);
         close_conn(conn, true);
     }
 
-    void error(const std::string& reason) {
+    // started: when the connection was begun (0: unknown), to count the outcome of the window's
+    // connections apart (open-loop conn).
+    void error(const std::string& reason, std::uint64_t started = 0) {
         ++errors_[reason];
+        if (in_window(started)) ++window_errors_[reason];
         if (++error_count_ >= options_.max_errors) aborted_ = true;
     }
+
+    bool in_window(std::uint64_t at) const { return at >= window_begin_ && at < window_end_; }
 
     void rearm(Conn& conn) {
         epoll_event event{};
@@ -295,6 +320,10 @@ private:
                 return complete(conn);
             }
             const std::size_t count = static_cast<std::size_t>(got);
+            if (!conn.first_byte) {
+                conn.first_byte = true;
+                if (in_window(conn.started)) first_byte_.record(perf::now_ns() - conn.started);
+            }
             if (conn.in_got + count > payload_.size()) return fail(conn, "extra_data");
             if (std::memcmp(scratch_.get(), payload_.data() + conn.in_got, count) != 0) return fail(conn, "bad_data");
             conn.in_got += count;
@@ -306,6 +335,7 @@ private:
     void complete(Conn& conn) {
         const std::uint64_t now = perf::now_ns();
         ++totals_.completed;
+        if (in_window(conn.started)) ++window_completed_;
         if (measuring_) histogram_.record(now - conn.started);
         close_conn(conn, false);  // after the server's FIN: no TIME_WAIT here
     }
@@ -313,9 +343,22 @@ private:
     void service_rr(Conn& conn) {
         for (int round = 0; round < 256; ++round) {
             if (conn.out_sent < payload_.size()) {
-                if (conn.out_sent == 0) {
-                    conn.op_started = perf::now_ns();
-                    conn.deadline = conn.op_started + timeout_ns();
+                if (!conn.in_flight) {
+                    const std::uint64_t now = perf::now_ns();
+                    if (options_.rate > 0) {
+                        if (pending_.empty()) {  // nothing due: wait for refill() to hand one over
+                            if (!conn.parked) idle_.push_back(tag_of(conn));
+                            conn.parked = true;
+                            return;
+                        }
+                        conn.op_started = pending_.front();  // its scheduled time, maybe past
+                        pending_.pop_front();
+                        conn.parked = false;
+                    } else {
+                        conn.op_started = now;
+                    }
+                    conn.in_flight = true;
+                    conn.deadline = now + timeout_ns();
                 }
                 const ssize_t sent = ::send(conn.fd, payload_.data() + conn.out_sent, payload_.size() - conn.out_sent, MSG_NOSIGNAL);
                 if (sent < 0 && errno == EINTR) continue;
@@ -340,6 +383,7 @@ private:
             conn.out_sent = 0;
             conn.in_got = 0;
             conn.deadline = 0;
+            conn.in_flight = false;
         }
         rearm(conn);
     }
@@ -395,16 +439,20 @@ private:
 
     // ---- Event loop --------------------------------------------------------------------------
 
-    // Runs events until `done()` or the time `until`. `refill` starts connections as needed.
+    // Runs events until `done()` or the time `until`. `refill` starts connections as needed (and,
+    // open loop, sets wake_at_ to the next scheduled arrival: the wait is in nanoseconds for it).
     void loop_until(std::uint64_t until, const std::function<bool()>& done, const std::function<void()>& refill) {
         std::array<epoll_event, 512> events{};
         for (;;) {
+            wake_at_ = 0;
             if (refill) refill();
             const std::uint64_t now = perf::now_ns();
             if (done() || now >= until || aborted_) return;
-            const std::uint64_t wait_ms = std::min<std::uint64_t>((until - now) / 1'000'000 + 1, 20);
-            const int count = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), static_cast<int>(wait_ms));
-            if (count < 0 && errno != EINTR) perf::die(std::string("epoll_wait: ") + std::strerror(errno));
+            std::uint64_t wait = std::min<std::uint64_t>(until - now, 20'000'000);
+            if (wake_at_ != 0) wait = std::min(wait, wake_at_ > now ? wake_at_ - now : 0);
+            const timespec timeout{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
+            const int count = ::epoll_pwait2(epoll_, events.data(), static_cast<int>(events.size()), &timeout, nullptr);
+            if (count < 0 && errno != EINTR) perf::die(std::string("epoll_pwait2: ") + std::strerror(errno));
             for (int i = 0; i < count; ++i)
                 service(events[static_cast<std::size_t>(i)].data.u64, events[static_cast<std::size_t>(i)].events);
             check_deadlines();
@@ -445,12 +493,50 @@ private:
         return s;
     }
 
+    // Open loop (--rate): the arrivals due by now. conn: start a connection each (or count it as
+    // skipped over the in-flight cap); rr: queue its scheduled time and hand it to a free
+    // connection. Bounded per call; sets wake_at_ to the next arrival.
+    void arrivals() {
+        const std::uint64_t now = perf::now_ns();
+        for (int budget = 100'000; next_arrival_ <= now && budget > 0 && !aborted_; --budget) {
+            const std::uint64_t due = next_arrival_;
+            // From the origin, not by adding the interval: no drift from rounding.
+            next_arrival_ = arrivals_origin_ + static_cast<std::uint64_t>(interval_ns_ * static_cast<double>(++arrival_count_));
+            if (options_.workload == Workload::rr) {
+                if (pending_.size() < 1'000'000) pending_.push_back(due);
+                else if (in_window(due)) ++skipped_;
+            } else if (active_ >= options_.concurrency || started_ >= options_.max_conns) {
+                if (in_window(due)) ++skipped_;
+            } else {
+                start_conn();
+            }
+        }
+        while (!pending_.empty() && !idle_.empty()) {
+            const std::uint64_t tag = idle_.back();
+            idle_.pop_back();
+            Conn* conn = lookup(tag);
+            if (conn == nullptr || !conn->parked) continue;  // closed, or took a transaction itself
+            conn->parked = false;
+            service_rr(*conn);
+        }
+        // No timer when an arrival could not be served anyway: conn at its in-flight cap, rr with
+        // no free connection. Waking for every arrival only to skip or queue it would cost the
+        // client CPU it shares with the backend; the next event (a connection ending, a round
+        // trip done) or the loop's 20 ms tick handles the arrivals due meanwhile.
+        const bool capped = options_.workload == Workload::conn ? active_ >= options_.concurrency : idle_.empty();
+        wake_at_ = capped ? 0 : next_arrival_;
+    }
+
     // conn, rr, bulk: warm-up, measured window, then drain.
     void run_timed() {
         const std::uint64_t start = perf::now_ns();
         const std::uint64_t window_start = start + static_cast<std::uint64_t>(options_.warmup * 1e9);
         bool filling = true;
+        const bool open_loop = options_.rate > 0;
+        arrivals_origin_ = next_arrival_ = start;
         auto refill = [&] {
+            if (filling && open_loop) arrivals();
+            if (open_loop && options_.workload == Workload::conn) return;  // arrivals() starts them
             while (filling && active_ < options_.concurrency && started_ < options_.max_conns && !aborted_)
                 if (!start_conn()) break;
         };
@@ -470,7 +556,9 @@ private:
             begin_ = snapshot();
         }
         measuring_ = true;
-        loop_until(begin_.at + static_cast<std::uint64_t>(options_.duration * 1e9), all_done, refill);
+        window_begin_ = begin_.at;
+        window_end_ = begin_.at + static_cast<std::uint64_t>(options_.duration * 1e9);
+        loop_until(window_end_, all_done, refill);
         end_ = snapshot();
         measuring_ = false;
         filling = false;
@@ -597,6 +685,26 @@ private:
                 field("lat_p50_us", number(histogram_.quantile(0.50) / 1e3));
                 field("lat_p99_us", number(histogram_.quantile(0.99) / 1e3));
                 field("lat_p999_us", number(histogram_.quantile(0.999) / 1e3));
+                if (options_.rate > 0) {
+                    // Connections started in the window and what became of each (counted until the
+                    // drain ended: completed + errors + leftover = started).
+                    field("rate", number(options_.rate));
+                    field("window_started", integer(window_started_));
+                    field("offered_per_s", number(window > 0 ? static_cast<double>(window_started_ + skipped_) / window : 0));
+                    field("started_per_s", number(window > 0 ? static_cast<double>(window_started_) / window : 0));
+                    field("skipped", integer(skipped_));
+                    field("window_completed", integer(window_completed_));
+                    field("first_byte_count", integer(first_byte_.count()));
+                    field("first_byte_p50_us", number(first_byte_.quantile(0.50) / 1e3));
+                    field("first_byte_p99_us", number(first_byte_.quantile(0.99) / 1e3));
+                    field("first_byte_p999_us", number(first_byte_.quantile(0.999) / 1e3));
+                    std::string window_errors = "{";
+                    for (const auto& [reason, count] : window_errors_) {
+                        if (window_errors.size() > 1) window_errors += ", ";
+                        window_errors += "\"" + reason + "\": " + std::to_string(count);
+                    }
+                    field("window_errors", window_errors + "}");
+                }
                 if (have_proxy && done > 0) field("cpu_s_per_10k_conn", number(proxy_cpu / static_cast<double>(done) * 1e4));
                 if (done > 0) field("machine_cpu_s_per_10k_conn", number(machine_cpu / static_cast<double>(done) * 1e4));
                 break;
@@ -605,6 +713,12 @@ private:
                 field("tx_per_s", number(window > 0 ? static_cast<double>(done) / window : 0));
                 field("rtt_p50_us", number(histogram_.quantile(0.50) / 1e3));
                 field("rtt_p99_us", number(histogram_.quantile(0.99) / 1e3));
+                field("rtt_p999_us", number(histogram_.quantile(0.999) / 1e3));
+                if (options_.rate > 0) {  // round trips count from each transaction's scheduled time
+                    field("rate", number(options_.rate));
+                    field("skipped", integer(skipped_));
+                    field("pending_end", integer(pending_.size()));
+                }
                 if (have_proxy && done > 0) field("cpu_us_per_tx", number(proxy_cpu / static_cast<double>(done) * 1e6));
                 if (done > 0) field("machine_cpu_us_per_tx", number(machine_cpu / static_cast<double>(done) * 1e6));
                 break;
@@ -664,6 +778,21 @@ private:
     std::uint64_t next_deadline_check_ = 0;
     std::uint64_t leftover_ = 0;
     int missing_pids_ = 0;
+    // open loop (--rate)
+    double interval_ns_ = 0;
+    std::uint64_t arrivals_origin_ = 0;
+    std::uint64_t next_arrival_ = 0;
+    std::uint64_t arrival_count_ = 0;
+    std::uint64_t wake_at_ = 0;  // 0: no timer wanted
+    std::uint64_t skipped_ = 0;  // arrivals in the window not started (in-flight cap) or dropped
+    std::deque<std::uint64_t> pending_;  // rr: scheduled times of transactions not yet sent
+    std::vector<std::uint64_t> idle_;    // rr: tags of connections waiting for one
+    std::uint64_t window_begin_ = 0;     // the measured window, for connections' start times
+    std::uint64_t window_end_ = 0;
+    std::uint64_t window_started_ = 0;
+    std::uint64_t window_completed_ = 0;
+    std::map<std::string, std::uint64_t> window_errors_;
+    perf::Histogram first_byte_;  // conn --rate: connect() to the first echo byte
     Snapshot baseline_begin_;
     Snapshot begin_;
     Snapshot end_;
@@ -683,7 +812,7 @@ private:
               "         [--label TEXT] [--concurrency N] [--size BYTES] [--direction down|up|both]\n"
               "         [--warmup S] [--duration S] [--timeout S] [--sources 127.0.0.2/64]\n"
               "         [--cpu-pids P,P | --cpu-tree PID] [--aux-pids P,P] [--mem-pids P,P] [--baseline S]\n"
-              "         [--max-conns N] [--max-errors N]\n"
+              "         [--max-conns N] [--max-errors N] [--rate PER_S]\n"
               "         [--conns N] [--reply BYTES] [--settle S] [--hold S]");
 }
 
@@ -749,6 +878,8 @@ Options parse_options(int argc, char** argv) {
             options.max_conns = perf::parse_u64(value(), "--max-conns");
         } else if (argument == "--max-errors") {
             options.max_errors = std::max<std::uint64_t>(1, perf::parse_u64(value(), "--max-errors"));
+        } else if (argument == "--rate") {
+            options.rate = std::min(perf::parse_double(value(), "--rate"), 10'000'000.0);
         } else if (argument == "--conns") {
             options.idle_conns = std::min<std::uint64_t>(perf::parse_u64(value(), "--conns"), 19000);
         } else if (argument == "--reply") {

@@ -196,42 +196,59 @@ bool wait_until(const std::function<bool()>& predicate, Millis timeout, Millis s
 }
 
 namespace {
-std::uint16_t ephemeral_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+// Test listeners take ports below the kernel's ephemeral range (32768-60999 by default), never
+// from it: a port picked from that range can be taken, between the pick and the test's bind, by
+// any outgoing connection on the machine (a client's, or passgate's own connect to a backend), and
+// its TIME_WAIT then blocks the bind for a minute. Seen: a test API server brought back up on its
+// old port after 10 s of client load, and an s_server started on a just-picked port.
+constexpr std::uint16_t first_test_port = 10240;
+constexpr std::uint16_t test_port_count = 20480;  // up to 30719
+
+// True when nothing is bound to `port` on any address: a dual-stack [::] bind without
+// SO_REUSEADDR conflicts with every IPv4 and IPv6 socket on the port, TIME_WAIT included
+// (IPv4 only where IPv6 is off).
+bool port_unused(std::uint16_t port) {
+    int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        const int off = 0;
+        if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0) {
+            ::close(fd);
+            throw_errno("setsockopt IPV6_V6ONLY");
+        }
+        sockaddr_in6 address{};
+        address.sin6_family = AF_INET6;
+        address.sin6_addr = in6addr_any;
+        address.sin6_port = htons(port);
+        const bool unused = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+        ::close(fd);
+        return unused;
+    }
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw_errno("socket");
     sockaddr_in address{};
     address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    socklen_t length = sizeof address;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        const int error = errno;
-        ::close(fd);
-        errno = error;
-        throw_errno("bind 127.0.0.1:0");
-    }
+    address.sin_addr.s_addr = htonl(INADDR_ANY);
+    address.sin_port = htons(port);
+    const bool unused = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
     ::close(fd);
-    return ntohs(address.sin_port);
+    return unused;
 }
 }  // namespace
 
-// The kernel may hand out a just-closed port again at once: two calls in a row then return the
-// same port (seen: a listener and the admin address on one port). Ports handed out recently by
-// this process are not returned again.
+// Ports are handed out in turn from a start that depends on the process id (two test processes
+// side by side start far apart), each checked unused; a port is not handed out twice by one
+// process until the whole range has gone round.
 std::uint16_t free_port() {
     static std::mutex mutex;
-    static std::deque<std::uint16_t> recent;
-    std::uint16_t port = 0;
-    for (int attempt = 0; attempt < 64; ++attempt) {
-        port = ephemeral_port();
-        std::lock_guard lock(mutex);
-        if (std::find(recent.begin(), recent.end(), port) != recent.end()) continue;
-        recent.push_back(port);
-        if (recent.size() > 4096) recent.pop_front();
-        return port;
+    static std::uint32_t next = (static_cast<std::uint32_t>(::getpid()) * 7919u) % test_port_count;
+    std::lock_guard lock(mutex);
+    for (std::uint32_t attempt = 0; attempt < test_port_count; ++attempt) {
+        const auto port = static_cast<std::uint16_t>(first_test_port + next);
+        next = (next + 1) % test_port_count;
+        if (port_unused(port)) return port;
     }
-    return port;
+    throw std::runtime_error("free_port: every port from " + std::to_string(first_test_port) + " to " +
+                             std::to_string(first_test_port + test_port_count - 1) + " is in use");
 }
 
 std::uint16_t free_privileged_port(std::uint16_t from, std::uint16_t except) {

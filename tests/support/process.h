@@ -84,7 +84,8 @@ RunResult run(const std::vector<std::string>& argv, const TempDir& dir, const st
 // Polls `predicate` every `step` until it is true or `timeout` has passed. Returns its last value.
 bool wait_until(const std::function<bool()>& predicate, Millis timeout, Millis step = Millis(10));
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
+// A TCP port, below the kernel's ephemeral range, that nothing was bound to on any address a
+// moment ago (process.cpp says why not from the ephemeral range).
 std::uint16_t free_port();
 // A port below 1024 on 127.0.0.1 that was free a moment ago, the first from `from` up that is not
 // `except` (other programs on the machine may hold some). Fails the test when there is none.
