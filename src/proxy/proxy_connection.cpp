@@ -668,9 +668,16 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
     client_to_backend_.pipe.release();
     backend_to_client_.pipe.release();
-    // Both closes go with the loop's next submission, batched with the other connections' work.
-    worker_.loop().close(std::move(client_));
-    worker_.loop().close(std::move(backend_));
+    // Both closes go with the loop's next submission, batched with the other connections' work;
+    // except when this process ran out of descriptors or memory: the descriptors are wanted
+    // back now, by the next connection of this batch (its backend socket), not after it.
+    if (reason == CloseReason::out_of_resources) {
+        client_.reset();
+        backend_.reset();
+    } else {
+        worker_.loop().close(std::move(client_));
+        worker_.loop().close(std::move(backend_));
+    }
     count_close(reason);
     worker_.retire(*this, summarize(reason));
 }
