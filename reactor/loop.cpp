@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cassert>
+#include <cerrno>
 #include <ctime>
 
 namespace passgate::reactor {
@@ -171,6 +172,25 @@ io_uring_sqe* Loop::sqe() {
     sqe = io_uring_get_sqe(ring_.get());
     if (sqe == nullptr) throw_errno("io_uring_get_sqe after submit", EBUSY);
     return sqe;
+}
+
+// The completion is not wanted (user_data 0 is skipped); with CQE_SKIP there is none on success.
+void Loop::close(Fd fd) {
+    if (!fd) return;
+    if (!ring_.features().async_close) return fd.reset();
+    io_uring_sqe* sqe = this->sqe();
+    io_uring_prep_close(sqe, fd.release());
+    io_uring_sqe_set_data64(sqe, 0);
+    if (ring_.features().cqe_skip) io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+}
+
+int Loop::shutdown_write(int fd) {
+    if (!ring_.features().async_shutdown) return ::shutdown(fd, SHUT_WR) == 0 ? 0 : errno;
+    io_uring_sqe* sqe = this->sqe();
+    io_uring_prep_shutdown(sqe, fd, SHUT_WR);
+    io_uring_sqe_set_data64(sqe, 0);
+    if (ring_.features().cqe_skip) io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+    return 0;
 }
 
 WatchOp* Loop::take_op() {

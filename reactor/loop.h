@@ -8,6 +8,7 @@
 // owner (a connection) can be freed at any time, even with operations in flight, and no
 // completion ever reaches freed memory.
 
+#include "reactor/fd.h"
 #include "reactor/ring.h"
 #include "reactor/timer.h"
 
@@ -107,6 +108,15 @@ public:
     const RingFeatures& features() const { return ring_.features(); }
     const LoopStats& stats() const { return stats_; }
     std::size_t operations_in_flight() const { return ops_in_flight_; }
+
+    // Closes `fd` with the next submission (IORING_OP_CLOSE, batched with the loop's other
+    // operations) instead of a close(2) of its own; close(2) now where the ring cannot. Polls on
+    // the socket that were stopped before go first: their cancels are earlier in the queue.
+    void close(Fd fd);
+    // shutdown(fd, SHUT_WR) the same way. Returns 0, or the errno of a synchronous shutdown(2).
+    // Queued, its result is not awaited: on a connected socket it fails only with ENOTCONN (the
+    // peer reset it first), which the caller ignores anyway, and a reset shows on the next read.
+    int shutdown_write(int fd);
 
     // An SQE to fill; submits pending ones first when the SQ is full.
     io_uring_sqe* sqe();

@@ -16,6 +16,9 @@ std::string RingFeatures::describe() const {
     if (coop_taskrun) text += " coop_taskrun";
     if (ext_arg) text += " ext_arg";
     text += multishot_accept ? " multishot_accept" : " oneshot_accept";
+    if (async_close) text += " async_close";
+    if (async_shutdown) text += " async_shutdown";
+    if (cqe_skip) text += " cqe_skip";
     if (baseline) text += " (baseline forced by PASSGATE_IO_URING)";
     return text;
 }
@@ -57,6 +60,16 @@ Ring::Ring(const RingOptions& options) {
     features_.ext_arg = (params.features & IORING_FEAT_EXT_ARG) != 0;
     features_.baseline = options.baseline;
     if (options.baseline) features_.multishot_accept = false;
+    if (!options.baseline) {
+        features_.cqe_skip = (params.features & IORING_FEAT_CQE_SKIP) != 0;
+        // io_uring_get_probe_ring fails (nullptr) before 5.6: then every operation stays a
+        // system call.
+        if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+            features_.async_close = io_uring_opcode_supported(probe, IORING_OP_CLOSE) != 0;
+            features_.async_shutdown = io_uring_opcode_supported(probe, IORING_OP_SHUTDOWN) != 0;
+            io_uring_free_probe(probe);
+        }
+    }
     features_.sq_entries = params.sq_entries;
     features_.cq_entries = params.cq_entries;
     if (!features_.ext_arg) {

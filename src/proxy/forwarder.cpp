@@ -1,5 +1,7 @@
 #include "src/proxy/forwarder.h"
 
+#include "reactor/loop.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -115,7 +117,7 @@ bool copy_through_buffer(Direction& direction, DirectionEnds ends, PipePool& pip
 
 // Source to pipe, pipe to destination, up to pump_rounds_per_turn rounds.
 ForwardResult& splice_through_pipe(Direction& direction, DirectionEnds ends, PipePool& pipes,
-                                   bool other_finished, ForwardResult& result) {
+                                   bool other_finished, reactor::Loop* loop, ForwardResult& result) {
     std::size_t moved_this_turn = 0;
     for (int round = 0; round < pump_rounds_per_turn; ++round) {
         bool source_empty = false;
@@ -160,9 +162,10 @@ ForwardResult& splice_through_pipe(Direction& direction, DirectionEnds ends, Pip
             // When the other direction has finished already, the connection closes now and
             // close(2) sends that FIN (both receive queues were read to their end): no
             // shutdown(2) needed.
-            if (!other_finished && ::shutdown(ends.destination, SHUT_WR) != 0) {
-                const int error = errno;
-                if (error != ENOTCONN) return end_with(result, Outcome::destination_error, error);
+            if (!other_finished) {
+                const int error = loop != nullptr ? loop->shutdown_write(ends.destination)
+                                  : ::shutdown(ends.destination, SHUT_WR) == 0 ? 0 : errno;
+                if (error != 0 && error != ENOTCONN) return end_with(result, Outcome::destination_error, error);
             }
             direction.finished = true;
             return end_with(result, Outcome::finished);
@@ -177,7 +180,8 @@ ForwardResult& splice_through_pipe(Direction& direction, DirectionEnds ends, Pip
     return end_with(result, Outcome::budget_spent);
 }
 
-ForwardResult forward_turn(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished) {
+ForwardResult forward_turn(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished,
+                           reactor::Loop* loop) {
     ForwardResult result;
     if (!direction.streaming && !direction.source_eof && direction.pipe.bytes_inside == 0) {
         // An empty pipe still held (a turn that spent its budget) goes back to the pool: the
@@ -185,7 +189,7 @@ ForwardResult forward_turn(Direction& direction, DirectionEnds ends, PipePool& p
         direction.pipe.release();
         if (copy_through_buffer(direction, ends, pipes, result)) return result;
     }
-    return splice_through_pipe(direction, ends, pipes, other_finished, result);
+    return splice_through_pipe(direction, ends, pipes, other_finished, loop, result);
 }
 
 // What holds after every call: the pipe is held only while bytes are in it, except across a
@@ -212,11 +216,12 @@ ForwardResult forward_turn(Direction& direction, DirectionEnds ends, PipePool& p
 
 }  // namespace
 
-ForwardResult forward(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished) {
+ForwardResult forward(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished,
+                      reactor::Loop* loop) {
     assert(!direction.finished && !direction.waiting_writable);
     assert(ends.source >= 0 && ends.destination >= 0);
     [[maybe_unused]] const std::uint64_t bytes_before = direction.bytes;
-    const ForwardResult result = forward_turn(direction, ends, pipes, other_finished);
+    const ForwardResult result = forward_turn(direction, ends, pipes, other_finished, loop);
     assert(direction.bytes == bytes_before + result.moved);  // monotone, and all of it reported
     assert(pipe_lease_consistent(direction, result.outcome));
     assert(!direction.finished || direction.source_eof);

@@ -413,7 +413,7 @@ void ProxyConnection::on_connect_result(int error) {
     count_connect_failure(error);
     error_ = error;
     backend_writable_.stop();
-    backend_.reset();
+    worker_.loop().close(std::move(backend_));
     log_line(LogLevel::debug, "connect to " + endpoint_->endpoint.name + " failed: " +
                                   std::string(strerror(error)));
     connect_next();
@@ -514,7 +514,7 @@ void ProxyConnection::pump_direction(bool client_to_backend) {
     assert(routed_ && service_picked_ && client_ && backend_);
     const Flow flow = this->flow(client_to_backend);
     if (!flow.direction.finished && !flow.direction.waiting_writable) {
-        after_forward(flow, forward(flow.direction, flow.ends, worker_.pipes(), flow.other.finished));
+        after_forward(flow, forward(flow.direction, flow.ends, worker_.pipes(), flow.other.finished, &worker_.loop()));
         if (state_ != State::forwarding) return;
     }
     if (client_to_backend_.finished && backend_to_client_.finished) finish(CloseReason::completed);
@@ -668,8 +668,16 @@ void ProxyConnection::finish(CloseReason reason, int error) {
     // Pipes with bytes still inside are destroyed, never pooled (PipeLease::release).
     client_to_backend_.pipe.release();
     backend_to_client_.pipe.release();
-    client_.reset();
-    backend_.reset();
+    // Both closes go with the loop's next submission, batched with the other connections' work;
+    // except when this process ran out of descriptors or memory: the descriptors are wanted
+    // back now, by the next connection of this batch (its backend socket), not after it.
+    if (reason == CloseReason::out_of_resources) {
+        client_.reset();
+        backend_.reset();
+    } else {
+        worker_.loop().close(std::move(client_));
+        worker_.loop().close(std::move(backend_));
+    }
     count_close(reason);
     worker_.retire(*this, summarize(reason));
 }

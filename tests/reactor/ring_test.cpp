@@ -72,3 +72,35 @@ TEST_CASE("ring: PASSGATE_IO_URING takes only \"baseline\"", "[ring]") {
     if (saved.empty()) REQUIRE(::unsetenv("PASSGATE_IO_URING") == 0);
     else REQUIRE(::setenv("PASSGATE_IO_URING", saved.c_str(), 1) == 0);
 }
+
+TEST_CASE("ring: close and shutdown go with the loop's next submission; baseline mode calls them at once",
+          "[ring]") {
+    for (const bool baseline : {false, true}) {
+        CAPTURE(baseline);
+        RingOptions options;
+        options.baseline = baseline;
+        Loop loop(options);
+        CHECK(loop.features().async_close == !baseline);  // this machine's kernel has both
+        CHECK(loop.features().async_shutdown == !baseline);
+        int closing[2];
+        int shutting[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, closing) == 0);
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, shutting) == 0);
+        const Fd closed_peer(closing[1]);
+        const Fd shut(shutting[0]);
+        const Fd shut_peer(shutting[1]);
+        loop.close(Fd(closing[0]));
+        CHECK(loop.shutdown_write(shut.get()) == 0);
+        // Queued on the ring, nothing has happened yet (the peers read EAGAIN); done at once in
+        // baseline mode (they read their end of stream).
+        char byte = 0;
+        const ssize_t before = baseline ? 0 : -1;
+        CHECK(::recv(closed_peer.get(), &byte, 1, 0) == before);
+        CHECK(::recv(shut_peer.get(), &byte, 1, 0) == before);
+        StopAfter one_submission(loop);
+        loop.arm_timer_after(one_submission, 1);
+        loop.run();
+        CHECK(::recv(closed_peer.get(), &byte, 1, 0) == 0);
+        CHECK(::recv(shut_peer.get(), &byte, 1, 0) == 0);
+    }
+}
