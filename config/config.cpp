@@ -422,6 +422,10 @@ private:
                  if (auto value = t.integer("max_hello_memory", kMinHelloMemory, kMaxHelloMemory))
                      r.max_hello_memory = static_cast<std::uint64_t>(*value);
              }},
+            {"reuseport_cpu_steering",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 if (auto steering = t.boolean("reuseport_cpu_steering")) r.reuseport_cpu_steering = *steering;
+             }},
         };
         read_section(root, "runtime", std::span<const Key<Runtime>>(keys), runtime);
     }

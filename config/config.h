@@ -40,6 +40,10 @@ struct Runtime {
     // Bytes of ClientHellos buffered before routing, over all connections (each worker has its
     // share, max_hello_memory / workers). A hello that would grow past it is refused.
     std::uint64_t max_hello_memory = 64ull * 1024 * 1024;
+    // Each listener's SO_REUSEPORT group picks the socket of the worker pinned to the CPU that
+    // received the SYN (a classic BPF program on the group), instead of the kernel's hash of the
+    // 4-tuple: a connection's softirq work, accept and forwarding stay on one CPU.
+    bool reuseport_cpu_steering = false;
 };
 
 enum class AccessLogFormat { logfmt, json };

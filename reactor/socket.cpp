@@ -2,10 +2,14 @@
 
 #include "reactor/system_error.h"
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <system_error>
 
 namespace passgate::reactor {
 
@@ -23,6 +27,34 @@ Fd listen_tcp(const sockaddr* address, socklen_t length, const ListenOptions& op
     if (::bind(socket.get(), address, length) != 0) throw_errno("bind");
     if (::listen(socket.get(), options.backlog) != 0) throw_errno("listen");
     return socket;
+}
+
+void attach_reuseport_cpu_steering(int listening_fd, const std::vector<int>& cpu_of_index) {
+    // A = the receiving CPU; then for each listed CPU: if A == cpu return its index; else a
+    // value past any group (the kernel then uses its hash).
+    std::vector<sock_filter> program;
+    program.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<std::uint32_t>(SKF_AD_OFF + SKF_AD_CPU)));
+    std::vector<int> seen;
+    for (std::size_t index = 0; index < cpu_of_index.size(); ++index) {
+        const int cpu = cpu_of_index[index];
+        if (std::find(seen.begin(), seen.end(), cpu) != seen.end()) continue;
+        seen.push_back(cpu);
+        program.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(cpu), 0, 1));
+        program.push_back(BPF_STMT(BPF_RET | BPF_K, static_cast<std::uint32_t>(index)));
+    }
+    program.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffffu));
+    if (program.size() > BPF_MAXINSNS)
+        throw std::system_error(E2BIG, std::generic_category(), "SO_ATTACH_REUSEPORT_CBPF: too many CPUs");
+    const sock_fprog fprog{.len = static_cast<unsigned short>(program.size()), .filter = program.data()};
+    if (::setsockopt(listening_fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof fprog) != 0)
+        throw_errno("setsockopt(SO_ATTACH_REUSEPORT_CBPF)");
+}
+
+void detach_reuseport_program(int listening_fd) {
+    const int unused = 0;
+    if (::setsockopt(listening_fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof unused) != 0 &&
+        errno != ENOENT)
+        throw_errno("setsockopt(SO_DETACH_REUSEPORT_BPF)");
 }
 
 ConnectStart start_connect(const sockaddr* address, socklen_t length) {

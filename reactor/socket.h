@@ -5,6 +5,8 @@
 
 #include <sys/socket.h>
 
+#include <vector>
+
 namespace passgate::reactor {
 
 struct ListenOptions {
@@ -19,6 +21,16 @@ struct ListenOptions {
 // close-on-exec.
 // Throws std::system_error naming the failed call.
 Fd listen_tcp(const sockaddr* address, socklen_t length, const ListenOptions& options = {});
+
+// Steers new connections of the SO_REUSEPORT group `listening_fd` belongs to by the CPU that
+// received the SYN: a classic BPF program on the group returns index i for CPU cpu_of_index[i]
+// (the first i when a CPU appears twice), so the group's i-th socket (in the order the sockets
+// started listening) gets that CPU's connections. A CPU not in the list returns an index past the
+// group, for which the kernel falls back to its hash. Throws std::system_error.
+void attach_reuseport_cpu_steering(int listening_fd, const std::vector<int>& cpu_of_index);
+// Removes a program attached to the group (by this process or by the one before an upgrade);
+// no program attached is not an error. Throws std::system_error.
+void detach_reuseport_program(int listening_fd);
 
 // Starts a non-blocking connect. Returns the socket and 0 (connected at once) or EINPROGRESS;
 // any other errno is returned with an invalid Fd.

@@ -26,6 +26,14 @@ unsigned usable_cpus() {
     return count == 0 ? 1 : static_cast<unsigned>(count);
 }
 
+std::vector<int> pinned_cpus(unsigned count) {
+    const std::vector<int> cpus = allowed_cpus();
+    std::vector<int> pinned;
+    if (cpus.empty()) return pinned;
+    for (unsigned index = 0; index < count; ++index) pinned.push_back(cpus[index % cpus.size()]);
+    return pinned;
+}
+
 int pin_current_thread(unsigned index) {
     const std::vector<int> cpus = allowed_cpus();
     if (cpus.empty()) return -1;  // errno from sched_getaffinity

@@ -42,6 +42,27 @@ reactor::Fd bind_listener(const config::Listener& listener) {
     }
 }
 
+// [runtime] reuseport_cpu_steering: `group` holds a listener's sockets in the order they started
+// listening, worker i's at i (workers are pinned to reactor::pinned_cpus in index order), so the
+// group sends the connections whose SYN arrived on worker i's CPU to worker i.
+void steer_by_cpu(const config::Listener& listener, const std::vector<reactor::Fd>& group) {
+    const std::string where = "listener \"" + listener.name + "\" on " + listener.address.to_string();
+    const std::vector<int> cpus = reactor::pinned_cpus(static_cast<unsigned>(group.size()));
+    if (cpus.empty() || group.empty())
+        throw std::runtime_error(where + ": reuseport_cpu_steering: cannot read this process's CPU affinity: " +
+                                 std::strerror(errno));
+    try {
+        reactor::attach_reuseport_cpu_steering(group.front().get(), cpus);
+    } catch (const std::system_error& error) {
+        throw std::runtime_error(where + ": reuseport_cpu_steering: " + error.what());
+    }
+    std::string mapping;
+    for (std::size_t worker = 0; worker < cpus.size(); ++worker)
+        mapping += (worker == 0 ? "CPU " : ", CPU ") + std::to_string(cpus[worker]) + " -> worker " +
+                   std::to_string(worker);
+    log_line(LogLevel::info, where + ": reuseport CPU steering: " + mapping);
+}
+
 std::uint64_t monotonic_usec() {
     return static_cast<std::uint64_t>(reactor::monotonic_micros());
 }
@@ -189,12 +210,32 @@ void ControlPlane::bind_sockets() {
     for (std::size_t index = 0; index < config.listeners.size(); ++index) {
         const config::Listener& listener = config.listeners[index];
         std::vector<reactor::Fd> sockets = std::move(inherited.listeners[index]);
-        if (!sockets.empty())
+        const bool steering = config.runtime.reuseport_cpu_steering;
+        if (!sockets.empty()) {
+            const std::string from = upgrade ? "the old process" : "systemd";
             log_line(LogLevel::info, "listener \"" + listener.name + "\": " + std::to_string(sockets.size()) +
-                                         " listening socket(s) on " + listener.address.to_string() + " from " +
-                                         (upgrade ? "the old process" : "systemd"));
-        else
+                                         " listening socket(s) on " + listener.address.to_string() + " from " + from);
+            // The old process bound its sockets in worker order; its group keeps that order. A
+            // group of another size (or systemd's sockets) cannot be mapped to the workers.
+            if (steering && upgrade && sockets.size() == worker_count_) {
+                steer_by_cpu(listener, sockets);
+            } else if (steering) {
+                log_line(LogLevel::warning, "listener \"" + listener.name + "\": reuseport_cpu_steering not applied: " +
+                                                std::to_string(sockets.size()) + " socket(s) from " + from + " for " +
+                                                std::to_string(worker_count_) +
+                                                " workers (it needs one socket per worker, bound in worker order)");
+            } else {
+                // Steering off: a program the old process attached must not go on steering.
+                try {
+                    reactor::detach_reuseport_program(sockets.front().get());
+                } catch (const std::system_error& error) {
+                    throw std::runtime_error("listener \"" + listener.name + "\": " + error.what());
+                }
+            }
+        } else {
             for (unsigned worker = 0; worker < worker_count_; ++worker) sockets.push_back(bind_listener(listener));
+            if (steering) steer_by_cpu(listener, sockets);
+        }
         HeldListener held{.name = listener.name, .address = listener.address, .sockets = {}};
         for (const reactor::Fd& socket : sockets) held.sockets.push_back(duplicate(socket.get()));
         held_listeners_.push_back(std::move(held));
@@ -437,6 +478,8 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
                 sockets[worker].push_back(kept ? reactor::Fd() : bind_listener(listener));
                 if (!kept) bound[index].push_back(duplicate(sockets[worker].back().get()));
             }
+            // A restart-only key: the workers were pinned, and the groups set up, at start.
+            if (!kept && started_->runtime.reuseport_cpu_steering) steer_by_cpu(listener, bound[index]);
         }
     } catch (const std::exception& error) {
         metrics_.config_reloads.with({"failure"}).inc(control);

@@ -90,6 +90,7 @@ TEST_CASE("effective config JSON: defaults filled in, TOML names, durations as t
     CHECK(json["runtime"]["upgrade_timeout"] == "1m");
     CHECK(json["runtime"]["max_connections_per_worker"].is_null());
     CHECK(json["runtime"]["max_hello_memory"] == 64ull * 1024 * 1024);
+    CHECK(json["runtime"]["reuseport_cpu_steering"] == false);
     CHECK(json["admin"]["address"] == "127.0.0.1:9901");
     CHECK(json["admin"]["request_timeout"] == "2s");
     CHECK(json["access_log"] == Json::parse(R"({"enabled":true,"format":"json","path":"-"})"));

@@ -425,7 +425,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
           "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, "
-          "max_connections_per_worker, max_hello_memory");
+          "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
           "address, departed_series_retention, request_timeout, max_connections, max_connections_per_source");
@@ -464,7 +464,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     // A dotted key under a known table is an unknown key of that table.
     CHECK(error_of("runtime.x = 1\n" + kBase) ==
           "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, "
-          "max_connections_per_worker, max_hello_memory");
+          "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1139,6 +1139,13 @@ TEST_CASE("bounds keys: defaults, set values and ranges", "[config][bounds]") {
         CHECK(error_of("[admin]\nmax_connections_per_source = 70000\n" + kBase)
                   .rfind("t.toml:2: admin.max_connections_per_source:", 0) == 0);
     }
+}
+
+TEST_CASE("reuseport_cpu_steering: off by default, a boolean", "[config][steering]") {
+    CHECK_FALSE(parse_config(kBase, "t.toml").runtime.reuseport_cpu_steering);
+    CHECK(parse_config("[runtime]\nreuseport_cpu_steering = true\n" + kBase, "t.toml").runtime.reuseport_cpu_steering);
+    CHECK(error_of("[runtime]\nreuseport_cpu_steering = \"yes\"\n" + kBase)
+              .rfind("t.toml:2: runtime.reuseport_cpu_steering:", 0) == 0);
 }
 
 // ---------------------------------------------------------------------------------------------
