@@ -52,8 +52,10 @@ void attach_reuseport_cpu_steering(int listening_fd, const std::vector<int>& cpu
 
 void detach_reuseport_program(int listening_fd) {
     const int unused = 0;
+    // ENOENT: a group without a program; EINVAL: a socket in no group (no SO_REUSEPORT, as
+    // systemd's sockets without ReusePort=yes). Neither has a program to remove.
     if (::setsockopt(listening_fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof unused) != 0 &&
-        errno != ENOENT)
+        errno != ENOENT && errno != EINVAL)
         throw_errno("setsockopt(SO_DETACH_REUSEPORT_BPF)");
 }
 

@@ -29,7 +29,8 @@ Fd listen_tcp(const sockaddr* address, socklen_t length, const ListenOptions& op
 // group, for which the kernel falls back to its hash. Throws std::system_error.
 void attach_reuseport_cpu_steering(int listening_fd, const std::vector<int>& cpu_of_index);
 // Removes a program attached to the group (by this process or by the one before an upgrade);
-// no program attached is not an error. Throws std::system_error.
+// no program attached, or a socket in no SO_REUSEPORT group, is not an error. Throws
+// std::system_error.
 void detach_reuseport_program(int listening_fd);
 
 // Starts a non-blocking connect. Returns the socket and 0 (connected at once) or EINPROGRESS;

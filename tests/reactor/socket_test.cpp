@@ -103,6 +103,10 @@ TEST_CASE("reuseport CPU steering: detaching restores the hash, and detaching no
     int port = 0;
     const std::vector<Fd> group = reuseport_group(2, port);
     CHECK_NOTHROW(detach_reuseport_program(group.front().get()));  // none attached
+    sockaddr_in any_port = loopback(0);
+    const Fd alone = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port,
+                                ListenOptions{.reuse_port = false});
+    CHECK_NOTHROW(detach_reuseport_program(alone.get()));  // in no group (systemd's sockets)
     attach_reuseport_cpu_steering(group.front().get(), {cpus[0], cpus[0]});  // CPU 0 -> socket 0
     CHECK_NOTHROW(detach_reuseport_program(group.back().get()));   // any socket of the group
     // With the program gone, 80 connections from one CPU land on both sockets (by the hash of
