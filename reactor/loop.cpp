@@ -30,13 +30,16 @@ public:
 
     explicit WatchOp(Loop& loop) : loop_(loop) {}
 
-    void start(Watch* watch, Kind kind, int fd, std::uint32_t events, bool multishot) {
+    void start(Watch* watch, Kind kind, int fd, std::uint32_t events, bool multishot,
+               std::uint32_t oneshot_wakeups = 0) {
         watch_ = watch;
         kind_ = kind;
         fd_ = fd;
         events_ = events;
         multishot_ = multishot;
+        oneshot_wakeups_ = oneshot_wakeups;
         cancelling_ = false;
+        rearm_after_handler_ = false;
         submit();
     }
 
@@ -44,18 +47,20 @@ public:
     // accepted socket) still reach the handler, and the final one ends the watch.
     void cancel() {
         if (cancelling_) return;
+        if (rearm_after_handler_) {  // nothing in the kernel to cancel: the watch ends here
+            watch_->op_ = nullptr;
+            watch_ = nullptr;
+            return;
+        }
         cancelling_ = true;
-        io_uring_sqe* sqe = loop_.sqe();
-        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(this), 0);
-        io_uring_sqe_set_data64(sqe, 0);
+        submit_cancel();
     }
 
     void detach() {
         assert(watch_ != nullptr);
         watch_ = nullptr;
-        io_uring_sqe* sqe = loop_.sqe();
-        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(this), 0);
-        io_uring_sqe_set_data64(sqe, 0);  // the cancel's own completion is not interesting
+        if (rearm_after_handler_) return;  // not in the kernel: recycled once its handler returns
+        submit_cancel();
     }
 
     void complete(int result, std::uint32_t flags) {
@@ -67,6 +72,20 @@ public:
             return;
         }
         Watch* watch = watch_;
+        if (!more && !cancelling_ && oneshot_wakeups_ > 0 && result >= 0) {
+            // One of the first wake-ups of a once_then_multishot poll: the handler runs with the
+            // operation out of the kernel; re-armed afterwards (one-shot again, or multishot after
+            // the last of them) unless the handler stopped or cancelled the watch (detach() and
+            // cancel() then skip the kernel cancel).
+            --oneshot_wakeups_;
+            rearm_after_handler_ = true;
+            watch->handler_.on_watch(result);  // may destroy `watch`; this op is the loop's
+            rearm_after_handler_ = false;
+            if (watch_ == nullptr) return loop_.recycle_op(this);
+            multishot_ = oneshot_wakeups_ == 0;
+            submit();
+            return;
+        }
         if (!more) {
             if (cancelling_) {
                 watch->op_ = nullptr;  // the last completion of a cancelled watch
@@ -93,6 +112,15 @@ public:
     }
 
 private:
+    // The cancel's own completion is not interesting (user_data 0 is skipped): with CQE_SKIP
+    // there is none when it succeeds. The operation's final completion (-ECANCELED) still comes.
+    void submit_cancel() {
+        io_uring_sqe* sqe = loop_.sqe();
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(this), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+        if (loop_.ring_.features().cqe_skip) io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+    }
+
     void submit() {
         io_uring_sqe* sqe = loop_.sqe();
         if (kind_ == Kind::poll) {
@@ -112,13 +140,16 @@ private:
     int fd_ = -1;
     std::uint32_t events_ = 0;
     bool multishot_ = false;
+    std::uint32_t oneshot_wakeups_ = 0;  // once_then_multishot: one-shot arms left
     bool cancelling_ = false;
+    bool rearm_after_handler_ = false;  // its first completion's handler is running
 };
 
-void Watch::poll(int fd, std::uint32_t events, bool multishot) {
+void Watch::poll(int fd, std::uint32_t events, PollMode mode) {
     assert(op_ == nullptr);
     op_ = loop_.take_op();
-    op_->start(this, WatchOp::Kind::poll, fd, events, multishot);
+    op_->start(this, WatchOp::Kind::poll, fd, events, mode == PollMode::multishot,
+               mode == PollMode::once_then_multishot ? once_then_multishot_oneshots : 0);
 }
 
 void Watch::accept(int listen_fd) {

@@ -39,9 +39,23 @@ public:
     Watch& operator=(const Watch&) = delete;
     ~Watch() { stop(); }
 
-    // Readiness on `fd`. Multishot: one completion per wake-up (edge-like: drain to EAGAIN),
-    // re-armed transparently if the kernel ends it. One-shot: a single completion.
-    void poll(int fd, std::uint32_t events, bool multishot);
+    // Readiness on `fd`.
+    // - once: a single completion.
+    // - multishot: one completion per wake-up (edge-like: drain to EAGAIN), re-armed
+    //   transparently if the kernel ends it.
+    // - once_then_multishot: each of the first `once_then_multishot_oneshots` wake-ups completes
+    //   a one-shot poll, re-armed after its handler returns unless the handler stopped the
+    //   watch; then multishot. A multishot poll stays in the ring until cancelled, and a cancel
+    //   searches a hash chain whose length grows with every poll armed on the ring (thousands
+    //   under overload) and costs two more completions. A short connection's socket usually
+    //   wakes up once or twice (data, then its end; or both at once) and is stopped by then:
+    //   no cancel. A long-lived one pays a few extra arms, once.
+    enum class PollMode { once, multishot, once_then_multishot };
+    static constexpr std::uint32_t once_then_multishot_oneshots = 3;
+    void poll(int fd, std::uint32_t events, PollMode mode);
+    void poll(int fd, std::uint32_t events, bool multishot) {
+        poll(fd, events, multishot ? PollMode::multishot : PollMode::once);
+    }
     // Multishot accept on a listening socket (falls back to one-shot re-arming on old kernels).
     // New sockets are non-blocking and close-on-exec.
     void accept(int listen_fd);

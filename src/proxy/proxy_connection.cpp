@@ -146,8 +146,8 @@ void ProxyConnection::start() {
     counted_listener_ = true;
     // One deadline for the PROXY header and the hello together.
     worker_.loop().arm_timer_after(deadline_, listener.client_hello_timeout.count());
-    client_readable_.poll(client_.get(), readable_events, true);
-    // Bytes may already be waiting (they often arrive with the handshake's last ACK).
+    // Bytes are usually waiting already (they arrive with the handshake's last ACK): read first;
+    // the client's socket is watched only if the hello is not all there (wait_for_client()).
     if (listener.accept_proxy_protocol) {
         enter(State::reading_proxy_header);
         return on_client_readable_proxy_header();
@@ -182,7 +182,7 @@ void ProxyConnection::on_client_readable_proxy_header() {
     switch (parse.status) {
         case ProxyHeaderParse::Status::incomplete:
             if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
-            return;  // wait for more bytes (the deadline is running)
+            return wait_for_client();  // the deadline is running
         case ProxyHeaderParse::Status::error:
             if (log_enabled(LogLevel::debug))
                 log_line(LogLevel::debug, "PROXY header from " + format_client(client_address()) + " rejected: " +
@@ -208,6 +208,12 @@ void ProxyConnection::on_client_readable_proxy_header() {
     // The hello may be complete already (it often arrives with the header); if not, its reader
     // drains the socket and waits like any other.
     on_client_readable_hello();
+}
+
+// The PROXY header or the hello is incomplete: watch the client's socket for the rest. Armed once
+// and kept through connecting and forwarding (wake-ups before forwarding only set a flag).
+void ProxyConnection::wait_for_client() {
+    if (!client_readable_.active()) client_readable_.poll(client_.get(), readable_events, true);
 }
 
 // ---- 1. Read the ClientHello ------------------------------------------------------------------
@@ -275,7 +281,7 @@ void ProxyConnection::on_client_readable_hello() {
                 // EAGAIN (then wait; the deadline is running) or the end of the stream.
                 if (short_read) continue;
                 if (client_to_backend_.source_eof) return finish(CloseReason::client_closed);
-                return;
+                return wait_for_client();  // the deadline is running
             case HelloParse::Status::rejected:
                 hello_error_ = parse.error;
                 return finish(CloseReason::hello_rejected);
@@ -323,9 +329,9 @@ void ProxyConnection::route_and_connect(const ClientHello& hello) {
     if (*service == WeightedService::invalid) return finish(CloseReason::invalid_backend);
     service_ = static_cast<std::uint32_t>(*service);
     service_picked_ = true;
-    // Until the backend is connected the client's bytes wait in its socket buffer. Its watch
-    // stays armed (wake-ups meanwhile are ignored; forwarding starts by draining both sides):
-    // cancelling and re-arming it would cost two more operations per connection.
+    // Until the backend is connected the client's bytes wait in its socket buffer. A watch armed
+    // for a slow hello stays armed (wake-ups meanwhile are ignored; forwarding starts by draining
+    // both sides): cancelling and re-arming it would cost two more operations per connection.
     if (client_to_backend_.source_eof) client_readable_.stop();
     enter(State::connecting);
     connect_next();
@@ -427,10 +433,13 @@ void ProxyConnection::start_forwarding() {
     const config::Listener& listener = listener_config(generation_, listener_);
     last_activity_ = worker_.loop().now();
     worker_.loop().arm_timer_after(deadline_, listener.idle_timeout.count());
-    // Armed since accept unless the client's stream had already ended.
+    // Armed already if the hello took more than one read. Bytes or an end that came while
+    // connecting show at once: a poll reports the state of the socket when it is armed.
+    // once_then_multishot: a short connection's first wake-up on each side is usually its end,
+    // and then no cancel is needed (reactor/loop.h).
     if (!client_to_backend_.source_eof && !client_readable_.active())
-        client_readable_.poll(client_.get(), readable_events, true);
-    backend_readable_.poll(backend_.get(), readable_events, true);
+        client_readable_.poll(client_.get(), readable_events, reactor::Watch::PollMode::once_then_multishot);
+    backend_readable_.poll(backend_.get(), readable_events, reactor::Watch::PollMode::once_then_multishot);
     prepend_proxy_header();
     write_hello();
 }

@@ -89,6 +89,7 @@ private:
     void on_client_readable_proxy_header();
     // 1. hello
     void on_client_readable_hello();
+    void wait_for_client();
     // 2-3. route and connect
     void route_and_connect(const ClientHello& hello);
     void connect_next();

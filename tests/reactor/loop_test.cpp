@@ -103,6 +103,67 @@ TEST_CASE("a one-shot poll completes once and frees its operation") {
     CHECK(loop.operations_in_flight() == 0);
 }
 
+TEST_CASE("a once-then-multishot poll keeps reporting wake-ups, one-shot and then multishot") {
+    Loop loop;
+    Pipe pipe;
+    Reader reader(pipe.read_end.get());
+    reader.stop_on_data = &loop;
+    Watch watch(loop, reader);
+    watch.poll(pipe.read_end.get(), POLLIN, Watch::PollMode::once_then_multishot);
+    const int rounds = static_cast<int>(Watch::once_then_multishot_oneshots) + 3;
+    for (int round = 0; round < rounds; ++round) {
+        REQUIRE(::write(pipe.write_end.get(), "abc", 3) == 3);
+        loop.run();
+        CHECK(reader.data.size() == static_cast<size_t>(3 * (round + 1)));
+        CHECK(watch.active());
+    }
+    CHECK(reader.results.size() == static_cast<size_t>(rounds));
+    watch.stop();
+    StopAfter stop(loop);
+    loop.arm_timer_after(stop, 20);
+    loop.run();
+    CHECK(loop.operations_in_flight() == 0);
+}
+
+TEST_CASE("a once-then-multishot poll stopped or destroyed by its first handler leaves nothing to cancel") {
+    // A detached operation that is still in the kernel stays in flight until its cancel's final
+    // completion; this one is out of the kernel while its first handler runs, so it returns to the
+    // pool as the handler returns, before any other completion is handled.
+    for (const bool destroy : {false, true}) {
+        CAPTURE(destroy);
+        Loop loop;
+        Pipe pipe;
+        struct StopsFirst final : WatchHandler {
+            Loop& loop;
+            std::unique_ptr<Watch> watch;
+            bool destroy;
+            int calls = 0;
+            std::size_t in_flight_after = 99;
+            StopsFirst(Loop& l, bool d) : loop(l), destroy(d) {}
+            void on_watch(int) override {
+                ++calls;
+                if (destroy) watch.reset();
+                else watch->stop();
+                loop.stop();
+            }
+        } handler(loop, destroy);
+        handler.watch = std::make_unique<Watch>(loop, handler);
+        handler.watch->poll(pipe.read_end.get(), POLLIN, Watch::PollMode::once_then_multishot);
+        REQUIRE(::write(pipe.write_end.get(), "x", 1) == 1);
+        loop.run();
+        CHECK(handler.calls == 1);
+        CHECK(loop.operations_in_flight() == 0);
+        if (!destroy) CHECK_FALSE(handler.watch->active());
+        const std::uint64_t submitted = loop.stats().submissions;
+        REQUIRE(::write(pipe.write_end.get(), "y", 1) == 1);  // no further wake-up reaches anyone
+        StopAfter stop(loop);
+        loop.arm_timer_after(stop, 20);
+        loop.run();
+        CHECK(handler.calls == 1);
+        CHECK(loop.stats().submissions == submitted);  // no cancel was queued
+    }
+}
+
 TEST_CASE("an owner destroyed with a poll in flight gets no completion") {
     Loop loop;
     Pipe pipe;
