@@ -418,8 +418,10 @@ void ControlPlane::stop_accepting(const std::string& why) {
     held_listeners_.clear();  // the workers' sockets are the last ones: closing them resets the backlog
     held_admin_.reset();
     const reactor::Millis timeout = current_->runtime.shutdown_timeout.count();
+    // STOPPING=1 once: at the signal (with a drain_delay it was said then).
     if (!handed_over_)
-        sd_notify_state("STOPPING=1\nSTATUS=draining " + std::to_string(workers_.active_connections()) + " connections");
+        sd_notify_state(std::string(drain_delay_ > 0 ? "" : "STOPPING=1\n") + "STATUS=draining " +
+                        std::to_string(workers_.active_connections()) + " connections");
     log_line(LogLevel::info, why + ", draining " + std::to_string(workers_.active_connections()) +
                                  " connections for up to " + std::to_string(timeout) + " ms");
     workers_.send_to_all(DrainMessage{.timeout = timeout});
