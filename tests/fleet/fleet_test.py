@@ -425,7 +425,7 @@ def spreading():
     records = Load("spreading", burst=3000, concurrency=100).result()
     bad = failures(records)
     counts = by_node(records)
-    figures["spreading"] = {"connections": len(records), "failed": len(bad), "by_node": counts}
+    figures.setdefault("spreading", []).append({"connections": len(records), "failed": len(bad), "by_node": counts})
     check(not bad, f"{len(bad)} failed, e.g. {bad[:3]}")
     check(all(c >= 0.2 * len(records) for c in counts.values()), f"by node: {counts}")
     return f"by node {counts}, 0 failed"
@@ -449,16 +449,17 @@ def affinity():
             seen.setdefault(r["src"], []).append(r["backend"])
     differing = {src: b for src, b in seen.items() if len(set(b)) != 1}
     used = {b[0] for b in seen.values()}
-    figures["affinity"] = {"sources": len(seen), "differing": len(differing), "backends_used": len(used)}
+    figures.setdefault("affinity", []).append({"sources": len(seen), "differing": len(differing),
+                                               "backends_used": len(used)})
     check(len(seen) == len(SOURCES), f"{len(seen)} sources answered")
     check(not differing, f"{len(differing)} sources saw different backends, e.g. {list(differing.items())[:3]}")
     check(len(used) == len(BACKEND_ADDRESSES), f"only backends {used} used")
     return f"{len(seen)} addresses x 3 nodes: same backend every time; {len(used)} backends used"
 
 
-def restart(node, seconds=20):
+def restart(node, seconds=20, drain_delay=DRAIN_DELAY):
     """Starts passgate on the node again and waits for the route to have all three paths."""
-    node.start_passgate()
+    node.start_passgate(drain_delay)
     t = time.monotonic()
     check(poll(lambda: len(gateways()) == 3, seconds, 0.02), f"route {gateways()} {seconds} s after restart")
     return time.monotonic() - t
@@ -512,7 +513,7 @@ def drain_case(variant, nodes):
         node = nodes[0]  # n1: the first of BIRD's sorted nexthops, an end member (FLEET.md)
         result = drain(node, nodes, variant, DRAIN_DELAY)
         result["back_after_restart_s"] = round(restart(node), 2)
-        figures[f"drain_{variant}"] = result
+        figures.setdefault(f"drain_{variant}", []).append(result)
         text = json.dumps(result)
         check(has_drain_delay, f"this passgate does not know [runtime] drain_delay: {text}")
         check(result["withdrawn_after_s"] is not None, f"route never withdrawn: {text}")
@@ -568,7 +569,7 @@ def crash(nodes):
         result["first_s_after_return_share"] = round(by_node(first)["n1"] / len(first), 2)
     if after:
         result["later_share"] = round(by_node(after)["n1"] / len(after), 2)
-    figures["crash_sigkill"] = result
+    figures.setdefault("crash_sigkill", []).append(result)
     text = json.dumps(result)
     outside = [dict(r, start=round(r["start"] - t_kill, 3), end=round(r["end"] - t_kill, 3)) for r in bad
                if not in_crash(r) and not at_return(r)]
@@ -593,10 +594,50 @@ def reload_all(nodes):
     for n in nodes:
         line = [l for l in n.metrics().splitlines() if l.startswith('passgate_config_reloads_total{result="success"}')]
         reloads[f"n{n.i}"] = float(line[0].split()[-1]) if line else 0
-    figures["reload"] = {"connections": len(records), "failed": len(bad), "reloads": reloads}
+    figures.setdefault("reload", []).append({"connections": len(records), "failed": len(bad), "reloads": reloads})
     check(not bad, f"{len(bad)} failed, e.g. {bad[:3]}")
     check(all(v == 2 for v in reloads.values()), f"reloads counted: {reloads}")
     return f"{len(records)} connections (60 streams), 0 failed; reloads {reloads}"
+
+
+# --- longer measurements (PASSGATE_FLEET_LONG=1) ------------------------------------------------
+
+@case("measure: drain with drain_delay 0s (refusals until the withdrawal)")
+def drain_without_delay(nodes):
+    node = nodes[0]
+    node.passgate.kill()
+    node.passgate.wait(5)
+    restart(node, drain_delay=0)
+    result = drain(node, nodes, "plain", 0)
+    restart(node)
+    figures.setdefault("drain_delay_0", []).append(result)
+    return json.dumps(result)
+
+
+@case("measure: silent death (passgate and ExaBGP frozen by SIGSTOP): BGP hold timer")
+def silent_death(nodes):
+    node = nodes[0]
+    mine = f"10.77.{node.i}.2"
+    load = Load("silent", rate=100, seconds=16, timeout=2)
+    time.sleep(2)  # the load's schedule: 2 s of the whole fleet first
+    t_stop = time.monotonic()
+    for process in (node.passgate, node.exabgp):
+        kill_group(process, signal.SIGSTOP)
+    try:
+        check(poll(lambda: mine not in gateways(), 15, 0.01), "route not withdrawn 15 s after the freeze")
+        t_gone = time.monotonic()
+    finally:
+        for process in (node.passgate, node.exabgp):
+            kill_group(process, signal.SIGCONT)
+    check(poll(lambda: mine in gateways(), 20, 0.01), "route not back 20 s after SIGCONT")
+    t_back = time.monotonic()
+    records = load.result()
+    bad = failures(records)
+    result = {"withdrawn_after_s": round(t_gone - t_stop, 3), "back_after_sigcont_s": round(t_back - t_gone, 2),
+              "failed": len(bad), "failed_while_frozen": sum(1 for r in bad if t_stop <= r["start"] <= t_gone),
+              "connections_while_frozen": sum(1 for r in records if t_stop <= r["start"] <= t_gone)}
+    figures.setdefault("silent_death", []).append(result)
+    return json.dumps(result)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -663,6 +704,13 @@ def main():
                            ("crash", lambda: crash(nodes)), ("reload", lambda: reload_all(nodes))]:
             if not only or name in only.split(","):
                 step()
+        if LONG:  # repeats for the ranges FLEET.md quotes, and what CI need not run
+            for _ in range(3):
+                drain_case("plain", nodes)()
+                drain_case("resilient", nodes)()
+                crash(nodes)
+            drain_without_delay(nodes)
+            silent_death(nodes)
         print("figures " + json.dumps(figures), flush=True)
         with open(os.path.join(os.path.dirname(os.path.abspath(report)), "fleet-figures.json"), "w") as f:
             json.dump(figures, f, indent=1)
