@@ -157,11 +157,11 @@ def write(path, text):
         f.write(text)
 
 
-def start_router():
+def router_config(bfd_on_n3=False):
     d = f"{work}/r"
-    os.makedirs(d)
-    peers = "\n".join(f"protocol bgp n{i} from node {{ neighbor 10.77.{i}.2 as 65001; }}" for i in (1, 2, 3))
-    write(f"{d}/bird.conf", f"""log "{d}/bird.log" all;
+    peers = "\n".join(f"protocol bgp n{i} from node {{ neighbor 10.77.{i}.2 as 65001;"
+                      f"{' bfd on;' if bfd_on_n3 and i == 3 else ''} }}" for i in (1, 2, 3))
+    return f"""log "{d}/bird.log" all;
 router id 10.77.200.1;
 protocol device {{}}
 protocol kernel {{
@@ -173,8 +173,15 @@ template bgp node {{
   hold time 9; keepalive time 3; connect retry time 1; error wait time 1, 5;
   ipv4 {{ import all; export none; }};
 }}
+protocol bfd {{ interface "r-*" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }}; }}
 {peers}
-""")
+"""
+
+
+def start_router():
+    d = f"{work}/r"
+    os.makedirs(d)
+    write(f"{d}/bird.conf", router_config())
     spawn(in_ns(ROUTER, "bird", "-f", "-c", f"{d}/bird.conf", "-s", f"{d}/bird.ctl", "-P", f"{d}/bird.pid"),
           f"{d}/bird.out")
 
@@ -640,6 +647,60 @@ def silent_death(nodes):
     return json.dumps(result)
 
 
+@case("measure: silent death of a BIRD speaker with BFD (100 ms x 3)")
+def bfd_death(nodes):
+    """n3's ExaBGP gives way to BIRD (no BFD in ExaBGP) driven by a readiness loop on /readyz;
+    the router turns BFD on toward it. Then n3 (passgate, BIRD, the loop) freezes under load."""
+    node = nodes[2]
+    mine = f"10.77.{node.i}.2"
+    kill_group(node.exabgp, signal.SIGTERM)
+    node.exabgp.wait(10)
+    d = node.dir
+    write(f"{d}/bird.conf", f"""log "{d}/bird.log" all;
+router id {mine};
+protocol device {{}}
+protocol static vip {{ ipv4; route {VIP}/32 blackhole; }}
+protocol bfd {{ interface "n{node.i}-r" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }}; }}
+protocol bgp rtr {{
+  local {mine} as 65001; neighbor 10.77.{node.i}.1 as 65000;
+  hold time 9; keepalive time 3; connect retry time 1; error wait time 1, 5; bfd on;
+  ipv4 {{ import none; export filter {{ if proto = "vip" then {{ bgp_med = 100; accept; }} reject; }}; next hop self; }};
+}}
+""")
+    write(f"{work}/r/bird.conf", router_config(bfd_on_n3=True))
+    run(in_ns(ROUTER, "birdc", "-s", f"{work}/r/bird.ctl", "configure"))
+    speaker = spawn(in_ns(node.ns, "bird", "-f", "-c", f"{d}/bird.conf", "-s", f"{d}/bird.ctl", "-P", f"{d}/bird.pid"),
+                    f"{d}/bird.out")
+    # The readiness loop (FLEET.md): the VIP's static protocol follows /readyz.
+    loop = spawn(in_ns(node.ns, "bash", "-c", f"while :; do if curl -sf --max-time 1 http://127.0.0.1:9901/readyz "
+                       f">/dev/null; then birdc -s {d}/bird.ctl enable vip; else birdc -s {d}/bird.ctl disable vip; "
+                       f"fi >/dev/null; sleep 0.2; done"), f"{d}/readiness.log")
+    check(poll(lambda: mine in gateways() and len(gateways()) == 3, 30, 0.05), f"BIRD speaker's route: {gateways()}")
+    check(poll(lambda: "Up" in run(in_ns(ROUTER, "birdc", "-s", f"{work}/r/bird.ctl", "show", "bfd", "sessions"),
+                                   check=False), 10, 0.1), "no BFD session up")
+    load = Load("bfd", rate=100, seconds=10, timeout=2)
+    time.sleep(2)  # the load's schedule: 2 s of the whole fleet first
+    t_stop = time.monotonic()
+    frozen = (node.passgate, speaker, loop)
+    for process in frozen:
+        kill_group(process, signal.SIGSTOP)
+    try:
+        check(poll(lambda: mine not in gateways(), 15, 0.005), "route not withdrawn 15 s after the freeze")
+        t_gone = time.monotonic()
+    finally:
+        for process in frozen:
+            kill_group(process, signal.SIGCONT)
+    check(poll(lambda: mine in gateways(), 20, 0.01), "route not back 20 s after SIGCONT")
+    t_back = time.monotonic()
+    records = load.result()
+    bad = failures(records)
+    result = {"withdrawn_after_s": round(t_gone - t_stop, 3), "back_after_sigcont_s": round(t_back - t_gone, 2),
+              "failed": len(bad), "failed_while_frozen": sum(1 for r in bad if t_stop <= r["start"] <= t_gone),
+              "connections_while_frozen": sum(1 for r in records if t_stop <= r["start"] <= t_gone)}
+    figures.setdefault("bfd_death", []).append(result)
+    return json.dumps(result)
+
+
 # --- report ------------------------------------------------------------------------------------
 
 def write_report(path):
@@ -704,13 +765,15 @@ def main():
                            ("crash", lambda: crash(nodes)), ("reload", lambda: reload_all(nodes))]:
             if not only or name in only.split(","):
                 step()
-        if LONG:  # repeats for the ranges FLEET.md quotes, and what CI need not run
+        if LONG and only != "bfd":  # repeats for the ranges FLEET.md quotes, and what CI need not run
             for _ in range(3):
                 drain_case("plain", nodes)()
                 drain_case("resilient", nodes)()
                 crash(nodes)
             drain_without_delay(nodes)
             silent_death(nodes)
+        if LONG:
+            bfd_death(nodes)  # last: n3 stays a BIRD speaker
         print("figures " + json.dumps(figures), flush=True)
         with open(os.path.join(os.path.dirname(os.path.abspath(report)), "fleet-figures.json"), "w") as f:
             json.dump(figures, f, indent=1)
