@@ -65,7 +65,7 @@ async def serve(args):
         finally:
             writer.close()
 
-    servers = []
+    servers = []  # kept: the servers live as long as this list
     for address in args.listen:
         host, port = address.rsplit(":", 1)
         servers.append(await asyncio.start_server(handle, host, int(port), backlog=1024, reuse_address=True))

@@ -472,7 +472,7 @@ def restart(node, seconds=20, drain_delay=DRAIN_DELAY):
     return time.monotonic() - t
 
 
-def drain(node, nodes, variant, drain_delay):
+def drain(node, variant, drain_delay):
     """SIGTERM to node (an end member of the ECMP set) under load; returns the figures."""
     mirror = None
     if variant == "resilient":
@@ -532,7 +532,7 @@ def drain_case(variant, nodes):
     @case(f"planned drain, {variant}: SIGTERM with drain_delay under load")
     def body():
         node = nodes[0]  # n1: the first of BIRD's sorted nexthops, an end member (FLEET.md)
-        result = drain(node, nodes, variant, DRAIN_DELAY)
+        result = drain(node, variant, DRAIN_DELAY)
         result["back_after_restart_s"] = round(restart(node), 2)
         figures.setdefault(f"drain_{variant}", []).append(result)
         text = json.dumps(result)
@@ -630,7 +630,7 @@ def drain_without_delay(nodes):
     node.passgate.kill()
     node.passgate.wait(5)
     restart(node, drain_delay=0)
-    result = drain(node, nodes, "plain", 0)
+    result = drain(node, "plain", 0)
     restart(node)
     figures.setdefault("drain_delay_0", []).append(result)
     return json.dumps(result)
@@ -639,17 +639,23 @@ def drain_without_delay(nodes):
 @case("measure: silent death (passgate and ExaBGP frozen by SIGSTOP): BGP hold timer")
 def silent_death(nodes):
     node = nodes[0]
+    return freeze(node, (node.passgate, node.exabgp), "silent_death", 16)
+
+
+def freeze(node, frozen, key, seconds):
+    """Under 100 new connections a second, freezes the node's processes (SIGSTOP: no FIN, no
+    notification, as a hung machine) until the router withdraws its path, then thaws them."""
     mine = f"10.77.{node.i}.2"
-    load = Load("silent", rate=100, seconds=16, timeout=2)
+    load = Load(key, rate=100, seconds=seconds, timeout=2)
     time.sleep(2)  # the load's schedule: 2 s of the whole fleet first
     t_stop = time.monotonic()
-    for process in (node.passgate, node.exabgp):
+    for process in frozen:
         kill_group(process, signal.SIGSTOP)
     try:
-        check(poll(lambda: mine not in gateways(), 15, 0.01), "route not withdrawn 15 s after the freeze")
+        check(poll(lambda: mine not in gateways(), 15, 0.005), "route not withdrawn 15 s after the freeze")
         t_gone = time.monotonic()
     finally:
-        for process in (node.passgate, node.exabgp):
+        for process in frozen:
             kill_group(process, signal.SIGCONT)
     check(poll(lambda: mine in gateways(), 20, 0.01), "route not back 20 s after SIGCONT")
     t_back = time.monotonic()
@@ -658,7 +664,7 @@ def silent_death(nodes):
     result = {"withdrawn_after_s": round(t_gone - t_stop, 3), "back_after_sigcont_s": round(t_back - t_gone, 2),
               "failed": len(bad), "failed_while_frozen": sum(1 for r in bad if t_stop <= r["start"] <= t_gone),
               "connections_while_frozen": sum(1 for r in records if t_stop <= r["start"] <= t_gone)}
-    figures.setdefault("silent_death", []).append(result)
+    figures.setdefault(key, []).append(result)
     return json.dumps(result)
 
 
@@ -693,27 +699,7 @@ protocol bgp rtr {{
     check(poll(lambda: mine in gateways() and len(gateways()) == 3, 30, 0.05), f"BIRD speaker's route: {gateways()}")
     check(poll(lambda: "Up" in run(in_ns(ROUTER, "birdc", "-s", f"{work}/r/bird.ctl", "show", "bfd", "sessions"),
                                    check=False), 10, 0.1), "no BFD session up")
-    load = Load("bfd", rate=100, seconds=10, timeout=2)
-    time.sleep(2)  # the load's schedule: 2 s of the whole fleet first
-    t_stop = time.monotonic()
-    frozen = (node.passgate, speaker, loop)
-    for process in frozen:
-        kill_group(process, signal.SIGSTOP)
-    try:
-        check(poll(lambda: mine not in gateways(), 15, 0.005), "route not withdrawn 15 s after the freeze")
-        t_gone = time.monotonic()
-    finally:
-        for process in frozen:
-            kill_group(process, signal.SIGCONT)
-    check(poll(lambda: mine in gateways(), 20, 0.01), "route not back 20 s after SIGCONT")
-    t_back = time.monotonic()
-    records = load.result()
-    bad = failures(records)
-    result = {"withdrawn_after_s": round(t_gone - t_stop, 3), "back_after_sigcont_s": round(t_back - t_gone, 2),
-              "failed": len(bad), "failed_while_frozen": sum(1 for r in bad if t_stop <= r["start"] <= t_gone),
-              "connections_while_frozen": sum(1 for r in records if t_stop <= r["start"] <= t_gone)}
-    figures.setdefault("bfd_death", []).append(result)
-    return json.dumps(result)
+    return freeze(node, (node.passgate, speaker, loop), "bfd_death", 10)
 
 
 # --- report ------------------------------------------------------------------------------------
