@@ -636,6 +636,42 @@ def drain_without_delay(nodes):
     return json.dumps(result)
 
 
+@case("measure: a node's return under a resilient group (idle_timer 2 s, unbalanced_timer 10 s)")
+def resilient_return(nodes):
+    """A returning node gets only buckets idle for idle_timer, all of its share once the group
+    has been unbalanced for unbalanced_timer: its share of new connections, second by second."""
+    node = nodes[0]
+    mirror = Mirror(buckets=128, idle_timer=2, unbalanced_timer=10)
+    mirror.install()
+    try:
+        check(poll(lambda: len(resilient_members()) == 3, 5), "mirror did not install the resilient route")
+        node.passgate.kill()
+        node.passgate.wait(5)
+        check(poll(lambda: len(resilient_members()) == 2, 10, 0.01), "n1 not removed from the group")
+        load = Load("resilient-return", rate=100, seconds=16, timeout=2)
+        time.sleep(1)  # the load's schedule: 1 s on two nodes first
+        back = restart(node)
+        check(poll(lambda: len(resilient_members()) == 3, 5), "n1 not back in the group")
+        t_back = time.monotonic()
+        buckets = []  # n1's buckets, once a second
+        for _ in range(14):
+            out = run(["ip", "-n", ROUTER, "nexthop", "bucket", "show", "id", "1000"], check=False)
+            buckets.append(sum(1 for line in out.splitlines() if f"nhid {1000 + node.i}" in line))
+            time.sleep(max(0.0, t_back + len(buckets) - time.monotonic()))
+        records = load.result()
+    finally:
+        mirror.remove()
+    shares = []
+    for second in range(14):
+        window = [r for r in records if t_back + second <= r["start"] < t_back + second + 1]
+        if window:
+            shares.append(round(by_node(window)["n1"] / len(window), 2))
+    result = {"back_after_restart_s": round(back, 2), "failed": len(failures(records)),
+              "n1_share_by_second_after_return": shares, "n1_buckets_of_128_by_second": buckets}
+    figures.setdefault("resilient_return", []).append(result)
+    return json.dumps(result)
+
+
 @case("measure: silent death (passgate and ExaBGP frozen by SIGSTOP): BGP hold timer")
 def silent_death(nodes):
     node = nodes[0]
@@ -768,14 +804,17 @@ def main():
                            ("crash", lambda: crash(nodes)), ("reload", lambda: reload_all(nodes))]:
             if not only or name in only.split(","):
                 step()
-        if LONG and only != "bfd":  # repeats for the ranges FLEET.md quotes, and what CI need not run
+        if LONG and only == "return":
+            resilient_return(nodes)
+        elif LONG and only != "bfd":  # repeats for the ranges FLEET.md quotes, and what CI need not run
             for _ in range(3):
                 drain_case("plain", nodes)()
                 drain_case("resilient", nodes)()
                 crash(nodes)
             drain_without_delay(nodes)
+            resilient_return(nodes)
             silent_death(nodes)
-        if LONG:
+        if LONG and only != "return":
             bfd_death(nodes)  # last: n3 stays a BIRD speaker
         print("figures " + json.dumps(figures), flush=True)
         with open(os.path.join(os.path.dirname(os.path.abspath(report)), "fleet-figures.json"), "w") as f:
