@@ -817,6 +817,7 @@ def main():
         if LONG and only != "return":
             bfd_death(nodes)  # last: n3 stays a BIRD speaker
         print("figures " + json.dumps(figures), flush=True)
+        os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
         with open(os.path.join(os.path.dirname(os.path.abspath(report)), "fleet-figures.json"), "w") as f:
             json.dump(figures, f, indent=1)
     except Exception:
