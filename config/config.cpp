@@ -412,6 +412,10 @@ private:
              [](Builder&, const TableReader& t, Runtime& r) {
                  if (auto value = t.duration("upgrade_timeout")) r.upgrade_timeout = *value;
              }},
+            {"drain_delay",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 if (auto value = t.duration("drain_delay", true)) r.drain_delay = *value;
+             }},
             {"max_connections_per_worker",
              [](Builder&, const TableReader& t, Runtime& r) {
                  if (auto value = t.integer("max_connections_per_worker", 1, kMaxConnections))
@@ -1528,7 +1532,7 @@ const Service* Config::find_service(std::string_view name) const {
     return nullptr;
 }
 
-std::optional<Duration> parse_duration(std::string_view text) {
+std::optional<Duration> parse_duration(std::string_view text, bool allow_zero) {
     std::size_t digits = 0;
     while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
     if (digits == 0 || digits > 12) return std::nullopt;  // 12 digits cannot overflow below
@@ -1549,7 +1553,7 @@ std::optional<Duration> parse_duration(std::string_view text) {
     for (std::size_t i = 0; i < digits; ++i) value = value * 10 + (text[i] - '0');
     // value < 10^12 and scale <= 3.6e6: the product < 3.6e18 fits in int64.
     const Duration result(value * scale);
-    if (result.count() <= 0 || result > kMaxDuration) return std::nullopt;
+    if (result.count() < 0 || (result.count() == 0 && !allow_zero) || result > kMaxDuration) return std::nullopt;
     return result;
 }
 

@@ -34,6 +34,9 @@ struct Runtime {
     // A binary upgrade: how long the new process has to become ready before the old one gives
     // up on it (kills it and keeps serving).
     Duration upgrade_timeout{std::chrono::seconds(60)};
+    // SIGTERM/SIGINT: /readyz says 503 at once but the listeners go on accepting this long, so a
+    // router (BGP/ECMP) can withdraw this node before it refuses anything. 0: stop accepting at once.
+    Duration drain_delay{0};
     // Open client connections per worker at once. Unset: derived at start from RLIMIT_NOFILE
     // (src/control/fd_limit.h), so that passgate runs out of connection slots before descriptors.
     std::optional<std::uint32_t> max_connections_per_worker;
@@ -318,6 +321,6 @@ std::string check_api_server_url(std::string_view url);
 // The hostname rules (validate_hostname_pattern, validate_dns_name, ascii_lower) are in
 // config/hostname.h, shared with the ClientHello parser.
 // "10s", "250ms", "1h", "1m30s"? -> only single-unit forms: <digits>(ms|s|m|h). nullopt if malformed.
-std::optional<Duration> parse_duration(std::string_view text);
+std::optional<Duration> parse_duration(std::string_view text, bool allow_zero = false);
 
 }  // namespace passgate::config

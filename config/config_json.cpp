@@ -60,6 +60,7 @@ Json runtime_json(const Runtime& runtime) {
     out["workers"] = runtime.workers;
     out["shutdown_timeout"] = duration_text(runtime.shutdown_timeout);
     out["upgrade_timeout"] = duration_text(runtime.upgrade_timeout);
+    out["drain_delay"] = duration_text(runtime.drain_delay);
     out["max_connections_per_worker"] = or_null(runtime.max_connections_per_worker);
     out["max_hello_memory"] = runtime.max_hello_memory;
     out["reuseport_cpu_steering"] = runtime.reuseport_cpu_steering;
@@ -240,6 +241,7 @@ Json service_json(const Service& service) {
 
 std::string duration_text(Duration duration) {
     const std::int64_t ms = duration.count();
+    if (ms == 0) return "0s";  // [runtime] drain_delay's "off", as its default is written
     if (ms != 0 && ms % (60 * 60 * 1000) == 0) return std::to_string(ms / (60 * 60 * 1000)) + "h";
     if (ms != 0 && ms % (60 * 1000) == 0) return std::to_string(ms / (60 * 1000)) + "m";
     if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";

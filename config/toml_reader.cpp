@@ -183,18 +183,18 @@ std::optional<bool> TableReader::boolean(std::string_view key) const {
     return node->as_boolean()->get();
 }
 
-std::optional<Duration> TableReader::duration(std::string_view key) const {
+std::optional<Duration> TableReader::duration(std::string_view key, bool allow_zero) const {
     const toml::node* node = find(key);
     if (node == nullptr) return std::nullopt;
     if (node->type() != toml::node_type::string) {
         fail_type(source_, *node, path_of(key), "a duration string like \"10s\"");
     }
     const std::string& text = node->as_string()->get();
-    const auto value = parse_duration(text);
+    const auto value = parse_duration(text, allow_zero);
     if (!value) {
         fail(key, "invalid duration " + quote(text) +
                       ": expected a whole number followed by ms, s, m or h (\"250ms\", \"10s\", "
-                      "\"5m\", \"1h\"), greater than 0 and at most 8760h");
+                      "\"5m\", \"1h\"), " + (allow_zero ? "0 or more" : "greater than 0") + " and at most 8760h");
     }
     return value;
 }

@@ -66,7 +66,8 @@ public:
     std::optional<std::string> string(std::string_view key, bool required) const;
     std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
                                         std::int64_t max) const;
-    std::optional<Duration> duration(std::string_view key) const;
+    // allow_zero: "0s" (any unit) is accepted, for keys where 0 means "off".
+    std::optional<Duration> duration(std::string_view key, bool allow_zero = false) const;
     std::optional<bool> boolean(std::string_view key) const;
     const toml::array* array(std::string_view key, bool required) const;
 

@@ -172,6 +172,10 @@ void ControlPlane::register_metrics() {
         "be started), timeout (not ready within upgrade_timeout: killed), refused (one was in progress, "
         "or this process was shutting down).", {"result"});
     for (const char* result : {"success", "failed", "timeout", "refused"}) upgrades_->with({result});
+    metrics_.registry.gauge("passgate_draining",
+        "1 from the first SIGTERM/SIGINT (or a binary upgrade's hand-over) on: /readyz answers 503; "
+        "new connections are still accepted during [runtime] drain_delay.")
+        .with_callback({}, [this] { return stopping_ ? 1.0 : 0.0; });
 }
 
 void ControlPlane::open_access_log() {
@@ -361,31 +365,65 @@ void ControlPlane::on_signal(int signal) {
         if (access_log_) access_log_->reopen();
     } else if (signal == SIGHUP && !stopping_) {
         on_reload_signal();
+    } else if (signal == SIGHUP) {
+        // The process is going away: a new config would serve at most the rest of drain_delay,
+        // and a rejected one could not be fixed in time. Only the log-rotation part applies.
+        if (access_log_) access_log_->reopen();
+        log_line(LogLevel::warning, "received SIGHUP while shutting down: configuration not reloaded "
+                                    "(access log reopened)");
     } else if (signal == SIGUSR2) {
         const std::string refused = start_upgrade();
         if (!refused.empty()) log_line(LogLevel::error, "upgrade refused (SIGUSR2): " + refused);
     }
 }
 
-// First SIGTERM/SIGINT: stop accepting, let connections finish up to shutdown_timeout.
-// A second one: close everything now.
+// First SIGTERM/SIGINT: /readyz says 503 at once; the listeners go on accepting for
+// [runtime] drain_delay (a router withdrawing this node still sends it flows meanwhile), then
+// stop, and connections may finish up to shutdown_timeout. A second one: close everything now.
 void ControlPlane::on_shutdown_signal(int signal) {
     if (stopping_) {
         log_line(LogLevel::warning, std::string("received ") + ::strsignal(signal) +
                                         " again, closing every connection now");
+        if (delaying_drain_) {
+            delaying_drain_ = false;
+            loop_.cancel_timer(drain_delay_timer_);
+        }
         workers_.send_to_all(StopMessage{});
         return;
     }
     stopping_ = true;
     if (upgrade_child_) fail_upgrade("failed", "shutting down (" + std::string(::strsignal(signal)) + ")");
+    drain_delay_ = current_->runtime.drain_delay.count();
+    if (drain_delay_ <= 0) return stop_accepting(std::string("received ") + ::strsignal(signal));
+    delaying_drain_ = true;
+    drain_delay_end_ = loop_.now() + drain_delay_;
+    if (!handed_over_)
+        sd_notify_state(std::string("STOPPING=1\nSTATUS=draining: /readyz answers 503, accepting new connections for ") +
+                        std::to_string(drain_delay_) + " ms (drain_delay); " +
+                        std::to_string(workers_.active_connections()) + " connections");
+    log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) +
+                                 ", drain started: /readyz answers 503; accepting new connections for " +
+                                 std::to_string(drain_delay_) + " ms (drain_delay), then draining for up to " +
+                                 std::to_string(current_->runtime.shutdown_timeout.count()) + " ms");
+    loop_.arm_timer_after(drain_delay_timer_, drain_delay_);
+}
+
+void ControlPlane::on_drain_delay() {
+    if (!delaying_drain_) return;
+    delaying_drain_ = false;
+    stop_accepting(std::string("drain_delay (") + std::to_string(drain_delay_) + " ms) over: stopped accepting");
+}
+
+void ControlPlane::stop_accepting(const std::string& why) {
     held_listeners_.clear();  // the workers' sockets are the last ones: closing them resets the backlog
     held_admin_.reset();
     const reactor::Millis timeout = current_->runtime.shutdown_timeout.count();
+    // STOPPING=1 once: at the signal (with a drain_delay it was said then).
     if (!handed_over_)
-        sd_notify_state("STOPPING=1\nSTATUS=draining " + std::to_string(workers_.active_connections()) + " connections");
-    log_line(LogLevel::info, std::string("received ") + ::strsignal(signal) + ", draining " +
-                                 std::to_string(workers_.active_connections()) + " connections for up to " +
-                                 std::to_string(timeout) + " ms");
+        sd_notify_state(std::string(drain_delay_ > 0 ? "" : "STOPPING=1\n") + "STATUS=draining " +
+                        std::to_string(workers_.active_connections()) + " connections");
+    log_line(LogLevel::info, why + ", draining " + std::to_string(workers_.active_connections()) +
+                                 " connections for up to " + std::to_string(timeout) + " ms");
     workers_.send_to_all(DrainMessage{.timeout = timeout});
 }
 
@@ -546,9 +584,14 @@ void ControlPlane::on_tick() {
     }
     // Once handed over, this process is no longer the service's main process: systemd would
     // refuse (and log) its notifications.
-    if ((++ticks_ % 50 == 0 || stopping_) && !handed_over_)
-        sd_notify_state(std::string("STATUS=") + (stopping_ ? "draining " : "serving ") +
-                        std::to_string(workers_.active_connections()) + " connections");
+    if ((++ticks_ % 50 == 0 || stopping_) && !handed_over_) {
+        std::string status = stopping_ ? "STATUS=draining " : "STATUS=serving ";
+        if (delaying_drain_)
+            status += std::string("(accepting for ") +
+                      std::to_string(std::max<reactor::Millis>(0, drain_delay_end_ - loop_.now())) +
+                      " ms more, drain_delay) ";
+        sd_notify_state(status + std::to_string(workers_.active_connections()) + " connections");
+    }
 }
 
 void ControlPlane::on_readiness() {
@@ -615,7 +658,9 @@ HttpResponse ControlPlane::on_admin_request(const HttpRequest& request) {
     } else if (request.path == "/readyz") {
         const bool ready = !stopping_ && notified_ready_;
         response.status = ready ? 200 : 503;
-        response.body = ready ? "ready\n" : "not ready\n";
+        // "draining" from the first SIGTERM on, also while drain_delay still accepts: a routing
+        // daemon withdraws this node on it (config/README.md, "Running in a fleet").
+        response.body = ready ? "ready\n" : stopping_ ? "draining\n" : "not ready\n";
     } else if (request.path == "/upgrade") {
         if (request.method == "POST") {
             if (!request.peer_loopback) {

@@ -58,6 +58,9 @@ private:
     // Handlers, all on the control loop.
     void on_signal(int signal);
     void on_shutdown_signal(int signal);
+    void on_drain_delay();  // [runtime] drain_delay after the first SIGTERM/SIGINT ran out
+    // Closes the held sockets and tells the workers to drain; logs `why` and the drain.
+    void stop_accepting(const std::string& why);
     void on_reload_signal();
     // Binary upgrade, old process's side (src/control/upgrade.h): starts the new binary with the
     // sockets. "" when started, else why it was refused.
@@ -127,6 +130,11 @@ private:
     std::shared_ptr<const config::Config> base_;
     std::unique_ptr<gateway_api::GatewayController> gateway_;
     bool stopping_ = false;   // a first SIGTERM/SIGINT came, or an upgrade handed over: draining
+    // From the first SIGTERM/SIGINT until [runtime] drain_delay ran out: /readyz says 503 but the
+    // workers still accept. The delay (the value in use at the signal) and when it ends.
+    bool delaying_drain_ = false;
+    reactor::Millis drain_delay_ = 0;
+    reactor::Millis drain_delay_end_ = 0;
     bool notified_ready_ = false;
     // Binary upgrade. Old process: the new one until it took over or failed, and the last
     // attempt's outcome. New process: the channel to the old one until it said go.
@@ -146,6 +154,7 @@ private:
     reactor::MemberTimer<ControlPlane, &ControlPlane::on_tick> ticker_{*this};
     reactor::MemberTimer<ControlPlane, &ControlPlane::on_readiness> readiness_{*this};
     reactor::MemberTimer<ControlPlane, &ControlPlane::on_upgrade_deadline> upgrade_deadline_{*this};
+    reactor::MemberTimer<ControlPlane, &ControlPlane::on_drain_delay> drain_delay_timer_{*this};
     reactor::MemberWatchHandler<ControlPlane, &ControlPlane::on_upgrade_channel> upgrade_channel_handler_{*this};
     reactor::MemberWatchHandler<ControlPlane, &ControlPlane::on_upgrade_exit> upgrade_exit_handler_{*this};
     reactor::MemberWatchHandler<ControlPlane, &ControlPlane::on_parent_channel> parent_channel_handler_{*this};

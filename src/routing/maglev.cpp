@@ -33,9 +33,17 @@ MaglevTable::MaglevTable(std::span<const std::string> names, std::span<const std
         std::uint64_t weight;
         std::uint64_t target = 0;     // takes a turn when round * weight reaches this
     };
+    // The endpoints take turns in the order of their names (then weights), not in the order given:
+    // who claims a contested slot first decides its owner, and every node (whatever order its
+    // discovery or config listed the same endpoints in) must build the same table.
+    std::vector<std::size_t> order(names.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return names[a] != names[b] ? names[a] < names[b] : weights[a] < weights[b];
+    });
     std::vector<Builder> builders;
     std::uint64_t max_weight = 0;
-    for (std::size_t i = 0; i < names.size(); ++i) {
+    for (const std::size_t i : order) {
         if (weights[i] == 0) continue;
         builders.push_back(Builder{static_cast<std::int32_t>(i), stable_hash(names[i], 1) % size,
                                    stable_hash(names[i], 2) % (size - 1) + 1, 0, weights[i], 0});

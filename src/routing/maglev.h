@@ -30,6 +30,8 @@ public:
     static constexpr std::int32_t no_endpoint = -1;
 
     // `names` identify the endpoints (their address text); endpoints of weight 0 own no slot.
+    // The owner of each slot, by name, depends only on the set of (name, weight) pairs, not on
+    // their order: owner() gives the index into `names` as passed.
     // `size` must be a prime larger than the number of endpoints.
     MaglevTable(std::span<const std::string> names, std::span<const std::uint32_t> weights,
                 std::uint32_t size = default_size);

@@ -88,6 +88,7 @@ TEST_CASE("effective config JSON: defaults filled in, TOML names, durations as t
     CHECK(json["runtime"]["workers"] == 3);
     CHECK(json["runtime"]["shutdown_timeout"] == "30s");
     CHECK(json["runtime"]["upgrade_timeout"] == "1m");
+    CHECK(json["runtime"]["drain_delay"] == "0s");  // the default, written as in config/README.md
     CHECK(json["runtime"]["max_connections_per_worker"].is_null());
     CHECK(json["runtime"]["max_hello_memory"] == 64ull * 1024 * 1024);
     CHECK(json["runtime"]["reuseport_cpu_steering"] == false);
@@ -179,6 +180,8 @@ TEST_CASE("duration text: the largest exact unit, as the TOML writes it", "[conf
     CHECK(duration_text(90s) == "90s");
     CHECK(duration_text(5min) == "5m");
     CHECK(duration_text(2h) == "2h");
-    CHECK(duration_text(0ms) == "0ms");
+    CHECK(duration_text(0ms) == "0s");  // drain_delay's "off", as config/README.md writes its default
     CHECK(parse_duration(duration_text(90s)) == Duration(90s));
+    CHECK(parse_duration(duration_text(0ms), true) == Duration(0ms));
+    CHECK_FALSE(parse_duration(duration_text(0ms)).has_value());
 }

@@ -424,7 +424,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "t.toml:14: frontend: unknown key; allowed keys: runtime, admin, access_log, dns, kubernetes, gateway_api, listener, route, "
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
-          "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, "
+          "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, drain_delay, "
           "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
@@ -463,7 +463,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     CHECK_THAT(error_of(kBase + "zzz = 2\n"), StartsWith("t.toml:14: service[0].zzz: unknown key;"));
     // A dotted key under a known table is an unknown key of that table.
     CHECK(error_of("runtime.x = 1\n" + kBase) ==
-          "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, "
+          "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, drain_delay, "
           "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering");
 }
 
@@ -1045,6 +1045,7 @@ TEST_CASE("operations keys: shutdown_timeout, drain_timeout, access_log", "[conf
         const Config config = parse(kBase);
         CHECK(config.runtime.shutdown_timeout == std::chrono::seconds(30));
         CHECK(config.runtime.upgrade_timeout == std::chrono::seconds(60));
+        CHECK(config.runtime.drain_delay == std::chrono::milliseconds(0));
         CHECK_FALSE(config.routes[0].drain_timeout.has_value());
         CHECK(config.access_log.enabled);
         CHECK(config.access_log.format == passgate::config::AccessLogFormat::logfmt);
@@ -1052,11 +1053,12 @@ TEST_CASE("operations keys: shutdown_timeout, drain_timeout, access_log", "[conf
     }
     SECTION("set") {
         const Config config = parse(
-            "[runtime]\nshutdown_timeout = \"5s\"\nupgrade_timeout = \"2s\"\n[access_log]\nformat = \"json\"\n"
+            "[runtime]\nshutdown_timeout = \"5s\"\nupgrade_timeout = \"2s\"\ndrain_delay = \"1500ms\"\n[access_log]\nformat = \"json\"\n"
             "path = \"/var/log/passgate/access.log\"\nenabled = false\n" +
             replace(kBase, "backends = [", "drain_timeout = \"250ms\"\nbackends = ["));
         CHECK(config.runtime.shutdown_timeout == std::chrono::seconds(5));
         CHECK(config.runtime.upgrade_timeout == std::chrono::seconds(2));
+        CHECK(config.runtime.drain_delay == std::chrono::milliseconds(1500));
         CHECK(config.routes[0].drain_timeout == std::chrono::milliseconds(250));
         CHECK_FALSE(config.access_log.enabled);
         CHECK(config.access_log.format == passgate::config::AccessLogFormat::json);
@@ -1071,6 +1073,15 @@ TEST_CASE("operations keys: shutdown_timeout, drain_timeout, access_log", "[conf
         CHECK(error_of("[access_log]\npath = \"\"\n" + kBase).rfind("t.toml:2: access_log.path:", 0) == 0);
         CHECK(error_of("[runtime]\nshutdown_timeout = \"soon\"\n" + kBase)
                   .rfind("t.toml:2: runtime.shutdown_timeout:", 0) == 0);
+        // drain_delay alone may be 0 ("off"); the other durations may not.
+        CHECK(parse("[runtime]\ndrain_delay = \"0s\"\n" + kBase).runtime.drain_delay == std::chrono::milliseconds(0));
+        CHECK(parse("[runtime]\ndrain_delay = \"0ms\"\n" + kBase).runtime.drain_delay == std::chrono::milliseconds(0));
+        CHECK(error_of("[runtime]\nshutdown_timeout = \"0s\"\n" + kBase)
+                  .find("greater than 0 and at most 8760h") != std::string::npos);
+        CHECK(error_of("[runtime]\ndrain_delay = \"-1s\"\n" + kBase) ==
+              "t.toml:2: runtime.drain_delay: invalid duration \"-1s\": expected a whole number followed by ms, s, m "
+              "or h (\"250ms\", \"10s\", \"5m\", \"1h\"), 0 or more and at most 8760h");
+        CHECK(error_of("[runtime]\ndrain_delay = 5\n" + kBase).rfind("t.toml:2: runtime.drain_delay:", 0) == 0);
         CHECK(error_of(replace(kBase, "backends = [", "drain_timeout = 5\nbackends = ["))
                   .rfind("t.toml:9: route[0].drain_timeout:", 0) == 0);
     }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -236,4 +237,68 @@ TEST_CASE("maglev keeps each source on one endpoint; a dead endpoint moves only 
     INFO(others_moved << " of " << others << " sources of remaining endpoints moved");
     CHECK(others_moved * 10 <= others);
     stop_and_check(passgate);
+}
+
+TEST_CASE("maglev: processes with the same endpoint set pick the same endpoint for every client, whatever "
+          "their worker count, endpoint order or start order",
+          "[integration][balancing][maglev]") {
+    // Three passgate processes stand for three nodes of a fleet behind one router: a client must
+    // reach the same endpoint through whichever node the router sends it to.
+    TempDir dir;
+    IdentBackend a("a"), b("b"), c("c"), d("d"), e("e");
+    const std::vector<std::string> declared{endpoint(a, ", weight = 1"), endpoint(b, ", weight = 2"),
+                                            endpoint(c, ", weight = 1"), endpoint(d, ", weight = 3"),
+                                            endpoint(e, ", weight = 1")};
+    const auto listed = [&](std::initializer_list<int> order) {
+        std::string text;
+        for (const int index : order) text += (text.empty() ? "" : ", ") + declared[static_cast<std::size_t>(index)];
+        return "balance = \"maglev\"\nhash_key = \"source_ip\"\nendpoints = [" + text + "]";
+    };
+    struct Node {
+        std::string name;
+        unsigned workers;
+        std::string endpoints;
+        std::uint16_t port = 0;
+        std::unique_ptr<Passgate> process;
+    };
+    std::vector<Node> nodes;
+    nodes.push_back({"node-1", 1, listed({0, 1, 2, 3, 4}), 0, nullptr});
+    nodes.push_back({"node-2", 2, listed({4, 3, 2, 1, 0}), 0, nullptr});
+    nodes.push_back({"node-3", 2, listed({2, 4, 0, 3, 1}), 0, nullptr});
+    // Started in another order than numbered (node 3 first), each waited for in turn.
+    for (const std::size_t index : {std::size_t{2}, std::size_t{0}, std::size_t{1}}) {
+        Node& node = nodes[index];
+        node.port = free_port();
+        node.process = std::make_unique<Passgate>(
+            dir, PassgateOptions{pool_config(node.port, node.endpoints), {}, node.workers}, node.name);
+        REQUIRE(node.process->wait_ready());
+    }
+
+    // 60 client addresses, 2 connections each through every node (with 2 workers the kernel's
+    // SO_REUSEPORT hash of the source port spreads them over the workers).
+    std::map<std::string, std::string> reached;  // source -> endpoint id, from node 1
+    IdCounts per_endpoint;
+    int disagreements = 0;
+    for (int i = 10; i < 70; ++i) {
+        const std::string source = "127.0.0." + std::to_string(i);
+        for (const Node& node : nodes) {
+            for (int round = 0; round < 2; ++round) {
+                const std::string id = ask_backend(node.port, hello(), source);
+                REQUIRE(id != "");
+                const auto [first, inserted] = reached.emplace(source, id);
+                if (inserted) ++per_endpoint[id];
+                if (first->second != id) {
+                    ++disagreements;
+                    UNSCOPED_INFO(source << ": " << first->second << " via node-1, " << id << " via " << node.name);
+                }
+            }
+        }
+    }
+    INFO("sources per endpoint: a=" << per_endpoint["a"] << " b=" << per_endpoint["b"] << " c=" << per_endpoint["c"]
+                                    << " d=" << per_endpoint["d"] << " e=" << per_endpoint["e"]);
+    CHECK(disagreements == 0);
+    CHECK(reached.size() == 60);
+    // The keys really spread (the agreement is not that of one endpoint taking everything).
+    CHECK(per_endpoint.size() >= 4);
+    for (Node& node : nodes) stop_and_check(*node.process);
 }

@@ -108,17 +108,7 @@ TEST_CASE("lifecycle: a drain ends as soon as the last connection ends; a second
         Socket client = open_forwarding_connection(port);
         passgate.process().send_signal(SIGTERM);
         REQUIRE(wait_until([&] { return !port_accepts(port); }, Millis(2000)));
-        const Clock::time_point start = Clock::now();
-        passgate.process().send_signal(SIGTERM);
-        const std::optional<int> status = passgate.process().wait_exit(Millis(3000));
-        const std::string log = passgate.stderr_text();
-        INFO(log);
-        REQUIRE(status.has_value());
-        CHECK(*status == 0);
-        CHECK(Clock::now() - start < Millis(1000));
-        CHECK(log.find("again, closing every connection now") != std::string::npos);
-        CHECK(wait_closed(client.get(), Millis(2000)).closed);
-        check_no_sanitizer_report(log);
+        check_second_sigterm_stops_at_once(passgate, client.get());
     }
 }
 

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -154,21 +155,32 @@ std::string notify_config(std::uint16_t port, std::uint16_t backend, const std::
            "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend) + "\"]\n";
 }
 
+// A passgate started with NOTIFY_SOCKET set to a socket of its own (as systemd would set it),
+// serving `*.corpus.test` from one echo backend; `runtime` goes before the config.
+struct NotifyingNode {
+    explicit NotifyingNode(const std::string& runtime = "")
+        : port(free_port()), socket_path(dir.file("notify.sock")), notify(socket_path) {
+        const ScopedEnv env("NOTIFY_SOCKET", socket_path);
+        passgate = std::make_unique<Passgate>(
+            dir, PassgateOptions{runtime + notify_config(port, backend.port(), "*.corpus.test"), {}, 2});
+    }
+    TempDir dir;
+    EchoBackend backend;
+    std::uint16_t port;
+    std::string socket_path;
+    NotifySocket notify;
+    std::unique_ptr<Passgate> passgate;
+};
+
 }  // namespace
 
 TEST_CASE("sd_notify: READY=1, RELOADING=1 with MONOTONIC_USEC then READY=1, STOPPING=1, in order",
           "[integration][notify]") {
-    TempDir dir;
-    EchoBackend backend;
-    const std::uint16_t port = free_port();
-    const std::string socket_path = dir.file("notify.sock");
-    NotifySocket notify(socket_path);
-    std::unique_ptr<Passgate> started;
-    {
-        const ScopedEnv env("NOTIFY_SOCKET", socket_path);
-        started = std::make_unique<Passgate>(dir, PassgateOptions{notify_config(port, backend.port(), "*.corpus.test"), {}, 2});
-    }
-    Passgate& passgate = *started;
+    NotifyingNode node;
+    EchoBackend& backend = node.backend;
+    const std::uint16_t port = node.port;
+    NotifySocket& notify = node.notify;
+    Passgate& passgate = *node.passgate;
     REQUIRE(passgate.wait_ready());
 
     // Skips STATUS-only messages (each must report connections) and returns the next other one.
@@ -259,4 +271,41 @@ TEST_CASE("sd_notify: READY=1, RELOADING=1 with MONOTONIC_USEC then READY=1, STO
         CHECK(late->text.find("draining") != std::string::npos);
     }
     stop_and_check(passgate);
+}
+
+TEST_CASE("sd_notify: with drain_delay, STOPPING=1 at SIGTERM says draining and accepting for the delay; "
+          "then STATUS counts down and passgate exits 0",
+          "[integration][notify][drain]") {
+    NotifyingNode node("[runtime]\ndrain_delay = \"1s\"\n");
+    NotifySocket& notify = node.notify;
+    Passgate& passgate = *node.passgate;
+    REQUIRE(passgate.wait_ready());
+    const std::optional<NotifyMessage> ready = notify.receive(Millis(2000));
+    REQUIRE(ready.has_value());
+    REQUIRE(has_line(ready->text, "READY=1"));
+
+    passgate.process().send_signal(SIGTERM);
+    // Everything said from the signal to the exit (bounded: a message every 100 ms at most).
+    std::vector<std::string> said;
+    for (int round = 0; round < 200; ++round) {
+        const std::optional<NotifyMessage> message = notify.receive(Millis(300));
+        if (message) said.push_back(message->text);
+        else if (!passgate.process().running()) break;
+    }
+    INFO("transcript:\n" << notify.transcript());
+    REQUIRE(!said.empty());
+    CHECK(has_line(said.front(), "STOPPING=1"));
+    CHECK(std::count_if(said.begin(), said.end(), [](const std::string& text) { return has_line(text, "STOPPING=1"); }) ==
+          1);
+    CHECK(value_of(said.front(), "STATUS").value_or("")
+              .starts_with("draining: /readyz answers 503, accepting new connections for 1000 ms (drain_delay); "));
+    // While the delay runs, STATUS says how long accepting goes on; after it, only the draining.
+    const auto accepting = std::count_if(said.begin(), said.end(), [](const std::string& text) {
+        return status_only(text) && text.find("STATUS=draining (accepting for ") == 0;
+    });
+    CHECK(accepting >= 3);  // about 10 in the second (one every 100 ms)
+    CHECK(status_only(said.back()));
+    CHECK(said.back().find("STATUS=draining 0 connections") == 0);
+    CHECK(passgate.process().wait_exit(Millis(2000)) == 0);
+    CHECK(sanitizer_report(passgate.stderr_text()).empty());
 }

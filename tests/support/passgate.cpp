@@ -1,5 +1,7 @@
 #include "tests/support/passgate.h"
 
+#include "tests/support/net.h"
+
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -191,6 +193,20 @@ void stop_and_check(Passgate& passgate) {
     const std::string log = passgate.stderr_text();
     INFO("passgate stderr (tail):\n" << (log.size() > 6000 ? log.substr(log.size() - 6000) : log));
     CHECK(status == 0);
+    CHECK(sanitizer_report(log).empty());
+}
+
+void check_second_sigterm_stops_at_once(Passgate& passgate, int client_fd) {
+    const Clock::time_point start = Clock::now();
+    passgate.process().send_signal(SIGTERM);
+    const std::optional<int> status = passgate.process().wait_exit(Millis(3000));
+    const std::string log = passgate.stderr_text();
+    INFO(log);
+    REQUIRE(status.has_value());
+    CHECK(*status == 0);
+    CHECK(Clock::now() - start < Millis(1000));
+    CHECK(log.find("again, closing every connection now") != std::string::npos);
+    CHECK(wait_closed(client_fd, Millis(2000)).closed);
     CHECK(sanitizer_report(log).empty());
 }
 

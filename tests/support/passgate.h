@@ -96,6 +96,10 @@ std::string sanitizer_report(const std::string& stderr_text);
 // report. Call at the end of every test that started one.
 void stop_and_check(Passgate& passgate);
 
+// After a first SIGTERM: sends the second one and checks that passgate exits 0 within 1 s, says
+// it closes every connection, closes the connection of `client_fd`, and printed no sanitizer report.
+void check_second_sigterm_stops_at_once(Passgate& passgate, int client_fd);
+
 // The captured ClientHellos ($PASSGATE_CLIENTHELLOS, index.json).
 struct CapturedHello {
     std::string file;
