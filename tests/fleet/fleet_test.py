@@ -646,6 +646,7 @@ def drain_without_delay(nodes):
     node = nodes[0]
     node.passgate.kill()
     node.passgate.wait(5)
+    check(poll(lambda: f"10.77.{node.i}.2" not in gateways(), 10, 0.01), "n1 not withdrawn after SIGKILL")
     restart(node, drain_delay=0)
     result = drain(node, "plain", 0)
     restart(node)
@@ -821,8 +822,9 @@ def main():
                            ("crash", lambda: crash(nodes)), ("reload", lambda: reload_all(nodes))]:
             if not only or name in only.split(","):
                 step()
-        if LONG and only == "return":
-            resilient_return(nodes)
+        measures = {"nodelay": drain_without_delay, "return": resilient_return, "silent": silent_death}
+        if LONG and only in measures:
+            measures[only](nodes)
         elif LONG and only != "bfd":  # repeats for the ranges FLEET.md quotes, and what CI need not run
             for _ in range(3):
                 drain_case("plain", nodes)()
@@ -831,7 +833,7 @@ def main():
             drain_without_delay(nodes)
             resilient_return(nodes)
             silent_death(nodes)
-        if LONG and only != "return":
+        if LONG and only not in measures:
             bfd_death(nodes)  # last: n3 stays a BIRD speaker
         print("figures " + json.dumps(figures), flush=True)
         os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
