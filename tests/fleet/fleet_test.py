@@ -289,7 +289,8 @@ class RouteWatch(threading.Thread):
 
     def run(self):
         last = None
-        while not self.stop.is_set():
+        deadline = time.monotonic() + 600  # bounded even if nobody stops it
+        while not self.stop.is_set() and time.monotonic() < deadline:
             now = gateways()
             if now != last:
                 self.changes.append((time.monotonic(), now))
@@ -315,7 +316,8 @@ class Mirror(threading.Thread):
 
     def run(self):
         last = None
-        while not self.stop.is_set():
+        deadline = time.monotonic() + 600  # bounded even if nobody stops it
+        while not self.stop.is_set() and time.monotonic() < deadline:
             now = gateways()
             if now != last:
                 if now:
@@ -747,7 +749,7 @@ protocol bgp rtr {{
     speaker = spawn(in_ns(node.ns, "bird", "-f", "-c", f"{d}/bird.conf", "-s", f"{d}/bird.ctl", "-P", f"{d}/bird.pid"),
                     f"{d}/bird.out")
     # The readiness loop (FLEET.md): the VIP's static protocol follows /readyz.
-    loop = spawn(in_ns(node.ns, "bash", "-c", f"while :; do if curl -sf --max-time 1 http://127.0.0.1:9901/readyz "
+    loop = spawn(in_ns(node.ns, "bash", "-c", f"for _ in $(seq 1500); do if curl -sf --max-time 1 http://127.0.0.1:9901/readyz "
                        f">/dev/null; then birdc -s {d}/bird.ctl enable vip; else birdc -s {d}/bird.ctl disable vip; "
                        f"fi >/dev/null; sleep 0.2; done"), f"{d}/readiness.log")
     check(poll(lambda: mine in gateways() and len(gateways()) == 3, 30, 0.05), f"BIRD speaker's route: {gateways()}")
