@@ -279,23 +279,36 @@ def gateways(table="main"):
     return sorted(found)
 
 
-class RouteWatch(threading.Thread):
-    """Polls the router's VIP route every 10 ms and keeps (time, gateways) at every change."""
+class RouteFollower(threading.Thread):
+    """Polls BIRD's VIP route every `period` seconds, calls changed(gateways) at every change and
+    keeps (time, gateways) of each, until stopped (at most 600 s)."""
 
-    def __init__(self):
+    def __init__(self, period):
         super().__init__(daemon=True)
+        self.period = period
         self.changes = []
         self.stop = threading.Event()
 
+    def changed(self, gateways_now):
+        pass
+
     def run(self):
         last = None
-        deadline = time.monotonic() + 600  # bounded even if nobody stops it
+        deadline = time.monotonic() + 600
         while not self.stop.is_set() and time.monotonic() < deadline:
             now = gateways()
             if now != last:
+                self.changed(now)
                 self.changes.append((time.monotonic(), now))
                 last = now
-            time.sleep(0.01)
+            time.sleep(self.period)
+
+
+class RouteWatch(RouteFollower):
+    """Keeps the times of the route's changes (10 ms poll)."""
+
+    def __init__(self):
+        super().__init__(0.01)
 
     def first_change(self, after, predicate):
         for t, gws in list(self.changes):
@@ -304,38 +317,29 @@ class RouteWatch(threading.Thread):
         return None
 
 
-class Mirror(threading.Thread):
+class Mirror(RouteFollower):
     """Stands in for the daemon support that is missing (FLEET.md): mirrors BIRD's ECMP route for
-    the VIP into a resilient nexthop group served from table 200. BIRD still selects the routes."""
+    the VIP into a resilient nexthop group served from table 200 (20 ms poll). BIRD still selects
+    the routes. `changes` holds the times the copy was written."""
 
     def __init__(self, buckets=128, idle_timer=120, unbalanced_timer=0):
-        super().__init__(daemon=True)
+        super().__init__(0.02)
         self.group = f"type resilient buckets {buckets} idle_timer {idle_timer} unbalanced_timer {unbalanced_timer}"
-        self.stop = threading.Event()
-        self.updates = []
 
-    def run(self):
-        last = None
-        deadline = time.monotonic() + 600  # bounded even if nobody stops it
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            now = gateways()
-            if now != last:
-                if now:
-                    ids = [str(1000 + int(g.split(".")[2])) for g in now]
-                    lines = [f"-n {ROUTER} nexthop replace id {1000 + int(g.split('.')[2])} via {g} dev r-n{g.split('.')[2]}"
-                             for g in now]
-                    lines.append(f"-n {ROUTER} nexthop replace id 1000 group {'/'.join(ids)} {self.group}")
-                    lines.append(f"-n {ROUTER} route replace {VIP}/32 nhid 1000 table 200")
-                    try:
-                        ip_batch(lines)
-                    except RuntimeError:  # the group does not exist yet: add it
-                        lines[-2] = lines[-2].replace("nexthop replace id 1000", "nexthop add id 1000")
-                        ip_batch(lines)
-                else:
-                    run(["ip", "-n", ROUTER, "route", "del", f"{VIP}/32", "table", "200"], check=False)
-                self.updates.append((time.monotonic(), now))
-                last = now
-            time.sleep(0.02)
+    def changed(self, now):
+        if not now:
+            run(["ip", "-n", ROUTER, "route", "del", f"{VIP}/32", "table", "200"], check=False)
+            return
+        ids = [str(1000 + int(g.split(".")[2])) for g in now]
+        lines = [f"-n {ROUTER} nexthop replace id {1000 + int(g.split('.')[2])} via {g} dev r-n{g.split('.')[2]}"
+                 for g in now]
+        lines.append(f"-n {ROUTER} nexthop replace id 1000 group {'/'.join(ids)} {self.group}")
+        lines.append(f"-n {ROUTER} route replace {VIP}/32 nhid 1000 table 200")
+        try:
+            ip_batch(lines)
+        except RuntimeError:  # the group does not exist yet: add it
+            lines[-2] = lines[-2].replace("nexthop replace id 1000", "nexthop add id 1000")
+            ip_batch(lines)
 
     def install(self):
         self.start()
@@ -516,7 +520,7 @@ def drain(node, variant, drain_delay):
         # drain must avoid is a new connection refused (or unanswered) by the draining node.
         t_change = t_gone
         if mirror and t_gone:
-            t_change = next((t for t, g in mirror.updates if t >= t_gone - 0.05), t_gone)
+            t_change = next((t for t, g in mirror.changes if t >= t_gone - 0.05), t_gone)
 
         def in_flight(r):
             return t_change is not None and r["start"] <= t_change + 0.1 and r["end"] >= t_change - 0.1
