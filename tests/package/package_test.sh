@@ -143,17 +143,18 @@ require "clean Debian 12 root built by mmdebstrap (or cached)" make_root_tarball
 
 root=$work/root
 mkdir -p "$root" && tar -C "$root" -xf "$cached_root"
-cp "$deb" "$prev" "$root/tmp/"
-deb_in=/tmp/$(basename "$deb") prev_in=/tmp/$(basename "$prev")
+# Not /tmp: systemd-nspawn mounts a fresh tmpfs there.
+cp "$deb" "$prev" "$root/var/tmp/"
+deb_in=/var/tmp/$(basename "$deb") prev_in=/var/tmp/$(basename "$prev")
 # A command in the root (its own mount namespace with /proc, /dev, /run; the host's network for
 # apt), stdin closed so that any prompt fails instead of hanging, bounded in time.
 in_root() {
-    timeout 300 systemd-nspawn --quiet --register=no --keep-unit --resolv-conf=copy-host \
+    timeout 300 systemd-nspawn --quiet --register=no --keep-unit --resolv-conf=copy-host --timezone=off \
         -E DEBIAN_FRONTEND=noninteractive -D "$root" --pipe "$@" </dev/null
 }
 # The root's files (path, type, owner, mode), apart from what the tools themselves change.
 snapshot() {
-    (cd "$root" && find . -xdev \( -path ./proc -o -path ./sys -o -path ./dev -o -path ./run -o -path ./tmp \
+    (cd "$root" && find . -xdev \( -path ./proc -o -path ./sys -o -path ./dev -o -path ./run -o -path ./tmp -o -path ./var/tmp \
         -o -path ./var/cache -o -path ./var/lib/apt -o -path ./var/lib/dpkg -o -path ./var/log \) -prune \
         -o -printf '%p %y %u %g %m\n' | sort)
 }

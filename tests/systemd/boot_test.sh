@@ -586,6 +586,20 @@ switch_back() {
 }
 check "starting passgate.service stops the socket-activated units (Conflicts=) and serves" switch_back
 
+# --- purge ------------------------------------------------------------------------------------
+
+purge_while_running() {
+    ct systemctl start passgate && ct systemctl is-active passgate || return 1
+    ct dpkg --purge passgate </dev/null || return 1
+    # The prerm stopped it; the files are gone, the passgate user stays (Debian policy).
+    states=$(show -p ActiveState -p LoadState passgate.service | tr '\n' ' ')
+    echo "$states"
+    printf '%s' "$states" | grep -Eq '^ActiveState=inactive LoadState=not-found ' &&
+        ! test -e "$root/usr/sbin/passgate" && ! test -e "$root/etc/passgate" &&
+        ! test -e "$root/var/log/passgate" && ct getent passwd passgate
+}
+check "dpkg --purge while running: passgate stopped, its files, config and logs gone, the user kept" purge_while_running
+
 [ "$failures" -eq 0 ] || diagnostics
 write_report
 echo "root ready at $root_ready_at, booted at $booted_at, checks done at $(elapsed)"
