@@ -12,7 +12,10 @@
 #     the modification is kept and dpkg asks nothing (stdin closed: a prompt would fail it);
 #   - remove keeps the conffiles, purge leaves nothing but the passgate user and group (Debian
 #     policy keeps users): the root's files before the install and after the purge compared.
-# piuparts does the same install/upgrade/purge checks; why it is not used: README.md, "Install".
+#   - piuparts (Debian's tool for this) installs and purges it in a copy of the same root and
+#     checks what it checks (files left behind, running processes, broken symlinks...). Its
+#     upgrade test upgrades from the version in Debian's archive, which passgate has not: the
+#     upgrade between two builds is the explicit check above.
 # Writes a JUnit report (one case per check) to $1; exits non-zero on any failure.
 # Usage: package_test.sh REPORT SOURCE_ROOT BUILD_DIR
 set -u
@@ -54,11 +57,11 @@ trap 'exit 1' INT TERM
 
 tools_present() {
     [ "$(id -u)" -eq 0 ] || { echo "needs root (mmdebstrap, systemd-nspawn, dpkg in a root)"; return 1; }
-    for tool in dpkg-buildpackage dh lintian scdoc mmdebstrap systemd-nspawn git python3; do
+    for tool in dpkg-buildpackage dh lintian scdoc mmdebstrap systemd-nspawn piuparts git python3; do
         command -v "$tool" >/dev/null || { echo "missing $tool (see .ci/packages)"; return 1; }
     done
 }
-require "root and tools present (dpkg-buildpackage, debhelper, lintian, scdoc, mmdebstrap)" tools_present
+require "root and tools present (dpkg-buildpackage, debhelper, lintian, scdoc, mmdebstrap, piuparts)" tools_present
 
 # --- the package ------------------------------------------------------------------------------
 
@@ -141,6 +144,19 @@ make_root_tarball() {
 }
 require "clean Debian 12 root built by mmdebstrap (or cached)" make_root_tarball
 
+piuparts_passes() {
+    mkdir -p "$work/piuparts-root" && tar -C "$work/piuparts-root" -xf "$cached_root" || return 1
+    # -e: this root instead of a debootstrap of its own (--hard-link: copied by hard links).
+    timeout 600 piuparts -e "$work/piuparts-root" --hard-link --keep-sources-list -d bookworm \
+        -m "$mirror" --no-upgrade-test --tmpdir "$work" "$deb" > "$work/piuparts.log" 2>&1
+    status=$?
+    grep -E 'INFO: (PASS|FAIL)|ERROR|FAIL' "$work/piuparts.log" | tail -20
+    [ "$status" -eq 0 ] || tail -40 "$work/piuparts.log"
+    rm -rf "$work/piuparts-root"
+    return "$status"
+}
+check "piuparts: install and purge in the clean root pass" piuparts_passes
+
 root=$work/root
 mkdir -p "$root" && tar -C "$root" -xf "$cached_root"
 # Not /tmp: systemd-nspawn mounts a fresh tmpfs there.
@@ -155,8 +171,8 @@ in_root() {
 # The root's files (path, type, owner, mode), apart from what the tools themselves change.
 snapshot() {
     (cd "$root" && find . -xdev \( -path ./proc -o -path ./sys -o -path ./dev -o -path ./run -o -path ./tmp -o -path ./var/tmp \
-        -o -path ./var/cache -o -path ./var/lib/apt -o -path ./var/lib/dpkg -o -path ./var/log \) -prune \
-        -o -printf '%p %y %u %g %m\n' | sort)
+        -o -path ./var/cache -o -path ./var/lib/apt -o -path ./var/lib/dpkg -o -path ./var/log/apt \) -prune \
+        -o -printf '%p %y %u %g %m\n' | grep -vE '^\./var/log/(dpkg|alternatives)\.log ' | sort)
 }
 snapshot > "$work/before"
 
@@ -212,11 +228,16 @@ upgrade_keeps_conffile() {
 check "upgrade from the previous build: the modified conffile kept, no prompt, still valid" upgrade_keeps_conffile
 
 remove_keeps_conffiles() {
+    # What the units' LogsDirectory= makes under a running systemd (none runs here): the purge
+    # must remove it.
+    in_root install -d -o passgate -g passgate /var/log/passgate &&
+        in_root runuser -u passgate -- sh -c 'echo line > /var/log/passgate/access.log' || return 1
     in_root apt-get remove -y -q passgate || return 1
     ! test -e "$root/usr/sbin/passgate" && test -f "$root/etc/passgate/passgate.toml" &&
+        test -f "$root/var/log/passgate/access.log" &&
         in_root dpkg-query -W -f='${Status}\n' passgate | grep -x 'deinstall ok config-files'
 }
-check "remove: the binary gone, the conffiles kept (config-files state)" remove_keeps_conffiles
+check "remove: the binary gone, the conffiles and logs kept (config-files state)" remove_keeps_conffiles
 
 purge_leaves_nothing() {
     in_root apt-get purge -y -q passgate || return 1
