@@ -22,34 +22,10 @@ set -u
 report=$1 source_root=$2 build_dir=$3
 cache_dir=${PASSGATE_PACKAGE_ROOT_CACHE:-$build_dir/package-cache}
 mirror=${PASSGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-started_at=$(date +%s)
-cases="" failures=0 count=0 work=""
+junit_suite=package work=""
+# shellcheck source=../support/junit_checks.sh
+. "$source_root/tests/support/junit_checks.sh"
 
-elapsed() { echo $(( $(date +%s) - started_at ))s; }
-xml_escape() { sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g; s/"/\&quot;/g' | tr -d '\000-\010\013\014\016-\037'; }
-write_report() {
-    mkdir -p "$(dirname "$report")"
-    printf '<?xml version="1.0"?>\n<testsuites><testsuite name="package" tests="%s" failures="%s">%s</testsuite></testsuites>\n' \
-        "$count" "$failures" "$cases" > "$report"
-}
-record() {  # NAME STATUS OUTPUT
-    count=$((count + 1))
-    if [ "$2" -eq 0 ]; then
-        echo "ok   $1 ($(elapsed))"; [ -n "$3" ] && printf '%s\n' "$3" | head -8 | sed 's/^/     /'
-        cases="$cases<testcase classname=\"package\" name=\"$(printf '%s' "$1" | xml_escape)\"/>"
-    else
-        failures=$((failures + 1))
-        echo "FAIL $1 ($(elapsed))"; printf '%s\n' "$3" | tail -40 | sed 's/^/     /'
-        escaped=$(printf '%s' "$3" | tail -c 3000 | xml_escape)
-        cases="$cases<testcase classname=\"package\" name=\"$(printf '%s' "$1" | xml_escape)\"><failure message=\"$escaped\"/></testcase>"
-    fi
-}
-check() {  # NAME COMMAND...
-    local name=$1 output status; shift
-    output=$("$@" 2>&1); status=$?
-    record "$name" "$status" "$output"
-    return "$status"
-}
 require() { check "$@" || { write_report; exit 1; }; }
 teardown() { case "$work" in /tmp/passgate-package.*) rm -rf "$work" ;; esac; }
 trap teardown EXIT

@@ -37,35 +37,10 @@ set -u
 report=$1 build_dir=$2 cache_dir=${PASSGATE_BOOT_ROOT_CACHE:-$3} source_root=$4
 mirror=${PASSGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-started_at=$(date +%s)
-cases="" failures=0 count=0
-work="" nspawn_pid="" leader=""
+junit_suite=systemd-boot work="" nspawn_pid="" leader=""
+# shellcheck source=../support/junit_checks.sh
+. "$source_root/tests/support/junit_checks.sh"
 
-elapsed() { echo $(( $(date +%s) - started_at ))s; }
-xml_escape() { sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g; s/"/\&quot;/g' | tr -d '\000-\010\013\014\016-\037'; }
-write_report() {
-    mkdir -p "$(dirname "$report")"
-    printf '<?xml version="1.0"?>\n<testsuites><testsuite name="systemd-boot" tests="%s" failures="%s">%s</testsuite></testsuites>\n' \
-        "$count" "$failures" "$cases" > "$report"
-}
-record() {  # NAME STATUS OUTPUT
-    count=$((count + 1))
-    if [ "$2" -eq 0 ]; then
-        echo "ok   $1 ($(elapsed))"; [ -n "$3" ] && printf '%s\n' "$3" | head -8 | sed 's/^/     /'
-        cases="$cases<testcase classname=\"systemd-boot\" name=\"$1\"/>"
-    else
-        failures=$((failures + 1))
-        echo "FAIL $1 ($(elapsed))"; printf '%s\n' "$3" | sed 's/^/     /'
-        escaped=$(printf '%s' "$3" | head -c 3000 | xml_escape)
-        cases="$cases<testcase classname=\"systemd-boot\" name=\"$1\"><failure message=\"$escaped\"/></testcase>"
-    fi
-}
-check() {  # NAME COMMAND...: one case
-    local name=$1 output status; shift
-    output=$("$@" 2>&1); status=$?
-    record "$name" "$status" "$output"
-    return "$status"
-}
 require() {  # NAME COMMAND...: one case; the later checks need it, so stop on failure
     check "$@" || stop_here
 }
@@ -161,7 +136,8 @@ work=$(mktemp -d /tmp/passgate-boot.XXXXXX)
 root=$work/root
 unpack_root() {
     mkdir -p "$root" && tar -C "$root" -xf "$cached_root" &&
-        cp "$deb" "$root/tmp/passgate.deb" && cp "$prev" "$root/tmp/passgate-prev.deb"
+        # Not /tmp: the booted container mounts a fresh tmpfs there.
+        cp "$deb" "$root/var/tmp/passgate.deb" && cp "$prev" "$root/var/tmp/passgate-prev.deb"
 }
 require "root unpacked, the packages copied into it" unpack_root
 
@@ -228,7 +204,7 @@ booted_at=$(elapsed)
 # The package, installed as an operator does (the previous build; the upgrade to this one below):
 # its postinst creates the user and /etc/passgate and enables passgate.service, not starting it.
 install_package() {
-    ct dpkg -i /tmp/passgate-prev.deb </dev/null || return 1
+    ct dpkg -i /var/tmp/passgate-prev.deb </dev/null || return 1
     ct getent passwd passgate || return 1
     enabled=$(ct systemctl is-enabled passgate.service) active=$(ct systemctl is-active passgate.service)
     sockets=$(ct systemctl is-enabled passgate-activated.socket passgate-activated-admin.socket | tr '\n' ' ')
@@ -353,7 +329,7 @@ old_pid=$(main_pid)
 # Samples the unit every 0.1 s from the upgrade until its MainPID changed and 1 s more.
 upgrade_by_package() {
     config_before=$(sha256sum < "$root$config_path")
-    ct dpkg -i /tmp/passgate.deb </dev/null || return 1
+    ct dpkg -i /var/tmp/passgate.deb </dev/null || return 1
     ct dpkg-query -W -f='${Version}\n' passgate
     [ "$(sha256sum < "$root$config_path")" = "$config_before" ] || { echo "the config changed"; return 1; }
     : > "$work/upgrade.samples"
@@ -594,7 +570,7 @@ purge_while_running() {
     # The prerm stopped it; the files are gone, the passgate user stays (Debian policy).
     states=$(show -p ActiveState -p LoadState passgate.service | tr '\n' ' ')
     echo "$states"
-    printf '%s' "$states" | grep -Eq '^ActiveState=inactive LoadState=not-found ' &&
+    [ "$states" = "LoadState=not-found ActiveState=inactive " ] &&
         ! test -e "$root/usr/sbin/passgate" && ! test -e "$root/etc/passgate" &&
         ! test -e "$root/var/log/passgate" && ct getent passwd passgate
 }
