@@ -1,20 +1,24 @@
 #!/bin/bash
 # Boots the real unit under a real systemd: a minimal Debian root (mmdebstrap, cached as a
-# tarball), passgate installed into it by `meson install --destdir` (binary, unit, sysusers.d,
-# tmpfiles.d, all at the paths this build's prefix gives them), booted with `systemd-nspawn
-# --boot` on a private network, driven from the host with `nsenter ... systemctl`:
+# tarball) booted with `systemd-nspawn --boot` on a private network, passgate's Debian package
+# installed into it with dpkg (tests/package/build_package.sh builds it once per tree; the
+# package suite checks the package itself), driven from the host with `nsenter ... systemctl`:
+#   - dpkg -i: the postinst creates the passgate user, enables passgate.service, does not start it;
 #   - `systemctl start passgate` returns once READY=1 arrived (Type=notify): active (running),
 #     as the passgate user with only CAP_NET_BIND_SERVICE, under the seccomp filter, each worker
 #     pinned to one CPU, the fd limit what systemd could set;
 #   - curl through passgate on port 443 reaches the backend chosen by SNI (an `openssl s_server`
 #     unit in the container; curl verifies that backend's own certificate);
 #   - `systemctl reload` applies a new route and is counted in /metrics;
-#   - binary upgrade: with the binary replaced (renamed over) and a long TLS connection open
-#     through passgate, `systemctl kill -s USR2 --kill-who=main passgate` makes the new process
+#   - binary upgrade: with a long TLS connection open through passgate, the package upgraded
+#     (dpkg -i of the next build: dpkg renames the new binary over the old one and the postinst
+#     sends `systemctl kill -s USR2 --kill-who=main passgate`) makes the new process
 #     the MainPID while the unit stays active (running) in every sample, the new process runs the
 #     new file and serves new connections and the admin socket, the long connection survives and
 #     the old process exits once it ended, systemd rejected no notification, `systemctl reload`
 #     reaches the new process, and `passgate upgrade --config` upgrades again;
+#   - the file access log in /var/log/passgate (LogsDirectory=): `logrotate -f` with the
+#     package's /etc/logrotate.d/passgate rotates it and passgate writes to a new file (SIGUSR1);
 #   - `systemctl stop` ends with exit status 0; `journalctl -u passgate` has the startup line;
 #   - with sched_setaffinity denied again by a drop-in, passgate still starts (the filter answers
 #     EPERM, not SIGSYS) and logs that its workers run unpinned;
@@ -24,43 +28,19 @@
 #     it too; its upgrade serves port 443 from the handed-over socket; starting passgate.service
 #     stops the socket-activated units (Conflicts=).
 # Writes a JUnit report (one case per check) to $1 and exits non-zero on any failure.
-# Needs root, mmdebstrap, systemd-nspawn (systemd-container) and nsenter; Debian's archive the
+# Needs root, mmdebstrap, systemd-nspawn (systemd-container), nsenter and what the package build
+# needs (dpkg-dev, debhelper, scdoc: .ci/packages); Debian's archive the
 # first time (about 1-3 minutes), then the cached root (set PASSGATE_BOOT_ROOT_CACHE to keep it
 # elsewhere; PASSGATE_DEBIAN_MIRROR to use another mirror).
-# Usage: boot_test.sh REPORT BUILD_DIR CACHE_DIR
+# Usage: boot_test.sh REPORT BUILD_DIR CACHE_DIR SOURCE_ROOT
 set -u
-report=$1 build_dir=$2 cache_dir=${PASSGATE_BOOT_ROOT_CACHE:-$3}
+report=$1 build_dir=$2 cache_dir=${PASSGATE_BOOT_ROOT_CACHE:-$3} source_root=$4
 mirror=${PASSGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-started_at=$(date +%s)
-cases="" failures=0 count=0
-work="" nspawn_pid="" leader=""
+junit_suite=systemd-boot work="" nspawn_pid="" leader=""
+# shellcheck source=../support/junit_checks.sh
+. "$source_root/tests/support/junit_checks.sh"
 
-elapsed() { echo $(( $(date +%s) - started_at ))s; }
-xml_escape() { sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g; s/"/\&quot;/g' | tr -d '\000-\010\013\014\016-\037'; }
-write_report() {
-    mkdir -p "$(dirname "$report")"
-    printf '<?xml version="1.0"?>\n<testsuites><testsuite name="systemd-boot" tests="%s" failures="%s">%s</testsuite></testsuites>\n' \
-        "$count" "$failures" "$cases" > "$report"
-}
-record() {  # NAME STATUS OUTPUT
-    count=$((count + 1))
-    if [ "$2" -eq 0 ]; then
-        echo "ok   $1 ($(elapsed))"; [ -n "$3" ] && printf '%s\n' "$3" | head -8 | sed 's/^/     /'
-        cases="$cases<testcase classname=\"systemd-boot\" name=\"$1\"/>"
-    else
-        failures=$((failures + 1))
-        echo "FAIL $1 ($(elapsed))"; printf '%s\n' "$3" | sed 's/^/     /'
-        escaped=$(printf '%s' "$3" | head -c 3000 | xml_escape)
-        cases="$cases<testcase classname=\"systemd-boot\" name=\"$1\"><failure message=\"$escaped\"/></testcase>"
-    fi
-}
-check() {  # NAME COMMAND...: one case
-    local name=$1 output status; shift
-    output=$("$@" 2>&1); status=$?
-    record "$name" "$status" "$output"
-    return "$status"
-}
 require() {  # NAME COMMAND...: one case; the later checks need it, so stop on failure
     check "$@" || stop_here
 }
@@ -112,7 +92,7 @@ diagnostics() {
 
 tools_present() {
     [ "$(id -u)" -eq 0 ] || { echo "needs root (mmdebstrap, systemd-nspawn)"; return 1; }
-    for tool in mmdebstrap systemd-nspawn nsenter openssl meson; do
+    for tool in mmdebstrap systemd-nspawn nsenter openssl dpkg-buildpackage dh; do
         command -v "$tool" >/dev/null || { echo "missing $tool (see .ci/packages)"; return 1; }
     done
 }
@@ -120,10 +100,11 @@ require "root and tools present (mmdebstrap, systemd-nspawn, nsenter)" tools_pre
 
 # --- the root ---------------------------------------------------------------------------------
 
-# Debian 12 with systemd and what passgate links (ldd: liburing, c-ares, toml++, libcurl, yaml-cpp,
-# OpenSSL), curl and openssl for the traffic. usr-is-merged spares usrmerge (and perl); docs, man
-# pages, locales are skipped.
-packages=usr-is-merged,systemd,systemd-sysv,curl,openssl,liburing2,libc-ares2,libtomlplusplus3,libcurl4,libyaml-cpp0.7,libssl3
+# Debian 12 with systemd and the package's dependencies (what passgate links: liburing, c-ares,
+# toml++, libcurl, yaml-cpp, OpenSSL; dpkg -i does not fetch them: the package suite checks apt
+# resolves them), logrotate, curl and openssl for the traffic. usr-is-merged spares usrmerge (and
+# perl); docs, man pages, locales are skipped.
+packages=usr-is-merged,systemd,systemd-sysv,curl,openssl,logrotate,liburing2,libc-ares2,libtomlplusplus3,libcurl4,libyaml-cpp0.7,libssl3
 mmdebstrap_args=(--variant=essential --include="$packages" --dpkgopt=force-unsafe-io
                  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
                  --dpkgopt='path-exclude=/usr/share/locale/*' bookworm)
@@ -142,19 +123,23 @@ make_root_tarball() {
 require "Debian root built by mmdebstrap (or cached)" make_root_tarball
 root_ready_at=$(elapsed)
 
+# The package (and its previous build, VERSION~prev: the upgrade below goes from it to this one).
+package_built() {
+    package_dir=$("$source_root/tests/package/build_package.sh" "$source_root" "$build_dir/package-build") &&
+        echo "$package_dir"
+}
+require "the Debian package built (tests/package/build_package.sh; once per tree)" package_built
+package_dir=$(package_built 2>/dev/null)
+deb=$(ls "$package_dir"/passgate_*.deb) prev=$(ls "$package_dir"/prev/passgate_*.deb)
+
 work=$(mktemp -d /tmp/passgate-boot.XXXXXX)
 root=$work/root
-install_passgate() {
+unpack_root() {
     mkdir -p "$root" && tar -C "$root" -xf "$cached_root" &&
-        meson install -C "$build_dir" --no-rebuild --quiet --destdir "$root"
+        # Not /tmp: the booted container mounts a fresh tmpfs there.
+        cp "$deb" "$root/var/tmp/passgate.deb" && cp "$prev" "$root/var/tmp/passgate-prev.deb"
 }
-require "passgate installed into the root by meson install --destdir" install_passgate
-
-# The unit's own paths, as meson configured them (prefix/bindir/sysconfdir of this build).
-unit=$(find "$root/usr" -path '*/systemd/system/passgate.service' | head -1)
-config_path=$(sed -n 's|^ExecStart=.* --config \(/[^ ]*\)$|\1|p' "${unit:-/dev/null}")
-unit_paths_known() { [ -n "$unit" ] && [ -n "$config_path" ] && echo "unit $unit, config $config_path"; }
-require "installed unit found, its config path read" unit_paths_known
+require "root unpacked, the packages copied into it" unpack_root
 
 # Two TLS backends (openssl s_server units) with their own certificates, and passgate's config.
 write_backends_and_config() {
@@ -178,6 +163,7 @@ EOF
 write_config() {  # ROUTES...: one route and service per backend name (a -> 8443, b -> 8444)
     {
         printf '[runtime]\nworkers = 2\n\n[admin]\naddress = "127.0.0.1:9901"\n\n'
+        printf '[access_log]\npath = "/var/log/passgate/access.log"\n\n'
         printf '[[listener]]\nname = "tls"\naddress = "127.0.0.1:443"\n\n'
         for name in "$@"; do
             port=8443; [ "$name" = b ] && port=8444
@@ -187,8 +173,6 @@ write_config() {  # ROUTES...: one route and service per backend name (a -> 8443
         done
     } > "$root$config_path.new" && chmod 0644 "$root$config_path.new" && mv "$root$config_path.new" "$root$config_path"
 }
-require "backends and passgate config written" write_backends_and_config
-
 # --- boot -------------------------------------------------------------------------------------
 
 boot() {
@@ -217,15 +201,33 @@ record "the container boots systemd to its default target" $? "$(cat "$work/boot
 [ "$failures" -eq 0 ] || stop_here
 booted_at=$(elapsed)
 
-# What a package's postinst does: create the user, the directories, load the unit.
+# The package, installed as an operator does (the previous build; the upgrade to this one below):
+# its postinst creates the user and /etc/passgate and enables passgate.service, not starting it.
+install_package() {
+    ct dpkg -i /var/tmp/passgate-prev.deb </dev/null || return 1
+    ct getent passwd passgate || return 1
+    enabled=$(ct systemctl is-enabled passgate.service) active=$(ct systemctl is-active passgate.service)
+    sockets=$(ct systemctl is-enabled passgate-activated.socket passgate-activated-admin.socket | tr '\n' ' ')
+    echo "passgate.service $enabled, $active; sockets $sockets"
+    [ "$enabled" = enabled ] && [ "$active" = inactive ] && [ "$sockets" = "disabled disabled " ]
+}
+require "dpkg -i passgate: user created, passgate.service enabled and not started, sockets not enabled" install_package
+
+# The unit's own paths, as the package has them.
+unit=$(find "$root/lib/systemd/system" "$root/usr/lib/systemd/system" -name passgate.service 2>/dev/null | head -1)
+config_path=$(sed -n 's|^ExecStart=.* --config \(/[^ ]*\)$|\1|p' "${unit:-/dev/null}")
+unit_paths_known() { [ -n "$unit" ] && [ -n "$config_path" ] && echo "unit $unit, config $config_path"; }
+require "installed unit found, its config path read" unit_paths_known
+require "backends and passgate config written" write_backends_and_config
+
+# The backends' units were written after boot.
 prepare_service() {
-    ct systemd-sysusers && ct systemd-tmpfiles --create &&
-        ct systemctl daemon-reload && ct systemctl enable passgate &&
+    ct systemctl daemon-reload &&
         ct systemctl start backend-a backend-b &&
         poll 100 ct curl -sS --cacert /etc/backend/a.crt --resolve a.example.test:8443:127.0.0.1 -o /dev/null https://a.example.test:8443/ &&
         poll 100 ct curl -sS --cacert /etc/backend/b.crt --resolve b.example.test:8444:127.0.0.1 -o /dev/null https://b.example.test:8444/
 }
-require "passgate user created, unit loaded and enabled, backends answer" prepare_service
+require "backends answer" prepare_service
 
 # --- start ------------------------------------------------------------------------------------
 
@@ -299,8 +301,9 @@ reload_applies() {
 check "systemctl reload: new route served, reload counted in /metrics" reload_applies
 
 # --- binary upgrade ---------------------------------------------------------------------------
-# As after `apt upgrade`: the binary is replaced (a new file renamed over it), then
-# `systemctl kill -s USR2 --kill-who=main passgate`, with a long connection open through passgate.
+# `apt upgrade`: with a long connection open through passgate, the package is upgraded (dpkg
+# renames the new binary over the old one; the postinst sends
+# `systemctl kill -s USR2 --kill-who=main passgate`). The config was changed (a conffile): kept.
 
 show() { ct systemctl show "$@"; }
 binary_path=$(sed -n 's|^ExecStart=\([^ ]*\) .*|\1|p' "$unit")
@@ -323,13 +326,12 @@ open_long_connection > "$work/long-check.log" 2>&1
 record "a long connection through passgate is open (openssl s_client to backend b)" $? "$(cat "$work/long-check.log")"
 
 old_pid=$(main_pid)
-replace_binary() {
-    cp "$root$binary_path" "$root$binary_path.new" && mv "$root$binary_path.new" "$root$binary_path"
-}
-# Samples the unit every 0.1 s from the signal until its MainPID changed and 1 s more.
-upgrade_by_signal() {
-    replace_binary || return 1
-    ct systemctl kill -s USR2 --kill-who=main passgate || return 1
+# Samples the unit every 0.1 s from the upgrade until its MainPID changed and 1 s more.
+upgrade_by_package() {
+    config_before=$(sha256sum < "$root$config_path")
+    ct dpkg -i /var/tmp/passgate.deb </dev/null || return 1
+    ct dpkg-query -W -f='${Version}\n' passgate
+    [ "$(sha256sum < "$root$config_path")" = "$config_before" ] || { echo "the config changed"; return 1; }
     : > "$work/upgrade.samples"
     changed_at=""
     for sample in $(seq 150); do
@@ -345,7 +347,7 @@ upgrade_by_signal() {
     # Never inactive, deactivating or reloading: active (running) in every sample.
     ! grep -v 'ActiveState=active SubState=running' "$work/upgrade.samples"
 }
-check "systemctl kill -s USR2 --kill-who=main: MainPID changes, the unit active (running) throughout" upgrade_by_signal
+check "package upgrade (dpkg -i, postinst's USR2): MainPID changes, the unit active (running) throughout, config kept" upgrade_by_package
 new_pid=$(main_pid)
 
 new_process_is_main() {
@@ -420,6 +422,30 @@ upgrade_by_cli() {
         via_passgate a
 }
 check "passgate upgrade --config: exit 0, MainPID is the new process, it serves" upgrade_by_cli
+
+# --- logrotate --------------------------------------------------------------------------------
+# The access log file in /var/log/passgate (the unit's LogsDirectory=), rotated by the package's
+# /etc/logrotate.d/passgate; its postrotate sends SIGUSR1 and passgate opens a new file.
+
+access_log=/var/log/passgate/access.log
+logged() {  # FILE COUNT: FILE has at least COUNT lines of route "a"
+    [ "$(grep -c ' route=a ' "$root$1" 2>/dev/null)" -ge "$2" ]
+}
+logrotate_rotates() {
+    via_passgate a >/dev/null || return 1
+    poll 50 logged "$access_log" 1 || { ls -l "$root/var/log/passgate"; return 1; }
+    lines_before=$(wc -l < "$root$access_log")
+    ct logrotate -f /etc/logrotate.d/passgate || return 1
+    # delaycompress: the first rotation keeps access.log.1 as it is.
+    test -s "$root$access_log.1" || { ls -l "$root/var/log/passgate"; return 1; }
+    [ "$(wc -l < "$root$access_log.1")" -eq "$lines_before" ] || return 1
+    # passgate reopened: the next connection's line is in a new access.log, owned by passgate.
+    via_passgate a >/dev/null && poll 50 logged "$access_log" 1 || { ls -l "$root/var/log/passgate"; return 1; }
+    ls -ln "$root/var/log/passgate"
+    [ "$(stat -c %U "$root$access_log")" = "$(stat -c %U "$root/var/log/passgate")" ] &&
+        [ "$(wc -l < "$root$access_log.1")" -eq "$lines_before" ]
+}
+check "logrotate -f /etc/logrotate.d/passgate: access.log rotated, passgate writes a new one (SIGUSR1)" logrotate_rotates
 
 # --- stop -------------------------------------------------------------------------------------
 
@@ -535,6 +561,20 @@ switch_back() {
         via_passgate a && ct systemctl stop passgate
 }
 check "starting passgate.service stops the socket-activated units (Conflicts=) and serves" switch_back
+
+# --- purge ------------------------------------------------------------------------------------
+
+purge_while_running() {
+    ct systemctl start passgate && ct systemctl is-active passgate || return 1
+    ct dpkg --purge passgate </dev/null || return 1
+    # The prerm stopped it; the files are gone, the passgate user stays (Debian policy).
+    states=$(show -p ActiveState -p LoadState passgate.service | tr '\n' ' ')
+    echo "$states"
+    [ "$states" = "LoadState=not-found ActiveState=inactive " ] &&
+        ! test -e "$root/usr/sbin/passgate" && ! test -e "$root/etc/passgate" &&
+        ! test -e "$root/var/log/passgate" && ct getent passwd passgate
+}
+check "dpkg --purge while running: passgate stopped, its files, config and logs gone, the user kept" purge_while_running
 
 [ "$failures" -eq 0 ] || diagnostics
 write_report
