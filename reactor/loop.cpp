@@ -215,15 +215,6 @@ void Loop::close(Fd fd) {
     if (ring_.features().cqe_skip) io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
 }
 
-int Loop::shutdown_write(int fd) {
-    if (!ring_.features().async_shutdown) return ::shutdown(fd, SHUT_WR) == 0 ? 0 : errno;
-    io_uring_sqe* sqe = this->sqe();
-    io_uring_prep_shutdown(sqe, fd, SHUT_WR);
-    io_uring_sqe_set_data64(sqe, 0);
-    if (ring_.features().cqe_skip) io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
-    return 0;
-}
-
 WatchOp* Loop::take_op() {
     ++ops_in_flight_;
     if (free_ops_.empty()) {

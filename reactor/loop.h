@@ -126,11 +126,9 @@ public:
     // Closes `fd` with the next submission (IORING_OP_CLOSE, batched with the loop's other
     // operations) instead of a close(2) of its own; close(2) now where the ring cannot. Polls on
     // the socket that were stopped before go first: their cancels are earlier in the queue.
+    // (No shutdown counterpart: the kernel never runs IORING_OP_SHUTDOWN inline but hands each
+    // one to an io-wq thread, dearer than shutdown(2) itself; perf/ANALYSIS.md.)
     void close(Fd fd);
-    // shutdown(fd, SHUT_WR) the same way. Returns 0, or the errno of a synchronous shutdown(2).
-    // Queued, its result is not awaited: on a connected socket it fails only with ENOTCONN (the
-    // peer reset it first), which the caller ignores anyway, and a reset shows on the next read.
-    int shutdown_write(int fd);
 
     // An SQE to fill; submits pending ones first when the SQ is full.
     io_uring_sqe* sqe();

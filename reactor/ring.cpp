@@ -17,7 +17,6 @@ std::string RingFeatures::describe() const {
     if (ext_arg) text += " ext_arg";
     text += multishot_accept ? " multishot_accept" : " oneshot_accept";
     if (async_close) text += " async_close";
-    if (async_shutdown) text += " async_shutdown";
     if (cqe_skip) text += " cqe_skip";
     if (baseline) text += " (baseline forced by PASSGATE_IO_URING)";
     return text;
@@ -66,7 +65,6 @@ Ring::Ring(const RingOptions& options) {
         // system call.
         if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
             features_.async_close = io_uring_opcode_supported(probe, IORING_OP_CLOSE) != 0;
-            features_.async_shutdown = io_uring_opcode_supported(probe, IORING_OP_SHUTDOWN) != 0;
             io_uring_free_probe(probe);
         }
     }

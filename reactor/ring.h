@@ -31,10 +31,9 @@ struct RingFeatures {
     bool coop_taskrun = false;
     bool ext_arg = false;  // wait with a timeout without a timeout SQE
     bool multishot_accept = true;  // cleared by the first accept that the kernel refuses
-    // Per-connection system calls as ring operations, where the kernel has them (probed; all off
-    // in baseline mode, so that the plain system-call path stays tested): close, shutdown.
+    // close(2) as a ring operation, where the kernel has it (probed; off in baseline mode, so
+    // that the plain system-call path stays tested).
     bool async_close = false;
-    bool async_shutdown = false;
     bool cqe_skip = false;  // IOSQE_CQE_SKIP_SUCCESS: fire-and-forget operations post no CQE
     bool baseline = false;         // forced by RingOptions::baseline
     unsigned sq_entries = 0;

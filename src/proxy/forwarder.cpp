@@ -1,6 +1,5 @@
 #include "src/proxy/forwarder.h"
 
-#include "reactor/loop.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -117,7 +116,7 @@ bool copy_through_buffer(Direction& direction, DirectionEnds ends, PipePool& pip
 
 // Source to pipe, pipe to destination, up to pump_rounds_per_turn rounds.
 ForwardResult& splice_through_pipe(Direction& direction, DirectionEnds ends, PipePool& pipes,
-                                   bool other_finished, reactor::Loop* loop, ForwardResult& result) {
+                                   bool other_finished, ForwardResult& result) {
     std::size_t moved_this_turn = 0;
     for (int round = 0; round < pump_rounds_per_turn; ++round) {
         bool source_empty = false;
@@ -163,8 +162,10 @@ ForwardResult& splice_through_pipe(Direction& direction, DirectionEnds ends, Pip
             // close(2) sends that FIN (both receive queues were read to their end): no
             // shutdown(2) needed.
             if (!other_finished) {
-                const int error = loop != nullptr ? loop->shutdown_write(ends.destination)
-                                  : ::shutdown(ends.destination, SHUT_WR) == 0 ? 0 : errno;
+                // shutdown(2), not IORING_OP_SHUTDOWN: the kernel hands every ring shutdown to an
+                // io-wq thread (it never runs non-blocking), which cost 5% more CPU per short
+                // connection than this call (perf/ANALYSIS.md, "Overload, session 11").
+                const int error = ::shutdown(ends.destination, SHUT_WR) == 0 ? 0 : errno;
                 if (error != 0 && error != ENOTCONN) return end_with(result, Outcome::destination_error, error);
             }
             direction.finished = true;
@@ -180,8 +181,7 @@ ForwardResult& splice_through_pipe(Direction& direction, DirectionEnds ends, Pip
     return end_with(result, Outcome::budget_spent);
 }
 
-ForwardResult forward_turn(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished,
-                           reactor::Loop* loop) {
+ForwardResult forward_turn(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished) {
     ForwardResult result;
     if (!direction.streaming && !direction.source_eof && direction.pipe.bytes_inside == 0) {
         // An empty pipe still held (a turn that spent its budget) goes back to the pool: the
@@ -189,7 +189,7 @@ ForwardResult forward_turn(Direction& direction, DirectionEnds ends, PipePool& p
         direction.pipe.release();
         if (copy_through_buffer(direction, ends, pipes, result)) return result;
     }
-    return splice_through_pipe(direction, ends, pipes, other_finished, loop, result);
+    return splice_through_pipe(direction, ends, pipes, other_finished, result);
 }
 
 // What holds after every call: the pipe is held only while bytes are in it, except across a
@@ -216,12 +216,11 @@ ForwardResult forward_turn(Direction& direction, DirectionEnds ends, PipePool& p
 
 }  // namespace
 
-ForwardResult forward(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished,
-                      reactor::Loop* loop) {
+ForwardResult forward(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished) {
     assert(!direction.finished && !direction.waiting_writable);
     assert(ends.source >= 0 && ends.destination >= 0);
     [[maybe_unused]] const std::uint64_t bytes_before = direction.bytes;
-    const ForwardResult result = forward_turn(direction, ends, pipes, other_finished, loop);
+    const ForwardResult result = forward_turn(direction, ends, pipes, other_finished);
     assert(direction.bytes == bytes_before + result.moved);  // monotone, and all of it reported
     assert(pipe_lease_consistent(direction, result.outcome));
     assert(!direction.finished || direction.source_eof);

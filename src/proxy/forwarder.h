@@ -12,10 +12,6 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace passgate::reactor {
-class Loop;
-}
-
 namespace passgate {
 
 // Per call, a direction moves at most this many pipe-fulls before yielding to other
@@ -76,9 +72,7 @@ struct ForwardResult {
 // direction has passed its end on already, so the connection closes as soon as this one ends and
 // close(2) sends the FIN (no shutdown(2) call). Direction::bytes grows by `moved`. On an error
 // outcome the direction may still hold a pipe: the caller closes, and the lease's release
-// destroys a pipe that has bytes inside. With a `loop`, the shutdown goes with its next
-// submission (Loop::shutdown_write) instead of a system call of its own.
-ForwardResult forward(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished,
-                      reactor::Loop* loop = nullptr);
+// destroys a pipe that has bytes inside.
+ForwardResult forward(Direction& direction, DirectionEnds ends, PipePool& pipes, bool other_finished);
 
 }  // namespace passgate

@@ -523,7 +523,7 @@ void ProxyConnection::pump_direction(bool client_to_backend) {
     assert(routed_ && service_picked_ && client_ && backend_);
     const Flow flow = this->flow(client_to_backend);
     if (!flow.direction.finished && !flow.direction.waiting_writable) {
-        after_forward(flow, forward(flow.direction, flow.ends, worker_.pipes(), flow.other.finished, &worker_.loop()));
+        after_forward(flow, forward(flow.direction, flow.ends, worker_.pipes(), flow.other.finished));
         if (state_ != State::forwarding) return;
     }
     if (client_to_backend_.finished && backend_to_client_.finished) finish(CloseReason::completed);
