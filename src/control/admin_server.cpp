@@ -144,12 +144,12 @@ private:
         }
         const HttpParse parse = parse_http_request(head_);
         if (parse.status == HttpParse::Status::incomplete) return;
-        HttpResponse response;
+        AdminResponse response;
         if (parse.status == HttpParse::Status::bad) {
             response.status = 400;
             response.body = "bad request\n";
         } else {
-            HttpRequest request = parse.request;
+            AdminRequest request = parse.request;
             request.peer_loopback = is_loopback_source(source);
             response = server_.handler_(request);
         }

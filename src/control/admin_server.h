@@ -26,14 +26,17 @@
 
 namespace passgate {
 
-struct HttpResponse {
+// Named Admin*, not Http*: src/discovery/http_client.h has passgate::HttpRequest/HttpResponse,
+// and two different classes of one name break the one-definition rule (the linker keeps one
+// copy of their implicit members: an unoptimised ASan build corrupted memory with it).
+struct AdminResponse {
     int status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
     std::string allow;  // a 405's Allow header (the methods the path takes); none when empty
 };
 
-struct HttpRequest {
+struct AdminRequest {
     std::string method;
     std::string path;    // without the query string
     std::string accept;  // Accept header, if any
@@ -44,7 +47,7 @@ struct HttpRequest {
 struct HttpParse {
     enum class Status { incomplete, complete, bad };
     Status status = Status::incomplete;
-    HttpRequest request;
+    AdminRequest request;
 };
 HttpParse parse_http_request(std::string_view head);
 
@@ -61,7 +64,7 @@ struct AdminServerStats {
 
 class AdminServer {
 public:
-    using Handler = std::function<HttpResponse(const HttpRequest&)>;
+    using Handler = std::function<AdminResponse(const AdminRequest&)>;
     AdminServer(reactor::Loop& loop, reactor::Fd listen_socket, Handler handler,
                 const AdminServerOptions& options = {});
     ~AdminServer();

@@ -351,7 +351,7 @@ int ControlPlane::run() {
 void ControlPlane::start_admin_server() {
     const config::Config& config = *current_;
     admin_.emplace(loop_, std::move(admin_socket_),
-                   [this](const HttpRequest& request) { return on_admin_request(request); },
+                   [this](const AdminRequest& request) { return on_admin_request(request); },
                    AdminServerOptions{.request_timeout = config.admin.request_timeout.count(),
                                       .max_connections = config.admin.max_connections,
                                       .max_connections_per_source = config.admin.max_connections_per_source});
@@ -617,9 +617,9 @@ void ControlPlane::on_readiness() {
 }
 
 // GET /config, /listeners, /endpoints: JSON, read-only.
-std::optional<HttpResponse> ControlPlane::admin_view(const HttpRequest& request) const {
+std::optional<AdminResponse> ControlPlane::admin_view(const AdminRequest& request) const {
     if (request.path != "/config" && request.path != "/listeners" && request.path != "/endpoints") return std::nullopt;
-    HttpResponse response;
+    AdminResponse response;
     if (request.method != "GET") {
         response.status = 405;
         response.allow = "GET";
@@ -646,9 +646,9 @@ std::optional<HttpResponse> ControlPlane::admin_view(const HttpRequest& request)
     return response;
 }
 
-HttpResponse ControlPlane::on_admin_request(const HttpRequest& request) {
-    if (std::optional<HttpResponse> view = admin_view(request)) return *view;
-    HttpResponse response;
+AdminResponse ControlPlane::on_admin_request(const AdminRequest& request) {
+    if (std::optional<AdminResponse> view = admin_view(request)) return *view;
+    AdminResponse response;
     if (request.method != "GET" && request.method != "HEAD" && request.method != "POST") {
         response.status = 405;
         response.allow = request.path == "/upgrade" ? "GET, HEAD, POST" : "GET, HEAD";

@@ -86,8 +86,8 @@ private:
     void on_gateway_objects();
     void on_tick();       // every 100 ms
     void on_readiness();  // polls until every worker is up, then READY=1 once (or "ready" to the old process)
-    HttpResponse on_admin_request(const HttpRequest& request);
-    std::optional<HttpResponse> admin_view(const HttpRequest& request) const;  // nullopt: not a view's path
+    AdminResponse on_admin_request(const AdminRequest& request);
+    std::optional<AdminResponse> admin_view(const AdminRequest& request) const;  // nullopt: not a view's path
 
     AppOptions options_;
     std::shared_ptr<const config::Config> current_;  // the config in use
