@@ -142,7 +142,7 @@ private:
     bool multishot_ = false;
     std::uint32_t oneshot_wakeups_ = 0;  // once_then_multishot: one-shot arms left
     bool cancelling_ = false;
-    bool rearm_after_handler_ = false;  // its first completion's handler is running
+    bool rearm_after_handler_ = false;  // a once_then_multishot one-shot completion's handler is running
 };
 
 void Watch::poll(int fd, std::uint32_t events, PollMode mode) {
