@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstdio>
@@ -404,13 +405,18 @@ TEST_CASE("metrics: departed endpoints' series are freed; RSS and /metrics stay 
                                          Millis(10000), Millis(20));
         INFO("round " << round);
         REQUIRE(followed);
-        if (round % 10 == 0) rss_trace += " " + std::to_string(round) + ":" + std::to_string(rss_kib(passgate.pid()));
+        const std::size_t rss_now = round % 10 == 0 ? rss_kib(passgate.pid()) : 0;
+        if (round % 10 == 0) rss_trace += " " + std::to_string(round) + ":" + std::to_string(rss_now);
         if (round == 10 || round == rounds) {
             // Past the retention and a sweep (once a second): what is left is the steady state.
             std::this_thread::sleep_for(Millis(1500));
             const auto response = http_get(passgate.admin_port(), "/metrics");
             REQUIRE(response);
-            (round == 10 ? rss_at_10 : rss_at_end) = rss_kib(passgate.pid());
+            // The larger of the two samples, at both ends alike: when the allocator hands freed
+            // pages back to the kernel is its own business (ASan's did it within these 1.5 s
+            // after round 10 but not after round 50 in one CI run: 192,880 -> 143,740 KiB, then
+            // 195,320 -> 194,144), and a leak shows in either sample.
+            (round == 10 ? rss_at_10 : rss_at_end) = std::max(rss_now, rss_kib(passgate.pid()));
             (round == 10 ? metrics_at_10 : metrics_at_end) = response->body.size();
             (round == 10 ? series_at_10 : series_at_end) = passgate.metric({"passgate_metric_series"}).value_or(-1);
         }
