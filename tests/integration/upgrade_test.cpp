@@ -882,3 +882,42 @@ TEST_CASE("upgrade after a reload uses the reloaded config file; a reload after 
     CHECK(upgraded.terminate() == 0);
     CHECK(sanitizer_report(passgate.stderr_text()).empty());
 }
+
+// POST /upgrade starts a new process: only a local operator may ask for it. passgate runs in a
+// network namespace of its own whose loopback also carries 10.77.0.1, with the admin server on
+// every address; curl (run in that namespace) asks from 10.77.0.1 and from 127.0.0.1.
+TEST_CASE("POST /upgrade from a non-loopback address is refused with 403 and starts nothing",
+          "[integration][upgrade][admin]") {
+    TempDir dir;
+    const std::uint16_t admin_port = free_port();
+    std::string config = load_config(free_port(), 9);
+    config.replace(config.find("@ADMIN@"), 7, "0.0.0.0:" + std::to_string(admin_port));
+    const PassgateLaunch in_own_namespace{
+        .prefix = {"unshare", "--net", "--", "sh", "-c",
+                   "ip link set lo up && ip address add 10.77.0.1/32 dev lo && exec \"$0\" \"$@\""},
+        .allow_root = true};
+    Passgate passgate(dir, {config, {}, 1}, "passgate", in_own_namespace);
+    const std::string pid = std::to_string(passgate.pid());
+    // curl inside passgate's namespace: HTTP status code on stdout.
+    auto curl = [&](const std::string& method, const std::string& from, const std::string& path) {
+        return run({"nsenter", "--net=/proc/" + pid + "/ns/net", "curl", "--silent", "--max-time", "5",
+                    "--output", "/dev/null", "--write-out", "%{http_code}", "--interface", from, "--request",
+                    method, "http://" + from + ":" + std::to_string(admin_port) + path},
+                   dir, "curl", Millis(10000));
+    };
+    const bool ready = wait_until([&] { return curl("GET", "127.0.0.1", "/readyz").out == "200"; }, Millis(10000),
+                                  Millis(50));
+    INFO(passgate.stderr_text());
+    REQUIRE(ready);
+
+    const RunResult refused = curl("POST", "10.77.0.1", "/upgrade");
+    CHECK(refused.out == "403");
+    // The status view stays readable from there, and says no upgrade ran.
+    CHECK(curl("GET", "10.77.0.1", "/upgrade").out == "200");
+    CHECK(passgate.stderr_text().find("upgrade: started") == std::string::npos);
+    CHECK(passgate.process().running());
+    // The same request from the loopback address would start one (202): the 403 is the source's.
+    // Not sent here: an upgrade's new process is the upgrade tests' business.
+    CHECK(passgate.process().terminate() == 0);
+    CHECK(sanitizer_report(passgate.stderr_text()).empty());
+}
