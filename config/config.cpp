@@ -421,6 +421,18 @@ private:
                  if (auto value = t.integer("max_connections_per_worker", 1, kMaxConnections))
                      r.max_connections_per_worker = static_cast<std::uint32_t>(*value);
              }},
+            {"pause_accepting_at",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 // After max_connections_per_worker in this list: that value is known here.
+                 auto value = t.integer("pause_accepting_at", 2, kMaxConnections);
+                 if (!value) return;
+                 if (r.max_connections_per_worker && *value > *r.max_connections_per_worker)
+                     t.fail("pause_accepting_at",
+                            std::to_string(*value) + " is above max_connections_per_worker " +
+                                std::to_string(*r.max_connections_per_worker) +
+                                ": connections would be refused before accepting pauses");
+                 r.pause_accepting_at = static_cast<std::uint32_t>(*value);
+             }},
             {"max_hello_memory",
              [](Builder&, const TableReader& t, Runtime& r) {
                  if (auto value = t.integer("max_hello_memory", kMinHelloMemory, kMaxHelloMemory))

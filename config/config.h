@@ -40,6 +40,9 @@ struct Runtime {
     // Open client connections per worker at once. Unset: derived at start from RLIMIT_NOFILE
     // (src/control/fd_limit.h), so that passgate runs out of connection slots before descriptors.
     std::optional<std::uint32_t> max_connections_per_worker;
+    // Connections per worker at which it stops accepting (new ones wait in the kernel's listen
+    // queue, HAProxy's maxconn behaviour) until it holds half as many. Unset: it never pauses.
+    std::optional<std::uint32_t> pause_accepting_at;
     // Bytes of ClientHellos buffered before routing, over all connections (each worker has its
     // share, max_hello_memory / workers). A hello that would grow past it is refused.
     std::uint64_t max_hello_memory = 64ull * 1024 * 1024;

@@ -62,6 +62,7 @@ Json runtime_json(const Runtime& runtime) {
     out["upgrade_timeout"] = duration_text(runtime.upgrade_timeout);
     out["drain_delay"] = duration_text(runtime.drain_delay);
     out["max_connections_per_worker"] = or_null(runtime.max_connections_per_worker);
+    out["pause_accepting_at"] = or_null(runtime.pause_accepting_at);
     out["max_hello_memory"] = runtime.max_hello_memory;
     out["reuseport_cpu_steering"] = runtime.reuseport_cpu_steering;
     return out;

@@ -4,13 +4,14 @@
 
 namespace passgate::reactor {
 
-Acceptor::Acceptor(Loop& loop, int listen_fd, OnAccept on_accept, OnError on_error)
+Acceptor::Acceptor(Loop& loop, int listen_fd, OnAccept on_accept, OnError on_error, Watch::AcceptMode mode)
     : loop_(loop),
       listen_fd_(listen_fd),
       on_accept_(std::move(on_accept)),
       on_error_(std::move(on_error)),
+      mode_(mode),
       watch_(loop, *this) {
-    watch_.accept(listen_fd_);
+    watch_.accept(listen_fd_, mode_);
 }
 
 void Acceptor::stop() {
@@ -25,18 +26,36 @@ void Acceptor::finish() {
     loop_.cancel_timer(*this);
 }
 
+void Acceptor::pause() {
+    if (stopped_ || paused_) return;
+    paused_ = true;
+    watch_.cancel();
+    loop_.cancel_timer(*this);
+}
+
+void Acceptor::resume() {
+    if (stopped_ || !paused_) return;
+    paused_ = false;
+    // Still active: the cancel has not come back yet; on_watch re-arms when it does.
+    if (!watch_.active()) watch_.accept(listen_fd_, mode_);
+}
+
 void Acceptor::on_watch(int result) {
-    if (result >= 0) {
-        backoff_ = 0;
-        on_accept_(Fd(result));
+    if (result >= 0 || result == -ECANCELED) {
+        if (result >= 0) {
+            backoff_ = 0;
+            on_accept_(Fd(result));
+        }
+        // The last completion of a pause's cancel came back after a resume: accept again.
+        if (!stopped_ && !paused_ && !watch_.active()) watch_.accept(listen_fd_, mode_);
         return;
     }
-    if (result == -ECANCELED || stopped_) return;
+    if (stopped_ || paused_) return;
     ++accept_errors_;
     last_error_ = -result;
     if (on_error_) on_error_(-result);
     if (result == -ECONNABORTED || result == -EINTR) {
-        if (!watch_.active()) watch_.accept(listen_fd_);
+        if (!watch_.active()) watch_.accept(listen_fd_, mode_);
         return;
     }
     // Out of descriptors or memory: pause, then try again. The pending connections wait in the
@@ -47,8 +66,8 @@ void Acceptor::on_watch(int result) {
 }
 
 void Acceptor::on_timer() {
-    if (stopped_ || watch_.active()) return;
-    watch_.accept(listen_fd_);
+    if (stopped_ || paused_ || watch_.active()) return;
+    watch_.accept(listen_fd_, mode_);
 }
 
 }  // namespace passgate::reactor

@@ -72,17 +72,18 @@ public:
             return;
         }
         Watch* watch = watch_;
-        if (!more && !cancelling_ && oneshot_wakeups_ > 0 && result >= 0) {
-            // One of the first wake-ups of a once_then_multishot poll: the handler runs with the
-            // operation out of the kernel; re-armed afterwards (one-shot again, or multishot after
-            // the last of them) unless the handler stopped or cancelled the watch (detach() and
-            // cancel() then skip the kernel cancel).
-            --oneshot_wakeups_;
+        const bool one_shot_accept = kind_ == Kind::accept && !multishot_;
+        if (!more && !cancelling_ && (oneshot_wakeups_ > 0 || one_shot_accept) && result >= 0) {
+            // One of the first wake-ups of a once_then_multishot poll, or a one-shot accept: the
+            // handler runs with the operation out of the kernel; re-armed afterwards (one-shot
+            // again, or multishot after a poll's last one-shot) unless the handler stopped or
+            // cancelled the watch (detach() and cancel() then skip the kernel cancel).
+            if (oneshot_wakeups_ > 0) --oneshot_wakeups_;
             rearm_after_handler_ = true;
             watch->handler_.on_watch(result);  // may destroy `watch`; this op is the loop's
             rearm_after_handler_ = false;
             if (watch_ == nullptr) return loop_.recycle_op(this);
-            multishot_ = oneshot_wakeups_ == 0;
+            if (kind_ == Kind::poll) multishot_ = oneshot_wakeups_ == 0;
             submit();
             return;
         }
@@ -100,8 +101,6 @@ public:
                 multishot_ = false;
                 submit();
                 return;
-            } else if (kind_ == Kind::accept && !multishot_ && result >= 0) {
-                submit();  // one-shot accept mode keeps accepting
             } else {
                 watch->op_ = nullptr;
                 watch_ = nullptr;
@@ -152,10 +151,11 @@ void Watch::poll(int fd, std::uint32_t events, PollMode mode) {
                mode == PollMode::once_then_multishot ? once_then_multishot_oneshots : 0);
 }
 
-void Watch::accept(int listen_fd) {
+void Watch::accept(int listen_fd, AcceptMode mode) {
     assert(op_ == nullptr);
     op_ = loop_.take_op();
-    op_->start(this, WatchOp::Kind::accept, listen_fd, 0, loop_.features().multishot_accept);
+    op_->start(this, WatchOp::Kind::accept, listen_fd, 0,
+               mode == AcceptMode::multishot && loop_.features().multishot_accept);
 }
 
 void Watch::cancel() {

@@ -56,9 +56,14 @@ public:
     void poll(int fd, std::uint32_t events, bool multishot) {
         poll(fd, events, multishot ? PollMode::multishot : PollMode::once);
     }
-    // Multishot accept on a listening socket (falls back to one-shot re-arming on old kernels).
-    // New sockets are non-blocking and close-on-exec.
-    void accept(int listen_fd);
+    // Accepts on a listening socket; new sockets are non-blocking and close-on-exec.
+    // - multishot: one operation takes every connection waiting, in one go (falls back to
+    //   one_at_a_time on kernels without multishot accept).
+    // - one_at_a_time: one connection per operation, re-armed after its handler returns unless
+    //   the handler stopped or cancelled the watch (then nothing is in the kernel to cancel): an
+    //   owner that bounds how many it holds sees each one before the next is taken.
+    enum class AcceptMode { multishot, one_at_a_time };
+    void accept(int listen_fd, AcceptMode mode = AcceptMode::multishot);
     // Detaches and cancels the operation in flight, if any. Idempotent.
     void stop();
     // Cancels the operation in flight but keeps delivering its completions until the last one

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -97,6 +98,12 @@ WorkerBounds start_up_bounds(const config::Config& config, unsigned workers) {
                                         std::to_string(*config.runtime.max_connections_per_worker) +
                                         " is more than the descriptor limit allows (" + std::to_string(derived) +
                                         "): connections may fail with EMFILE before the cap");
+    bounds.pause_accept_at = config.runtime.pause_accepting_at.value_or(0);
+    if (bounds.pause_accept_at > bounds.max_connections)
+        log_line(LogLevel::warning, "[runtime] pause_accepting_at " + std::to_string(bounds.pause_accept_at) +
+                                        " is above the connection cap per worker (" +
+                                        std::to_string(bounds.max_connections) +
+                                        "): connections are refused (worker_limit) before accepting pauses");
     return bounds;
 }
 
@@ -276,6 +283,8 @@ void ControlPlane::register_worker_metrics() {
         "Connections accepted, by worker.", {"worker"});
     auto& accept_errors = metrics_.registry.counter("passgate_worker_accept_errors_total",
         "Failed accepts (out of descriptors or memory), by worker; accepting backs off.", {"worker"});
+    auto& accept_pauses = metrics_.registry.counter("passgate_worker_accept_pauses_total",
+        "Times a worker stopped accepting because it held pause_accept_at connections, by worker.", {"worker"});
     for (unsigned index = 0; index < workers_.size(); ++index) {
         const WorkerStats* stats = &workers_.stats(index);
         const std::string worker = std::to_string(index);
@@ -283,6 +292,7 @@ void ControlPlane::register_worker_metrics() {
         submissions.with_callback({worker}, [stats] { return double(stats->loop_submissions.get()); });
         accepted.with_callback({worker}, [stats] { return double(stats->accepted.get()); });
         accept_errors.with_callback({worker}, [stats] { return double(stats->accept_errors.get()); });
+        accept_pauses.with_callback({worker}, [stats] { return double(stats->accept_pauses.get()); });
     }
     const WorkerSet* all = &workers_;
     metrics_.registry.gauge("passgate_config_reload_pending_workers",
@@ -322,6 +332,7 @@ int ControlPlane::run() {
     WorkerOptions worker_options;
     worker_options.access_log = access_log_.get();
     worker_options.max_connections = bounds_.max_connections;
+    worker_options.pause_accept_at = bounds_.pause_accept_at;
     worker_options.hello_memory_budget = bounds_.hello_memory_budget;
     // An upgrade's new process holds its sockets but accepts only once the old one hands over.
     worker_options.accepting = serving_;

@@ -31,6 +31,7 @@ namespace passgate {
 struct WorkerBounds {
     std::uint32_t max_connections = 0;
     std::uint64_t hello_memory_budget = 0;
+    std::uint32_t pause_accept_at = 0;  // [runtime] pause_accepting_at; 0: never
 };
 
 class ControlPlane {

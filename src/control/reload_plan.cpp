@@ -31,6 +31,8 @@ const RestartOnlyKey restart_only[] = {
     {"runtime.workers", [](const Config& c) { return std::to_string(c.runtime.workers); }},
     {"runtime.max_connections_per_worker",
      [](const Config& c) { return optional_number(c.runtime.max_connections_per_worker); }},
+    {"runtime.pause_accepting_at",
+     [](const Config& c) { return optional_number(c.runtime.pause_accepting_at); }},
     {"runtime.max_hello_memory", [](const Config& c) { return std::to_string(c.runtime.max_hello_memory); }},
     {"runtime.reuseport_cpu_steering",
      [](const Config& c) { return std::string(c.runtime.reuseport_cpu_steering ? "true" : "false"); }},

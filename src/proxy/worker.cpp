@@ -44,7 +44,11 @@ void Worker::start_acceptors() {
         const int fd = socket.fd.get();
         socket.acceptor = std::make_unique<reactor::Acceptor>(
             loop_, fd, [this, fd](reactor::Fd client) { accept_on(fd, std::move(client)); },
-            [this](int error) { on_accept_error(error); });
+            [this](int error) { on_accept_error(error); },
+            // With a population bound, each accept is seen before the next is taken.
+            options_.pause_accept_at > 0 ? reactor::Watch::AcceptMode::one_at_a_time
+                                         : reactor::Watch::AcceptMode::multishot);
+        if (accept_paused_) socket.acceptor->pause();
     }
 }
 
@@ -84,6 +88,26 @@ void Worker::accept(std::size_t listener, reactor::Fd client) {
     ProxyConnection& started = *connection;
     connections_.push_back(std::move(connection));
     started.start();
+    pause_or_resume_accepting();
+}
+
+// Past pause_accept_at connections, each one more costs every connection more (the ring's polls,
+// timers and the sockets' memory go cold): new ones are left in the kernel's listen queue, where
+// waiting costs nothing and a full backlog sheds SYNs, until half of the population is gone.
+void Worker::pause_or_resume_accepting() {
+    const std::uint32_t pause_at = options_.pause_accept_at;
+    if (pause_at == 0) return;
+    const std::size_t held = connections_.size();
+    if (!accept_paused_ && held >= pause_at) {
+        accept_paused_ = true;
+        stats_.accept_pauses.add();
+        for (ListenSocket& socket : listen_sockets_)
+            if (socket.acceptor) socket.acceptor->pause();
+    } else if (accept_paused_ && held <= pause_at / 2) {
+        accept_paused_ = false;
+        for (ListenSocket& socket : listen_sockets_)
+            if (socket.acceptor) socket.acceptor->resume();
+    }
 }
 
 void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summary) {
@@ -123,6 +147,7 @@ void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summar
     loop_.defer_destroy(std::move(owned));
     // Freeing a connection releases its generation: look for unused generations at batch end.
     generations_may_be_unused_ = true;
+    pause_or_resume_accepting();
 }
 
 void Worker::on_batch_end() {

@@ -117,6 +117,9 @@ struct WorkerOptions {
     std::uint64_t hello_memory_budget = 64ull * 1024 * 1024;
     // False: the listening sockets are held but not accepted on until a StartAcceptingMessage.
     bool accepting = true;
+    // Connections held at which the worker stops accepting (new ones wait in the kernel's listen
+    // queues) until it holds half as many ([runtime] pause_accepting_at); 0: never.
+    std::uint32_t pause_accept_at = 0;
 };
 
 class Worker {
@@ -186,6 +189,8 @@ private:
     // Frees the pools no live generation uses any more.
     void collect_pools();
     void start_acceptors();
+    // The population bound (WorkerOptions::pause_accept_at), checked after each accept and close.
+    void pause_or_resume_accepting();
     const Snapshot& current_snapshot() const { return *generations_.back().snapshot; }
 
     WorkerOptions options_;
@@ -207,6 +212,7 @@ private:
     Admission admission_;
     bool accepting_ = true;
     bool draining_ = false;
+    bool accept_paused_ = false;  // by the population bound
     bool generations_may_be_unused_ = false;  // a connection ended or a reload came since the last look
     reactor::MemberTimer<Worker, &Worker::on_drain_deadline> drain_deadline_{*this};
     reactor::ChannelReceiver<WorkerMessage> inbox_;

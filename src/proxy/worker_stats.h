@@ -10,6 +10,7 @@ using metrics::OwnedCounter;
 
 struct alignas(64) WorkerStats {
     OwnedCounter accepted;
+    OwnedCounter accept_pauses;  // times the population bound stopped accepting
     OwnedCounter accept_errors;  // failed accepts (EMFILE, ENFILE, ENOBUFS, ...): the acceptor backs off
     OwnedCounter active;
     OwnedCounter pipes_in_use;

@@ -425,7 +425,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
           "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, drain_delay, "
-          "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering");
+          "max_connections_per_worker, pause_accepting_at, max_hello_memory, reuseport_cpu_steering");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
           "address, departed_series_retention, request_timeout, max_connections, max_connections_per_source");
@@ -464,7 +464,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     // A dotted key under a known table is an unknown key of that table.
     CHECK(error_of("runtime.x = 1\n" + kBase) ==
           "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, drain_delay, "
-          "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering");
+          "max_connections_per_worker, pause_accepting_at, max_hello_memory, reuseport_cpu_steering");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1150,6 +1150,18 @@ TEST_CASE("bounds keys: defaults, set values and ranges", "[config][bounds]") {
         CHECK(error_of("[admin]\nmax_connections_per_source = 70000\n" + kBase)
                   .rfind("t.toml:2: admin.max_connections_per_source:", 0) == 0);
     }
+}
+
+TEST_CASE("pause_accepting_at: unset by default, at most max_connections_per_worker", "[config][pause]") {
+    CHECK_FALSE(parse_config(kBase, "t.toml").runtime.pause_accepting_at.has_value());
+    CHECK(parse_config("[runtime]\npause_accepting_at = 2048\n" + kBase, "t.toml").runtime.pause_accepting_at == 2048u);
+    CHECK(parse_config("[runtime]\nmax_connections_per_worker = 100\npause_accepting_at = 100\n" + kBase, "t.toml")
+              .runtime.pause_accepting_at == 100u);
+    CHECK(error_of("[runtime]\nmax_connections_per_worker = 100\npause_accepting_at = 101\n" + kBase) ==
+          "t.toml:3: runtime.pause_accepting_at: 101 is above max_connections_per_worker 100: connections would "
+          "be refused before accepting pauses");
+    CHECK(error_of("[runtime]\npause_accepting_at = 1\n" + kBase).rfind("t.toml:2: runtime.pause_accepting_at:", 0) == 0);
+    CHECK(error_of("[runtime]\npause_accepting_at = \"2k\"\n" + kBase).rfind("t.toml:2: runtime.pause_accepting_at:", 0) == 0);
 }
 
 TEST_CASE("reuseport_cpu_steering: off by default, a boolean", "[config][steering]") {

@@ -1057,6 +1057,69 @@ TEST_CASE("faults: the default connection cap (from the descriptor limit) refuse
     CHECK(report.empty());
 }
 
+// [runtime] pause_accepting_at: HAProxy's maxconn behaviour. Past the bound new connections wait in
+// the kernel's listen queue instead of being accepted and refused; each is served once the worker
+// holds half as many. One worker, a bound of 4, 10 clients.
+TEST_CASE("faults: pause_accepting_at leaves connections past it in the listen queue; none is refused, all "
+          "are served in turn", "[integration][faults][pause]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {"[runtime]\npause_accepting_at = 4\n\n" + echo_config(port, backend.port()), {}, 1});
+    REQUIRE(passgate.wait_ready());
+    CHECK(passgate.metric({"passgate_worker_accept_pauses_total"}) == 0);
+    auto accepted = [&] { return passgate.metric({"passgate_worker_accepted_total"}).value_or(-1); };
+    auto pauses = [&] { return passgate.metric({"passgate_worker_accept_pauses_total"}).value_or(-1); };
+    // The echo backend sends the hello back first, then the text: both, byte for byte.
+    auto served = [&](int fd, const std::string& text) {
+        std::vector<std::uint8_t> echoed(any_hello().size());
+        if (!recv_exact(fd, echoed.data(), echoed.size(), deadline_in(Millis(3000)))) return std::string("no hello echoed");
+        if (echoed != any_hello()) return std::string("hello echo differs");
+        return echo_check(fd, text);
+    };
+
+    // Four clients are accepted and proxied; the fourth pauses accepting.
+    std::vector<Socket> clients;
+    for (int i = 0; i < 4; ++i) {
+        clients.push_back(connect_to(port));
+        REQUIRE(clients.back());
+        REQUIRE(send_all(clients.back().get(), any_hello(), deadline_in(Millis(2000))));
+        CHECK(served(clients.back().get(), "held " + std::to_string(i)).empty());
+    }
+    CHECK(wait_until([&] { return pauses() == 1; }, Millis(2000)));
+    // Six more connect (the kernel completes their handshakes) and send their hellos: none is
+    // taken. A bounded look (300 ms) at something that must not happen.
+    for (int i = 4; i < 10; ++i) {
+        clients.push_back(connect_to(port));
+        REQUIRE(clients.back());
+        REQUIRE(send_all(clients.back().get(), any_hello(), deadline_in(Millis(2000))));
+    }
+    std::this_thread::sleep_for(Millis(300));
+    CHECK(accepted() == 4);
+    CHECK(passgate.metric({"passgate_downstream_connections_active"}) == 4);
+
+    // Closing two of the held ones brings the worker to half: it accepts the next two in queue
+    // order (clients 4 and 5), then pauses again at four.
+    clients[0].reset();
+    clients[1].reset();
+    CHECK(wait_until([&] { return accepted() == 6 && pauses() == 2; }, Millis(5000)));
+    std::this_thread::sleep_for(Millis(100));
+    CHECK(accepted() == 6);
+    CHECK(served(clients[4].get(), "late 4").empty());
+    CHECK(served(clients[5].get(), "late 5").empty());
+    // The rest, two at a time: every client is served, byte for byte, and nothing is refused.
+    for (std::size_t next = 6; next < 10; next += 2) {
+        clients[next - 4].reset();
+        clients[next - 3].reset();
+        CHECK(served(clients[next].get(), "late " + std::to_string(next)).empty());
+        CHECK(served(clients[next + 1].get(), "late " + std::to_string(next + 1)).empty());
+    }
+    CHECK(accepted() == 10);
+    CHECK(labelled_sum(passgate, "passgate_downstream_connections_refused_total", {}) == 0);
+    clients.clear();
+    stop_and_check(passgate);
+}
+
 TEST_CASE("faults: slow hellos over the default max_hello_memory are refused; good clients are served "
           "meanwhile", "[integration][faults][limits]") {
     TempDir dir;

@@ -170,3 +170,95 @@ TEST_CASE("finish() stops accepting but hands over the connections accepted befo
     // Every connection is either handed to on_accept or still waiting: none was closed.
     CHECK(handed + waiting == 6);
 }
+
+// A worker holding too many connections pauses accepting and leaves new ones to the kernel's
+// listen queue; resuming takes them all, also when the resume comes before the cancel's last
+// completion did.
+TEST_CASE("pause() leaves new connections in the listen queue; resume() takes them all") {
+    Loop loop;
+    const sockaddr_in any_port = loopback(0);
+    Fd listener = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
+    const int port = local_port(listener.get());
+    std::vector<Fd> accepted;
+    std::size_t wanted = 0;
+    Acceptor acceptor(loop, listener.get(), [&](Fd socket) {
+        accepted.push_back(std::move(socket));
+        if (accepted.size() == wanted) loop.stop();
+    });
+    StopAfter give_up(loop);
+    std::vector<Fd> clients;
+
+    // Running: two connections are accepted.
+    wanted = 2;
+    for (int i = 0; i < 2; ++i) clients.push_back(connect_blocking(port));
+    loop.arm_timer_after(give_up, 5000);
+    loop.run();
+    REQUIRE(accepted.size() == 2);
+
+    // Paused (its cancel comes back in this run): three more wait in the kernel's queue.
+    acceptor.pause();
+    CHECK(acceptor.paused());
+    loop.arm_timer_after(give_up, 50);
+    loop.run();
+    for (int i = 0; i < 3; ++i) clients.push_back(connect_blocking(port));
+    loop.arm_timer_after(give_up, 100);
+    loop.run();
+    CHECK(accepted.size() == 2);
+
+    // Resumed: the three are taken.
+    acceptor.resume();
+    CHECK_FALSE(acceptor.paused());
+    wanted = 5;
+    loop.arm_timer_after(give_up, 5000);
+    loop.run();
+    CHECK(accepted.size() == 5);
+
+    // Paused and resumed before the loop ran (the cancel's last completion comes after the
+    // resume): still accepting.
+    acceptor.pause();
+    acceptor.resume();
+    wanted = 7;
+    for (int i = 0; i < 2; ++i) clients.push_back(connect_blocking(port));
+    loop.arm_timer_after(give_up, 5000);
+    loop.run();
+    CHECK(accepted.size() == 7);
+    CHECK(acceptor.accept_errors() == 0);
+}
+
+// The bound a worker keeps with [runtime] pause_accepting_at: with one_at_a_time accepts, a pause
+// from on_accept takes effect before the next connection, even with a full listen queue (a
+// multishot accept would have taken all ten in one go).
+TEST_CASE("one_at_a_time accepts: a pause from on_accept holds the count exactly") {
+    Loop loop;
+    const sockaddr_in any_port = loopback(0);
+    Fd listener = listen_tcp(reinterpret_cast<const sockaddr*>(&any_port), sizeof any_port);
+    const int port = local_port(listener.get());
+    std::vector<Fd> clients;
+    for (int i = 0; i < 10; ++i) clients.push_back(connect_blocking(port));
+    std::vector<Fd> accepted;
+    std::size_t bound = 3;
+    Acceptor* self = nullptr;
+    Acceptor acceptor(
+        loop, listener.get(),
+        [&](Fd socket) {
+            accepted.push_back(std::move(socket));
+            if (accepted.size() >= bound) self->pause();
+        },
+        {}, Watch::AcceptMode::one_at_a_time);
+    self = &acceptor;
+    StopAfter stop(loop);
+    loop.arm_timer_after(stop, 100);
+    loop.run();
+    CHECK(accepted.size() == 3);
+    bound = 8;
+    acceptor.resume();
+    loop.arm_timer_after(stop, 100);
+    loop.run();
+    CHECK(accepted.size() == 8);
+    bound = 100;
+    acceptor.resume();
+    loop.arm_timer_after(stop, 100);
+    loop.run();
+    CHECK(accepted.size() == 10);
+    CHECK(acceptor.accept_errors() == 0);
+}
