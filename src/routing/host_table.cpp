@@ -57,6 +57,12 @@ void HostTable::build_sorted(std::vector<Shared>* shared) {
         for (std::size_t i = first; i < last; ++i)
             if (i == first || pending_[i].route != candidates_.back()) candidates_.push_back(pending_[i].route);
         const std::size_t count = candidates_.size() - slot.candidates;
+        if (count == 1) {  // kept in the slot
+            slot.candidates = candidates_.back();
+            candidates_.pop_back();
+        }
+        const std::string_view key = key_of(pending_[first]);
+        dot_counts_ |= std::uint64_t{1} << std::min<std::size_t>(std::count(key.begin(), key.end(), '.'), 63);
         if (count > std::numeric_limits<std::uint16_t>::max())
             throw std::length_error("hostname table: more than 65535 routes claim one hostname");
         slot.count = static_cast<std::uint16_t>(count);
@@ -86,7 +92,8 @@ std::span<const HostTable::RouteId> HostTable::find(std::string_view key, std::u
         if (slot.count == 0) return {};
         if (slot.tag == tag && slot.length == key.size() &&
             std::string_view(arena_).substr(slot.key, slot.length) == key)
-            return {candidates_.data() + slot.candidates, slot.count};
+            return slot.count == 1 ? std::span<const RouteId>(&slot.candidates, 1)
+                                   : std::span<const RouteId>(candidates_.data() + slot.candidates, slot.count);
     }
 }
 

@@ -6,9 +6,11 @@
 // One open-addressing hash table (linear probing, load factor at most 1/2) of 16-byte slots;
 // each slot holds a 32-bit tag of the key's hash, the key's offset and length in one arena of
 // bytes (every distinct key stored once), and the offset and count of its candidate routes in one
-// array of route ids (4 bytes each), in definition order. Per distinct key: 16 B / load factor
+// array of route ids (4 bytes each), in definition order; a key claimed by one route (the usual
+// case) holds the route id in its slot instead, which saves a cache miss. Per distinct key: 16 B / load factor
 // (the slot count is the power of two at or above twice the keys: 32..64 B) + 4 B per claiming
-// route + the key's bytes, so at most 68 B beyond the name for a name one route claims
+// route when two or more claim it + the key's bytes, so at most 64 B beyond the name for a name
+// one route claims
 // (perf/ROUTING.md has the measured figures). The load factor stays at or below 1/2 because
 // most probes miss (a wildcard lookup probes every suffix) and a miss's linear probe grows
 // quickly above it.
@@ -19,6 +21,7 @@
 // whole name and of every dot-suffix: a lookup costs one hash pass plus at most one probe per
 // label, whatever the table's size, and allocates nothing.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -58,6 +61,11 @@ public:
     }
     static std::uint64_t hash(std::string_view key);
 
+    // Might a key with `dots` dots be in the table? False: none is, skip the probe. (Wildcard
+    // suffixes cluster at a few depths, so most of a lookup's suffix probes end here without
+    // touching the table's memory.)
+    bool may_hold_dots(std::size_t dots) const { return (dot_counts_ >> std::min<std::size_t>(dots, 63)) & 1; }
+
     std::size_t keys() const { return keys_; }
     bool empty() const { return keys_ == 0; }
     // Bytes held by the built table (slots, arena, candidates), for metrics and perf/ROUTING.md.
@@ -67,7 +75,7 @@ private:
     struct Slot {
         std::uint32_t tag = 0;         // the hash's high 32 bits
         std::uint32_t key = 0;         // offset in arena_
-        std::uint32_t candidates = 0;  // offset in candidates_
+        std::uint32_t candidates = 0;  // offset in candidates_; count 1: the route id itself
         std::uint8_t length = 0;       // key bytes (keys are at most 254 bytes)
         std::uint8_t unused = 0;
         std::uint16_t count = 0;       // candidate routes; 0: an empty slot
@@ -86,6 +94,7 @@ private:
     std::vector<RouteId> candidates_;
     std::vector<Pending> pending_;  // until build()
     std::size_t keys_ = 0;
+    std::uint64_t dot_counts_ = 0;  // bit n: a key has n dots (63: 63 or more)
 };
 
 template <typename OnShared>
@@ -105,6 +114,7 @@ public:
     std::size_t size() const { return count_; }
     // i = 0: the longest suffix.
     std::string_view suffix(std::size_t i) const { return host_.substr(dots_[count_ - 1 - i]); }
+    std::size_t dots(std::size_t i) const { return count_ - i; }  // in suffix(i)
     std::uint64_t hash(std::size_t i) const { return hashes_[count_ - 1 - i]; }
 
 private:

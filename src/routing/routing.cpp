@@ -142,7 +142,9 @@ ListenerRoutes::Match ListenerRoutes::match(std::string_view sni,
     // each of its dot-suffixes.
     const HostSuffixes suffixes(sni);
     // 1. Exact hostnames.
-    if (const auto candidates = exact_.find(sni, suffixes.whole_hash()); !candidates.empty()) {
+    if (const auto candidates = exact_.may_hold_dots(suffixes.size()) ? exact_.find(sni, suffixes.whole_hash())
+                                                                      : std::span<const RouteId>();
+        !candidates.empty()) {
         const Precedence exact{Precedence::Level::exact, 0, false, 0};
         if (const config::Route* route = pick(candidates, exact, alpn)) return Match{route, Miss::none, false};
     }
@@ -150,6 +152,7 @@ ListenerRoutes::Match ListenerRoutes::match(std::string_view sni,
     // 2. Wildcards, longest suffix first: at most one probe per label.
     if (!wildcard_.empty()) {
         for (std::size_t i = 0; i < suffixes.size(); ++i) {
+            if (!wildcard_.may_hold_dots(suffixes.dots(i))) continue;
             const std::string_view suffix = suffixes.suffix(i);
             const auto candidates = wildcard_.find(suffix, suffixes.hash(i));
             if (candidates.empty()) continue;

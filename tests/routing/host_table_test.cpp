@@ -83,6 +83,10 @@ TEST_CASE("host table: exact keys, routes in the order added, repeats kept once"
     CHECK(table.find("a.example.co").empty());
     CHECK(table.find("").empty());
     CHECK(shared == Strings{"a.example.com:3"});
+    // Keys of two dots only: a probe for any other depth is skipped.
+    CHECK(table.may_hold_dots(2));
+    CHECK_FALSE(table.may_hold_dots(1));
+    CHECK_FALSE(table.may_hold_dots(3));
 }
 
 TEST_CASE("host table: an empty table finds nothing", "[routing][host_table]") {
