@@ -6,6 +6,8 @@
 #include "config/hostname.h"
 #include "src/wire/hostnames_file.h"
 
+#include "fuzz/line_file_error.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -24,15 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     const passgate::HostnamesFileParse result = passgate::parse_hostnames_file(text, "fuzz.txt");
     if (!result.ok()) {
-        const std::string& error = result.error;
         check(result.names.empty());
-        check(error.rfind("fuzz.txt:", 0) == 0);
-        std::size_t position = 9;
-        while (position < error.size() && error[position] >= '0' && error[position] <= '9') ++position;
-        check(position > 9 && error.compare(position, 2, ": ") == 0);
-        check(error[9] != '0' || position == 10);
-        check(error[9] != '0' || size > passgate::kHostnamesFileMaxBytes);
-        check(error.find('\n') == std::string::npos && error.find('\r') == std::string::npos);
+        check_line_file_error(result.error, "fuzz.txt", size, passgate::kHostnamesFileMaxBytes);
         return 0;
     }
     check(result.names.size() <= passgate::kHostnamesFileMaxNames);

@@ -72,13 +72,7 @@ WatchedFileRead read_watched_file(const std::string& path, std::size_t max_bytes
 }
 
 EndpointsFileParse read_endpoints_file(const std::string& path) {
-    WatchedFileRead read = read_watched_file(path, kEndpointsFileMaxBytes, "an endpoints file");
-    if (!read.error.empty()) {
-        EndpointsFileParse failed;
-        failed.error = std::move(read.error);
-        return failed;
-    }
-    return parse_endpoints_file(read.text, path);
+    return read_and_parse(path, kEndpointsFileMaxBytes, "an endpoints file", &parse_endpoints_file);
 }
 
 }  // namespace passgate

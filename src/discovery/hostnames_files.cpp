@@ -11,13 +11,7 @@
 namespace passgate {
 
 HostnamesFileParse read_hostnames_file(const std::string& path) {
-    WatchedFileRead read = read_watched_file(path, kHostnamesFileMaxBytes, "a hostnames file");
-    if (!read.error.empty()) {
-        HostnamesFileParse failed;
-        failed.error = std::move(read.error);
-        return failed;
-    }
-    return parse_hostnames_file(read.text, path);
+    return read_and_parse(path, kHostnamesFileMaxBytes, "a hostnames file", &parse_hostnames_file);
 }
 
 namespace {

@@ -2,6 +2,7 @@
 
 #include "config/hostname.h"
 #include "config/quote.h"
+#include "src/wire/text_lines.h"
 
 namespace passgate {
 
@@ -37,15 +38,9 @@ HostnamesFileParse parse_hostnames_file(std::string_view text, std::string_view 
     }
     HostnamesFileParse result;
     std::string lowered;  // one buffer for every line: no allocation per name
-    std::size_t line_number = 0;
-    std::size_t position = 0;
-    while (position < text.size()) {
-        ++line_number;
-        const std::size_t newline = text.find('\n', position);
-        const std::size_t end = newline == std::string_view::npos ? text.size() : newline;
-        std::string_view line = text.substr(position, end - position);
-        position = end + 1;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    TextLines lines(text);
+    for (std::string_view line; lines.next(line);) {
+        const std::size_t line_number = lines.number();
         if (line.size() > kHostnamesFileMaxLineBytes) {
             return failure(source_name, line_number,
                            "line is longer than " + std::to_string(kHostnamesFileMaxLineBytes) + " bytes");
