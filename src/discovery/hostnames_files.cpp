@@ -41,7 +41,7 @@ namespace {
 
 std::string route_list(const std::vector<std::string>& routes) {
     std::string out;
-    for (const std::string& route : routes) out += (out.empty() ? "route " : ", route ") + config::quote(route);
+    for (const std::string& route : routes) out.append(out.empty() ? "route " : ", route ").append(config::quote(route));
     return out;
 }
 

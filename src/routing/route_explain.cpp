@@ -239,8 +239,9 @@ void explain_other_routes(std::string& out, const ListenerRoutes::Trace& trace,
         std::string names = join(attached->effective_hostnames);
         // A file's names are counted, not listed (there may be a million).
         if (!attached->route->hostnames_file.empty())
-            names += (names.empty() ? "" : ", ") + std::string("hostnames_file ") + attached->route->hostnames_file +
-                     " (" + std::to_string(attached->file_hostnames) + " names here)";
+            names.append(names.empty() ? "" : ", ")
+                .append("hostnames_file " + attached->route->hostnames_file + " (" +
+                        std::to_string(attached->file_hostnames) + " names here)");
         not_matching += "\"" + attached->route->name + "\" (" +
                         (names.empty() ? std::string("no hostname here: default_route only") : names) + ")";
     }

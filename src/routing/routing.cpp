@@ -87,7 +87,7 @@ void ListenerRoutes::note_shared(const config::Config& config, const config::Lis
         }
         if (!from_file[id] && !from_file[static_cast<std::size_t>(first - routes_)]) continue;
         if (++shadowed_count_ > kMaxShadowedReported) continue;
-        const std::string hostname = (wildcard ? "*" : "") + std::string(shared.key);
+        const std::string hostname = std::string(wildcard ? "*" : "").append(shared.key);
         const std::string where = !route.origin.empty() ? route.origin : config.source + ":" + std::to_string(route.line);
         shadowed_.push_back(where + ": route " + config::quote(route.name) + " hostname " + config::quote(hostname) +
                             " on listener " + config::quote(listener.name) + " is shadowed by route " +
@@ -204,7 +204,7 @@ ListenerRoutes::Trace ListenerRoutes::rank(std::string_view sni,
     for (std::size_t i = 0; i < suffixes.size(); ++i) {
         const std::string_view suffix = suffixes.suffix(i);
         note(wildcard_.find(suffix, suffixes.hash(i)), Precedence{Precedence::Level::wildcard, suffix.size(), false, 0},
-             "*" + std::string(suffix));
+             std::string("*").append(suffix));
     }
     note(match_all_, Precedence{Precedence::Level::match_all, 0, false, 0}, config::match_all_hostnames);
     std::vector<Candidate> excluded;
