@@ -103,6 +103,17 @@ TEST_CASE("hostnames_file: 100 atomic renames while connections run: none fails,
     // A good version after it is taken again.
     replace_file(file, tenants_version(102));
     CHECK(wait_until([&] { return backend_for(port, "v102-1.example.com") == "tenant"; }, Millis(3000), Millis(5)));
+    // A reload that points the route at a file that does not exist is rejected as a whole (there
+    // is no last good version of that file): the running tables keep serving.
+    const std::string config = hostfile_config(port, tenant, fallback);
+    const std::string missing = dir.file("missing.txt");
+    std::string moved = config;
+    moved.replace(moved.find("\"tenants.txt\""), 13, "\"missing.txt\"");
+    reload_with(passgate, moved);
+    REQUIRE(wait_for_reloads(passgate, 1));
+    CHECK(metric_sample(passgate, "passgate_config_reloads_total{result=\"failure\"}") == 1.0);
+    CHECK(passgate.wait_for_log("route \"tenants\": hostnames_file: " + missing + ": cannot open"));
+    CHECK(backend_for(port, "v102-1.example.com") == "tenant");
     // No snapshot piles up: the current one only, once no connection holds an older one.
     CHECK(wait_until([&] { return passgate.metric({"passgate_config_snapshots_live"}) == 1.0; }, Millis(3000)));
     stop_and_check(passgate);
