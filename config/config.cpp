@@ -1244,6 +1244,10 @@ private:
              }},
             {"listeners", [](Builder& b, const TableReader& t, RouteDraft& d) { b.read_route_listeners(t, d); }},
             {"hostnames", [](Builder& b, const TableReader& t, RouteDraft& d) { b.read_route_hostnames(t, d); }},
+            {"hostnames_file",
+             [](Builder& b, const TableReader& t, RouteDraft& d) {
+                 if (t.string("hostnames_file", false)) d.route.hostnames_file = b.path_value(t, "hostnames_file");
+             }},
             {"alpn", [](Builder& b, const TableReader& t, RouteDraft& d) { b.read_route_alpn(t, d); }},
             {"backends", [](Builder& b, const TableReader& t, RouteDraft& d) { b.read_route_backends(t, d); },
              "max_connection_duration"},

@@ -170,6 +170,10 @@ struct Route {
     std::string name;
     std::vector<std::string> listeners;  // validated to name [[listener]]s
     std::vector<std::string> hostnames;  // lowercased; exact or "*.suffix"; may be empty
+    // More hostnames, one a line, in a watched file (src/wire/hostnames_file.h): absolute (a
+    // relative path is resolved against the config's folder); empty: none. A route with a file
+    // is not a route "without hostnames", even when the file lists none.
+    std::string hostnames_file;
     std::vector<std::string> alpn;       // optional: match only hellos offering one of these
     std::vector<BackendRef> backends;    // at least one
     // When a reload removes this route, its open connections are closed after this long;
@@ -306,6 +310,7 @@ std::string config_hash(std::string_view bytes);
 // The hostnames `route` matches on `listener` (Gateway API intersection, config/hostname.h), with
 // one exception: a route without hostnames that is the listener's default_route serves there only
 // as the default (no SNI, or no match), as in the example config. Empty: matches no SNI there.
+// Only its `hostnames`: the names of its hostnames_file are read and intersected by src/routing.
 std::vector<std::string> attached_hostnames(const Listener& listener, const Route& route);
 // Reads the file once (at most kMaxConfigFileBytes) and parses and hashes those bytes.
 Config load_config_file(const std::string& path);

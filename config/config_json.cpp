@@ -153,6 +153,7 @@ Json route_json(const Route& route) {
     out["name"] = route.name;
     out["listeners"] = strings(route.listeners);
     out["hostnames"] = strings(route.hostnames);
+    out["hostnames_file"] = text_or_null(route.hostnames_file);
     out["alpn"] = strings(route.alpn);
     Json backends = Json::array();
     for (const BackendRef& backend : route.backends) {

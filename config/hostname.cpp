@@ -218,7 +218,8 @@ std::string validate_dns_name(std::string_view name) {
 namespace passgate::config {
 
 std::vector<std::string> attached_hostnames(const Listener& listener, const Route& route) {
-    if (route.hostnames.empty() && listener.default_route == route.name) return {};
+    // A route whose names are all in its hostnames_file: those are intersected by src/routing.
+    if (route.hostnames.empty() && (listener.default_route == route.name || !route.hostnames_file.empty())) return {};
     return effective_hostnames(listener.hostname, route.hostnames);
 }
 

@@ -44,7 +44,8 @@ std::vector<std::string> collect_warnings(const Config& config) {
             const Listener& listener = *it;
             const bool is_default = listener.default_route == route.name;
             const auto effective = attached_hostnames(listener, route);
-            if (is_default || !effective.empty()) {
+            // A hostnames_file's names are not known here (src/routing reads them): may attach.
+            if (is_default || !effective.empty() || !route.hostnames_file.empty()) {
                 listener_has_routes[static_cast<std::size_t>(it - config.listeners.begin())] = true;
             }
             if (!route.hostnames.empty() && effective.empty() && !is_default &&

@@ -5,6 +5,8 @@
 
 #include "src/wire/endpoints_file.h"
 
+#include "fuzz/line_file_error.h"
+
 #include <netinet/in.h>
 
 #include <cstddef>
@@ -39,15 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const passgate::EndpointsFileParse result = passgate::parse_endpoints_file(text, "fuzz.eps");
     if (!result.ok()) {
         // "fuzz.eps:LINE: MESSAGE": LINE is 0 (the whole file) or 1.., one line of text.
-        const std::string& error = result.error;
         check(result.endpoints.empty());
-        check(error.rfind("fuzz.eps:", 0) == 0);
-        std::size_t position = 9;
-        while (position < error.size() && error[position] >= '0' && error[position] <= '9') ++position;
-        check(position > 9 && error.compare(position, 2, ": ") == 0);
-        check(error[9] != '0' || position == 10);  // no leading zeros
-        check(error[9] != '0' || size > passgate::kEndpointsFileMaxBytes);
-        check(error.find('\n') == std::string::npos && error.find('\r') == std::string::npos);
+        check_line_file_error(result.error, "fuzz.eps", size, passgate::kEndpointsFileMaxBytes);
         return 0;
     }
     check(size <= passgate::kEndpointsFileMaxBytes);

@@ -3,6 +3,7 @@
 #include "config/hostname.h"
 #include "reactor/ring.h"
 #include "src/discovery/endpoints_file_reader.h"
+#include "src/discovery/hostnames_files.h"
 #include "src/discovery/kubernetes_credentials.h"
 #include "src/routing/routing.h"
 
@@ -30,7 +31,7 @@ std::string join(const std::vector<std::string>& items) {
 }
 }  // namespace
 
-std::string describe_config(const config::Config& config) {
+std::string describe_config(const config::Config& config, const HostnameFiles* files) {
     std::string out = config.source + ": OK\n";
     out += "listeners: " + std::to_string(config.listeners.size()) + "\n";
     for (const config::Listener& listener : config.listeners) {
@@ -39,13 +40,19 @@ std::string describe_config(const config::Config& config) {
         if (listener.default_route) out += " default_route=" + *listener.default_route;
         if (!listener.origin.empty()) out += " (from " + listener.origin + ")";
         out += "\n";
-        const ListenerRoutes routes(config, listener);
+        const ListenerRoutes routes(config, listener, files);
         for (const ListenerRoutes::Attached& attached : routes.attached()) {
             out += "    route " + attached.route->name + ": ";
-            if (attached.effective_hostnames.empty()) out += "(default route only)";
-            else if (attached.effective_hostnames.front() == config::match_all_hostnames)
+            const std::string& file = attached.route->hostnames_file;
+            if (attached.effective_hostnames.empty() && file.empty()) out += "(default route only)";
+            else if (!attached.effective_hostnames.empty() &&
+                     attached.effective_hostnames.front() == config::match_all_hostnames)
                 out += "* (every hostname, lowest precedence)";
             else out += join(attached.effective_hostnames);
+            // A file's names are counted, not listed (there may be a million).
+            if (!file.empty())
+                out += std::string(attached.effective_hostnames.empty() ? "" : ", ") + "hostnames_file " + file +
+                       " (" + std::to_string(attached.file_hostnames) + " names here)";
             if (!attached.route->alpn.empty()) out += " alpn=" + join(attached.route->alpn);
             if (!attached.route->origin.empty()) out += " (from " + attached.route->origin + ")";
             out += "\n";
@@ -192,7 +199,20 @@ int run_check(const config::Config& config, const std::string& gateway_summary, 
     for (const std::string& warning : config.warnings) errors << "warning: " << warning << '\n';
     // Every check runs, so that one pass reports every problem.
     std::ostringstream kubernetes_line;
-    const bool files_ok = check_endpoints_files(config, errors);
+    const bool endpoints_ok = check_endpoints_files(config, errors);
+    // Start-up fails on a hostnames file it cannot read or parse (the same reader).
+    std::vector<std::string> file_errors;
+    const HostnameFiles hostname_files = read_hostnames_files(config, file_errors);
+    for (const std::string& error : file_errors) errors << error << '\n';
+    const bool files_ok = endpoints_ok && file_errors.empty();
+    // Names claimed twice where a hostnames file is involved: warnings like the config's own.
+    for (const config::Listener& listener : config.listeners) {
+        const ListenerRoutes routes(config, listener, &hostname_files);
+        for (const std::string& warning : routes.shadowed()) errors << "warning: " << warning << '\n';
+        if (routes.shadowed_count() > routes.shadowed().size())
+            errors << "warning: listener \"" << listener.name << "\": "
+                   << routes.shadowed_count() - routes.shadowed().size() << " more shadowed hostnames not listed\n";
+    }
     const bool kubernetes_ok = check_kubernetes(config, kubernetes_line, errors);
     const AccessLogCheck access_log = check_access_log(config);
     if (!access_log.ok) errors << access_log.text << '\n';
@@ -201,7 +221,7 @@ int run_check(const config::Config& config, const std::string& gateway_summary, 
         errors << config.source << ": not OK: start-up would fail (the problems above)\n";
         return 1;
     }
-    out << describe_config(config);
+    out << describe_config(config, &hostname_files);
     if (!gateway_summary.empty()) out << gateway_summary << '\n';
     if (config.gateway_api.watch)
         out << "gateway_api: watch = true: the Gateway API objects are read from the API server at start; not "

@@ -1,12 +1,15 @@
 #pragma once
 #include "config/config.h"
+#include "src/routing/routing.h"
 
 #include <ostream>
 #include <string>
 
 namespace passgate {
 // The `--check` summary: listeners, routes with their effective hostnames per listener, services.
-std::string describe_config(const config::Config& config);
+// `files`: the routes' hostnames files as read (nullptr: none read; a file route then shows no
+// names).
+std::string describe_config(const config::Config& config, const HostnameFiles* files = nullptr);
 // The `--check` of [kubernetes]: the credentials load as at start-up (kubeconfig, context,
 // cluster and user found, files read, certificates and keys parsed) without contacting the API
 // server. Start-up reads them only when a service uses Kubernetes discovery or [gateway_api]

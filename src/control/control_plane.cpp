@@ -135,13 +135,19 @@ ControlPlane::ControlPlane(const AppOptions& options, config::Config config)
       workers_(worker_count_),
       loop_(reactor::RingOptions{.sq_entries = 64, .cq_entries = 1024}),
       directory_(loop_, metrics_, [this](EndpointSets sets) { on_endpoints(std::move(sets)); }),
+      hostnames_files_(loop_, metrics_.registry, metrics_.control_shard(), [this] { on_hostnames_files(); }),
       upgrade_parent_(options.upgrade_parent),
       serving_(options.upgrade_parent == nullptr),
       signals_(loop_, {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}, [this](int signal) { on_signal(signal); }) {
     if (upgrade_parent_ != nullptr) upgraded_from_ = upgrade_parent_->parent();
     loaded_at_ = unix_time_seconds();
     register_metrics();
-    initial_snapshot_ = std::make_shared<const Snapshot>(current_, metrics_);
+    try {
+        hostnames_files_.commit(hostnames_files_.prepare(*current_), *current_);
+    } catch (const std::runtime_error& error) {
+        throw std::runtime_error(std::string("hostnames: ") + error.what());
+    }
+    initial_snapshot_ = make_snapshot(current_);
     snapshot_ = initial_snapshot_;
     open_access_log();
     bind_sockets();
@@ -534,6 +540,13 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
         metrics_.config_reloads.with({"failure"}).inc(control);
         return error.what();
     }
+    std::unique_ptr<HostnamesFiles::Prepared> hostnames;
+    try {
+        hostnames = hostnames_files_.prepare(*next);
+    } catch (const std::runtime_error& error) {
+        metrics_.config_reloads.with({"failure"}).inc(control);
+        return error.what();
+    }
     EndpointSets endpoint_sets;
     try {
         endpoint_sets = directory_.follow(*next);
@@ -553,7 +566,8 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
         held.push_back(std::move(holding));
     }
     held_listeners_ = std::move(held);
-    auto snapshot = std::make_shared<const Snapshot>(next, metrics_, snapshot_.get());
+    hostnames_files_.commit(std::move(hostnames), *next);
+    auto snapshot = make_snapshot(next);
     for (unsigned worker = 0; worker < worker_count_; ++worker)
         workers_.send_reload(worker, ReloadMessage{.snapshot = snapshot,
                                                    .new_sockets = std::move(sockets[worker]),
@@ -571,6 +585,38 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
     current_hash_ = hash;
     snapshot_ = snapshot;
     return {};
+}
+
+std::shared_ptr<const Snapshot> ControlPlane::make_snapshot(std::shared_ptr<const config::Config> config) {
+    const HostnameFiles files = hostnames_files_.current(*config);
+    auto snapshot = std::make_shared<const Snapshot>(std::move(config), metrics_, snapshot_.get(), &files);
+    // Names claimed twice with a file involved, as --check reports them (bounded per listener).
+    for (const ListenerPlan& plan : snapshot->listeners()) {
+        for (const std::string& warning : plan.routes.shadowed()) log_line(LogLevel::warning, warning);
+        if (plan.routes.shadowed_count() > plan.routes.shadowed().size())
+            log_line(LogLevel::warning, "listener \"" + plan.listener->name + "\": " +
+                                            std::to_string(plan.routes.shadowed_count() - plan.routes.shadowed().size()) +
+                                            " more shadowed hostnames not listed");
+    }
+    return snapshot;
+}
+
+// A hostnames file changed: the same config, new route tables, published like a reload's
+// snapshot (every listener keeps its socket; connections keep the snapshot they started with).
+void ControlPlane::on_hostnames_files() {
+    if (stopping_) return;
+    auto snapshot = make_snapshot(current_);
+    EndpointSets endpoint_sets;
+    try {
+        // The same config again: every service keeps its source; this returns the current sets.
+        endpoint_sets = directory_.follow(*current_);
+    } catch (const std::runtime_error& error) {
+        log_line(LogLevel::error, std::string("hostnames: new route tables not published: ") + error.what());
+        return;
+    }
+    for (unsigned worker = 0; worker < worker_count_; ++worker)
+        workers_.send_reload(worker, ReloadMessage{.snapshot = snapshot, .new_sockets = {}, .endpoint_sets = endpoint_sets});
+    snapshot_ = std::move(snapshot);
 }
 
 // Discovery or health changed some services' endpoints: every worker gets the latest sets.

@@ -17,6 +17,7 @@
 #include "src/observe/access_log.h"
 #include "src/observe/app_metrics.h"
 #include "src/proxy/worker_set.h"
+#include "src/discovery/hostnames_files.h"
 #include "src/routing/snapshot.h"
 
 #include <cstdint>
@@ -83,6 +84,10 @@ private:
     // its services, hands the workers a new snapshot. "" on success, else why nothing changed.
     std::string install(std::shared_ptr<const config::Config> next);
     void on_endpoints(EndpointSets sets);
+    // A hostnames_file has a new good version: the current config's snapshot rebuilt with it.
+    void on_hostnames_files();
+    // A snapshot of `config` with the current hostnames files; logs what they shadow.
+    std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> config);
     // [gateway_api] watch: the objects changed (or were listed for the first time).
     void on_gateway_objects();
     void on_tick();       // every 100 ms
@@ -126,6 +131,8 @@ private:
     // The control loop: signals, reloads, the admin server, endpoint discovery and health checks.
     reactor::Loop loop_;
     EndpointDirectory directory_;
+    // The routes' hostnames files: a new good version makes a new snapshot (on_hostnames_files).
+    HostnamesFiles hostnames_files_;
     // [gateway_api] watch = true only: the TOML's own config (the file as last loaded), which
     // every change of the objects is merged into, and the watch with its status writer.
     std::shared_ptr<const config::Config> base_;

@@ -20,6 +20,7 @@
 #include "src/control/status_command.h"
 #include "src/control/upgrade.h"
 #include "src/control/upgrade_command.h"
+#include "src/discovery/hostnames_files.h"
 #include "src/gateway/configuration.h"
 #include "src/observe/log.h"
 #include "src/routing/route_explain.h"
@@ -324,8 +325,14 @@ int main(int argc, char** argv) {
                          options->listener->c_str(), config.source.c_str(), names.empty() ? "(none)" : names.c_str());
             return 2;
         }
+        // The routes' hostnames files, read as start-up reads them; one that cannot be read is an
+        // error (start-up would fail on it).
+        std::vector<std::string> file_errors;
+        const passgate::HostnameFiles files = passgate::read_hostnames_files(config, file_errors);
+        for (const std::string& error : file_errors) std::fprintf(stderr, "passgate route: %s\n", error.c_str());
+        if (!file_errors.empty()) return 1;
         const passgate::RouteExplanation explained = passgate::judge_route(
-            config, *options->sni, options->alpn, options->listener ? &*options->listener : nullptr);
+            config, *options->sni, options->alpn, options->listener ? &*options->listener : nullptr, &files);
         std::cout << explained.text;
         return static_cast<int>(explained.outcome);
     }

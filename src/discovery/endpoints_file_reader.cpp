@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -24,15 +25,15 @@ std::string file_kind(mode_t mode) {
     return "not a regular file";
 }
 
-EndpointsFileParse read_failure(const std::string& path, const std::string& message) {
-    EndpointsFileParse failed;
+WatchedFileRead read_failure(const std::string& path, const std::string& message) {
+    WatchedFileRead failed;
     failed.error = path + ": " + message;
     return failed;
 }
 
 }  // namespace
 
-EndpointsFileParse read_endpoints_file(const std::string& path) {
+WatchedFileRead read_watched_file(const std::string& path, std::size_t max_bytes, std::string_view role) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (forever).
     const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return read_failure(path, std::string("cannot open: ") + std::strerror(errno));
@@ -45,14 +46,17 @@ EndpointsFileParse read_endpoints_file(const std::string& path) {
     if (!S_ISREG(status.st_mode)) {
         ::close(fd);
         return read_failure(path, "not a regular file (" + file_kind(status.st_mode) +
-                                      "); an endpoints file must be a regular file");
+                                      "); " + std::string(role) + " must be a regular file");
     }
     // One byte more than the parser accepts, so that it sees (and reports) an oversized file.
-    constexpr std::size_t max_read = kEndpointsFileMaxBytes + 1;
-    std::string text(max_read, '\0');
+    const std::size_t max_read = max_bytes + 1;
+    // Sized by fstat (a hostnames file may be allowed 256 MiB but hold 20), grown if the file
+    // grows while it is read.
+    std::string text(std::min(max_read, static_cast<std::size_t>(status.st_size) + 1), '\0');
     std::size_t got = 0;
     while (got < max_read) {
-        const ssize_t n = ::read(fd, text.data() + got, max_read - got);
+        if (got == text.size()) text.resize(std::min(max_read, text.size() * 2));
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             const int error = errno;
@@ -64,7 +68,11 @@ EndpointsFileParse read_endpoints_file(const std::string& path) {
     }
     ::close(fd);
     text.resize(got);
-    return parse_endpoints_file(text, path);
+    return WatchedFileRead{std::move(text), {}};
+}
+
+EndpointsFileParse read_endpoints_file(const std::string& path) {
+    return read_and_parse(path, kEndpointsFileMaxBytes, "an endpoints file", &parse_endpoints_file);
 }
 
 }  // namespace passgate

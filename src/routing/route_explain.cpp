@@ -236,11 +236,14 @@ void explain_other_routes(std::string& out, const ListenerRoutes::Trace& trace,
     for (const ListenerRoutes::Attached* attached : trace.not_matching) {
         if (attached->route == trace.match.route) continue;
         if (!not_matching.empty()) not_matching += ", ";
+        std::string names = join(attached->effective_hostnames);
+        // A file's names are counted, not listed (there may be a million).
+        if (!attached->route->hostnames_file.empty())
+            names.append(names.empty() ? "" : ", ")
+                .append("hostnames_file " + attached->route->hostnames_file + " (" +
+                        std::to_string(attached->file_hostnames) + " names here)");
         not_matching += "\"" + attached->route->name + "\" (" +
-                        (attached->effective_hostnames.empty()
-                             ? std::string("no hostname here: default_route only")
-                             : join(attached->effective_hostnames)) +
-                        ")";
+                        (names.empty() ? std::string("no hostname here: default_route only") : names) + ")";
     }
     if (!not_matching.empty()) out += "  hostnames do not match: " + not_matching + "\n";
 }
@@ -248,8 +251,8 @@ void explain_other_routes(std::string& out, const ListenerRoutes::Trace& trace,
 // Returns the listener's verdict.
 RouteOutcome explain_listener(std::string& out, const config::Config& config,
                               const config::Listener& listener, std::string_view sni,
-                              const std::vector<std::string>& alpn) {
-    const ListenerRoutes table(config, listener);
+                              const std::vector<std::string>& alpn, const HostnameFiles* files) {
+    const ListenerRoutes table(config, listener, files);
     const ListenerRoutes::Trace trace = table.rank(sni, alpn);
     // The chosen candidate ranks first; with the default_route taken there is none.
     const Candidate* winner = !trace.ranked.empty() &&
@@ -261,8 +264,10 @@ RouteOutcome explain_listener(std::string& out, const config::Config& config,
 
     // Routes that name this listener but do not attach to it (config --check warns about them).
     for (const config::Route* route : table.not_attached()) {
+        const std::string file = route->hostnames_file.empty() ? "" : "hostnames_file " + route->hostnames_file;
         out += "  not attached: " + route_name(*route) + ": none of its hostnames (" +
-               join(route->hostnames) + ") intersects the listener hostname " +
+               join(route->hostnames) + (route->hostnames.empty() || file.empty() ? "" : ", ") + file +
+               ") intersects the listener hostname " +
                listener.hostname.value_or("") + "\n";
     }
 
@@ -288,7 +293,7 @@ std::string explain_route(const config::Config& config, std::string_view sni,
 }
 
 RouteExplanation judge_route(const config::Config& config, std::string_view sni, const std::vector<std::string>& alpn,
-                             const std::string* only_listener) {
+                             const std::string* only_listener, const HostnameFiles* files) {
     std::vector<const config::Listener*> listeners;
     for (const config::Listener& listener : config.listeners)
         if (only_listener == nullptr || listener.name == *only_listener) listeners.push_back(&listener);
@@ -334,7 +339,7 @@ RouteExplanation judge_route(const config::Config& config, std::string_view sni,
     if (listeners.empty()) out += "no listeners\n";
     for (const config::Listener* listener : listeners) {
         out += listener_heading(*listener);
-        outcome = std::max(outcome, explain_listener(out, config, *listener, hello.hello.sni, hello.hello.alpn));
+        outcome = std::max(outcome, explain_listener(out, config, *listener, hello.hello.sni, hello.hello.alpn, files));
     }
     return {std::move(out), outcome};
 }

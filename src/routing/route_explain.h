@@ -3,6 +3,7 @@
 // with this SNI and ALPN would take on every listener, and why. Pure: reads the config only.
 
 #include "config/config.h"
+#include "src/routing/routing.h"
 
 #include <string>
 #include <string_view>
@@ -35,8 +36,9 @@ struct RouteExplanation {
 };
 
 // explain_route on the listeners named `only_listener` (nullptr: every listener), with the
-// verdict. `only_listener` must name a listener of `config`.
+// verdict. `only_listener` must name a listener of `config`. `files`: the routes' hostnames
+// files as read (nullptr: none; a route with a file then matches no name).
 RouteExplanation judge_route(const config::Config& config, std::string_view sni, const std::vector<std::string>& alpn,
-                             const std::string* only_listener = nullptr);
+                             const std::string* only_listener = nullptr, const HostnameFiles* files = nullptr);
 
 }  // namespace passgate

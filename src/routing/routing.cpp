@@ -1,6 +1,7 @@
 #include "src/routing/routing.h"
 
 #include "config/hostname.h"
+#include "config/quote.h"
 
 #include <algorithm>
 #include <iterator>
@@ -11,9 +12,6 @@ namespace passgate {
 
 namespace {
 
-// ".example.com" for "*.example.com".
-std::string_view suffix_of(std::string_view wildcard) { return wildcard.substr(1); }
-
 bool offers_any(const config::Route& route, std::span<const std::string> offered) {
     for (const std::string& protocol : offered) {
         for (const std::string& wanted : route.alpn) {
@@ -23,62 +21,78 @@ bool offers_any(const config::Route& route, std::span<const std::string> offered
     return false;
 }
 
+// Adds `pattern` (an effective hostname) for `route` to the table of its kind.
+void add_pattern(std::string_view pattern, HostTable::RouteId route, HostTable& exact, HostTable& wildcard,
+                 std::vector<HostTable::RouteId>& match_all) {
+    if (pattern == config::match_all_hostnames) match_all.push_back(route);
+    else if (config::is_wildcard_hostname(pattern)) wildcard.add(pattern.substr(1), route);  // ".suffix"
+    else exact.add(pattern, route);
+}
+
 }  // namespace
 
-// exact_: by (pattern, order). Heterogeneous so that lookups take a string_view, no allocation.
-struct ListenerRoutes::ExactOrder {
-    bool operator()(const Entry& a, const Entry& b) const {
-        if (a.pattern != b.pattern) return a.pattern < b.pattern;
-        return a.order < b.order;
-    }
-    bool operator()(const Entry& a, std::string_view host) const { return a.pattern < host; }
-    bool operator()(std::string_view host, const Entry& b) const { return host < b.pattern; }
-};
-
-// wildcard_: by suffix length descending (most specific first), then suffix, then order. The
-// lookup key is a suffix of the SNI starting at a dot (".example.com").
-struct ListenerRoutes::WildcardOrder {
-    static bool less(std::string_view a, std::string_view b) {
-        if (a.size() != b.size()) return a.size() > b.size();
-        return a < b;
-    }
-    bool operator()(const Entry& a, const Entry& b) const {
-        const auto sa = suffix_of(a.pattern);
-        const auto sb = suffix_of(b.pattern);
-        if (sa != sb) return less(sa, sb);
-        return a.order < b.order;
-    }
-    bool operator()(const Entry& a, std::string_view suffix) const {
-        return less(suffix_of(a.pattern), suffix);
-    }
-    bool operator()(std::string_view suffix, const Entry& b) const {
-        return less(suffix, suffix_of(b.pattern));
-    }
-};
-
-ListenerRoutes::ListenerRoutes(const config::Config& config, const config::Listener& listener) {
+ListenerRoutes::ListenerRoutes(const config::Config& config, const config::Listener& listener,
+                               const HostnameFiles* files)
+    : routes_(config.routes.data()) {
     if (listener.default_route) default_route_ = config.find_route(*listener.default_route);
+    // Which routes' claims came (also) from a hostnames_file, for the shadowing report.
+    std::vector<bool> from_file(config.routes.size(), false);
     for (std::size_t order = 0; order < config.routes.size(); ++order) {
         const config::Route& route = config.routes[order];
         if (std::find(route.listeners.begin(), route.listeners.end(), listener.name) ==
             route.listeners.end()) {
             continue;
         }
-        std::vector<std::string> effective = config::attached_hostnames(listener, route);
-        if (effective.empty() && &route != default_route_) {
+        const auto id = static_cast<RouteId>(order);
+        Attached attached{&route, config::attached_hostnames(listener, route), 0};
+        const HostnameList* names =
+            files != nullptr && order < files->size() ? (*files)[order].get() : nullptr;
+        if (!route.hostnames_file.empty() && names != nullptr) {
+            from_file[order] = true;
+            for (std::size_t i = 0; i < names->size(); ++i) {
+                const std::string_view name = (*names)[i];
+                if (!listener.hostname) {
+                    add_pattern(name, id, exact_, wildcard_, match_all_);
+                    ++attached.file_hostnames;
+                } else if (const auto effective = config::intersect_hostnames(*listener.hostname, name)) {
+                    add_pattern(*effective, id, exact_, wildcard_, match_all_);
+                    ++attached.file_hostnames;
+                }
+            }
+        }
+        if (attached.effective_hostnames.empty() && attached.file_hostnames == 0 && &route != default_route_) {
             not_attached_.push_back(&route);
             continue;
         }
-        for (const std::string& pattern : effective) {
-            std::vector<Entry>& entries = pattern == config::match_all_hostnames ? match_all_
-                                          : config::is_wildcard_hostname(pattern)                ? wildcard_
-                                                                                : exact_;
-            entries.push_back(Entry{pattern, &route, order});
-        }
-        attached_.push_back(Attached{&route, std::move(effective)});
+        for (const std::string& pattern : attached.effective_hostnames)
+            add_pattern(pattern, id, exact_, wildcard_, match_all_);
+        attached_.push_back(std::move(attached));
     }
-    std::sort(exact_.begin(), exact_.end(), ExactOrder{});
-    std::sort(wildcard_.begin(), wildcard_.end(), WildcardOrder{});
+    exact_.build([&](const HostTable::Shared& shared) { note_shared(config, listener, shared, false, from_file); });
+    wildcard_.build([&](const HostTable::Shared& shared) { note_shared(config, listener, shared, true, from_file); });
+}
+
+// Like config/warnings.cpp: the first route without an alpn list that claims the name wins it
+// for good; each later one without a list is shadowed. Reported only when a file is involved.
+void ListenerRoutes::note_shared(const config::Config& config, const config::Listener& listener,
+                                 const HostTable::Shared& shared, bool wildcard,
+                                 const std::vector<bool>& from_file) {
+    const config::Route* first = nullptr;
+    for (const RouteId id : shared.routes) {
+        const config::Route& route = routes_[id];
+        if (!route.alpn.empty()) continue;
+        if (first == nullptr) {
+            first = &route;
+            continue;
+        }
+        if (!from_file[id] && !from_file[static_cast<std::size_t>(first - routes_)]) continue;
+        if (++shadowed_count_ > kMaxShadowedReported) continue;
+        const std::string hostname = std::string(wildcard ? "*" : "").append(shared.key);
+        const std::string where = !route.origin.empty() ? route.origin : config.source + ":" + std::to_string(route.line);
+        shadowed_.push_back(where + ": route " + config::quote(route.name) + " hostname " + config::quote(hostname) +
+                            " on listener " + config::quote(listener.name) + " is shadowed by route " +
+                            config::quote(first->name) + " (defined first, same hostname); it never matches there");
+    }
 }
 
 bool ListenerRoutes::more_specific(const Precedence& a, const Precedence& b) {
@@ -92,24 +106,23 @@ bool ListenerRoutes::outranks(const Precedence& a, const Precedence& b) {
     return a.order < b.order;
 }
 
-const config::Route* ListenerRoutes::pick(const Entry* first, const Entry* last, Precedence level,
-                                          std::span<const std::string> alpn) {
-    // Entries share one hostname pattern, so one level: only the ALPN standing and the order
+const config::Route* ListenerRoutes::pick(std::span<const RouteId> candidates, Precedence level,
+                                          std::span<const std::string> alpn) const {
+    // Candidates share one hostname key, so one level: only the ALPN standing and the order
     // tell them apart. A route whose alpn list does not match is not eligible.
     const config::Route* best = nullptr;
     Precedence best_precedence;
-    for (const Entry* entry = first; entry != last; ++entry) {
-        const config::Route& route = *entry->route;
+    for (const RouteId id : candidates) {
+        const config::Route& route = routes_[id];
         if (!route.alpn.empty() && !offers_any(route, alpn)) continue;
         Precedence precedence = level;
         precedence.alpn_listed = !route.alpn.empty();
-        precedence.order = entry->order;
+        precedence.order = id;
         if (best == nullptr || outranks(precedence, best_precedence)) {
             best = &route;
             best_precedence = precedence;
         }
-        // A matching alpn list outranks every entry defined after it: stop here, as the data
-        // path did before the ordering was shared.
+        // A matching alpn list outranks every candidate defined after it: stop here.
         if (best_precedence.alpn_listed) break;
     }
     return best;
@@ -125,70 +138,39 @@ ListenerRoutes::Match ListenerRoutes::match(std::string_view sni,
     if (sni.empty()) return fallback(Miss::no_sni);
 
     // The levels are visited most specific first (the first criterion of outranks()); the
-    // first level with an eligible route decides.
+    // first level with an eligible route decides. One right-to-left pass hashes the SNI and
+    // each of its dot-suffixes.
+    const HostSuffixes suffixes(sni);
     // 1. Exact hostnames.
-    {
-        const auto [first, last] = std::equal_range(exact_.begin(), exact_.end(), sni, ExactOrder{});
-        if (first != last) {
-            const Precedence exact{Precedence::Level::exact, 0, false, 0};
-            if (const config::Route* route = pick(&*first, &*first + (last - first), exact, alpn)) {
-                return Match{route, Miss::none, false};
-            }
-        }
+    if (const auto candidates = exact_.may_hold_dots(suffixes.size()) ? exact_.find(sni, suffixes.whole_hash())
+                                                                      : std::span<const RouteId>();
+        !candidates.empty()) {
+        const Precedence exact{Precedence::Level::exact, 0, false, 0};
+        if (const config::Route* route = pick(candidates, exact, alpn)) return Match{route, Miss::none, false};
     }
 
-    // 2. Wildcards, longest suffix first: the suffixes of the SNI that start at a dot, left to
-    //    right. A dot at position 0 would leave no label for the "*" and is skipped.
+    // 2. Wildcards, longest suffix first: at most one probe per label.
     if (!wildcard_.empty()) {
-        for (std::size_t dot = sni.find('.', 1); dot != std::string_view::npos;
-             dot = sni.find('.', dot + 1)) {
-            const std::string_view suffix = sni.substr(dot);
-            const auto [first, last] =
-                std::equal_range(wildcard_.begin(), wildcard_.end(), suffix, WildcardOrder{});
-            if (first == last) continue;
+        for (std::size_t i = 0; i < suffixes.size(); ++i) {
+            if (!wildcard_.may_hold_dots(suffixes.dots(i))) continue;
+            const std::string_view suffix = suffixes.suffix(i);
+            const auto candidates = wildcard_.find(suffix, suffixes.hash(i));
+            if (candidates.empty()) continue;
             const Precedence wildcard{Precedence::Level::wildcard, suffix.size(), false, 0};
-            if (const config::Route* route = pick(&*first, &*first + (last - first), wildcard, alpn)) {
-                return Match{route, Miss::none, false};
-            }
+            if (const config::Route* route = pick(candidates, wildcard, alpn)) return Match{route, Miss::none, false};
         }
     }
 
     // 3. Routes without hostnames: every SNI, least specific of all.
     if (!match_all_.empty()) {
         const Precedence match_all{Precedence::Level::match_all, 0, false, 0};
-        if (const config::Route* route =
-                pick(match_all_.data(), match_all_.data() + match_all_.size(), match_all, alpn)) {
-            return Match{route, Miss::none, false};
-        }
+        if (const config::Route* route = pick(match_all_, match_all, alpn)) return Match{route, Miss::none, false};
     }
 
     return fallback(Miss::no_route);
 }
 
 namespace {
-
-// The most specific of `effective_hostnames` that matches `sni`, as a Precedence level and the
-// pattern; nullopt when none does.
-std::optional<std::pair<ListenerRoutes::Precedence, std::string>> best_level(
-    const std::vector<std::string>& effective_hostnames, std::string_view sni) {
-    using Precedence = ListenerRoutes::Precedence;
-    std::optional<std::pair<Precedence, std::string>> best;
-    for (const std::string& pattern : effective_hostnames) {
-        Precedence level;
-        if (pattern == config::match_all_hostnames) {
-            level.level = Precedence::Level::match_all;
-        } else if (!config::hostname_matches(pattern, sni)) {
-            continue;
-        } else if (config::is_wildcard_hostname(pattern)) {
-            level.level = Precedence::Level::wildcard;
-            level.suffix_length = pattern.size() - 1;
-        } else {
-            level.level = Precedence::Level::exact;
-        }
-        if (!best || ListenerRoutes::more_specific(level, best->first)) best.emplace(level, pattern);
-    }
-    return best;
-}
 
 // Why `loser` ranks below `winner` (both eligible, `winner` first by outranks()).
 ListenerRoutes::Verdict why_below(const ListenerRoutes::Precedence& loser,
@@ -205,10 +187,30 @@ ListenerRoutes::Trace ListenerRoutes::rank(std::string_view sni,
     Trace trace;
     trace.match = match(sni, alpn);
     if (sni.empty()) return trace;
+    // Each attached route's most specific level that matches the SNI, read from the tables (the
+    // same ones match() uses, file names included): exact, then wildcard suffixes longest first,
+    // then "no hostnames".
+    std::vector<std::optional<std::pair<Precedence, std::string>>> best(attached_.size());
+    auto note = [&](std::span<const RouteId> routes, Precedence level, std::string_view pattern) {
+        for (const RouteId id : routes) {
+            const auto it = std::find_if(attached_.begin(), attached_.end(),
+                                         [&](const Attached& a) { return a.route == &routes_[id]; });
+            auto& slot = best[static_cast<std::size_t>(it - attached_.begin())];
+            if (!slot) slot.emplace(level, std::string(pattern));
+        }
+    };
+    const HostSuffixes suffixes(sni);
+    note(exact_.find(sni, suffixes.whole_hash()), Precedence{Precedence::Level::exact, 0, false, 0}, sni);
+    for (std::size_t i = 0; i < suffixes.size(); ++i) {
+        const std::string_view suffix = suffixes.suffix(i);
+        note(wildcard_.find(suffix, suffixes.hash(i)), Precedence{Precedence::Level::wildcard, suffix.size(), false, 0},
+             std::string("*").append(suffix));
+    }
+    note(match_all_, Precedence{Precedence::Level::match_all, 0, false, 0}, config::match_all_hostnames);
     std::vector<Candidate> excluded;
     for (std::size_t index = 0; index < attached_.size(); ++index) {
         const Attached& attached = attached_[index];
-        auto level = best_level(attached.effective_hostnames, sni);
+        auto& level = best[index];
         if (!level) {
             trace.not_matching.push_back(&attached);
             continue;

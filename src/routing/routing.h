@@ -7,9 +7,12 @@
 // listener's hostname). No SNI or no match: the listener's default_route, else no route.
 
 #include "config/config.h"
+#include "src/routing/host_table.h"
+#include "src/wire/hostnames_file.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -17,10 +20,17 @@
 
 namespace passgate {
 
+// The names read from each route's `hostnames_file`, by route index (nullptr: the route has none,
+// or it has not been read). Shared, read-only, between the snapshots built from the same version.
+using HostnameFiles = std::vector<std::shared_ptr<const HostnameList>>;
+
 class ListenerRoutes {
 public:
-    // Builds the table for `listener` from the routes in `config` that name it.
-    ListenerRoutes(const config::Config& config, const config::Listener& listener);
+    // Builds the table for `listener` from the routes in `config` that name it; a route's
+    // hostnames are its `hostnames` and, with a `hostnames_file`, the names of `files` at its
+    // index (both intersected with the listener's hostname).
+    ListenerRoutes(const config::Config& config, const config::Listener& listener,
+                   const HostnameFiles* files = nullptr);
 
     enum class Miss { none, no_sni, no_route };
     struct Match {
@@ -30,18 +40,32 @@ public:
     };
 
     // `sni`: lowercased, no trailing dot, empty when the client sent none. The data path's
-    // lookup: binary searches over the sorted tables, no allocation.
+    // lookup: one hash pass over the SNI and at most one probe per label (host_table.h), no
+    // allocation, whatever the number of hostnames.
     Match match(std::string_view sni, std::span<const std::string> alpn) const;
 
     // Effective hostnames per attached route, in definition order (for --check / explanations).
     struct Attached {
         const config::Route* route;
-        std::vector<std::string> effective_hostnames;  // empty: matches only as default route
+        // Its `hostnames` here; empty (and file_hostnames 0): matches only as default route.
+        std::vector<std::string> effective_hostnames;
+        // Names of its hostnames_file attached here (after the intersection, repeats included).
+        std::size_t file_hostnames = 0;
     };
     const std::vector<Attached>& attached() const { return attached_; }
     // Routes that name this listener but whose hostnames do not intersect its hostname (Gateway
     // API): they never match here (config --check warns about them). Definition order.
     const std::vector<const config::Route*>& not_attached() const { return not_attached_; }
+    // Hostnames claimed by two routes without an alpn list where one of the two claims comes from
+    // a hostnames_file: the later route never gets that name here. As config warnings ("FILE:LINE:
+    // route ... is shadowed by route ..."), at most kMaxShadowedReported; shadowed_count() has
+    // the total. (Two inline claims are config warnings already: config/warnings.cpp.)
+    static constexpr std::size_t kMaxShadowedReported = 100;
+    const std::vector<std::string>& shadowed() const { return shadowed_; }
+    std::size_t shadowed_count() const { return shadowed_count_; }
+    // Distinct exact names and wildcard suffixes in the tables, and their bytes (perf, metrics).
+    std::size_t table_keys() const { return exact_.keys() + wildcard_.keys(); }
+    std::size_t table_bytes() const { return exact_.bytes() + wildcard_.bytes(); }
 
     // Precedence of a route whose hostnames match the SNI, the one ordering both match() and
     // rank() follow: a more specific level first (exact, then wildcards by suffix length, longest
@@ -86,25 +110,24 @@ public:
     Trace rank(std::string_view sni, std::span<const std::string> alpn) const;
 
 private:
-    struct Entry {
-        std::string pattern;  // effective hostname: exact, or "*.suffix"
-        const config::Route* route;
-        std::size_t order;  // route definition order
-    };
+    using RouteId = HostTable::RouteId;
     std::vector<Attached> attached_;
     std::vector<const config::Route*> not_attached_;
-    struct ExactOrder;
-    struct WildcardOrder;
-    // Best route among entries of one hostname pattern (definition order) at `level`, by
+    // Best route among the candidates of one hostname key (definition order) at `level`, by
     // outranks(); nullptr when the ALPN excludes them all.
-    static const config::Route* pick(const Entry* first, const Entry* last, Precedence level,
-                                     std::span<const std::string> alpn);
+    const config::Route* pick(std::span<const RouteId> candidates, Precedence level,
+                              std::span<const std::string> alpn) const;
     Match fallback(Miss miss) const;  // default_route, else a miss
+    void note_shared(const config::Config& config, const config::Listener& listener,
+                     const HostTable::Shared& shared, bool wildcard, const std::vector<bool>& from_file);
 
-    std::vector<Entry> exact_;     // sorted by (pattern, order)
-    std::vector<Entry> wildcard_;  // sorted by suffix length desc, then suffix, then order
-    std::vector<Entry> match_all_; // routes without hostnames on a listener without hostname
+    const config::Route* routes_ = nullptr;  // Config::routes: a RouteId indexes it
+    HostTable exact_;                // exact names
+    HostTable wildcard_;             // "*.suffix" by ".suffix"
+    std::vector<RouteId> match_all_; // routes without hostnames on a listener without hostname
     const config::Route* default_route_ = nullptr;
+    std::vector<std::string> shadowed_;
+    std::size_t shadowed_count_ = 0;
 };
 
 }  // namespace passgate

@@ -24,12 +24,12 @@ std::shared_ptr<RouteAdmissionCounters> route_counters_for(const Snapshot* previ
 }  // namespace
 
 Snapshot::Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics,
-                   const Snapshot* previous)
+                   const Snapshot* previous, const HostnameFiles* files)
     : config_(std::move(config)), metrics_(metrics, *config_), live_count_(metrics.snapshots_live) {
     const config::Config& cfg = *config_;
     listeners_.reserve(cfg.listeners.size());
     for (const config::Listener& listener : cfg.listeners)
-        listeners_.push_back(ListenerPlan{&listener, ListenerRoutes(cfg, listener)});
+        listeners_.push_back(ListenerPlan{&listener, ListenerRoutes(cfg, listener, files)});
     route_backends_.resize(cfg.routes.size());
     for (std::size_t route = 0; route < cfg.routes.size(); ++route) {
         for (const config::BackendRef& backend : cfg.routes[route].backends) {

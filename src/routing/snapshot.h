@@ -55,8 +55,9 @@ public:
     // Creates (or revives) the metric series this config needs, on the calling (control) thread.
     // `previous`: the snapshot this one replaces (nullptr at start), whose admission counters
     // carry over to the listeners and routes of the same name.
+    // `files`: the names of the routes' hostnames_file, by route index (nullptr: none read).
     Snapshot(std::shared_ptr<const config::Config> config, AppMetrics& metrics,
-             const Snapshot* previous = nullptr);
+             const Snapshot* previous = nullptr, const HostnameFiles* files = nullptr);
     ~Snapshot();
     Snapshot(const Snapshot&) = delete;
     Snapshot& operator=(const Snapshot&) = delete;

@@ -2,6 +2,7 @@
 
 #include "config/address.h"
 #include "config/quote.h"
+#include "src/wire/text_lines.h"
 
 #include <optional>
 #include <unordered_map>
@@ -120,15 +121,9 @@ EndpointsFileParse parse_endpoints_file(std::string_view text, std::string_view 
     EndpointsFileParse result;
     // Canonical address text -> its line, to find a repeat in O(1) and name the first line.
     std::unordered_map<std::string, std::size_t> lines_by_address;
-    std::size_t line_number = 0;
-    std::size_t position = 0;
-    while (position < text.size()) {
-        ++line_number;
-        const std::size_t newline = text.find('\n', position);
-        const std::size_t end = newline == std::string_view::npos ? text.size() : newline;
-        std::string_view line = text.substr(position, end - position);
-        position = end + 1;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    TextLines lines(text);
+    for (std::string_view line; lines.next(line);) {
+        const std::size_t line_number = lines.number();
         if (line.size() > kEndpointsFileMaxLineBytes) {
             return failure(source_name, line_number,
                            "line is longer than " + std::to_string(kEndpointsFileMaxLineBytes) +

@@ -440,7 +440,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(route_with("hostname = \"a.example.com\"")) ==
           "t.toml:10: route[0].hostname: unknown key (did you mean \"hostnames\"?); allowed "
-          "keys: name, listeners, hostnames, alpn, backends, drain_timeout, allow, deny, "
+          "keys: name, listeners, hostnames, hostnames_file, alpn, backends, drain_timeout, allow, deny, "
           "max_connections, max_connection_duration");
     CHECK(error_of(replace(kBase, "{ service = \"s\" }", "{ service = \"s\", wieght = 2 }")) ==
           "t.toml:9: route[0].backends[0].wieght: unknown key (did you mean \"weight\"?); "
@@ -1251,4 +1251,24 @@ TEST_CASE("listeners and the admin address on overlapping addresses are an error
           "t.toml:5: listener[0].address: 127.0.0.1:6443 overlaps the admin address [::]:6443 (line 2): "
           "the second of them to bind would fail");
     CHECK(error_of("[admin]\naddress = \"[::1]:6443\"\n" + kBase) == "(no error)");
+}
+
+TEST_CASE("route hostnames_file: a path relative to the config's folder; a file route is not one without hostnames",
+          "[config][hostnames_file]") {
+    const Config config = parse_config(route_with("hostnames_file = \"tenants.txt\""), "/etc/passgate/passgate.toml");
+    CHECK(config.routes.at(0).hostnames_file == "/etc/passgate/tenants.txt");
+    CHECK(parse_config(route_with("hostnames_file = \"/srv/t.txt\""), "t.toml").routes.at(0).hostnames_file ==
+          "/srv/t.txt");
+    CHECK(parse(route_with("hostnames_file = \"t.txt\"")).routes.at(0).hostnames_file == "./t.txt");
+    CHECK(error_of(route_with("hostnames_file = \"\"")) == "t.toml:10: route[0].hostnames_file: must not be empty");
+    // Its inline hostnames are still its own; the file's names are src/routing's business.
+    const Config both = parse(route_with("hostnames_file = \"t.txt\""));
+    CHECK(passgate::config::attached_hostnames(both.listeners.at(0), both.routes.at(0)) ==
+          both.routes.at(0).hostnames);
+    // Without inline hostnames, a file route gets no "every hostname" pattern from the listener.
+    const Config only = parse(replace(route_with("hostnames_file = \"t.txt\""), "hostnames = [\"a.example.com\"]\n", ""));
+    REQUIRE(only.routes.at(0).hostnames.empty());
+    CHECK(passgate::config::attached_hostnames(only.listeners.at(0), only.routes.at(0)).empty());
+    // And the config does not warn that the listener has no routes: the file may attach it.
+    for (const std::string& warning : only.warnings) CHECK(warning.find("has no routes attached") == std::string::npos);
 }

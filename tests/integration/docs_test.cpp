@@ -279,6 +279,7 @@ TEST_CASE("docs: config/README.md's complete config has every key and passes --c
     write_file(dir.file("passgate.toml"), example);
     write_file(dir.file("kubeconfig"), kTestKubeconfig);
     write_file(dir.file("pool.endpoints"), "127.0.0.1:9443\n");
+    write_file(dir.file("tenants.hostnames"), "shop.example.com\n*.customers.example.com\n");
     std::filesystem::create_directory(dir.file("gateway"));
     const RunResult check = run({passgate_binary(), "--check", "--config", dir.file("passgate.toml")}, dir, "check");
     INFO("stdout:\n" << check.out << "\nstderr:\n" << check.err);
@@ -403,9 +404,10 @@ TEST_CASE("docs: metrics/README.md's cardinality formula gives each family's sam
         "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:@PORT1@\"\n"
         "[[route]]\nname = \"r\"\nlisteners = [\"a\"]\nhostnames = [\"a.example.com\"]\nbackends = [ { service = \"s\" } ]\n"
         "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:1\"]\n",
-        {{'L', 1}, {'P', 0}, {'A', 1}, {'R', 1}, {'S', 1}, {'D', 0}, {'E', 1}, {'W', 1}, {'G', 0}}};
+        {{'L', 1}, {'P', 0}, {'A', 1}, {'R', 1}, {'S', 1}, {'D', 0}, {'E', 1}, {'W', 1}, {'G', 0}, {'H', 0}}};
     const CardinalityCase large{
-        "two listeners (one behind a PROXY balancer), three routes, a static and a file service, access log on",
+        "two listeners (one behind a PROXY balancer), three routes (one with a hostnames_file), a static and a file "
+        "service, access log on",
         "[admin]\naddress = \"@ADMIN@\"\n"
         "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:@PORT1@\"\n"
         "[[listener]]\nname = \"b\"\naddress = \"127.0.0.1:@PORT2@\"\naccept_proxy_protocol = true\n"
@@ -413,15 +415,17 @@ TEST_CASE("docs: metrics/README.md's cardinality formula gives each family's sam
         "[[route]]\nname = \"both\"\nlisteners = [\"a\", \"b\"]\nhostnames = [\"a.example.com\"]\n"
         "backends = [ { service = \"static\" }, { service = \"file\" } ]\n"
         "[[route]]\nname = \"only-a\"\nlisteners = [\"a\"]\nhostnames = [\"b.example.com\"]\nbackends = [ { service = \"static\" } ]\n"
-        "[[route]]\nname = \"only-b\"\nlisteners = [\"b\"]\nhostnames = [\"c.example.com\"]\nbackends = [ { service = \"file\" } ]\n"
+        "[[route]]\nname = \"only-b\"\nlisteners = [\"b\"]\nhostnames = [\"c.example.com\"]\n"
+        "hostnames_file = \"only-b.hostnames\"\nbackends = [ { service = \"file\" } ]\n"
         "[[service]]\nname = \"static\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n"
         "[[service]]\nname = \"file\"\nendpoints_file = \"file.endpoints\"\n",
-        {{'L', 2}, {'P', 1}, {'A', 4}, {'R', 3}, {'S', 2}, {'D', 1}, {'E', 5}, {'W', 3}, {'G', 1}}};
+        {{'L', 2}, {'P', 1}, {'A', 4}, {'R', 3}, {'S', 2}, {'D', 1}, {'E', 5}, {'W', 3}, {'G', 1}, {'H', 1}}};
 
     for (const CardinalityCase& example : {small, large}) {
         INFO(example.name);
         TempDir dir;
         write_file(dir.file("file.endpoints"), "127.0.0.1:3\n127.0.0.1:4\n127.0.0.1:5 weight=2\n");
+        write_file(dir.file("only-b.hostnames"), "d.example.com\n*.e.example.com\n");
         std::string config = example.config;
         for (const auto& [placeholder, port] : {std::pair{std::string("@PORT1@"), free_port()},
                                                 std::pair{std::string("@PORT2@"), free_port()}})
