@@ -5,6 +5,7 @@
 #include <malloc.h>
 
 #include "metrics/process.h"
+#include "reactor/datagram.h"
 #include "reactor/socket.h"
 #include "reactor/threads.h"
 #include "src/control/admin_views.h"
@@ -32,6 +33,9 @@ namespace {
 
 reactor::Fd bind_listener(const config::Listener& listener) {
     try {
+        // QUIC: a UDP socket per worker in one SO_REUSEPORT group (the kernel hashes the 4-tuple).
+        if (listener.protocol == config::ListenerProtocol::quic)
+            return reactor::bind_udp(listener.address.sockaddr_ptr(), listener.address.length);
         // Accepted sockets inherit TCP_NODELAY: forwarded bytes are batched by the peers already,
         // no Nagle delay on top (the backend side sets it at connect).
         return reactor::listen_tcp(listener.address.sockaddr_ptr(), listener.address.length,
@@ -101,7 +105,8 @@ WorkerBounds start_up_bounds(const config::Config& config, unsigned workers) {
 }
 
 bool same_listener(const config::Listener& a, const config::Listener& b) {
-    return a.name == b.name && a.address == b.address;
+    // A protocol change is a new listener: a UDP socket is bound and the TCP one closed.
+    return a.name == b.name && a.address == b.address && a.protocol == b.protocol;
 }
 
 reactor::Fd duplicate(int fd) {
@@ -322,6 +327,7 @@ int ControlPlane::run() {
     WorkerOptions worker_options;
     worker_options.access_log = access_log_.get();
     worker_options.max_connections = bounds_.max_connections;
+    worker_options.max_quic_flows = started_->runtime.max_quic_flows_per_worker;
     worker_options.hello_memory_budget = bounds_.hello_memory_budget;
     // An upgrade's new process holds its sockets but accepts only once the old one hands over.
     worker_options.accepting = serving_;

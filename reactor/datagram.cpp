@@ -1,0 +1,176 @@
+#include "reactor/datagram.h"
+
+#include "reactor/system_error.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace passgate::reactor {
+
+bool is_wildcard(const sockaddr* address) {
+    if (address->sa_family == AF_INET)
+        return reinterpret_cast<const sockaddr_in*>(address)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (address->sa_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr);
+    return false;
+}
+
+Fd bind_udp(const sockaddr* address, socklen_t length) {
+    Fd socket(::socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!socket) throw_errno("socket");
+    const int one = 1;
+    if (::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+        throw_errno("setsockopt(SO_REUSEADDR)");
+    if (::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        throw_errno("setsockopt(SO_REUSEPORT)");
+    if (is_wildcard(address)) {
+        if (address->sa_family == AF_INET) {
+            if (::setsockopt(socket.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0)
+                throw_errno("setsockopt(IP_PKTINFO)");
+        } else {
+            if (::setsockopt(socket.get(), IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) != 0)
+                throw_errno("setsockopt(IPV6_RECVPKTINFO)");
+            // A dual-stack socket also gets IPv4 datagrams (mapped addresses): their packet info.
+            ::setsockopt(socket.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        }
+    }
+    if (::bind(socket.get(), address, length) != 0) throw_errno("bind");
+    return socket;
+}
+
+UdpConnect connect_udp(const sockaddr* address, socklen_t length) {
+    UdpConnect out;
+    out.socket = Fd(::socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!out.socket) {
+        out.error = errno;
+        return out;
+    }
+    if (::connect(out.socket.get(), address, length) != 0) {
+        out.error = errno;
+        out.socket.reset();
+    }
+    return out;
+}
+
+socklen_t address_length(const SocketAddress& address) {
+    return address.any.sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
+DatagramBatch::DatagramBatch(std::size_t count, std::size_t size) : slots_(count), headers_(count) {
+    for (Slot& slot : slots_) slot.buffer.resize(size);
+}
+
+int DatagramBatch::receive(int fd) {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        Slot& slot = slots_[i];
+        slot.iov = iovec{slot.buffer.data(), slot.buffer.size()};
+        msghdr& header = headers_[i].msg_hdr;
+        header = msghdr{};
+        header.msg_name = &slot.peer;
+        header.msg_namelen = sizeof slot.peer;
+        header.msg_iov = &slot.iov;
+        header.msg_iovlen = 1;
+        header.msg_control = slot.control;
+        header.msg_controllen = sizeof slot.control;
+        headers_[i].msg_len = 0;
+    }
+    const int received = ::recvmmsg(fd, headers_.data(), static_cast<unsigned>(headers_.size()), MSG_DONTWAIT, nullptr);
+    if (received >= 0) return received;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+DatagramBatch::Received DatagramBatch::at(std::size_t index) {
+    Slot& slot = slots_[index];
+    msghdr& header = headers_[index].msg_hdr;
+    Received out;
+    out.data = std::span<std::uint8_t>(slot.buffer.data(), headers_[index].msg_len);
+    out.peer = &slot.peer;
+    out.truncated = (header.msg_flags & MSG_TRUNC) != 0;
+    for (cmsghdr* message = CMSG_FIRSTHDR(&header); message != nullptr; message = CMSG_NXTHDR(&header, message)) {
+        if (message->cmsg_level == IPPROTO_IP && message->cmsg_type == IP_PKTINFO) {
+            in_pktinfo info{};
+            std::memcpy(&info, CMSG_DATA(message), sizeof info);
+            out.local.v4 = sockaddr_in{};
+            out.local.v4.sin_family = AF_INET;
+            out.local.v4.sin_addr = info.ipi_addr;
+            out.has_local = true;
+        } else if (message->cmsg_level == IPPROTO_IPV6 && message->cmsg_type == IPV6_PKTINFO) {
+            in6_pktinfo info{};
+            std::memcpy(&info, CMSG_DATA(message), sizeof info);
+            out.local.v6 = sockaddr_in6{};
+            out.local.v6.sin6_family = AF_INET6;
+            out.local.v6.sin6_addr = info.ipi6_addr;
+            out.has_local = true;
+        }
+    }
+    return out;
+}
+
+DatagramSender::DatagramSender(std::size_t capacity) : slots_(capacity), headers_(capacity) {}
+
+void DatagramSender::add(int fd, std::span<const std::uint8_t> data, const SocketAddress& peer,
+                         const SocketAddress* local) {
+    if (used_ == slots_.size() || (used_ > 0 && fd != fd_)) failed_ += flush_now();
+    fd_ = fd;
+    Slot& slot = slots_[used_];
+    slot.iov = iovec{const_cast<std::uint8_t*>(data.data()), data.size()};
+    slot.peer = peer;
+    msghdr& header = headers_[used_].msg_hdr;
+    header = msghdr{};
+    header.msg_name = &slot.peer;
+    header.msg_namelen = address_length(slot.peer);
+    header.msg_iov = &slot.iov;
+    header.msg_iovlen = 1;
+    if (local != nullptr) {
+        // The reply leaves from the address the peer sent to (a wildcard listener).
+        std::memset(slot.control, 0, sizeof slot.control);
+        header.msg_control = slot.control;
+        if (local->any.sa_family == AF_INET) {
+            header.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
+            cmsghdr* message = CMSG_FIRSTHDR(&header);
+            message->cmsg_level = IPPROTO_IP;
+            message->cmsg_type = IP_PKTINFO;
+            message->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+            in_pktinfo info{};
+            info.ipi_spec_dst = local->v4.sin_addr;
+            std::memcpy(CMSG_DATA(message), &info, sizeof info);
+        } else {
+            header.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+            cmsghdr* message = CMSG_FIRSTHDR(&header);
+            message->cmsg_level = IPPROTO_IPV6;
+            message->cmsg_type = IPV6_PKTINFO;
+            message->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+            in6_pktinfo info{};
+            info.ipi6_addr = local->v6.sin6_addr;
+            std::memcpy(CMSG_DATA(message), &info, sizeof info);
+        }
+    }
+    ++used_;
+}
+
+std::size_t DatagramSender::flush_now() {
+    std::size_t failed = 0;
+    std::size_t sent = 0;
+    while (sent < used_) {
+        const int result = ::sendmmsg(fd_, headers_.data() + sent, static_cast<unsigned>(used_ - sent), MSG_DONTWAIT);
+        if (result > 0) {
+            sent += static_cast<std::size_t>(result);
+            continue;
+        }
+        if (result < 0 && errno == EINTR) continue;
+        // The first datagram left failed (buffer full, an ICMP error queued on the socket):
+        // dropped, as the network would; the rest are tried.
+        ++failed;
+        ++sent;
+    }
+    used_ = 0;
+    return failed;
+}
+
+std::size_t DatagramSender::flush() {
+    const std::size_t failed = failed_ + flush_now();
+    failed_ = 0;
+    return failed;
+}
+
+}  // namespace passgate::reactor
