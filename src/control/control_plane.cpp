@@ -333,6 +333,10 @@ int ControlPlane::run() {
     worker_options.accepting = serving_;
     // The snapshot is moved: the workers hold it now. A worker that fails takes the process down
     // cleanly, with status 1.
+    if (std::any_of(started_->listeners.begin(), started_->listeners.end(), [](const config::Listener& listener) {
+            return listener.protocol == config::ListenerProtocol::quic;
+        }))
+        workers_.enable_quic_handoff();
     workers_.start(worker_options, std::move(initial_snapshot_), std::move(initial_sets_), std::move(initial_sockets_),
                    [](unsigned) { ::kill(::getpid(), SIGTERM); });
     initial_sets_.clear();

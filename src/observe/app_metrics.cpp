@@ -93,6 +93,10 @@ AppMetrics::AppMetrics(unsigned workers)
           "QUIC flows refused before routing, by listener and reason.", {"listener", "reason"})),
       quic_datagrams_dropped(registry.counter("passgate_quic_datagrams_dropped_total",
           "Datagrams dropped unanswered on QUIC listeners, by listener and reason.", {"listener", "reason"})),
+      quic_handoffs(registry.counter("passgate_quic_handoffs_total",
+          "Short-header datagrams that matched no flow of the worker that received them, handed to "
+          "the other workers (sent), copies refused by a full channel (queue_full), and found by "
+          "their flow's worker (claimed), by listener and result.", {"listener", "result"})),
       config_reloads(registry.counter("passgate_config_reloads_total",
           "Configuration reloads (SIGHUP), by result.", {"result"})),
       config_last_reload_success(registry.gauge("passgate_config_last_reload_success_timestamp_seconds",
@@ -224,6 +228,9 @@ SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& conf
             for (std::size_t reason = 0; reason < quic.dropped.size(); ++reason)
                 quic.dropped[reason] =
                     metrics.quic_datagrams_dropped.with({listener.name, std::string(quic_drop_labels[reason].name)});
+            quic.handoffs_sent = metrics.quic_handoffs.with({listener.name, "sent"});
+            quic.handoffs_full = metrics.quic_handoffs.with({listener.name, "queue_full"});
+            quic.handoffs_claimed = metrics.quic_handoffs.with({listener.name, "claimed"});
         }
         quic_listeners.push_back(std::move(quic));
     }

@@ -63,6 +63,7 @@ public:
     metrics::CounterFamily& quic_bytes;                   // {listener, direction}
     metrics::CounterFamily& quic_initial_rejected;        // {listener, reason}
     metrics::CounterFamily& quic_datagrams_dropped;       // {listener, reason}
+    metrics::CounterFamily& quic_handoffs;                // {listener, result}
     metrics::CounterFamily& config_reloads;               // {result}
     metrics::GaugeFamily& config_last_reload_success;
     metrics::GaugeFamily& config_hash_info;               // {hash}
@@ -141,6 +142,8 @@ struct QuicListenerMetrics {
     metrics::Counter bytes_client_to_backend, bytes_backend_to_client;
     std::array<metrics::Counter, quic_initial_reject_count> initial_rejected;
     std::array<metrics::Counter, static_cast<std::size_t>(QuicDrop::count)> dropped;
+    // Cross-worker hand-offs of short headers matching no flow (src/proxy/quic_flows.h).
+    metrics::Counter handoffs_sent, handoffs_full, handoffs_claimed;
 };
 
 struct RouteMetrics {

@@ -384,10 +384,15 @@ private:
     reactor::MemberTimer<QuicFlow, &QuicFlow::on_timer> timer_{*this};
 };
 
-QuicFlows::QuicFlows(Worker& worker, std::uint32_t max_flows)
-    : worker_(worker), max_flows_(max_flows), batch_(kBatch, kDatagramSize), sender_(kBatch) {}
+QuicFlows::QuicFlows(Worker& worker, std::uint32_t max_flows, const QuicMesh& mesh)
+    : worker_(worker), max_flows_(max_flows), batch_(kBatch, kDatagramSize), sender_(kBatch), handoff_to_(mesh.to) {
+    for (QuicHandoffChannel* channel : mesh.from)
+        handoff_from_.push_back(std::make_unique<reactor::ChannelReceiver<QuicHandoff>>(
+            worker_.loop(), *channel, [this](QuicHandoff handoff) { on_handoff(std::move(handoff)); }));
+}
 
 QuicFlows::~QuicFlows() {
+    handoff_from_.clear();
     flows_.clear();
     sockets_.clear();
 }
@@ -441,11 +446,8 @@ void QuicFlows::on_client_datagram(int fd, std::size_t listener, const reactor::
     // A known connection ID from a new address: the client moved (NAT rebinding, migration).
     QuicFlow* moved = nullptr;
     if (header->form == quic::PacketForm::short_header) {
-        for (const auto& [length, count] : cid_lengths_) {
-            if (datagram.data.size() < 1 + length) break;
-            moved = find_by_cid(fd, datagram.data.subspan(1, length));
-            if (moved != nullptr) break;
-        }
+        moved = find_by_short_dcid(fd, datagram.data);
+        if (moved == nullptr && !handoff_to_.empty()) return hand_off(listener, datagram);
     } else if (!header->dcid.empty()) {
         moved = find_by_cid(fd, header->dcid);
     }
@@ -489,6 +491,43 @@ void QuicFlows::start_flow(int fd, std::size_t listener, const reactor::Datagram
     flows_.push_back(std::move(flow));
     index_address(started);
     started.from_client(datagram.data);
+}
+
+QuicFlow* QuicFlows::find_by_short_dcid(int fd, std::span<const std::uint8_t> datagram) {
+    for (const auto& entry : cid_lengths_) {
+        const std::size_t length = entry.first;
+        if (datagram.size() < 1 + length) break;
+        if (QuicFlow* flow = find_by_cid(fd, datagram.subspan(1, length))) return flow;
+    }
+    return nullptr;
+}
+
+// One copy to each other worker, each channel bounded (a full one drops its copy, counted): a
+// flood of unknown short headers costs at most the channels' capacity per wake-up of the others.
+void QuicFlows::hand_off(std::size_t listener, const reactor::DatagramBatch::Received& datagram) {
+    const QuicListenerMetrics& counters = metrics(listener);
+    counters.handoffs_sent.inc(shard());
+    const std::string& name = worker_.current_generation().snapshot->listeners()[listener].listener->name;
+    for (QuicHandoffChannel* channel : handoff_to_) {
+        QuicHandoff handoff{.listener = name, .data = {datagram.data.begin(), datagram.data.end()},
+                            .peer = *datagram.peer, .local = datagram.local, .has_local = datagram.has_local};
+        if (!channel->try_send(std::move(handoff))) counters.handoffs_full.inc(shard());
+    }
+}
+
+void QuicFlows::on_handoff(QuicHandoff handoff) {
+    const std::optional<std::pair<int, std::size_t>> socket = worker_.quic_socket_of(handoff.listener);
+    if (!socket) return;
+    QuicFlow* flow = find_by_short_dcid(socket->first, handoff.data);
+    if (flow == nullptr) return;  // another worker's, or no one's (sent minus claimed)
+    metrics(socket->second).handoffs_claimed.inc(shard());
+    reactor::DatagramBatch::Received datagram;
+    datagram.data = handoff.data;
+    datagram.peer = &handoff.peer;
+    datagram.local = handoff.local;
+    datagram.has_local = handoff.has_local;
+    if (address_key(socket->first, flow->client()) != address_key(socket->first, handoff.peer)) flow->move_to(datagram);
+    flow->from_client(handoff.data);
 }
 
 QuicFlow* QuicFlows::find_by_cid(int fd, std::span<const std::uint8_t> cid) {

@@ -20,6 +20,7 @@
 // client that migrates onto one of them is not followed (QUIC-LB would be needed).
 // Datagrams that are not Initials and belong to no flow are dropped and counted, never answered.
 
+#include "reactor/channel.h"
 #include "reactor/datagram.h"
 #include "reactor/fd.h"
 #include "reactor/loop.h"
@@ -43,9 +44,27 @@ struct Generation;
 struct QuicListenerMetrics;
 class QuicFlow;
 
+// A short-header datagram that matched no flow of the worker that received it, handed to the
+// other workers: the kernel's SO_REUSEPORT hash is by 4-tuple, so a client that moved to a new
+// address (NAT rebinding) may land on another worker than its flow's. The owner (the worker that
+// knows the DCID) adopts the new address and forwards it; the others ignore it.
+struct QuicHandoff {
+    std::string listener;  // by name: the workers' snapshots may differ for a moment (reload)
+    std::vector<std::uint8_t> data;
+    reactor::SocketAddress peer{};
+    reactor::SocketAddress local{};
+    bool has_local = false;
+};
+using QuicHandoffChannel = reactor::Channel<QuicHandoff>;
+// A worker's channels to and from each other worker (WorkerSet owns them; empty with one worker).
+struct QuicMesh {
+    std::vector<QuicHandoffChannel*> to;
+    std::vector<QuicHandoffChannel*> from;
+};
+
 class QuicFlows {
 public:
-    QuicFlows(Worker& worker, std::uint32_t max_flows);
+    QuicFlows(Worker& worker, std::uint32_t max_flows, const QuicMesh& mesh);
     QuicFlows(const QuicFlows&) = delete;
     QuicFlows& operator=(const QuicFlows&) = delete;
     ~QuicFlows();
@@ -67,6 +86,9 @@ private:
     void on_socket_readable(Socket& socket, int result);
     void on_client_datagram(int fd, std::size_t listener, const reactor::DatagramBatch::Received& datagram);
     void start_flow(int fd, std::size_t listener, const reactor::DatagramBatch::Received& datagram);
+    void hand_off(std::size_t listener, const reactor::DatagramBatch::Received& datagram);
+    void on_handoff(QuicHandoff handoff);
+    QuicFlow* find_by_short_dcid(int fd, std::span<const std::uint8_t> datagram);
     QuicFlow* find_by_cid(int fd, std::span<const std::uint8_t> cid);
     // Flow bookkeeping: keys are the socket's descriptor plus the address or connection ID bytes.
     static std::string address_key(int fd, const reactor::SocketAddress& address);
@@ -92,6 +114,8 @@ private:
     // socket at a time, and sends what it received before it receives more.
     reactor::DatagramBatch batch_;
     reactor::DatagramSender sender_;
+    std::vector<QuicHandoffChannel*> handoff_to_;
+    std::vector<std::unique_ptr<reactor::ChannelReceiver<QuicHandoff>>> handoff_from_;
 };
 
 }  // namespace passgate

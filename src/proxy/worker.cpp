@@ -25,7 +25,7 @@ Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> sna
           std::visit([this](auto&& kind) { on_message(std::move(kind)); }, std::move(message));
       }) {
     log_line(LogLevel::info, "worker " + std::to_string(options_.index) + ": io_uring " + loop_.features().describe());
-    quic_ = std::make_unique<QuicFlows>(*this, options_.max_quic_flows);
+    quic_ = std::make_unique<QuicFlows>(*this, options_.max_quic_flows, options_.quic_mesh);
     for (ListenerSocket& socket : listen_sockets) {
         const bool quic = snapshot->listeners()[socket.listener].listener->protocol == config::ListenerProtocol::quic;
         listen_sockets_.push_back(
@@ -77,6 +77,13 @@ void Worker::accept_on(int listen_fd, reactor::Fd client) {
 std::optional<std::size_t> Worker::quic_listener_of(int fd) const {
     for (const ListenSocket& socket : listen_sockets_)
         if (socket.quic && socket.fd.get() == fd) return socket.listener;
+    return std::nullopt;
+}
+
+std::optional<std::pair<int, std::size_t>> Worker::quic_socket_of(std::string_view name) const {
+    for (const ListenSocket& socket : listen_sockets_)
+        if (socket.quic && socket.reading && current_snapshot().listeners()[socket.listener].listener->name == name)
+            return std::pair<int, std::size_t>(socket.fd.get(), socket.listener);
     return std::nullopt;
 }
 

@@ -120,6 +120,8 @@ struct WorkerOptions {
     bool accepting = true;
     // [runtime] max_quic_flows_per_worker.
     std::uint32_t max_quic_flows = 16384;
+    // Channels to and from the other workers for QUIC datagrams that moved (WorkerSet's).
+    QuicMesh quic_mesh;
 };
 
 class Worker {
@@ -141,6 +143,8 @@ public:
     // The listener (index in the current snapshot) of a QUIC listener socket this worker reads;
     // nullopt when it is not one (any more).
     std::optional<std::size_t> quic_listener_of(int fd) const;
+    // This worker's socket (and listener index) of the QUIC listener named `name`.
+    std::optional<std::pair<int, std::size_t>> quic_socket_of(std::string_view name) const;
     // A QUIC flow ended: its generation may be unused now.
     void flow_retired() { generations_may_be_unused_ = true; }
     PipePool& pipes() { return pipes_; }
