@@ -13,6 +13,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -89,6 +90,66 @@ public:
     std::span<const std::uint8_t> client_scid() const;      // the first Initial's SCID
     std::size_t packets_seen() const;
     std::size_t bytes_held() const;                         // for the per-worker memory bound
+
+    // Added by the implementer (quic-wire): not copyable (it owns OpenSSL contexts), movable.
+    ~InitialAssembler();
+    InitialAssembler(InitialAssembler&&) noexcept;
+    InitialAssembler& operator=(InitialAssembler&&) noexcept;
+    InitialAssembler(const InitialAssembler&) = delete;
+    InitialAssembler& operator=(const InitialAssembler&) = delete;
+
+private:
+    struct Keys;       // the flow's Initial keys as ready OpenSSL contexts (quic_initial.cpp)
+    struct KeysFree {
+        void operator()(Keys* keys) const;
+    };
+    struct Range {     // received CRYPTO bytes [begin, end), sorted, disjoint, not adjacent
+        std::uint32_t begin;
+        std::uint32_t end;
+    };
+    InitialProgress decide(InitialProgress verdict);
+    InitialError feed_packet(std::span<const std::uint8_t> packet, std::size_t pn_offset);
+    InitialError open_and_walk(std::span<const std::uint8_t> packet, std::size_t pn_offset);
+    InitialError walk_frames(std::span<const std::uint8_t> payload);
+    InitialError add_crypto(std::uint64_t offset, std::span<const std::uint8_t> data);
+    std::optional<InitialProgress> check_hello();
+
+    std::size_t max_hello_size_;
+    std::size_t max_packets_;
+    std::uint32_t version_ = 0;
+    std::array<std::uint8_t, max_cid_length> dcid_{};
+    std::array<std::uint8_t, max_cid_length> scid_{};
+    std::uint8_t dcid_length_ = 0;
+    std::uint8_t scid_length_ = 0;
+    bool have_flow_ = false;        // the first Initial was seen: version, CIDs and keys are set
+    std::size_t packets_ = 0;
+    std::int64_t largest_pn_ = -1;  // largest packet number opened (RFC 9000 A.3 decoding)
+    std::unique_ptr<Keys, KeysFree> keys_;
+    std::vector<std::uint8_t> crypto_;  // the CRYPTO stream, indexed by offset
+    std::vector<Range> ranges_;
+    std::optional<InitialProgress> verdict_;
 };
+
+// The client's Initial packet-protection keys for a version and a first DCID (RFC 9001 §5.2,
+// RFC 9369 §3.3). nullopt for a version other than v1 and v2. Exposed for tests and the writer.
+struct InitialKeys {
+    std::array<std::uint8_t, 16> key{};
+    std::array<std::uint8_t, 12> iv{};
+    std::array<std::uint8_t, 16> hp{};
+};
+std::optional<InitialKeys> client_initial_keys(std::uint32_t version,
+                                               std::span<const std::uint8_t> dcid);
+
+// Client Initials whose ClientHello needs more than this many CRYPTO pieces (disjoint received
+// ranges at once) are refused as malformed: real clients send a hello in a handful of frames
+// (Chrome's "chaos protection" shuffles it into a few); this bounds the reassembly's work.
+inline constexpr std::size_t max_crypto_ranges = 64;
+
+// QUIC variable-length integer (RFC 9000 §16) at the start of `data`: the value and its size.
+struct VarInt {
+    std::uint64_t value = 0;
+    std::size_t size = 0;
+};
+std::optional<VarInt> read_varint(std::span<const std::uint8_t> data);
 
 }  // namespace passgate::quic
