@@ -97,8 +97,10 @@ public:
         queued_bytes_ += data.size();
         queued_.emplace_back(data.begin(), data.end());
         const quic::InitialProgress progress = assembler_->feed(data);
-        if (progress.status == quic::InitialProgress::Status::rejected)
+        if (progress.status == quic::InitialProgress::Status::rejected) {
+            hello_error_ = progress.hello_error;
             return reject(static_cast<std::size_t>(progress.error));
+        }
         if (progress.status == quic::InitialProgress::Status::complete) route(progress.hello);
     }
 
@@ -132,7 +134,6 @@ private:
     // Refused before routing: counted by reason (the Initial reader's, or a limit).
     void reject(std::size_t reason) {
         metrics().initial_rejected[reason].inc(shard());
-        if (reason == static_cast<std::size_t>(quic::InitialError::hello)) hello_error_ = HelloError::none;
         close(reason == static_cast<std::size_t>(QuicInitialLimit::timeout) ? CloseReason::hello_timeout
               : reason == static_cast<std::size_t>(QuicInitialLimit::hello_memory_limit) ? CloseReason::hello_memory_limit
                                                                                          : CloseReason::hello_rejected);

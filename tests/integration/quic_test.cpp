@@ -68,16 +68,22 @@ struct Fetch {
     std::string log;                                // the client's stdout and stderr
 };
 
-// gtlsclient to 127.0.0.1:port with `sni`, fetching /path into a fresh folder. Bounded by the
+// gtlsclient to `sni`:port, fetching /path into a fresh folder. gtlsclient 0.12.1 sends the host
+// name it connects to as its SNI (it ignores --sni): it runs in its own user and mount namespace
+// where the test's hosts file (every test name at 127.0.0.1) is /etc/hosts. Bounded by the
 // client's own idle timeout and a hard 20 s.
 Fetch fetch(const TempDir& dir, const std::string& name, std::uint16_t port, const std::string& sni,
             const std::string& path, std::vector<std::string> extra = {}, const std::string& timeout = "3s") {
+    const std::string hosts = dir.file("hosts");
+    if (!std::filesystem::exists(hosts)) write_file(hosts, "127.0.0.1 localhost a.test b.test c.test\n");
     const std::string download = dir.file(name + "-download");
     std::filesystem::create_directories(download);
-    std::vector<std::string> argv = {"gtlsclient", "--exit-on-all-streams-close", "--timeout=" + timeout,
-                                     "--download=" + download, "--sni=" + sni};
+    std::vector<std::string> argv = {"unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                                     "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts,
+                                     "gtlsclient", "--exit-on-all-streams-close", "--timeout=" + timeout,
+                                     "--download=" + download};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.insert(argv.end(), {"127.0.0.1", std::to_string(port), "https://" + sni + "/" + path});
+    argv.insert(argv.end(), {sni, std::to_string(port), "https://" + sni + "/" + path});
     const RunResult result = run(argv, dir, name, Millis(20000));
     Fetch out;
     out.status = result.status;

@@ -1,0 +1,89 @@
+// reactor/datagram.h: batched UDP receive and send, and replies from the address a peer used on a
+// wildcard socket (packet info).
+
+#include "reactor/datagram.h"
+#include "reactor/socket.h"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <string>
+
+using namespace passgate::reactor;
+
+namespace {
+
+sockaddr_in ipv4(const char* ip, int port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    REQUIRE(inet_pton(AF_INET, ip, &address.sin_addr) == 1);
+    return address;
+}
+
+bool readable(int fd) {
+    pollfd entry{fd, POLLIN, 0};
+    return ::poll(&entry, 1, 2000) == 1;
+}
+
+}  // namespace
+
+TEST_CASE("datagram: a wildcard socket learns each datagram's destination, and replies leave from it",
+          "[reactor][datagram]") {
+    const sockaddr_in any = ipv4("0.0.0.0", 0);
+    Fd server = bind_udp(reinterpret_cast<const sockaddr*>(&any), sizeof any);
+    const int port = local_port(server.get());
+    // A client on 127.0.0.1 sends three datagrams to 127.0.0.2 (the server's wildcard covers it).
+    const sockaddr_in target = ipv4("127.0.0.2", port);
+    UdpConnect client = connect_udp(reinterpret_cast<const sockaddr*>(&target), sizeof target);
+    REQUIRE(client.socket);
+    for (const std::string text : {"one", "two", "three"})
+        REQUIRE(::send(client.socket.get(), text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()));
+    REQUIRE(readable(server.get()));
+
+    DatagramBatch batch(8, 2048);
+    const int received = batch.receive(server.get());
+    REQUIRE(received == 3);
+    DatagramSender sender(2);  // smaller than the batch: add() flushes on its own when full
+    for (int i = 0; i < received; ++i) {
+        const DatagramBatch::Received datagram = batch.at(static_cast<std::size_t>(i));
+        CHECK_FALSE(datagram.truncated);
+        REQUIRE(datagram.has_local);
+        char text[INET_ADDRSTRLEN] = {};
+        inet_ntop(AF_INET, &datagram.local.v4.sin_addr, text, sizeof text);
+        CHECK(std::string(text) == "127.0.0.2");
+        sender.add(server.get(), datagram.data, *datagram.peer, &datagram.local);
+    }
+    CHECK(sender.flush() == 0);
+    CHECK(batch.receive(server.get()) == 0);  // nothing more waiting: 0, not an error
+
+    // The connected client accepts only datagrams from 127.0.0.2:port: the echoes prove the source.
+    std::string echoed;
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(readable(client.socket.get()));
+        char buffer[64];
+        const ssize_t got = ::recv(client.socket.get(), buffer, sizeof buffer, 0);
+        REQUIRE(got > 0);
+        echoed += std::string(buffer, static_cast<std::size_t>(got)) + " ";
+    }
+    CHECK(echoed == "one two three ");
+}
+
+TEST_CASE("datagram: a datagram larger than the buffer is marked truncated", "[reactor][datagram]") {
+    const sockaddr_in loopback = ipv4("127.0.0.1", 0);
+    Fd server = bind_udp(reinterpret_cast<const sockaddr*>(&loopback), sizeof loopback);
+    const sockaddr_in target = ipv4("127.0.0.1", local_port(server.get()));
+    UdpConnect client = connect_udp(reinterpret_cast<const sockaddr*>(&target), sizeof target);
+    REQUIRE(client.socket);
+    const std::string big(100, 'x');
+    REQUIRE(::send(client.socket.get(), big.data(), big.size(), 0) == 100);
+    REQUIRE(readable(server.get()));
+    DatagramBatch batch(4, 64);
+    REQUIRE(batch.receive(server.get()) == 1);
+    const DatagramBatch::Received datagram = batch.at(0);
+    CHECK(datagram.truncated);
+    CHECK_FALSE(datagram.has_local);  // a socket bound to one address asks for no packet info
+}
