@@ -30,6 +30,7 @@ constexpr int kBatchesPerWakeup = 4;
 // Datagrams kept per flow before its hello is complete, beyond the Initial reader's own packet
 // bound: coalesced 0-RTT or stray datagrams must not make the queue unbounded.
 constexpr std::size_t kExtraQueued = 8;
+constexpr std::size_t kMinShortPacket = 21;
 
 std::size_t max_initial_packets(std::uint32_t max_hello_size) {
     // An Initial datagram carries at least ~1,100 bytes of CRYPTO data in practice; retransmits
@@ -43,6 +44,29 @@ std::string format_address(const reactor::SocketAddress& address) {
 
 bool is_long_header(std::span<const std::uint8_t> datagram) {
     return !datagram.empty() && (datagram[0] & 0x80) != 0;
+}
+
+// The connection IDs of a long header by the version-independent invariants (RFC 8999 §5.1),
+// whatever its fixed bit: peers that negotiated grease_quic_bit (RFC 9287; ngtcp2 does) clear it
+// on any packet but a client's first Initial, which quic::read_header refuses as not QUIC. Flow
+// lookups and the server CIDs learned must not depend on it.
+struct LongHeaderIds {
+    std::span<const std::uint8_t> dcid;
+    std::span<const std::uint8_t> scid;
+    std::uint32_t version = 0;
+};
+std::optional<LongHeaderIds> long_header_ids(std::span<const std::uint8_t> datagram) {
+    if (!is_long_header(datagram) || datagram.size() < 7) return std::nullopt;
+    const std::size_t dcid_length = datagram[5];
+    if (dcid_length > quic::max_cid_length || datagram.size() < 7 + dcid_length) return std::nullopt;
+    const std::size_t scid_length = datagram[6 + dcid_length];
+    if (scid_length > quic::max_cid_length || datagram.size() < 7 + dcid_length + scid_length) return std::nullopt;
+    LongHeaderIds ids;
+    ids.version = static_cast<std::uint32_t>(datagram[1]) << 24 | static_cast<std::uint32_t>(datagram[2]) << 16 |
+                  static_cast<std::uint32_t>(datagram[3]) << 8 | datagram[4];
+    ids.dcid = datagram.subspan(6, dcid_length);
+    ids.scid = datagram.subspan(7 + dcid_length, scid_length);
+    return ids;
 }
 
 }  // namespace
@@ -271,12 +295,11 @@ private:
     // client's later packets carry. Only the first packet of a datagram is read: the server's
     // coalesced packets share its SCID.
     void learn_server_cid(std::span<const std::uint8_t> datagram) {
-        if (!is_long_header(datagram) || server_cids_ >= kMaxServerCids) return;
-        const std::optional<quic::PacketHeader> header = quic::read_header(datagram, 0);
-        if (!header || header->scid.empty()) return;
-        if (header->form == quic::PacketForm::version_negotiation || header->form == quic::PacketForm::unsupported_version) return;
-        if (owner_.find_by_cid(listen_fd_, header->scid) == this) return;
-        owner_.index_cid(*this, header->scid);
+        if (server_cids_ >= kMaxServerCids) return;
+        const std::optional<LongHeaderIds> ids = long_header_ids(datagram);
+        if (!ids || ids->scid.empty() || ids->version == 0) return;  // version 0: Version Negotiation
+        if (owner_.find_by_cid(listen_fd_, ids->scid) == this) return;
+        owner_.index_cid(*this, ids->scid);
         ++server_cids_;
     }
 
@@ -442,20 +465,25 @@ void QuicFlows::on_client_datagram(int fd, std::size_t listener, const reactor::
     if (datagram.truncated) return drop(QuicDrop::truncated);
     if (const auto found = by_address_.find(address_key(fd, *datagram.peer)); found != by_address_.end())
         return found->second->from_client(datagram.data);
-    const std::optional<quic::PacketHeader> header = quic::read_header(datagram.data, 0);
-    if (!header) return drop(QuicDrop::not_quic);
     // A known connection ID from a new address: the client moved (NAT rebinding, migration).
+    // By the invariant header: the fixed bit may be greased (RFC 9287) once a flow exists.
     QuicFlow* moved = nullptr;
-    if (header->form == quic::PacketForm::short_header) {
+    const std::optional<LongHeaderIds> ids = long_header_ids(datagram.data);
+    if (!is_long_header(datagram.data)) {
+        // Header protection samples 16 bytes 4 past the packet number's start (RFC 9001 §5.4.2):
+        // no short-header packet is under 21 bytes.
+        if (datagram.data.size() < kMinShortPacket) return drop(QuicDrop::not_quic);
         moved = find_by_short_dcid(fd, datagram.data);
         if (moved == nullptr && !handoff_to_.empty()) return hand_off(listener, datagram);
-    } else if (!header->dcid.empty()) {
-        moved = find_by_cid(fd, header->dcid);
+    } else if (ids) {
+        moved = find_by_cid(fd, ids->dcid);
     }
     if (moved != nullptr) {
         moved->move_to(datagram);
         return moved->from_client(datagram.data);
     }
+    const std::optional<quic::PacketHeader> header = quic::read_header(datagram.data, 0);
+    if (!header) return drop(QuicDrop::not_quic);
     switch (header->form) {
         case quic::PacketForm::initial:
             if (draining_) return drop(QuicDrop::draining);

@@ -292,8 +292,10 @@ TEST_CASE("quic: hostile datagrams cost bounded flows and time, and are all coun
     send_datagram(port, fake_initial(1, 300));                      // under 1,200 bytes
     send_datagram(port, fake_initial(2, 1200));                     // random: not decryptable
     send_datagram(port, fake_initial(3, 1200, 0x3fff));             // length past the datagram
-    send_datagram(port, {0x00, 0x01, 0x02});                        // fixed bit clear: not QUIC
-    send_datagram(port, {0x41, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09});  // short header, no flow
+    send_datagram(port, {0x40, 0x01, 0x02});                        // too short for any QUIC packet
+    std::vector<std::uint8_t> stray = file_bytes(5, 40);
+    stray[0] = 0x41;
+    send_datagram(port, stray);                                     // short header, no flow
     std::vector<std::uint8_t> other_version = fake_initial(4, 1200);
     other_version[4] = 0x0a;                                        // version 0x0000000a
     send_datagram(port, other_version);
