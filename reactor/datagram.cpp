@@ -106,6 +106,21 @@ DatagramBatch::Received DatagramBatch::at(std::size_t index) {
     return out;
 }
 
+namespace {
+
+// One control message in a header whose msg_control buffer is zeroed and large enough.
+template <class Info>
+void put_control(msghdr& header, int level, int type, const Info& info) {
+    header.msg_controllen = CMSG_SPACE(sizeof info);
+    cmsghdr* message = CMSG_FIRSTHDR(&header);
+    message->cmsg_level = level;
+    message->cmsg_type = type;
+    message->cmsg_len = CMSG_LEN(sizeof info);
+    std::memcpy(CMSG_DATA(message), &info, sizeof info);
+}
+
+}  // namespace
+
 DatagramSender::DatagramSender(std::size_t capacity) : slots_(capacity), headers_(capacity) {}
 
 void DatagramSender::add(int fd, std::span<const std::uint8_t> data, const SocketAddress& peer,
@@ -126,23 +141,13 @@ void DatagramSender::add(int fd, std::span<const std::uint8_t> data, const Socke
         std::memset(slot.control, 0, sizeof slot.control);
         header.msg_control = slot.control;
         if (local->any.sa_family == AF_INET) {
-            header.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
-            cmsghdr* message = CMSG_FIRSTHDR(&header);
-            message->cmsg_level = IPPROTO_IP;
-            message->cmsg_type = IP_PKTINFO;
-            message->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
             in_pktinfo info{};
             info.ipi_spec_dst = local->v4.sin_addr;
-            std::memcpy(CMSG_DATA(message), &info, sizeof info);
+            put_control(header, IPPROTO_IP, IP_PKTINFO, info);
         } else {
-            header.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
-            cmsghdr* message = CMSG_FIRSTHDR(&header);
-            message->cmsg_level = IPPROTO_IPV6;
-            message->cmsg_type = IPV6_PKTINFO;
-            message->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
             in6_pktinfo info{};
             info.ipi6_addr = local->v6.sin6_addr;
-            std::memcpy(CMSG_DATA(message), &info, sizeof info);
+            put_control(header, IPPROTO_IPV6, IPV6_PKTINFO, info);
         }
     }
     ++used_;

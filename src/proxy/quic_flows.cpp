@@ -100,7 +100,6 @@ public:
                                                                max_initial_packets(config.max_client_hello_size));
         started_ = owner_.worker_.loop().now();
         last_activity_ = started_;
-        started_us_ = reactor::monotonic_micros();
         metrics().active.add(owner_.shard(), 1);
         owner_.worker_.loop().arm_timer(timer_, started_ + config.client_hello_timeout.count());
     }
@@ -140,6 +139,15 @@ public:
 
     // Process shutdown, the listener socket gone.
     void abort(CloseReason reason) { close(reason); }
+    // A reload removed its route, which asked for a drain_timeout.
+    void close_after(reactor::Millis delay) {
+        if (state_ != State::forwarding) return;
+        drain_at_ = owner_.worker_.loop().now() + delay;
+        arm_idle_timer();
+    }
+    const config::Route* route() const {
+        return routed_ ? &generation_.snapshot->config().routes[route_index_] : nullptr;
+    }
 
     const reactor::SocketAddress& client() const { return client_; }
     int listen_fd() const { return listen_fd_; }
@@ -306,6 +314,7 @@ private:
     void arm_idle_timer() {
         reactor::Millis deadline = last_activity_ + listener_config().quic_flow_idle_timeout.count();
         if (max_duration_at_ != 0) deadline = std::min(deadline, max_duration_at_);
+        if (drain_at_ != 0) deadline = std::min(deadline, drain_at_);
         owner_.worker_.loop().arm_timer(timer_, deadline);
     }
 
@@ -314,6 +323,7 @@ private:
         if (state_ == State::assembling) return reject(static_cast<std::size_t>(QuicInitialLimit::timeout));
         if (state_ != State::forwarding) return;
         if (max_duration_at_ != 0 && now >= max_duration_at_) return close(CloseReason::max_duration);
+        if (drain_at_ != 0 && now >= drain_at_) return close(CloseReason::route_removed);
         if (now - last_activity_ >= listener_config().quic_flow_idle_timeout.count()) return close(CloseReason::idle_timeout);
         arm_idle_timer();
     }
@@ -401,7 +411,7 @@ private:
     reactor::Millis started_ = 0;
     reactor::Millis last_activity_ = 0;
     reactor::Millis max_duration_at_ = 0;
-    std::int64_t started_us_ = 0;
+    reactor::Millis drain_at_ = 0;  // a reload removed the route: its drain_timeout
     std::uint64_t bytes_client_to_backend_ = 0;
     std::uint64_t bytes_backend_to_client_ = 0;
     reactor::Watch backend_readable_;
@@ -435,6 +445,14 @@ void QuicFlows::remove_socket(int fd, CloseReason reason) {
     for (const auto& flow : flows_)
         if (flow->listen_fd() == fd) closing.push_back(flow.get());
     for (QuicFlow* flow : closing) flow->abort(reason);
+}
+
+void QuicFlows::after_reload(const config::Config& next) {
+    for (const auto& flow : flows_) {
+        const config::Route* route = flow->route();
+        if (route == nullptr || !route->drain_timeout || next.find_route(route->name) != nullptr) continue;
+        flow->close_after(route->drain_timeout->count());
+    }
 }
 
 void QuicFlows::stop() {

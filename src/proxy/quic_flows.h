@@ -24,6 +24,7 @@
 #include "reactor/datagram.h"
 #include "reactor/fd.h"
 #include "reactor/loop.h"
+#include "config/config.h"
 #include "src/observe/connection_summary.h"
 #include "src/routing/service_pool.h"
 
@@ -76,6 +77,9 @@ public:
     void remove_socket(int fd, CloseReason reason);
     // SIGTERM: no new flows; the flows held go on until they idle out or stop().
     void drain() { draining_ = true; }
+    // A reload: flows whose route `next` no longer has close after that route's drain_timeout
+    // (none: they run until idle), as TCP connections do.
+    void after_reload(const config::Config& next);
     // Closes every flow (reason shutdown).
     void stop();
     std::size_t size() const { return flows_.size(); }

@@ -326,6 +326,7 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
     // Connections whose route the new config no longer has keep running, unless that route
     // asked for a drain_timeout.
     const config::Config& next = generations_.back().snapshot->config();
+    quic_->after_reload(next);
     for (const auto& connection : connections_) {
         const config::Route* route = connection->route();
         if (route == nullptr || !route->drain_timeout) continue;
