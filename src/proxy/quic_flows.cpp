@@ -151,7 +151,6 @@ public:
 
     const reactor::SocketAddress& client() const { return client_; }
     int listen_fd() const { return listen_fd_; }
-    std::span<const std::uint8_t> original_dcid() const { return assembler_ ? assembler_->original_dcid() : std::span<const std::uint8_t>(); }
     std::vector<std::string> keys;  // its entries in the owner's connection ID index
     std::size_t slot = 0;
 
@@ -239,6 +238,7 @@ private:
         // The client's first DCID stays a way to find the flow (a retransmitted Initial from a
         // new port); the server's own IDs are added as its long headers show them.
         owner_.index_cid(*this, assembler_->original_dcid());
+        assembler_.reset();  // its reassembly buffer is not needed any more
         for (const std::vector<std::uint8_t>& datagram : queued_) send_to_backend(datagram);
         owner_.worker_.release_hello_memory(queued_bytes_);
         queued_.clear();
