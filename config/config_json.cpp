@@ -134,8 +134,7 @@ Json listener_json(const Listener& listener) {
     out["name"] = listener.name;
     out["address"] = listener.address.to_string();
     out["protocol"] = listener.protocol == ListenerProtocol::quic ? "quic" : "tls";
-    if (listener.protocol == ListenerProtocol::quic)
-        out["quic_flow_idle_timeout"] = duration_text(listener.quic_flow_idle_timeout);
+    out["quic_flow_idle_timeout"] = duration_text(listener.quic_flow_idle_timeout);
     out["hostname"] = or_null(listener.hostname);
     out["client_hello_timeout"] = duration_text(listener.client_hello_timeout);
     out["max_client_hello_size"] = listener.max_client_hello_size;

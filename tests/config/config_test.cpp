@@ -425,17 +425,17 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
           "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, drain_delay, "
-          "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering");
+          "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering, max_quic_flows_per_worker");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
           "address, departed_series_retention, request_timeout, max_connections, max_connections_per_source");
     CHECK(error_of(listener_with("sni = \"x\"")) ==
-          "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, hostname, "
+          "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, protocol, quic_flow_idle_timeout, hostname, "
           "client_hello_timeout, max_client_hello_size, idle_timeout, default_route, allow, deny, "
           "max_connections, max_connection_rate, accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(listener_with("hostnames = [\"a.example.com\"]")) ==
           "t.toml:4: listener[0].hostnames: unknown key (did you mean \"hostname\"?); allowed "
-          "keys: name, address, hostname, client_hello_timeout, max_client_hello_size, "
+          "keys: name, address, protocol, quic_flow_idle_timeout, hostname, client_hello_timeout, max_client_hello_size, "
           "idle_timeout, default_route, allow, deny, max_connections, max_connection_rate, "
           "accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(route_with("hostname = \"a.example.com\"")) ==
@@ -464,7 +464,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     // A dotted key under a known table is an unknown key of that table.
     CHECK(error_of("runtime.x = 1\n" + kBase) ==
           "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, drain_delay, "
-          "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering");
+          "max_connections_per_worker, max_hello_memory, reuseport_cpu_steering, max_quic_flows_per_worker");
 }
 
 // ---------------------------------------------------------------------------------------------
