@@ -200,7 +200,7 @@ TEST_CASE("access log: rejected and failed connections", "[access_log]") {
     CHECK(fields.at("connect_attempts") == "3");
     CHECK(fields.at("error") == "Connection refused");
     CHECK(format_access_line(failed, AccessLogFormat::json)
-              .find(R"("connect_attempts":3,"error":"Connection refused"})") != std::string::npos);
+              .find(R"("connect_attempts":3,"error":"Connection refused","protocol":"tls"})") != std::string::npos);
 }
 
 TEST_CASE("access log: hostile SNI and ALPN are escaped, one line each", "[access_log]") {
@@ -223,7 +223,7 @@ TEST_CASE("access log: hostile SNI and ALPN are escaped, one line each", "[acces
 
     // logfmt reads back: the fields are all there, and the alpn list splits on its commas.
     const auto fields = logfmt_fields(logfmt);
-    CHECK(fields.size() == 16);
+    CHECK(fields.size() == 17);
     CHECK(unescape(fields.at("sni")) == record.sni);
     std::vector<std::string> alpn;
     for (const std::string& part : split(fields.at("alpn"), ',')) alpn.push_back(unescape(part));
@@ -261,7 +261,7 @@ TEST_CASE("access log: JSON lines parse back with python3, bytes intact", "[acce
     std::string alpn_hex;
     for (const std::string& protocol : record.alpn)
         alpn_hex += (alpn_hex.empty() ? "" : " ") + hex(protocol);
-    CHECK(output == hex(record.sni) + "\n" + alpn_hex + "\n3565 1 completed 16\n");
+    CHECK(output == hex(record.sni) + "\n" + alpn_hex + "\n3565 1 completed 17\n");
 }
 
 TEST_CASE("access log: make_access_record copies what the line needs", "[access_log]") {
