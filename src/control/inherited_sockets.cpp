@@ -179,7 +179,8 @@ SocketAssignment assign_inherited_sockets(std::vector<InheritedSocket> sockets, 
         // changed a listener's protocol since the old process bound it).
         const bool wants_datagram = !is_admin && config.listeners[listener].protocol == config::ListenerProtocol::quic;
         if (is_datagram_socket(socket.fd.get()) != wants_datagram) {
-            const std::string why = owner + ": " + from + " a " + (wants_datagram ? "TCP" : "UDP") + " socket but " +
+            const std::string why = owner + ": " + from + " a " + (wants_datagram ? "TCP" : "UDP") + " " +
+                                    describe(socket) + " but " +
                                     (wants_datagram ? "protocol = \"quic\" needs UDP" : "the listener needs TCP");
             if (!upgrade) throw std::runtime_error(why);
             assignment.notes.push_back(why + ": closed, and the configured address is bound");
