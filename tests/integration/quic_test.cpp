@@ -339,3 +339,27 @@ TEST_CASE("quic: hostile datagrams cost bounded flows and time, and are all coun
     CHECK(*after.body == setup.a.file);
     stop_and_check(passgate);
 }
+
+TEST_CASE("quic: a reload that changes a listener's protocol rebinds it (UDP to TCP and back)",
+          "[integration][quic]") {
+    QuicSetup setup(2);
+    Passgate& passgate = setup.passgate;
+    REQUIRE(passgate.wait_ready());
+    CHECK_FALSE(port_accepts(setup.listen_port));  // QUIC: no TCP socket there
+    std::string tls = config(setup.listen_port, setup.backend_port);
+    const std::string quic_line = "protocol = \"quic\"\n";
+    tls.replace(tls.find(quic_line), quic_line.size(), "protocol = \"tls\"\n");
+    reload_with(passgate, tls);
+    REQUIRE(wait_for_reloads(passgate, 1));
+    CHECK(metric_sample(passgate, "passgate_config_reloads_total{result=\"success\"}") == 1.0);
+    CHECK(port_accepts(setup.listen_port));
+    const Fetch refused = fetch(setup.dir, "over-tcp", setup.listen_port, "a.test", "file", {"-q"}, "1s");
+    CHECK((!refused.body || *refused.body != setup.a.file));
+    reload_with(passgate, config(setup.listen_port, setup.backend_port));
+    REQUIRE(wait_for_reloads(passgate, 2));
+    CHECK_FALSE(port_accepts(setup.listen_port));
+    const Fetch back = fetch(setup.dir, "back-to-quic", setup.listen_port, "a.test", "file", {"-q"});
+    REQUIRE(back.body);
+    CHECK(*back.body == setup.a.file);
+    stop_and_check(passgate);
+}
