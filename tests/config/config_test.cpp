@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "tests/config/config_error.h"
 
 #include <catch2/catch.hpp>
 
@@ -85,14 +86,7 @@ std::string service_with(std::string_view line) {
                    "endpoints = [\"127.0.0.1:8443\"]\n" + std::string(line) + "\n");
 }
 
-std::string error_of(const std::string& text) {
-    try {
-        (void)parse_config(text, "t.toml");
-    } catch (const ConfigError& error) {
-        return error.what();
-    }
-    return "(no error)";
-}
+using passgate::config::testing::error_of;
 
 Config parse(const std::string& text) { return parse_config(text, "t.toml"); }
 

@@ -2,6 +2,7 @@
 // [runtime] max_quic_flows_per_worker; what QUIC refuses.
 
 #include "config/config.h"
+#include "tests/config/config_error.h"
 
 #include <catch2/catch.hpp>
 
@@ -21,14 +22,7 @@ std::string quic_config(const std::string& listener_lines, const std::string& se
            "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:8443\"]\n" + service_lines;
 }
 
-std::string error_of(const std::string& text) {
-    try {
-        (void)parse_config(text, "t.toml");
-    } catch (const ConfigError& error) {
-        return error.what();
-    }
-    return "(no error)";
-}
+using passgate::config::testing::error_of;
 
 }  // namespace
 
