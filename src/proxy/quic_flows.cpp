@@ -272,7 +272,10 @@ private:
                 // ICMP port unreachable and the like, reported on the connected socket.
                 const int error = -received;
                 if (bytes_backend_to_client_ + bytes == 0 && error == ECONNREFUSED) {
+                    // The endpoint does not listen: a connect failure, for outlier detection too.
                     endpoint_->endpoint.metrics.failures[static_cast<std::size_t>(connect_failure_of(error))].inc(shard());
+                    if (generation_.pools[service_]->on_connect_failure(*endpoint_, owner_.worker_.loop().now()))
+                        endpoint_->endpoint.metrics.ejections.inc(shard());
                     return close(CloseReason::connect_failed, error);
                 }
                 return close(CloseReason::backend_error, error);
@@ -290,6 +293,8 @@ private:
             if (static_cast<std::size_t>(received) < batch.count()) break;
         }
         if (packets > 0) {
+            // The endpoint's first answer: it is up (outlier detection counts from here).
+            if (bytes_backend_to_client_ == 0) generation_.pools[service_]->on_connected(*endpoint_);
             last_activity_ = owner_.worker_.loop().now();
             bytes_backend_to_client_ += bytes;
             metrics().packets_backend_to_client.inc(shard(), packets);
