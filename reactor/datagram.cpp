@@ -2,6 +2,8 @@
 
 #include "reactor/system_error.h"
 
+#include <netinet/udp.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -38,13 +40,16 @@ Fd bind_udp(const sockaddr* address, socklen_t length) {
     return socket;
 }
 
-UdpConnect connect_udp(const sockaddr* address, socklen_t length) {
+UdpConnect connect_udp(const sockaddr* address, socklen_t length, bool gro) {
     UdpConnect out;
     out.socket = Fd(::socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!out.socket) {
         out.error = errno;
         return out;
     }
+    const int one = 1;
+    // Best effort: a kernel without UDP GRO (before 5.0) delivers one datagram per read.
+    if (gro) ::setsockopt(out.socket.get(), IPPROTO_UDP, UDP_GRO, &one, sizeof one);
     if (::connect(out.socket.get(), address, length) != 0) {
         out.error = errno;
         out.socket.reset();
@@ -94,6 +99,10 @@ DatagramBatch::Received DatagramBatch::at(std::size_t index) {
             out.local.v4.sin_family = AF_INET;
             out.local.v4.sin_addr = info.ipi_addr;
             out.has_local = true;
+        } else if (message->cmsg_level == IPPROTO_UDP && message->cmsg_type == UDP_GRO) {
+            int size = 0;
+            std::memcpy(&size, CMSG_DATA(message), sizeof size);
+            if (size > 0) out.segment_size = static_cast<std::size_t>(size);
         } else if (message->cmsg_level == IPPROTO_IPV6 && message->cmsg_type == IPV6_PKTINFO) {
             in6_pktinfo info{};
             std::memcpy(&info, CMSG_DATA(message), sizeof info);
@@ -109,14 +118,16 @@ DatagramBatch::Received DatagramBatch::at(std::size_t index) {
 namespace {
 
 // One control message in a header whose msg_control buffer is zeroed and large enough.
+// Appends one control message to a header whose msg_control buffer is zeroed and large enough
+// (msg_controllen: what is used so far).
 template <class Info>
 void put_control(msghdr& header, int level, int type, const Info& info) {
-    header.msg_controllen = CMSG_SPACE(sizeof info);
-    cmsghdr* message = CMSG_FIRSTHDR(&header);
+    cmsghdr* message = reinterpret_cast<cmsghdr*>(static_cast<std::uint8_t*>(header.msg_control) + header.msg_controllen);
     message->cmsg_level = level;
     message->cmsg_type = type;
     message->cmsg_len = CMSG_LEN(sizeof info);
     std::memcpy(CMSG_DATA(message), &info, sizeof info);
+    header.msg_controllen += CMSG_SPACE(sizeof info);
 }
 
 }  // namespace
@@ -124,7 +135,7 @@ void put_control(msghdr& header, int level, int type, const Info& info) {
 DatagramSender::DatagramSender(std::size_t capacity) : slots_(capacity), headers_(capacity) {}
 
 void DatagramSender::add(int fd, std::span<const std::uint8_t> data, const SocketAddress& peer,
-                         const SocketAddress* local) {
+                         const SocketAddress* local, std::size_t segment_size) {
     if (used_ == slots_.size() || (used_ > 0 && fd != fd_)) failed_ += flush_now();
     fd_ = fd;
     Slot& slot = slots_[used_];
@@ -136,10 +147,15 @@ void DatagramSender::add(int fd, std::span<const std::uint8_t> data, const Socke
     header.msg_namelen = address_length(slot.peer);
     header.msg_iov = &slot.iov;
     header.msg_iovlen = 1;
-    if (local != nullptr) {
-        // The reply leaves from the address the peer sent to (a wildcard listener).
+    const bool segmented = segment_size > 0 && segment_size < data.size();
+    if (local != nullptr || segmented) {
         std::memset(slot.control, 0, sizeof slot.control);
         header.msg_control = slot.control;
+        header.msg_controllen = 0;
+    }
+    if (segmented) put_control(header, IPPROTO_UDP, UDP_SEGMENT, static_cast<std::uint16_t>(segment_size));
+    if (local != nullptr) {
+        // The reply leaves from the address the peer sent to (a wildcard listener).
         if (local->any.sa_family == AF_INET) {
             in_pktinfo info{};
             info.ipi_spec_dst = local->v4.sin_addr;

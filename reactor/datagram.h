@@ -22,12 +22,13 @@ Fd bind_udp(const sockaddr* address, socklen_t length);
 bool is_wildcard(const sockaddr* address);
 
 // A non-blocking UDP socket connected to `address` (the kernel picks the local port). Returns the
-// socket and 0, or an invalid Fd and the errno.
+// socket and 0, or an invalid Fd and the errno. With `gro`, it also asks for UDP GRO (where the
+// kernel has it): a burst of same-size datagrams arrives as one buffer with its segment size.
 struct UdpConnect {
     Fd socket;
     int error = 0;
 };
-UdpConnect connect_udp(const sockaddr* address, socklen_t length);
+UdpConnect connect_udp(const sockaddr* address, socklen_t length, bool gro = false);
 
 // An IPv4 or IPv6 socket address.
 union SocketAddress {
@@ -53,6 +54,11 @@ public:
         bool truncated = false;      // larger than the buffer: data is cut
         bool has_local = false;      // local holds the destination address (packet info)
         SocketAddress local{};       // its port is 0
+        // UDP GRO: data holds datagrams of this size (the last may be shorter); 0: one datagram.
+        std::size_t segment_size = 0;
+        std::size_t datagrams() const {
+            return segment_size == 0 || data.empty() ? 1 : (data.size() + segment_size - 1) / segment_size;
+        }
     };
     Received at(std::size_t index);
 
@@ -60,7 +66,7 @@ private:
     struct Slot {
         std::vector<std::uint8_t> buffer;
         SocketAddress peer{};
-        alignas(cmsghdr) std::uint8_t control[64]{};
+        alignas(cmsghdr) std::uint8_t control[96]{};
         iovec iov{};
     };
     std::vector<Slot> slots_;
@@ -73,8 +79,10 @@ class DatagramSender {
 public:
     explicit DatagramSender(std::size_t capacity);
     // Queues one; flushes first when full. `local`: the source address to use (packet info), or
-    // nullptr for the socket's own.
-    void add(int fd, std::span<const std::uint8_t> data, const SocketAddress& peer, const SocketAddress* local);
+    // nullptr for the socket's own. `segment_size` > 0 (and under data's size): data is several
+    // datagrams of that size, sent with UDP GSO (UDP_SEGMENT) in one message.
+    void add(int fd, std::span<const std::uint8_t> data, const SocketAddress& peer, const SocketAddress* local,
+             std::size_t segment_size = 0);
     // Sends what is queued. Returns how many datagrams the kernel did not take (buffer full,
     // an error): UDP may drop, the caller counts.
     std::size_t flush();
@@ -85,7 +93,7 @@ private:
     struct Slot {
         iovec iov{};
         SocketAddress peer{};
-        alignas(cmsghdr) std::uint8_t control[64]{};
+        alignas(cmsghdr) std::uint8_t control[96]{};
     };
     int fd_ = -1;
     std::size_t used_ = 0;

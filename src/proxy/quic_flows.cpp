@@ -20,8 +20,8 @@ namespace passgate {
 
 namespace {
 
-// recvmmsg batch: 32 datagrams of up to 64 KiB (loopback and GRO-less paths carry at most one
-// UDP payload each; 65,535 is the most an IPv4 UDP datagram holds). At most
+// recvmmsg batch: 32 buffers of up to 64 KiB (one datagram each, or a UDP GRO train of the
+// backend's; 65,535 is the most an IPv4 UDP datagram or a GRO buffer holds). At most
 // kBatchesPerWakeup batches per wake-up: one busy socket cannot starve the others; the poll
 // is one-shot and re-armed, so what is left wakes it again at once.
 constexpr std::size_t kBatch = 32;
@@ -211,7 +211,7 @@ private:
             tried.push_back(picked.endpoint);
             ++connect_attempts_;
             const config::Address& address = picked.endpoint->endpoint.address;
-            reactor::UdpConnect attempt = reactor::connect_udp(address.sockaddr_ptr(), address.length);
+            reactor::UdpConnect attempt = reactor::connect_udp(address.sockaddr_ptr(), address.length, true);
             if (!attempt.socket) {
                 error_ = attempt.error;
                 if (reactor::is_local_resource_error(attempt.error)) return close(CloseReason::out_of_resources);
@@ -284,8 +284,10 @@ private:
                 const reactor::DatagramBatch::Received datagram = batch.at(static_cast<std::size_t>(i));
                 if (datagram.truncated) continue;
                 learn_server_cid(datagram.data);
-                owner_.sender_.add(listen_fd_, datagram.data, client_, has_local_ ? &local_ : nullptr);
-                ++packets;
+                // A GRO buffer (the server's burst) leaves as one GSO message of the same segments.
+                owner_.sender_.add(listen_fd_, datagram.data, client_, has_local_ ? &local_ : nullptr,
+                                   datagram.segment_size);
+                packets += datagram.datagrams();
                 bytes += datagram.data.size();
             }
             const std::size_t failed = owner_.sender_.flush();

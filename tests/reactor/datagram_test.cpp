@@ -87,3 +87,47 @@ TEST_CASE("datagram: a datagram larger than the buffer is marked truncated", "[r
     CHECK(datagram.truncated);
     CHECK_FALSE(datagram.has_local);  // a socket bound to one address asks for no packet info
 }
+
+TEST_CASE("datagram: a GSO burst arrives as one GRO buffer with its segment size, and leaves as "
+          "the same datagrams", "[reactor][datagram]") {
+    const sockaddr_in loopback = ipv4("127.0.0.1", 0);
+    Fd far_end = bind_udp(reinterpret_cast<const sockaddr*>(&loopback), sizeof loopback);
+    const sockaddr_in far_address = ipv4("127.0.0.1", local_port(far_end.get()));
+    // The relay's side: connected to the far end, with GRO.
+    UdpConnect relay = connect_udp(reinterpret_cast<const sockaddr*>(&far_address), sizeof far_address, true);
+    REQUIRE(relay.socket);
+    sockaddr_in relay_address{};
+    socklen_t length = sizeof relay_address;
+    REQUIRE(::getsockname(relay.socket.get(), reinterpret_cast<sockaddr*>(&relay_address), &length) == 0);
+
+    // The far end sends three 1,000-byte datagrams in one GSO message (and a 500-byte tail).
+    std::vector<std::uint8_t> burst(3500);
+    for (std::size_t i = 0; i < burst.size(); ++i) burst[i] = static_cast<std::uint8_t>(i / 1000 + 1);
+    SocketAddress to{};
+    to.v4 = relay_address;
+    DatagramSender far_sender(1);
+    far_sender.add(far_end.get(), burst, to, nullptr, 1000);
+    REQUIRE(far_sender.flush() == 0);
+
+    REQUIRE(readable(relay.socket.get()));
+    DatagramBatch batch(4, 65535);
+    std::size_t datagrams = 0;
+    std::size_t bytes = 0;
+    std::size_t largest_segment = 0;
+    // GRO may deliver the train as one buffer or (an older kernel) datagram by datagram.
+    for (int round = 0; round < 10 && bytes < burst.size(); ++round) {
+        if (!readable(relay.socket.get())) break;
+        const int received = batch.receive(relay.socket.get());
+        REQUIRE(received > 0);
+        for (int i = 0; i < received; ++i) {
+            const DatagramBatch::Received datagram = batch.at(static_cast<std::size_t>(i));
+            datagrams += datagram.datagrams();
+            bytes += datagram.data.size();
+            largest_segment = std::max(largest_segment, datagram.segment_size);
+        }
+    }
+    CHECK(bytes == burst.size());
+    CHECK(datagrams == 4);
+    INFO("GRO segment size " << largest_segment);
+    CHECK((largest_segment == 0 || largest_segment == 1000));
+}
