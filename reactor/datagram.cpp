@@ -4,6 +4,7 @@
 
 #include <netinet/udp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -148,6 +149,8 @@ void DatagramSender::add(int fd, std::span<const std::uint8_t> data, const Socke
     header.msg_iov = &slot.iov;
     header.msg_iovlen = 1;
     const bool segmented = segment_size > 0 && segment_size < data.size();
+    slot.segment_size = segmented ? segment_size : 0;
+    slot.has_local = local != nullptr;
     if (local != nullptr || segmented) {
         std::memset(slot.control, 0, sizeof slot.control);
         header.msg_control = slot.control;
@@ -179,12 +182,42 @@ std::size_t DatagramSender::flush_now() {
             continue;
         }
         if (result < 0 && errno == EINTR) continue;
-        // The first datagram left failed (buffer full, an ICMP error queued on the socket):
-        // dropped, as the network would; the rest are tried.
-        ++failed;
+        const int error = result < 0 ? errno : EIO;
+        // A GSO message the path refuses (a segment over its MTU, EINVAL/EMSGSIZE) goes again
+        // datagram by datagram; otherwise the first message left failed (buffer full, an ICMP
+        // error queued on the socket): dropped, as the network would; the rest are tried.
+        if (slots_[sent].segment_size > 0 && error != EAGAIN && error != EWOULDBLOCK)
+            failed += send_segments(slots_[sent], headers_[sent].msg_hdr);
+        else
+            ++failed;
         ++sent;
     }
     used_ = 0;
+    return failed;
+}
+
+// One GSO message's datagrams, one sendmsg each, with its packet info but no UDP_SEGMENT.
+// Returns how many failed.
+std::size_t DatagramSender::send_segments(Slot& slot, const msghdr& original) {
+    msghdr header = original;
+    if (slot.has_local) {
+        // Skip the UDP_SEGMENT message (the first one) and keep the packet info after it.
+        cmsghdr* first = CMSG_FIRSTHDR(&header);
+        const std::size_t skip = CMSG_SPACE(sizeof(std::uint16_t));
+        header.msg_control = reinterpret_cast<std::uint8_t*>(first) + skip;
+        header.msg_controllen -= skip;
+    } else {
+        header.msg_control = nullptr;
+        header.msg_controllen = 0;
+    }
+    const auto* bytes = static_cast<const std::uint8_t*>(slot.iov.iov_base);
+    std::size_t failed = 0;
+    for (std::size_t offset = 0; offset < slot.iov.iov_len; offset += slot.segment_size) {
+        iovec part{const_cast<std::uint8_t*>(bytes + offset), std::min(slot.segment_size, slot.iov.iov_len - offset)};
+        header.msg_iov = &part;
+        header.msg_iovlen = 1;
+        if (::sendmsg(fd_, &header, MSG_DONTWAIT) < 0) ++failed;
+    }
     return failed;
 }
 

@@ -93,8 +93,11 @@ private:
     struct Slot {
         iovec iov{};
         SocketAddress peer{};
+        std::size_t segment_size = 0;  // > 0: a GSO message (its UDP_SEGMENT control message first)
+        bool has_local = false;
         alignas(cmsghdr) std::uint8_t control[96]{};
     };
+    std::size_t send_segments(Slot& slot, const msghdr& original);
     int fd_ = -1;
     std::size_t used_ = 0;
     std::size_t failed_ = 0;

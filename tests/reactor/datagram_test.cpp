@@ -131,3 +131,28 @@ TEST_CASE("datagram: a GSO burst arrives as one GRO buffer with its segment size
     INFO("GRO segment size " << largest_segment);
     CHECK((largest_segment == 0 || largest_segment == 1000));
 }
+
+TEST_CASE("datagram: a GSO message the kernel refuses goes again datagram by datagram", "[reactor][datagram]") {
+    const sockaddr_in loopback = ipv4("127.0.0.1", 0);
+    Fd receiver = bind_udp(reinterpret_cast<const sockaddr*>(&loopback), sizeof loopback);
+    Fd sender_socket = bind_udp(reinterpret_cast<const sockaddr*>(&loopback), sizeof loopback);
+    SocketAddress to{};
+    to.v4 = ipv4("127.0.0.1", local_port(receiver.get()));
+    // 200 segments: over the kernel's limit per GSO message (UDP_MAX_SEGMENTS: 64, 128 from
+    // Linux 6.4), so sendmmsg refuses it.
+    const std::vector<std::uint8_t> data(20000, 0x5a);
+    DatagramSender sender(1);
+    sender.add(sender_socket.get(), data, to, nullptr, 100);
+    CHECK(sender.flush() == 0);
+    DatagramBatch batch(80, 2048);
+    std::size_t count = 0;
+    for (int round = 0; round < 20 && count < 200 && readable(receiver.get()); ++round) {
+        const int received = batch.receive(receiver.get());
+        REQUIRE(received > 0);
+        for (int i = 0; i < received; ++i) {
+            CHECK(batch.at(static_cast<std::size_t>(i)).data.size() == 100);
+            ++count;
+        }
+    }
+    CHECK(count == 200);
+}
