@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -364,4 +365,38 @@ TEST_CASE("quic: a reload that changes a listener's protocol rebinds it (UDP to 
     REQUIRE(back.body);
     CHECK(*back.body == setup.a.file);
     stop_and_check(passgate);
+}
+
+TEST_CASE("quic: a binary upgrade hands the QUIC listener's UDP sockets to the new process, which serves "
+          "new flows", "[integration][quic]") {
+    QuicSetup setup(2);
+    Passgate& passgate = setup.passgate;
+    REQUIRE(passgate.wait_ready());
+    const Fetch before = fetch(setup.dir, "before-upgrade", setup.listen_port, "a.test", "file", {"-q"});
+    REQUIRE(before.body);
+    CHECK(*before.body == setup.a.file);
+    const pid_t old_pid = passgate.pid();
+    passgate.process().send_signal(SIGUSR2);
+    // GET /upgrade answers from the new process once it took over (the admin socket moves too).
+    pid_t new_pid = 0;
+    CHECK(wait_until([&] {
+        const std::optional<HttpResponse> status = http_get(passgate.admin_port(), "/upgrade", Millis(500));
+        if (!status || status->status != 200) return false;
+        const std::size_t at = status->body.find("pid: ");
+        if (at == std::string::npos) return false;
+        const pid_t pid = std::atoi(status->body.c_str() + at + 5);
+        if (pid != old_pid && pid > 0) new_pid = pid;
+        return new_pid != 0;
+    }, Millis(15000), Millis(50)));
+    REQUIRE(new_pid > 0);
+    CHECK(passgate.wait_for_log("listener \"h3\": 2 listening socket(s) on 127.0.0.1:" +
+                                    std::to_string(setup.listen_port) + " from the old process",
+                                Millis(3000)));
+    // The old process ends once its flow is gone (shutdown_timeout 1 s), exit status 0.
+    CHECK(passgate.process().wait_exit(Millis(10000)) == 0);
+    const Fetch after = fetch(setup.dir, "after-upgrade", setup.listen_port, "b.test", "file", {"-q"});
+    REQUIRE(after.body);
+    CHECK(*after.body == setup.b.file);
+    CHECK(::kill(new_pid, SIGTERM) == 0);
+    CHECK(wait_until([&] { return ::kill(new_pid, 0) != 0; }, Millis(10000), Millis(20)));
 }
