@@ -338,6 +338,12 @@ TEST_CASE("quic: hostile datagrams cost bounded flows and time, and are all coun
     const Fetch after = fetch(setup.dir, "after-flood", port, "a.test", "file", {"-q"});
     REQUIRE(after.body);
     CHECK(*after.body == setup.a.file);
+    // Its flow ends quic_flow_idle_timeout (2 s here) after the last datagram, with one log line.
+    CHECK(wait_until([&] {
+        return quic_sum(passgate, "passgate_quic_flows_closed_total", {"reason=\"idle_timeout\""}) == 1;
+    }, Millis(5000), Millis(50)));
+    CHECK(quic_sum(passgate, "passgate_quic_flows_active") == 0);
+    CHECK(passgate.log_lines_with({"route=a", "reason=idle_timeout", "protocol=quic"}).size() == 1);
     stop_and_check(passgate);
 }
 
