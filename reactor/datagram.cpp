@@ -96,9 +96,7 @@ DatagramBatch::Received DatagramBatch::at(std::size_t index) {
         if (message->cmsg_level == IPPROTO_IP && message->cmsg_type == IP_PKTINFO) {
             in_pktinfo info{};
             std::memcpy(&info, CMSG_DATA(message), sizeof info);
-            out.local.v4 = sockaddr_in{};
-            out.local.v4.sin_family = AF_INET;
-            out.local.v4.sin_addr = info.ipi_addr;
+            out.local.v4 = sockaddr_in{.sin_family = AF_INET, .sin_port = 0, .sin_addr = info.ipi_addr, .sin_zero = {}};
             out.has_local = true;
         } else if (message->cmsg_level == IPPROTO_UDP && message->cmsg_type == UDP_GRO) {
             int size = 0;
@@ -107,9 +105,8 @@ DatagramBatch::Received DatagramBatch::at(std::size_t index) {
         } else if (message->cmsg_level == IPPROTO_IPV6 && message->cmsg_type == IPV6_PKTINFO) {
             in6_pktinfo info{};
             std::memcpy(&info, CMSG_DATA(message), sizeof info);
-            out.local.v6 = sockaddr_in6{};
-            out.local.v6.sin6_family = AF_INET6;
-            out.local.v6.sin6_addr = info.ipi6_addr;
+            out.local.v6 = sockaddr_in6{.sin6_family = AF_INET6, .sin6_port = 0, .sin6_flowinfo = 0,
+                                        .sin6_addr = info.ipi6_addr, .sin6_scope_id = 0};
             out.has_local = true;
         }
     }
