@@ -57,23 +57,11 @@ const Bytes kDcid{0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08};
 const Bytes kScid{1, 2, 3, 4};
 
 std::vector<Bytes> flight(const Bytes& hello, std::size_t packets) {
-    InitialFlightSpec spec;
-    spec.dcid = kDcid;
-    spec.scid = kScid;
-    spec.hello = hello;
-    spec.crypto_frames = packets;
-    spec.packets = packets;
-    return write_initial_flight(spec);
+    return write_initial_flight(initial_flight(kDcid, kScid, hello, packets));
 }
 
 Bytes packet(const Bytes& dcid, const Bytes& frames, std::uint64_t number) {
-    InitialPacketSpec spec;
-    spec.dcid = dcid;
-    spec.scid = kScid;
-    spec.frames = frames;
-    spec.packet_number = number;
-    spec.min_size = min_initial_datagram;
-    return write_initial_packet(spec);
+    return write_padded_initial(dcid, kScid, frames, number);
 }
 
 void report(const char* name, std::size_t iterations, const std::function<void(std::size_t)>& body) {
