@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
 #include <string>
 #include <utility>
@@ -83,22 +84,22 @@ const Algorithms& algorithms() {
 }
 
 // One HKDF context per thread with its digest set once: most of a derivation's cost was the
-// context's creation and the digest's lookup (perf/QUIC_INITIAL.md). Never freed (a few hundred
-// bytes per thread that derives).
+// context's creation and the digest's lookup (perf/QUIC_INITIAL.md). Freed when the thread ends.
+struct KdfContextFree {
+    void operator()(EVP_KDF_CTX* ctx) const { EVP_KDF_CTX_free(ctx); }
+};
+
 EVP_KDF_CTX* hkdf_context() {
-    thread_local EVP_KDF_CTX* const ctx = [] {
+    thread_local const std::unique_ptr<EVP_KDF_CTX, KdfContextFree> ctx = [] {
         EVP_KDF* kdf = algorithms().hkdf;
-        EVP_KDF_CTX* created = kdf == nullptr ? nullptr : EVP_KDF_CTX_new(kdf);
+        std::unique_ptr<EVP_KDF_CTX, KdfContextFree> created(kdf == nullptr ? nullptr : EVP_KDF_CTX_new(kdf));
         char digest[] = "SHA256";
         const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
                                      OSSL_PARAM_construct_end()};
-        if (created != nullptr && EVP_KDF_CTX_set_params(created, params) != 1) {
-            EVP_KDF_CTX_free(created);
-            created = nullptr;
-        }
+        if (created && EVP_KDF_CTX_set_params(created.get(), params) != 1) created.reset();
         return created;
     }();
-    return ctx;
+    return ctx.get();
 }
 
 // HKDF-Extract (mode EXTRACT_ONLY) or HKDF-Expand (EXPAND_ONLY) with SHA-256. Every call sets
