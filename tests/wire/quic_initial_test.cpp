@@ -421,7 +421,8 @@ TEST_CASE("Skipped, not refused: other DCIDs, other packet types, and what follo
     CHECK(assembler.feed(datagrams[0]).status == Status::need_more);
     // An Initial of another connection ID (another attempt, or someone else's) in between.
     const Bytes other_dcid = from_hex("ffeeddccbbaa9988");
-    InitialFlightSpec other = flight(hello_message("other.example"));
+    const Bytes other_hello = hello_message("other.example");  // the spec holds spans: kept alive
+    InitialFlightSpec other = flight(other_hello);
     other.dcid = other_dcid;
     CHECK(assembler.feed(write_initial_flight(other).front()).status == Status::need_more);
     // A datagram with only a 0-RTT packet.
