@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
 #include <string>
 #include <utility>
@@ -82,26 +83,38 @@ const Algorithms& algorithms() {
     return instance;
 }
 
-// HKDF-Extract (mode EXTRACT_ONLY) or HKDF-Expand (EXPAND_ONLY) with SHA-256.
+// One HKDF context per thread with its digest set once: most of a derivation's cost was the
+// context's creation and the digest's lookup (perf/QUIC_INITIAL.md). Freed when the thread ends.
+struct KdfContextFree {
+    void operator()(EVP_KDF_CTX* ctx) const { EVP_KDF_CTX_free(ctx); }
+};
+
+EVP_KDF_CTX* hkdf_context() {
+    thread_local const std::unique_ptr<EVP_KDF_CTX, KdfContextFree> ctx = [] {
+        EVP_KDF* kdf = algorithms().hkdf;
+        std::unique_ptr<EVP_KDF_CTX, KdfContextFree> created(kdf == nullptr ? nullptr : EVP_KDF_CTX_new(kdf));
+        char digest[] = "SHA256";
+        const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+                                     OSSL_PARAM_construct_end()};
+        if (created && EVP_KDF_CTX_set_params(created.get(), params) != 1) created.reset();
+        return created;
+    }();
+    return ctx.get();
+}
+
+// HKDF-Extract (mode EXTRACT_ONLY) or HKDF-Expand (EXPAND_ONLY) with SHA-256. Every call sets
+// the mode, the key and the salt or info, so nothing of a previous call is used.
 bool hkdf(int mode, Bytes key, Bytes salt_or_info, std::uint8_t* out, std::size_t out_size) {
-    EVP_KDF* kdf = algorithms().hkdf;
-    if (kdf == nullptr || key.empty()) return false;
-    EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
-    if (ctx == nullptr) return false;
-    char digest[] = "SHA256";
-    OSSL_PARAM params[5];
-    std::size_t n = 0;
-    params[n++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-    params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0);
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(key.data()),
-                                                    key.size());
-    params[n++] = OSSL_PARAM_construct_octet_string(
-        mode == EVP_KDF_HKDF_MODE_EXTRACT_ONLY ? OSSL_KDF_PARAM_SALT : OSSL_KDF_PARAM_INFO,
-        const_cast<std::uint8_t*>(salt_or_info.data()), salt_or_info.size());
-    params[n] = OSSL_PARAM_construct_end();
-    const bool ok = EVP_KDF_derive(ctx, out, out_size, params) == 1;
-    EVP_KDF_CTX_free(ctx);
-    return ok;
+    EVP_KDF_CTX* ctx = hkdf_context();
+    if (ctx == nullptr || key.empty()) return false;
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(key.data()), key.size()),
+        OSSL_PARAM_construct_octet_string(
+            mode == EVP_KDF_HKDF_MODE_EXTRACT_ONLY ? OSSL_KDF_PARAM_SALT : OSSL_KDF_PARAM_INFO,
+            const_cast<std::uint8_t*>(salt_or_info.data()), salt_or_info.size()),
+        OSSL_PARAM_construct_end()};
+    return EVP_KDF_derive(ctx, out, out_size, params) == 1;
 }
 
 // HKDF-Expand-Label (RFC 8446 §7.1) with an empty context.

@@ -154,4 +154,25 @@ std::vector<std::vector<std::uint8_t>> write_initial_flight(const InitialFlightS
     return datagrams;
 }
 
+InitialFlightSpec initial_flight(std::span<const std::uint8_t> dcid, std::span<const std::uint8_t> scid,
+                                 std::span<const std::uint8_t> hello, std::size_t packets) {
+    InitialFlightSpec spec;
+    spec.dcid = dcid;
+    spec.scid = scid;
+    spec.hello = hello;
+    spec.crypto_frames = spec.packets = packets;
+    return spec;
+}
+
+std::vector<std::uint8_t> write_padded_initial(std::span<const std::uint8_t> dcid, std::span<const std::uint8_t> scid,
+                                               std::span<const std::uint8_t> frames, std::uint64_t packet_number) {
+    InitialPacketSpec spec;
+    spec.dcid = dcid;
+    spec.scid = scid;
+    spec.frames = frames;
+    spec.packet_number = packet_number;
+    spec.min_size = min_initial_datagram;
+    return write_initial_packet(spec);
+}
+
 }  // namespace passgate::quic

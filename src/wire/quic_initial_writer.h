@@ -53,4 +53,11 @@ struct InitialFlightSpec {
 };
 std::vector<std::vector<std::uint8_t>> write_initial_flight(const InitialFlightSpec& spec);
 
+// The common cases: a v1 flight of `packets` Initials with one CRYPTO frame each, and one v1
+// Initial carrying `frames`, padded to a 1200-byte datagram.
+InitialFlightSpec initial_flight(std::span<const std::uint8_t> dcid, std::span<const std::uint8_t> scid,
+                                 std::span<const std::uint8_t> hello, std::size_t packets = 1);
+std::vector<std::uint8_t> write_padded_initial(std::span<const std::uint8_t> dcid, std::span<const std::uint8_t> scid,
+                                               std::span<const std::uint8_t> frames, std::uint64_t packet_number);
+
 }  // namespace passgate::quic

@@ -133,24 +133,14 @@ Bytes hello_message(std::string_view sni, std::size_t size = 300) {
 }
 
 InitialFlightSpec flight(const Bytes& hello, std::size_t frames = 1, std::size_t packets = 1) {
-    InitialFlightSpec spec;
-    spec.dcid = kDcid;
-    spec.scid = kScid;
-    spec.hello = hello;
+    InitialFlightSpec spec = initial_flight(kDcid, kScid, hello, packets);
     spec.crypto_frames = frames;
-    spec.packets = packets;
     return spec;
 }
 
 // One Initial packet of the test flow carrying `frames`, padded to 1200 bytes.
 Bytes packet_with(const Bytes& frames, std::uint64_t packet_number = 0) {
-    InitialPacketSpec spec;
-    spec.dcid = kDcid;
-    spec.scid = kScid;
-    spec.frames = frames;
-    spec.packet_number = packet_number;
-    spec.min_size = min_initial_datagram;
-    return write_initial_packet(spec);
+    return write_padded_initial(kDcid, kScid, frames, packet_number);
 }
 
 InitialProgress feed_one(const Bytes& datagram, std::size_t max_hello = kMaxHello) {
@@ -367,18 +357,13 @@ TEST_CASE("Each refusal reason from a crafted input", "[quic]") {
     long_length[7 + kDcid.size() + kScid.size() + 1] = 0x7f;  // Length 0x3fxx: beyond the datagram
     CHECK(feed_one(long_length).error == InitialError::malformed);
 
-    InitialPacketSpec short_cid;
     const Bytes four = from_hex("01020304");
-    short_cid.dcid = four;
     const Bytes crypto = crypto_frame(0, hello);
-    short_cid.frames = crypto;
-    short_cid.min_size = 1200;
-    CHECK(feed_one(write_initial_packet(short_cid)).error == InitialError::malformed);  // DCID < 8 bytes
-
+    CHECK(feed_one(write_padded_initial(four, {}, crypto, 0)).error == InitialError::malformed);  // DCID < 8
     InitialPacketSpec reserved;
     reserved.dcid = kDcid;
     reserved.frames = crypto;
-    reserved.min_size = 1200;
+    reserved.min_size = min_initial_datagram;
     reserved.reserved_bits = 2;
     CHECK(feed_one(write_initial_packet(reserved)).error == InitialError::malformed);
 
@@ -436,7 +421,8 @@ TEST_CASE("Skipped, not refused: other DCIDs, other packet types, and what follo
     CHECK(assembler.feed(datagrams[0]).status == Status::need_more);
     // An Initial of another connection ID (another attempt, or someone else's) in between.
     const Bytes other_dcid = from_hex("ffeeddccbbaa9988");
-    InitialFlightSpec other = flight(hello_message("other.example"));
+    const Bytes other_hello = hello_message("other.example");  // the spec holds spans: kept alive
+    InitialFlightSpec other = flight(other_hello);
     other.dcid = other_dcid;
     CHECK(assembler.feed(write_initial_flight(other).front()).status == Status::need_more);
     // A datagram with only a 0-RTT packet.

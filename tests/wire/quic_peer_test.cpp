@@ -23,38 +23,52 @@ using Status = InitialProgress::Status;
 
 namespace {
 
-// A UDP socket on 127.0.0.1, an ephemeral port.
+// UDP sockets on 127.0.0.1 and, where the host has it, [::1], on the same ephemeral port: the
+// client is given "localhost", which resolves to either first depending on the host's files.
 class UdpSocket {
 public:
     UdpSocket() {
-        fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        REQUIRE(fd_ >= 0);
+        fds_[0] = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fds_[0] >= 0);
         sockaddr_in address{};
         address.sin_family = AF_INET;
         address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+        REQUIRE(::bind(fds_[0], reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
         socklen_t length = sizeof(address);
-        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+        REQUIRE(::getsockname(fds_[0], reinterpret_cast<sockaddr*>(&address), &length) == 0);
         port_ = ntohs(address.sin_port);
+        fds_[1] = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 address6{};
+        address6.sin6_family = AF_INET6;
+        address6.sin6_addr = in6addr_loopback;
+        address6.sin6_port = htons(port_);
+        if (fds_[1] >= 0 && ::bind(fds_[1], reinterpret_cast<sockaddr*>(&address6), sizeof(address6)) != 0) {
+            ::close(fds_[1]);  // no IPv6 loopback here: 127.0.0.1 only
+            fds_[1] = -1;
+        }
     }
-    ~UdpSocket() { ::close(fd_); }
+    ~UdpSocket() {
+        for (const int fd : fds_)
+            if (fd >= 0) ::close(fd);
+    }
     UdpSocket(const UdpSocket&) = delete;
     UdpSocket& operator=(const UdpSocket&) = delete;
     std::uint16_t port() const { return port_; }
 
-    // The next datagram, or an empty vector after `timeout_ms`.
+    // The next datagram on either socket, or an empty vector after `timeout_ms`.
     std::vector<std::uint8_t> receive(int timeout_ms) {
-        pollfd waiting{fd_, POLLIN, 0};
-        if (::poll(&waiting, 1, timeout_ms) != 1) return {};
+        pollfd waiting[2] = {{fds_[0], POLLIN, 0}, {fds_[1], POLLIN, 0}};  // fd -1: ignored by poll
+        if (::poll(waiting, 2, timeout_ms) < 1) return {};
+        const int fd = (waiting[0].revents & POLLIN) != 0 ? fds_[0] : fds_[1];
         std::vector<std::uint8_t> datagram(65536);
-        const ssize_t got = ::recv(fd_, datagram.data(), datagram.size(), 0);
+        const ssize_t got = ::recv(fd, datagram.data(), datagram.size(), 0);
         if (got <= 0) return {};
         datagram.resize(static_cast<std::size_t>(got));
         return datagram;
     }
 
 private:
-    int fd_ = -1;
+    int fds_[2] = {-1, -1};
     std::uint16_t port_ = 0;
 };
 
