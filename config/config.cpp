@@ -214,6 +214,7 @@ public:
         TableReader root(source_, root_, "", key_names(root_keys()));
         read_keys(root, root_keys(), config_);
         check_default_routes();
+        check_quic_backends();
         config_.warnings = detail::collect_warnings(config_);
         return std::move(config_);
     }
@@ -442,6 +443,11 @@ private:
              [](Builder&, const TableReader& t, Runtime& r) {
                  if (auto steering = t.boolean("reuseport_cpu_steering")) r.reuseport_cpu_steering = *steering;
              }},
+            {"max_quic_flows_per_worker",
+             [](Builder&, const TableReader& t, Runtime& r) {
+                 if (auto value = t.integer("max_quic_flows_per_worker", 1, kMaxConnections))
+                     r.max_quic_flows_per_worker = static_cast<std::uint32_t>(*value);
+             }},
         };
         read_section(root, "runtime", std::span<const Key<Runtime>>(keys), runtime);
     }
@@ -523,6 +529,15 @@ private:
                  b.check_unique_name(t, b.config_.listeners, "listener", d.listener.name);
              }},
             {"address", [](Builder& b, const TableReader& t, ListenerDraft& d) { b.read_listener_address(t, d); }},
+            {"protocol"},  // with address: which addresses overlap depends on it
+            {"quic_flow_idle_timeout",
+             [](Builder&, const TableReader& t, ListenerDraft& d) {
+                 if (auto value = t.duration("quic_flow_idle_timeout")) {
+                     if (d.listener.protocol != ListenerProtocol::quic)
+                         t.fail("quic_flow_idle_timeout", "only applies with protocol = \"quic\"");
+                     d.listener.quic_flow_idle_timeout = *value;
+                 }
+             }},
             {"hostname",
              [](Builder& b, const TableReader& t, ListenerDraft& d) {
                  if (const toml::node* value = t.find("hostname")) {
@@ -587,12 +602,19 @@ private:
 
     void read_listener_address(const TableReader& table, ListenerDraft& draft) {
         Listener& listener = draft.listener;
+        if (auto protocol = table.string("protocol", false)) {
+            if (*protocol == "quic") listener.protocol = ListenerProtocol::quic;
+            else if (*protocol != "tls")
+                table.fail("protocol", "unknown protocol " + quote(*protocol) + " (\"tls\" or \"quic\")");
+        }
         const toml::node* address_node = table.find("address");
         if (address_node == nullptr) table.fail_missing("address");
         listener.address = address(*address_node, table.path_of("address"));
         draft.lines.address = line_of(*address_node);
         for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
             const Listener& earlier = config_.listeners[i];
+            // TCP and UDP ports are separate: HTTPS and HTTP/3 share 0.0.0.0:443.
+            if (earlier.protocol != listener.protocol) continue;
             const std::string line = std::to_string(listener_lines_[i].address);
             if (earlier.address == listener.address) {
                 table.fail("address", listener.address.to_string() + " is already used by listener " +
@@ -934,6 +956,9 @@ private:
     // any client pick the address that access control, logs and balancing see.
     void read_proxy_protocol(const TableReader& table, Listener& listener) {
         if (auto value = table.boolean("accept_proxy_protocol")) listener.accept_proxy_protocol = *value;
+        // A PROXY header starts a TCP stream; a QUIC flow's datagrams have no place for one.
+        if (listener.accept_proxy_protocol && listener.protocol == ListenerProtocol::quic)
+            table.fail("accept_proxy_protocol", "does not apply to protocol = \"quic\" (UDP has no stream to carry a PROXY header)");
         listener.trusted_proxies = cidrs(table, "trusted_proxies");
         const bool given = table.find("trusted_proxies") != nullptr;
         if (listener.accept_proxy_protocol && !given) {
@@ -1420,6 +1445,28 @@ private:
         if (std::all_of(route.backends.begin(), route.backends.end(),
                         [](const BackendRef& b) { return b.weight == 0; })) {
             table.fail("backends", "all backend weights are 0");
+        }
+    }
+
+    // A QUIC route's services get the client's datagrams unchanged: a PROXY header would be taken
+    // for a (broken) QUIC packet by the backend.
+    void check_quic_backends() {
+        for (std::size_t r = 0; r < config_.routes.size(); ++r) {
+            const Route& route = config_.routes[r];
+            const Listener* quic = nullptr;
+            for (const std::string& name : route.listeners) {
+                const Listener* listener = config_.find_listener(name);
+                if (listener != nullptr && listener->protocol == ListenerProtocol::quic) quic = listener;
+            }
+            if (quic == nullptr) continue;
+            for (std::size_t b = 0; b < route.backends.size(); ++b) {
+                const Service* service = config_.find_service(route.backends[b].service);
+                if (service == nullptr || service->send_proxy_protocol == ProxyProtocol::none) continue;
+                source_.fail(route_lines_[r].backend_services[b], index_path("route", r) + ".backends",
+                             "service " + quote(service->name) + " (line " + std::to_string(service->line) +
+                                 ") sends a PROXY protocol header, which QUIC listener " + quote(quic->name) +
+                                 " cannot: its backends get the client's datagrams unchanged");
+            }
         }
     }
 

@@ -50,6 +50,9 @@ struct Runtime {
     // received the SYN (a classic BPF program on the group), instead of the kernel's hash of the
     // 4-tuple: a connection's softirq work, accept and forwarding stay on one CPU.
     bool reuseport_cpu_steering = false;
+    // QUIC flows (one backend UDP socket each) a worker holds at once; a new client beyond it is
+    // dropped (passgate_quic_initial_rejected_total{reason="flow_limit"}).
+    std::uint32_t max_quic_flows_per_worker = 16384;
 };
 
 enum class AccessLogFormat { logfmt, json };
@@ -129,9 +132,17 @@ struct Admin {
     std::uint32_t max_connections_per_source = 16;
 };
 
+// What a listener speaks: TLS over TCP, or QUIC over UDP (routed by the ClientHello inside the
+// client's Initial packets, src/proxy/quic_flows.h).
+enum class ListenerProtocol { tls, quic };
+
 struct Listener {
     std::string name;
     Address address;
+    ListenerProtocol protocol = ListenerProtocol::tls;
+    // quic: a flow (client address or server connection ID to backend socket) with no datagram
+    // either way this long is forgotten. UDP has no close: this is how a flow ends.
+    Duration quic_flow_idle_timeout{std::chrono::seconds(30)};
     std::optional<std::string> hostname;  // lowercased; exact or "*.suffix"
     Duration client_hello_timeout{std::chrono::seconds(10)};
     std::uint32_t max_client_hello_size = 64 * 1024;  // bytes of TLS records buffered before routing

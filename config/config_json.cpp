@@ -65,6 +65,7 @@ Json runtime_json(const Runtime& runtime) {
     out["pause_accepting_at"] = or_null(runtime.pause_accepting_at);
     out["max_hello_memory"] = runtime.max_hello_memory;
     out["reuseport_cpu_steering"] = runtime.reuseport_cpu_steering;
+    out["max_quic_flows_per_worker"] = runtime.max_quic_flows_per_worker;
     return out;
 }
 
@@ -133,6 +134,8 @@ Json listener_json(const Listener& listener) {
     Json out;
     out["name"] = listener.name;
     out["address"] = listener.address.to_string();
+    out["protocol"] = listener.protocol == ListenerProtocol::quic ? "quic" : "tls";
+    out["quic_flow_idle_timeout"] = duration_text(listener.quic_flow_idle_timeout);
     out["hostname"] = or_null(listener.hostname);
     out["client_hello_timeout"] = duration_text(listener.client_hello_timeout);
     out["max_client_hello_size"] = listener.max_client_hello_size;

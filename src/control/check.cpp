@@ -36,6 +36,8 @@ std::string describe_config(const config::Config& config, const HostnameFiles* f
     out += "listeners: " + std::to_string(config.listeners.size()) + "\n";
     for (const config::Listener& listener : config.listeners) {
         out += "  " + listener.name + " " + listener.address.to_string();
+        if (listener.protocol == config::ListenerProtocol::quic)
+            out += " protocol=quic quic_flow_idle_timeout=" + std::to_string(listener.quic_flow_idle_timeout.count()) + "ms";
         if (listener.hostname) out += " hostname=" + *listener.hostname;
         if (listener.default_route) out += " default_route=" + *listener.default_route;
         if (!listener.origin.empty()) out += " (from " + listener.origin + ")";

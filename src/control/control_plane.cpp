@@ -5,6 +5,7 @@
 #include <malloc.h>
 
 #include "metrics/process.h"
+#include "reactor/datagram.h"
 #include "reactor/socket.h"
 #include "reactor/threads.h"
 #include "src/control/admin_views.h"
@@ -33,6 +34,9 @@ namespace {
 
 reactor::Fd bind_listener(const config::Listener& listener) {
     try {
+        // QUIC: a UDP socket per worker in one SO_REUSEPORT group (the kernel hashes the 4-tuple).
+        if (listener.protocol == config::ListenerProtocol::quic)
+            return reactor::bind_udp(listener.address.sockaddr_ptr(), listener.address.length);
         // Accepted sockets inherit TCP_NODELAY: forwarded bytes are batched by the peers already,
         // no Nagle delay on top (the backend side sets it at connect).
         return reactor::listen_tcp(listener.address.sockaddr_ptr(), listener.address.length,
@@ -108,7 +112,8 @@ WorkerBounds start_up_bounds(const config::Config& config, unsigned workers) {
 }
 
 bool same_listener(const config::Listener& a, const config::Listener& b) {
-    return a.name == b.name && a.address == b.address;
+    // A protocol change is a new listener: a UDP socket is bound and the TCP one closed.
+    return a.name == b.name && a.address == b.address && a.protocol == b.protocol;
 }
 
 reactor::Fd duplicate(int fd) {
@@ -339,11 +344,16 @@ int ControlPlane::run() {
     worker_options.access_log = access_log_.get();
     worker_options.max_connections = bounds_.max_connections;
     worker_options.pause_accept_at = bounds_.pause_accept_at;
+    worker_options.max_quic_flows = started_->runtime.max_quic_flows_per_worker;
     worker_options.hello_memory_budget = bounds_.hello_memory_budget;
     // An upgrade's new process holds its sockets but accepts only once the old one hands over.
     worker_options.accepting = serving_;
     // The snapshot is moved: the workers hold it now. A worker that fails takes the process down
     // cleanly, with status 1.
+    if (std::any_of(started_->listeners.begin(), started_->listeners.end(), [](const config::Listener& listener) {
+            return listener.protocol == config::ListenerProtocol::quic;
+        }))
+        workers_.enable_quic_handoff();
     workers_.start(worker_options, std::move(initial_snapshot_), std::move(initial_sets_), std::move(initial_sockets_),
                    [](unsigned) { ::kill(::getpid(), SIGTERM); });
     initial_sets_.clear();

@@ -33,22 +33,29 @@ std::string describe(const InheritedSocket& socket) {
     return "socket " + quote(socket.name) + " (fd " + std::to_string(socket.fd.get()) + ")";
 }
 
-// A listening TCP socket, or why not.
+// A listening TCP socket (or a bound UDP socket: a QUIC listener's), or why not.
 std::string not_a_listening_tcp_socket(int fd) {
     int type = 0;
     socklen_t length = sizeof type;
     if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0)
         return errno == ENOTSOCK ? "is not a socket" : std::string("cannot be read: ") + std::strerror(errno);
-    if (type != SOCK_STREAM) return "is not a stream socket";
+    if (type != SOCK_STREAM && type != SOCK_DGRAM) return "is neither a stream nor a datagram socket";
     int listening = 0;
+    if (type == SOCK_DGRAM) listening = 1;  // UDP does not listen: bound is enough
     length = sizeof listening;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening == 0)
+    if (listening == 0 && (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening == 0))
         return "is not listening (systemd passes it that way with Accept=yes or a Socket unit without ListenStream=)";
     int domain = 0;
     length = sizeof domain;
     if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) != 0 || (domain != AF_INET && domain != AF_INET6))
         return "is not an IPv4 or IPv6 socket";
     return {};
+}
+
+bool is_datagram_socket(int fd) {
+    int type = 0;
+    socklen_t length = sizeof type;
+    return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_DGRAM;
 }
 
 std::optional<config::Address> bound_address(int fd) {
@@ -168,6 +175,17 @@ SocketAssignment assign_inherited_sockets(std::vector<InheritedSocket> sockets, 
             continue;
         }
         const std::string owner = is_admin ? std::string("[admin]") : "listener " + quote(socket.name);
+        // A QUIC listener takes a UDP socket, every other one a TCP socket (a reload may have
+        // changed a listener's protocol since the old process bound it).
+        const bool wants_datagram = !is_admin && config.listeners[listener].protocol == config::ListenerProtocol::quic;
+        if (is_datagram_socket(socket.fd.get()) != wants_datagram) {
+            const std::string why = owner + ": " + from + " a " + (wants_datagram ? "TCP" : "UDP") + " " +
+                                    describe(socket) + " but " +
+                                    (wants_datagram ? "protocol = \"quic\" needs UDP" : "the listener needs TCP");
+            if (!upgrade) throw std::runtime_error(why);
+            assignment.notes.push_back(why + ": closed, and the configured address is bound");
+            continue;
+        }
         if (!bound || !bound_as_configured(*bound, *wanted)) {
             if (!upgrade)
                 throw std::runtime_error(owner + ": systemd passed a socket bound to " + at + " (FileDescriptorName=" +

@@ -36,7 +36,8 @@ struct ListenFd {
 std::vector<ListenFd> parse_listen_fds(const char* fds, const char* pid, const char* names, pid_t self);
 
 // Takes the sockets passed to this process and unsets the three variables (a child never sees
-// them). Each must be a listening TCP socket, else std::runtime_error names it (name and fd).
+// them). Each must be a listening TCP socket or a bound UDP one (a QUIC listener's), else
+// std::runtime_error names it (name and fd).
 // The sockets are made close-on-exec and non-blocking.
 std::vector<InheritedSocket> take_inherited_sockets();
 

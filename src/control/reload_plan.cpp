@@ -36,6 +36,8 @@ const RestartOnlyKey restart_only[] = {
     {"runtime.max_hello_memory", [](const Config& c) { return std::to_string(c.runtime.max_hello_memory); }},
     {"runtime.reuseport_cpu_steering",
      [](const Config& c) { return std::string(c.runtime.reuseport_cpu_steering ? "true" : "false"); }},
+    {"runtime.max_quic_flows_per_worker",
+     [](const Config& c) { return std::to_string(c.runtime.max_quic_flows_per_worker); }},
     {"access_log.enabled", [](const Config& c) { return std::string(c.access_log.enabled ? "true" : "false"); }},
     {"access_log.format",
      [](const Config& c) {

@@ -150,7 +150,7 @@ FieldValue signed_number(std::string& scratch, std::int64_t value) {
 }
 
 // In the order of the header's list (and config/README.md's).
-constexpr std::array<AccessField, 16> access_fields{{
+constexpr std::array<AccessField, 17> access_fields{{
     {"time", [](const AccessRecord& r, std::string& scratch) { append_time(scratch, r.time); return text(scratch); }},
     {"worker", [](const AccessRecord& r, std::string& scratch) { return number(scratch, r.worker); }},
     {"client", [](const AccessRecord& r, std::string&) { return text(r.client); }},
@@ -173,6 +173,7 @@ constexpr std::array<AccessField, 16> access_fields{{
          scratch = error_text(r.error);
          return text(scratch);
      }},
+    {"protocol", [](const AccessRecord& r, std::string&) { return text(r.protocol); }},
 }};
 
 void append_logfmt(std::string& out, const AccessRecord& record) {

@@ -83,6 +83,7 @@ struct AccessRecord {
     HelloError hello_error = HelloError::none;
     unsigned connect_attempts = 0;
     int error = 0;  // errno; 0: none
+    std::string_view protocol = "tls";  // "quic" for a QUIC flow (a literal: outlives the record)
 };
 
 // What a queued record holds beyond its fixed-size slot, as the queue's byte bound counts it: the

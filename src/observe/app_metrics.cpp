@@ -79,6 +79,24 @@ AppMetrics::AppMetrics(unsigned workers)
       bytes(registry.counter("passgate_bytes_total",
           "Bytes forwarded, by route and direction (the ClientHello counts as client_to_backend).",
           {"route", "direction"})),
+      quic_flows(registry.counter("passgate_quic_flows_total",
+          "QUIC flows routed, by listener and route.", {"listener", "route"})),
+      quic_flows_active(registry.gauge("passgate_quic_flows_active",
+          "QUIC flows held now (routed or reading their Initials), by listener.", {"listener"})),
+      quic_flows_closed(registry.counter("passgate_quic_flows_closed_total",
+          "QUIC flows ended, by listener and close reason.", {"listener", "reason"})),
+      quic_packets(registry.counter("passgate_quic_packets_total",
+          "UDP datagrams forwarded on QUIC flows, by listener and direction.", {"listener", "direction"})),
+      quic_bytes(registry.counter("passgate_quic_bytes_total",
+          "UDP payload bytes forwarded on QUIC flows, by listener and direction.", {"listener", "direction"})),
+      quic_initial_rejected(registry.counter("passgate_quic_initial_rejected_total",
+          "QUIC flows refused before routing, by listener and reason.", {"listener", "reason"})),
+      quic_datagrams_dropped(registry.counter("passgate_quic_datagrams_dropped_total",
+          "Datagrams dropped unanswered on QUIC listeners, by listener and reason.", {"listener", "reason"})),
+      quic_handoffs(registry.counter("passgate_quic_handoffs_total",
+          "Short-header datagrams that matched no flow of the worker that received them, handed to "
+          "the other workers (sent), copies refused by a full channel (queue_full), and found by "
+          "their flow's worker (claimed), by listener and result.", {"listener", "result"})),
       config_reloads(registry.counter("passgate_config_reloads_total",
           "Configuration reloads (SIGHUP), by result.", {"result"})),
       config_last_reload_success(registry.gauge("passgate_config_last_reload_success_timestamp_seconds",
@@ -152,6 +170,13 @@ AppMetrics::AppMetrics(unsigned workers)
         "still use.", [this] { return static_cast<double>(snapshots_live.load(std::memory_order_relaxed)); });
 }
 
+std::string_view quic_initial_reject_name(std::size_t reason) {
+    static constexpr std::array<std::string_view, quic_initial_reject_count> names{
+        "none", "not_quic", "unsupported_version", "short_datagram", "undecryptable", "malformed",
+        "too_large", "too_many_packets", "hello", "timeout", "flow_limit", "hello_memory_limit"};
+    return reason < names.size() ? names[reason] : "unknown";
+}
+
 SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& config)
     : workers(static_cast<unsigned>(metrics.registry.shards() > 1 ? metrics.registry.shards() - 1 : 1)) {
     for (const config::Listener& listener : config.listeners) {
@@ -182,6 +207,32 @@ SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& conf
                         metrics.downstream_connections.with({listener.name, r.name});
         }
         listeners.push_back(std::move(handles));
+        QuicListenerMetrics quic;
+        if (listener.protocol == config::ListenerProtocol::quic) {
+            quic.active = metrics.quic_flows_active.with({listener.name});
+            quic.flows_by_route.resize(config.routes.size());
+            for (std::size_t route = 0; route < config.routes.size(); ++route)
+                for (const std::string& name : config.routes[route].listeners)
+                    if (name == listener.name)
+                        quic.flows_by_route[route] = metrics.quic_flows.with({listener.name, config.routes[route].name});
+            for (std::size_t reason = 0; reason < quic.closed.size(); ++reason)
+                quic.closed[reason] = metrics.quic_flows_closed.with(
+                    {listener.name, std::string(close_reason_name(static_cast<CloseReason>(reason)))});
+            quic.packets_client_to_backend = metrics.quic_packets.with({listener.name, "client_to_backend"});
+            quic.packets_backend_to_client = metrics.quic_packets.with({listener.name, "backend_to_client"});
+            quic.bytes_client_to_backend = metrics.quic_bytes.with({listener.name, "client_to_backend"});
+            quic.bytes_backend_to_client = metrics.quic_bytes.with({listener.name, "backend_to_client"});
+            for (std::size_t reason = 1; reason < quic.initial_rejected.size(); ++reason)  // 0: none
+                quic.initial_rejected[reason] =
+                    metrics.quic_initial_rejected.with({listener.name, std::string(quic_initial_reject_name(reason))});
+            for (std::size_t reason = 0; reason < quic.dropped.size(); ++reason)
+                quic.dropped[reason] =
+                    metrics.quic_datagrams_dropped.with({listener.name, std::string(quic_drop_labels[reason].name)});
+            quic.handoffs_sent = metrics.quic_handoffs.with({listener.name, "sent"});
+            quic.handoffs_full = metrics.quic_handoffs.with({listener.name, "queue_full"});
+            quic.handoffs_claimed = metrics.quic_handoffs.with({listener.name, "claimed"});
+        }
+        quic_listeners.push_back(std::move(quic));
     }
     for (const config::Route& route : config.routes) {
         routes.push_back(RouteMetrics{metrics.bytes.with({route.name, "client_to_backend"}),

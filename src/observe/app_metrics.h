@@ -55,6 +55,15 @@ public:
     metrics::CounterFamily& upstream_connect_failures;    // {service, endpoint, reason}
     metrics::HistogramFamily& upstream_connect_duration;  // {service}
     metrics::CounterFamily& bytes;                        // {route, direction}
+    // QUIC listeners (src/proxy/quic_flows.h): flows are their connections.
+    metrics::CounterFamily& quic_flows;                   // {listener, route}
+    metrics::GaugeFamily& quic_flows_active;              // {listener}
+    metrics::CounterFamily& quic_flows_closed;            // {listener, reason}
+    metrics::CounterFamily& quic_packets;                 // {listener, direction}
+    metrics::CounterFamily& quic_bytes;                   // {listener, direction}
+    metrics::CounterFamily& quic_initial_rejected;        // {listener, reason}
+    metrics::CounterFamily& quic_datagrams_dropped;       // {listener, reason}
+    metrics::CounterFamily& quic_handoffs;                // {listener, result}
     metrics::CounterFamily& config_reloads;               // {result}
     metrics::GaugeFamily& config_last_reload_success;
     metrics::GaugeFamily& config_hash_info;               // {hash}
@@ -106,6 +115,37 @@ struct ListenerMetrics {
     std::vector<metrics::Counter> connections_by_route;  // by route index; empty handle if not attached
 };
 
+// Why a datagram from a client matching no flow was dropped, unanswered
+// (passgate_quic_datagrams_dropped_total{reason}).
+enum class QuicDrop { not_quic, unsupported_version, no_flow, truncated, draining, send_failed, count };
+inline constexpr std::array<LabelInfo, static_cast<std::size_t>(QuicDrop::count)> quic_drop_labels{{
+    {"not_quic", "not a QUIC packet (fixed bit clear, truncated header, connection ID over 20 bytes)"},
+    {"unsupported_version", "a long header of a version other than 1 and 2, no Version Negotiation sent"},
+    {"no_flow", "not an Initial, and neither its address nor its connection ID belongs to a flow"},
+    {"truncated", "larger than the receive buffer (65,535 bytes)"},
+    {"draining", "an Initial for a new flow while the worker drains (SIGTERM, upgrade)"},
+    {"send_failed", "a forwarded datagram the kernel did not take (socket buffer full, ICMP error)"},
+}};
+// Why a client's Initials were refused before routing (passgate_quic_initial_rejected_total{reason}):
+// the Initial reader's errors (src/wire/quic_initial.h), then those of the data path.
+inline constexpr std::size_t quic_initial_error_count = 9;  // quic::InitialError none..hello
+enum class QuicInitialLimit { timeout = quic_initial_error_count, flow_limit, hello_memory_limit, end };
+inline constexpr std::size_t quic_initial_reject_count = static_cast<std::size_t>(QuicInitialLimit::end);
+std::string_view quic_initial_reject_name(std::size_t reason);
+
+// A QUIC listener's series (unresolved for TLS listeners).
+struct QuicListenerMetrics {
+    metrics::Gauge active;
+    std::vector<metrics::Counter> flows_by_route;  // by route index; empty handle if not attached
+    std::array<metrics::Counter, close_reason_count> closed;
+    metrics::Counter packets_client_to_backend, packets_backend_to_client;
+    metrics::Counter bytes_client_to_backend, bytes_backend_to_client;
+    std::array<metrics::Counter, quic_initial_reject_count> initial_rejected;
+    std::array<metrics::Counter, static_cast<std::size_t>(QuicDrop::count)> dropped;
+    // Cross-worker hand-offs of short headers matching no flow (src/proxy/quic_flows.h).
+    metrics::Counter handoffs_sent, handoffs_full, handoffs_claimed;
+};
+
 struct RouteMetrics {
     metrics::Counter bytes_client_to_backend;
     metrics::Counter bytes_backend_to_client;
@@ -129,6 +169,7 @@ struct SnapshotMetrics {
     SnapshotMetrics(AppMetrics& metrics, const config::Config& config);
     unsigned workers = 1;  // worker threads: connection limits are split across them
     std::vector<ListenerMetrics> listeners;
+    std::vector<QuicListenerMetrics> quic_listeners;  // by listener index
     std::vector<RouteMetrics> routes;
     std::vector<ServiceMetrics> services;
     metrics::Histogram endpoint_update_delay;

@@ -25,8 +25,12 @@ Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> sna
           std::visit([this](auto&& kind) { on_message(std::move(kind)); }, std::move(message));
       }) {
     log_line(LogLevel::info, "worker " + std::to_string(options_.index) + ": io_uring " + loop_.features().describe());
-    for (ListenerSocket& socket : listen_sockets)
-        listen_sockets_.push_back(ListenSocket{.listener = socket.listener, .fd = std::move(socket.fd), .acceptor = {}});
+    quic_ = std::make_unique<QuicFlows>(*this, options_.max_quic_flows, options_.quic_mesh);
+    for (ListenerSocket& socket : listen_sockets) {
+        const bool quic = snapshot->listeners()[socket.listener].listener->protocol == config::ListenerProtocol::quic;
+        listen_sockets_.push_back(
+            ListenSocket{.listener = socket.listener, .fd = std::move(socket.fd), .acceptor = {}, .quic = quic});
+    }
     generations_.emplace_back(std::move(snapshot));
     attach_pools(generations_.back(), endpoint_sets);
     start_acceptors();
@@ -38,7 +42,11 @@ Worker::Worker(const WorkerOptions& options, std::shared_ptr<const Snapshot> sna
 void Worker::start_acceptors() {
     if (!accepting_ || draining_) return;
     for (ListenSocket& socket : listen_sockets_) {
-        if (!socket.fd || socket.acceptor) continue;
+        if (socket.quic && socket.fd && !socket.reading) {
+            quic_->add_socket(socket.fd.get());
+            socket.reading = true;
+        }
+        if (!socket.fd || socket.acceptor || socket.quic) continue;
         // The acceptor outlives reloads that keep its socket, and the socket's listener index
         // may change then: it is looked up by descriptor on each accept.
         const int fd = socket.fd.get();
@@ -70,8 +78,22 @@ void Worker::accept_on(int listen_fd, reactor::Fd client) {
     // Not a current socket (cannot happen: acceptors go before their sockets): drop it.
 }
 
+std::optional<std::size_t> Worker::quic_listener_of(int fd) const {
+    for (const ListenSocket& socket : listen_sockets_)
+        if (socket.quic && socket.fd.get() == fd) return socket.listener;
+    return std::nullopt;
+}
+
+std::optional<std::pair<int, std::size_t>> Worker::quic_socket_of(std::string_view name) const {
+    for (const ListenSocket& socket : listen_sockets_)
+        if (socket.quic && socket.reading && current_snapshot().listeners()[socket.listener].listener->name == name)
+            return std::pair<int, std::size_t>(socket.fd.get(), socket.listener);
+    return std::nullopt;
+}
+
 Worker::~Worker() {
-    // Connections and acceptors hold watches on the loop: they go before it.
+    // Connections, flows and acceptors hold watches on the loop: they go before it.
+    quic_.reset();
     listen_sockets_.clear();
     connections_.clear();
     loop_.free_deferred();  // retired connections refer to this worker: freed while it is whole
@@ -153,11 +175,17 @@ void Worker::retire(ProxyConnection& connection, const ConnectionSummary& summar
 void Worker::on_batch_end() {
     if (draining_) {
         // A listening socket closes once its acceptor's last accept came back (a connection
-        // accepted as the drain began is served, not reset).
-        std::erase_if(listen_sockets_, [](const ListenSocket& socket) {
+        // accepted as the drain began is served, not reset). A QUIC socket carries its flows'
+        // datagrams: it closes with the last flow.
+        std::erase_if(listen_sockets_, [this](const ListenSocket& socket) {
+            if (socket.quic) {
+                if (quic_->size() > 0) return false;
+                if (socket.reading) quic_->remove_socket(socket.fd.get(), CloseReason::shutdown);
+                return true;
+            }
             return !socket.acceptor || socket.acceptor->finished();
         });
-        if (connections_.empty() && listen_sockets_.empty()) loop_.stop();
+        if (connections_.empty() && quic_->size() == 0 && listen_sockets_.empty()) loop_.stop();
     }
     if (generations_may_be_unused_) free_unused_generations();
     // Published for the control thread (scrapes, STATUS): plain stores to this worker's cells.
@@ -245,6 +273,7 @@ void Worker::collect_pools() {
 }
 
 void Worker::stop() {
+    quic_->stop();
     listen_sockets_.clear();
     while (!connections_.empty()) connections_.back()->abort(CloseReason::shutdown);
     loop_.stop();
@@ -258,6 +287,7 @@ void Worker::stop() {
 void Worker::drain(reactor::Millis timeout) {
     if (draining_) return;
     draining_ = true;
+    quic_->drain();
     for (ListenSocket& socket : listen_sockets_)
         if (socket.acceptor) socket.acceptor->finish();
     loop_.arm_timer_after(drain_deadline_, timeout);
@@ -284,8 +314,10 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
     const Snapshot& old_snapshot = *generations_.back().snapshot;
     std::vector<ListenSocket> sockets;
     for (std::size_t index = 0; index < snapshot->listeners().size(); ++index) {
+        const bool quic = snapshot->listeners()[index].listener->protocol == config::ListenerProtocol::quic;
         if (index < new_sockets.size() && new_sockets[index]) {
-            sockets.push_back(ListenSocket{.listener = index, .fd = std::move(new_sockets[index]), .acceptor = {}});
+            sockets.push_back(
+                ListenSocket{.listener = index, .fd = std::move(new_sockets[index]), .acceptor = {}, .quic = quic});
             continue;
         }
         // Kept sockets keep their acceptor: cancelling an accept in flight would close (reset) a
@@ -295,7 +327,8 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
         for (ListenSocket& socket : listen_sockets_) {
             if (!socket.fd) continue;
             const config::Listener& had = *old_snapshot.listeners()[socket.listener].listener;
-            if (had.name != wanted.name || !(had.address == wanted.address)) continue;
+            if (had.name != wanted.name || !(had.address == wanted.address) || had.protocol != wanted.protocol)
+                continue;
             sockets.push_back(std::move(socket));
             sockets.back().listener = index;
             found = true;
@@ -305,7 +338,10 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
                                           ": no socket for listener " + wanted.name);
     }
     // The sockets of removed listeners close here, their acceptors first (cancelling the accepts
-    // in flight).
+    // in flight). A removed QUIC listener's flows close with it: their replies would have no
+    // socket to leave from.
+    for (const ListenSocket& socket : listen_sockets_)
+        if (socket.fd && socket.reading) quic_->remove_socket(socket.fd.get(), CloseReason::route_removed);
     listen_sockets_ = std::move(sockets);
     generations_.emplace_back(std::move(snapshot));
     generations_may_be_unused_ = true;  // the previous one, if no connection uses it
@@ -315,6 +351,7 @@ void Worker::reload(std::shared_ptr<const Snapshot> snapshot, std::vector<reacto
     // Connections whose route the new config no longer has keep running, unless that route
     // asked for a drain_timeout.
     const config::Config& next = generations_.back().snapshot->config();
+    quic_->after_reload(next);
     for (const auto& connection : connections_) {
         const config::Route* route = connection->route();
         if (route == nullptr || !route->drain_timeout) continue;

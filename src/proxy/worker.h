@@ -13,6 +13,7 @@
 #include "src/observe/connection_summary.h"
 #include "src/routing/endpoint_set.h"
 #include "src/proxy/pipe_pool.h"
+#include "src/proxy/quic_flows.h"
 #include "src/routing/service_pool.h"
 #include "src/routing/snapshot.h"
 #include "src/proxy/worker_stats.h"
@@ -120,6 +121,10 @@ struct WorkerOptions {
     // Connections held at which the worker stops accepting (new ones wait in the kernel's listen
     // queues) until it holds half as many ([runtime] pause_accepting_at); 0: never.
     std::uint32_t pause_accept_at = 0;
+    // [runtime] max_quic_flows_per_worker.
+    std::uint32_t max_quic_flows = 16384;
+    // Channels to and from the other workers for QUIC datagrams that moved (WorkerSet's).
+    QuicMesh quic_mesh;
 };
 
 class Worker {
@@ -136,6 +141,15 @@ public:
     void run();  // returns after a stop message, with every connection closed
 
     reactor::Loop& loop() { return loop_; }
+    AccessLog* access_log() const { return options_.access_log; }
+    Generation& current_generation() { return generations_.back(); }
+    // The listener (index in the current snapshot) of a QUIC listener socket this worker reads;
+    // nullopt when it is not one (any more).
+    std::optional<std::size_t> quic_listener_of(int fd) const;
+    // This worker's socket (and listener index) of the QUIC listener named `name`.
+    std::optional<std::pair<int, std::size_t>> quic_socket_of(std::string_view name) const;
+    // A QUIC flow ended: its generation may be unused now.
+    void flow_retired() { generations_may_be_unused_ = true; }
     PipePool& pipes() { return pipes_; }
     WorkerStats& stats() { return stats_; }
     unsigned index() const { return options_.index; }
@@ -205,9 +219,13 @@ private:
         std::size_t listener = 0;  // index in the current snapshot's listeners
         reactor::Fd fd;
         std::unique_ptr<reactor::Acceptor> acceptor;
+        // A QUIC listener's UDP socket: read by quic_ (once reading) instead of an acceptor.
+        bool quic = false;
+        bool reading = false;
     };
     std::vector<ListenSocket> listen_sockets_;
     std::vector<std::unique_ptr<ProxyConnection>> connections_;
+    std::unique_ptr<QuicFlows> quic_;  // created in the constructor (it needs the loop)
     LogBudget reject_log_budget_{100};
     Admission admission_;
     bool accepting_ = true;

@@ -12,6 +12,11 @@
 namespace passgate {
 
 namespace {
+// Datagrams queued from one worker to another: a burst of a moved client's packets per wake-up.
+constexpr std::size_t kQuicHandoffCapacity = 128;
+}  // namespace
+
+namespace {
 
 // Sends the pending message, if any. False while the worker's inbox is still full (the message
 // stays pending: the channel moves from it only when it is taken).
@@ -58,10 +63,25 @@ WorkerSet::~WorkerSet() {
     }
 }
 
+void WorkerSet::enable_quic_handoff() {
+    if (slots_.size() < 2) return;
+    for (unsigned to = 0; to < slots_.size(); ++to) {
+        slots_[to]->quic_from.resize(slots_.size());
+        for (unsigned from = 0; from < slots_.size(); ++from)
+            if (from != to) slots_[to]->quic_from[from] = std::make_unique<reactor::Channel<QuicHandoff>>(kQuicHandoffCapacity);
+    }
+}
+
 void WorkerSet::start(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot, EndpointSets endpoint_sets,
                       std::vector<std::vector<ListenerSocket>> listen_sockets, OnFailure on_failure) {
     for (unsigned index = 0; index < slots_.size(); ++index) {
         options.index = index;
+        options.quic_mesh = QuicMesh{};
+        for (unsigned other = 0; other < slots_.size(); ++other) {
+            if (other == index || slots_[index]->quic_from.empty()) continue;
+            options.quic_mesh.to.push_back(slots_[other]->quic_from[index].get());
+            options.quic_mesh.from.push_back(slots_[index]->quic_from[other].get());
+        }
         slots_[index]->thread = std::thread(&WorkerSet::run_worker, this, index, options, snapshot, endpoint_sets,
                                             std::move(listen_sockets[index]), on_failure);
     }

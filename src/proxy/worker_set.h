@@ -40,6 +40,10 @@ public:
     // sockets (at least one per snapshot listener).
     void start(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot, EndpointSets endpoint_sets,
                std::vector<std::vector<ListenerSocket>> listen_sockets, OnFailure on_failure);
+    // Before start(): channels between every pair of workers for QUIC datagrams that moved to
+    // another worker (src/proxy/quic_flows.h). Only when QUIC listeners exist at start: a
+    // worker pair costs a channel (an eventfd and its slots) each way.
+    void enable_quic_handoff();
     // Waits for every started thread to return.
     void join();
 
@@ -79,6 +83,8 @@ private:
         WorkerStats stats;
         std::thread thread;
         std::atomic<bool> finished{false};  // run() returned: the control thread may join
+        // QUIC hand-offs to this worker, by sending worker (null for itself); empty when off.
+        std::vector<std::unique_ptr<reactor::Channel<QuicHandoff>>> quic_from;
     };
     void run_worker(unsigned index, WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
                     EndpointSets endpoint_sets, std::vector<ListenerSocket> sockets, const OnFailure& on_failure);

@@ -418,4 +418,21 @@ HelloParse parse_client_hello(std::span<const std::uint8_t> received, std::size_
     return reader.parse(received, max_size);
 }
 
+HelloParse parse_client_hello_message(std::span<const std::uint8_t> message) {
+    if (message.empty() || message[0] != kHandshakeClientHello) return rejected(HelloError::not_client_hello);
+    if (message.size() < kHandshakeHeaderSize) return rejected(HelloError::malformed);
+    const std::size_t length = (std::size_t{message[1]} << 16) | (std::size_t{message[2]} << 8) |
+                               std::size_t{message[3]};
+    if (length != message.size() - kHandshakeHeaderSize) return rejected(HelloError::malformed);
+    HelloParse result;
+    try {
+        if (const auto error = parse_body(message.subspan(kHandshakeHeaderSize), result.hello))
+            return rejected(*error);
+    } catch (const std::bad_alloc&) {
+        return rejected(HelloError::too_large);  // as HelloReader::parse does
+    }
+    result.status = HelloParse::Status::complete;
+    return result;
+}
+
 }  // namespace passgate

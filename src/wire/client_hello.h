@@ -200,4 +200,10 @@ private:
 HelloParse parse_client_hello(std::span<const std::uint8_t> received, std::size_t max_size,
                               std::size_t max_records = max_hello_records);
 
+// A bare ClientHello handshake message (type 1, a 24-bit length, the body), as QUIC carries it in
+// CRYPTO frames (RFC 9001 §4.1.3: no TLS records). `message` must be exactly that message (its
+// length matches the header, else malformed). The body is parsed as parse_client_hello parses a
+// record-framed one; record_bytes and records are 0. The caller has bounded the size.
+HelloParse parse_client_hello_message(std::span<const std::uint8_t> message);
+
 }  // namespace passgate

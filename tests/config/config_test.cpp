@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "tests/config/config_error.h"
 
 #include <catch2/catch.hpp>
 
@@ -85,14 +86,7 @@ std::string service_with(std::string_view line) {
                    "endpoints = [\"127.0.0.1:8443\"]\n" + std::string(line) + "\n");
 }
 
-std::string error_of(const std::string& text) {
-    try {
-        (void)parse_config(text, "t.toml");
-    } catch (const ConfigError& error) {
-        return error.what();
-    }
-    return "(no error)";
-}
+using passgate::config::testing::error_of;
 
 Config parse(const std::string& text) { return parse_config(text, "t.toml"); }
 
@@ -425,17 +419,17 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "service");
     CHECK(error_of("[runtime]\nthreads = 4\n" + kBase) ==
           "t.toml:2: runtime.threads: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, drain_delay, "
-          "max_connections_per_worker, pause_accepting_at, max_hello_memory, reuseport_cpu_steering");
+          "max_connections_per_worker, pause_accepting_at, max_hello_memory, reuseport_cpu_steering, max_quic_flows_per_worker");
     CHECK(error_of("[admin]\nadress = \"127.0.0.1:1\"\n" + kBase) ==
           "t.toml:2: admin.adress: unknown key (did you mean \"address\"?); allowed keys: "
           "address, departed_series_retention, request_timeout, max_connections, max_connections_per_source");
     CHECK(error_of(listener_with("sni = \"x\"")) ==
-          "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, hostname, "
+          "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, protocol, quic_flow_idle_timeout, hostname, "
           "client_hello_timeout, max_client_hello_size, idle_timeout, default_route, allow, deny, "
           "max_connections, max_connection_rate, accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(listener_with("hostnames = [\"a.example.com\"]")) ==
           "t.toml:4: listener[0].hostnames: unknown key (did you mean \"hostname\"?); allowed "
-          "keys: name, address, hostname, client_hello_timeout, max_client_hello_size, "
+          "keys: name, address, protocol, quic_flow_idle_timeout, hostname, client_hello_timeout, max_client_hello_size, "
           "idle_timeout, default_route, allow, deny, max_connections, max_connection_rate, "
           "accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(route_with("hostname = \"a.example.com\"")) ==
@@ -464,7 +458,7 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
     // A dotted key under a known table is an unknown key of that table.
     CHECK(error_of("runtime.x = 1\n" + kBase) ==
           "t.toml:1: runtime.x: unknown key; allowed keys: workers, shutdown_timeout, upgrade_timeout, drain_delay, "
-          "max_connections_per_worker, pause_accepting_at, max_hello_memory, reuseport_cpu_steering");
+          "max_connections_per_worker, pause_accepting_at, max_hello_memory, reuseport_cpu_steering, max_quic_flows_per_worker");
 }
 
 // ---------------------------------------------------------------------------------------------

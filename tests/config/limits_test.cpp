@@ -2,6 +2,7 @@
 // (listeners), allow, deny, max_connections, max_connection_duration (routes).
 
 #include "config/config.h"
+#include "tests/config/config_error.h"
 
 #include <catch2/catch.hpp>
 
@@ -21,14 +22,7 @@ std::string config_with(const std::string& listener_line, const std::string& rou
            route_line + "\n" + "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:8443\"]\n";
 }
 
-std::string error_of(const std::string& text) {
-    try {
-        (void)parse_config(text, "t.toml");
-    } catch (const ConfigError& error) {
-        return error.what();
-    }
-    return "(no error)";
-}
+using passgate::config::testing::error_of;
 
 Config parse(const std::string& text) { return parse_config(text, "t.toml"); }
 

@@ -2,6 +2,7 @@
 // accept_proxy_protocol and trusted_proxies.
 
 #include "config/config.h"
+#include "tests/config/config_error.h"
 
 #include <catch2/catch.hpp>
 
@@ -19,14 +20,7 @@ std::string config_with(const std::string& listener_lines) {
            "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:8443\"]\n";
 }
 
-std::string error_of(const std::string& text) {
-    try {
-        (void)parse_config(text, "t.toml");
-    } catch (const ConfigError& error) {
-        return error.what();
-    }
-    return "(no error)";
-}
+using passgate::config::testing::error_of;
 
 }  // namespace
 

@@ -41,6 +41,7 @@ TEST_CASE("reload plan: every restart-only key is detected, with both values as 
          {"runtime.max_connections_per_worker", "unset", "4000"}},
         {"", "[runtime]\nmax_hello_memory = 1048576\n", {"runtime.max_hello_memory", "67108864", "1048576"}},
         {"", "[runtime]\nreuseport_cpu_steering = true\n", {"runtime.reuseport_cpu_steering", "false", "true"}},
+        {"", "[runtime]\nmax_quic_flows_per_worker = 100\n", {"runtime.max_quic_flows_per_worker", "16384", "100"}},
         {"", "[access_log]\nenabled = false\n", {"access_log.enabled", "true", "false"}},
         {"", "[access_log]\nformat = \"json\"\n", {"access_log.format", "\"logfmt\"", "\"json\""}},
         {"", "[access_log]\npath = \"/var/log/passgate/access.log\"\n",

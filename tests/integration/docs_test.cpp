@@ -404,22 +404,23 @@ TEST_CASE("docs: metrics/README.md's cardinality formula gives each family's sam
         "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:@PORT1@\"\n"
         "[[route]]\nname = \"r\"\nlisteners = [\"a\"]\nhostnames = [\"a.example.com\"]\nbackends = [ { service = \"s\" } ]\n"
         "[[service]]\nname = \"s\"\nendpoints = [\"127.0.0.1:1\"]\n",
-        {{'L', 1}, {'P', 0}, {'A', 1}, {'R', 1}, {'S', 1}, {'D', 0}, {'E', 1}, {'W', 1}, {'G', 0}, {'H', 0}}};
+        {{'L', 1}, {'P', 0}, {'A', 1}, {'R', 1}, {'Q', 0}, {'H', 0}, {'S', 1}, {'D', 0}, {'E', 1}, {'W', 1}, {'G', 0}, {'F', 0}}};
     const CardinalityCase large{
-        "two listeners (one behind a PROXY balancer), three routes (one with a hostnames_file), a static and a file "
-        "service, access log on",
+        "three listeners (one behind a PROXY balancer, one QUIC), three routes (one with a hostnames_file), a "
+        "static and a file service, access log on",
         "[admin]\naddress = \"@ADMIN@\"\n"
         "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:@PORT1@\"\n"
         "[[listener]]\nname = \"b\"\naddress = \"127.0.0.1:@PORT2@\"\naccept_proxy_protocol = true\n"
         "trusted_proxies = [\"127.0.0.1\"]\n"
+        "[[listener]]\nname = \"q\"\naddress = \"127.0.0.1:@PORT3@\"\nprotocol = \"quic\"\n"
         "[[route]]\nname = \"both\"\nlisteners = [\"a\", \"b\"]\nhostnames = [\"a.example.com\"]\n"
         "backends = [ { service = \"static\" }, { service = \"file\" } ]\n"
-        "[[route]]\nname = \"only-a\"\nlisteners = [\"a\"]\nhostnames = [\"b.example.com\"]\nbackends = [ { service = \"static\" } ]\n"
+        "[[route]]\nname = \"only-a\"\nlisteners = [\"a\", \"q\"]\nhostnames = [\"b.example.com\"]\nbackends = [ { service = \"static\" } ]\n"
         "[[route]]\nname = \"only-b\"\nlisteners = [\"b\"]\nhostnames = [\"c.example.com\"]\n"
         "hostnames_file = \"only-b.hostnames\"\nbackends = [ { service = \"file\" } ]\n"
         "[[service]]\nname = \"static\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n"
         "[[service]]\nname = \"file\"\nendpoints_file = \"file.endpoints\"\n",
-        {{'L', 2}, {'P', 1}, {'A', 4}, {'R', 3}, {'S', 2}, {'D', 1}, {'E', 5}, {'W', 3}, {'G', 1}, {'H', 1}}};
+        {{'L', 3}, {'P', 1}, {'A', 5}, {'R', 3}, {'Q', 1}, {'H', 1}, {'S', 2}, {'D', 1}, {'E', 5}, {'W', 3}, {'G', 1}, {'F', 1}}};
 
     for (const CardinalityCase& example : {small, large}) {
         INFO(example.name);
@@ -428,7 +429,8 @@ TEST_CASE("docs: metrics/README.md's cardinality formula gives each family's sam
         write_file(dir.file("only-b.hostnames"), "d.example.com\n*.e.example.com\n");
         std::string config = example.config;
         for (const auto& [placeholder, port] : {std::pair{std::string("@PORT1@"), free_port()},
-                                                std::pair{std::string("@PORT2@"), free_port()}})
+                                                std::pair{std::string("@PORT2@"), free_port()},
+                                                std::pair{std::string("@PORT3@"), free_port()}})
             config = std::regex_replace(config, std::regex(placeholder), std::to_string(port));
         Passgate passgate(dir, {config, {}, static_cast<unsigned>(example.variables.at('W'))});
         REQUIRE(passgate.wait_ready());

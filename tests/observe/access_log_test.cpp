@@ -158,7 +158,7 @@ TEST_CASE("access log: logfmt line of a completed connection", "[access_log]") {
           "time=2026-11-27T11:30:05.123Z worker=1 client=192.0.2.7:51234 listener=public "
           "sni=api.example.com alpn=h2,http/1.1 route=api service=api-v1 endpoint=10.0.0.1:8443 "
           "bytes_to_backend=1517 bytes_to_client=2048 duration_ms=35 reason=completed "
-          "hello_error=\"\" connect_attempts=1 error=\"\"\n");
+          "hello_error=\"\" connect_attempts=1 error=\"\" protocol=tls\n");
 }
 
 TEST_CASE("access log: JSON line of a completed connection", "[access_log]") {
@@ -167,7 +167,7 @@ TEST_CASE("access log: JSON line of a completed connection", "[access_log]") {
           R"("listener":"public","sni":"api.example.com","alpn":["h2","http/1.1"],"route":"api",)"
           R"("service":"api-v1","endpoint":"10.0.0.1:8443","bytes_to_backend":1517,)"
           R"("bytes_to_client":2048,"duration_ms":35,"reason":"completed","hello_error":"",)"
-          R"("connect_attempts":1,"error":""})"
+          R"("connect_attempts":1,"error":"","protocol":"tls"})"
           "\n");
 }
 
@@ -183,12 +183,12 @@ TEST_CASE("access log: rejected and failed connections", "[access_log]") {
         format_access_line(rejected, AccessLogFormat::logfmt) ==
         "time=1970-01-01T00:00:00.999Z worker=0 client=[2001:db8::1]:443 listener=public sni=\"\" "
         "alpn=\"\" route=\"\" service=\"\" endpoint=\"\" bytes_to_backend=5 bytes_to_client=0 "
-        "duration_ms=0 reason=hello_rejected hello_error=not_tls connect_attempts=0 error=\"\"\n");
+        "duration_ms=0 reason=hello_rejected hello_error=not_tls connect_attempts=0 error=\"\" protocol=tls\n");
     CHECK(format_access_line(rejected, AccessLogFormat::json) ==
           R"({"time":"1970-01-01T00:00:00.999Z","worker":0,"client":"[2001:db8::1]:443",)"
           R"("listener":"public","sni":"","alpn":[],"route":"","service":"","endpoint":"",)"
           R"("bytes_to_backend":5,"bytes_to_client":0,"duration_ms":0,"reason":"hello_rejected",)"
-          R"("hello_error":"not_tls","connect_attempts":0,"error":""})"
+          R"("hello_error":"not_tls","connect_attempts":0,"error":"","protocol":"tls"})"
           "\n");
 
     AccessRecord failed = completed_record();
@@ -200,7 +200,7 @@ TEST_CASE("access log: rejected and failed connections", "[access_log]") {
     CHECK(fields.at("connect_attempts") == "3");
     CHECK(fields.at("error") == "Connection refused");
     CHECK(format_access_line(failed, AccessLogFormat::json)
-              .find(R"("connect_attempts":3,"error":"Connection refused"})") != std::string::npos);
+              .find(R"("connect_attempts":3,"error":"Connection refused","protocol":"tls"})") != std::string::npos);
 }
 
 TEST_CASE("access log: hostile SNI and ALPN are escaped, one line each", "[access_log]") {
@@ -223,7 +223,7 @@ TEST_CASE("access log: hostile SNI and ALPN are escaped, one line each", "[acces
 
     // logfmt reads back: the fields are all there, and the alpn list splits on its commas.
     const auto fields = logfmt_fields(logfmt);
-    CHECK(fields.size() == 16);
+    CHECK(fields.size() == 17);
     CHECK(unescape(fields.at("sni")) == record.sni);
     std::vector<std::string> alpn;
     for (const std::string& part : split(fields.at("alpn"), ',')) alpn.push_back(unescape(part));
@@ -261,7 +261,7 @@ TEST_CASE("access log: JSON lines parse back with python3, bytes intact", "[acce
     std::string alpn_hex;
     for (const std::string& protocol : record.alpn)
         alpn_hex += (alpn_hex.empty() ? "" : " ") + hex(protocol);
-    CHECK(output == hex(record.sni) + "\n" + alpn_hex + "\n3565 1 completed 16\n");
+    CHECK(output == hex(record.sni) + "\n" + alpn_hex + "\n3565 1 completed 17\n");
 }
 
 TEST_CASE("access log: make_access_record copies what the line needs", "[access_log]") {
@@ -595,7 +595,7 @@ TEST_CASE("access log: logfmt and JSON lines have the same fields in the same or
           "table's", "[access_log]") {
     std::vector<std::string> table;
     for (const std::string_view name : passgate::access_log_field_names()) table.emplace_back(name);
-    REQUIRE(table.size() == 16);
+    REQUIRE(table.size() == 17);
     for (const AccessRecord& record : {completed_record(), hostile_record(), AccessRecord{}}) {
         CHECK(logfmt_keys(format_access_line(record, AccessLogFormat::logfmt)) == table);
         CHECK(json_keys(format_access_line(record, AccessLogFormat::json)) == table);
