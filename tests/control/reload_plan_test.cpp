@@ -39,6 +39,7 @@ TEST_CASE("reload plan: every restart-only key is detected, with both values as 
         {"[runtime]\nworkers = 2\n", "[runtime]\nworkers = 4\n", {"runtime.workers", "2", "4"}},
         {"", "[runtime]\nmax_connections_per_worker = 4000\n",
          {"runtime.max_connections_per_worker", "unset", "4000"}},
+        {"", "[runtime]\npause_accepting_at = 2048\n", {"runtime.pause_accepting_at", "unset", "2048"}},
         {"", "[runtime]\nmax_hello_memory = 1048576\n", {"runtime.max_hello_memory", "67108864", "1048576"}},
         {"", "[runtime]\nreuseport_cpu_steering = true\n", {"runtime.reuseport_cpu_steering", "false", "true"}},
         {"", "[runtime]\nmax_quic_flows_per_worker = 100\n", {"runtime.max_quic_flows_per_worker", "16384", "100"}},
