@@ -127,6 +127,9 @@ private:
     };
     std::vector<HeldListener> held_listeners_;
     reactor::Fd held_admin_;
+    // After a hand-over: this process's end of the upgrade's QUIC forwarding channel, read by the
+    // workers (declared before them: it stays open until they are gone).
+    reactor::Fd upgrade_quic_forward_;
     WorkerSet workers_;
     // The control loop: signals, reloads, the admin server, endpoint discovery and health checks.
     reactor::Loop loop_;

@@ -143,6 +143,7 @@ void ControlPlane::hand_over(const std::string& version) {
         return fail_upgrade("failed", "new process " + std::to_string(pid) + " " + status + " as it was told to go");
     }
     upgrade_child_->release();
+    upgrade_quic_forward_ = upgrade_child_->take_quic_forward();
     upgrade_child_.reset();
     last_upgrade_result_ = "success";
     last_upgrade_reason_.clear();
@@ -156,7 +157,8 @@ void ControlPlane::hand_over(const std::string& version) {
     log_line(LogLevel::info, "upgrade: new process " + std::to_string(pid) + " (" + version +
                                  ") is ready and took over; draining " + std::to_string(draining) +
                                  " connections for up to " + std::to_string(timeout) + " ms");
-    workers_.send_to_all(DrainMessage{.timeout = timeout});
+    workers_.send_to_all(
+        DrainMessage{.timeout = timeout, .handed_over = true, .quic_forward_fd = upgrade_quic_forward_.get()});
 }
 
 void ControlPlane::on_parent_channel(int) {
@@ -173,7 +175,7 @@ void ControlPlane::start_serving() {
     parent_channel_watch_.stop();
     if (stopping_ || serving_) return;
     serving_ = true;
-    workers_.send_to_all(StartAcceptingMessage{});
+    workers_.send_to_all(StartAcceptingMessage{.quic_forward_fd = upgrade_parent_ ? upgrade_parent_->quic_forward() : -1});
     start_admin_server();
     upgrades_->with({"success"}).inc(metrics_.control_shard());
     log_line(LogLevel::info, "ready; serving (upgraded from pid " + std::to_string(upgraded_from_) + ")");

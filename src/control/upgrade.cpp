@@ -21,6 +21,10 @@ namespace {
 
 constexpr int first_listen_fd = 3;  // SD_LISTEN_FDS_START
 constexpr const char* upgrade_fd_variable = "PASSGATE_UPGRADE_FD";
+constexpr const char* quic_forward_fd_variable = "PASSGATE_UPGRADE_QUIC_FD";
+// Room for a burst of forwarded client datagrams while the old process's workers are busy (the
+// kernel caps it at wmem_max); beyond it the new process drops and counts.
+constexpr int quic_forward_buffer = 4 * 1024 * 1024;
 
 // Async-signal-safe: writes `value` in decimal at `out`, NUL-terminated. `out` has room for 21.
 void format_decimal(char* out, long value) {
@@ -39,7 +43,7 @@ std::runtime_error system_failure(const std::string& what) {
 }
 
 bool passed_by_an_upgrade_or_systemd(const char* entry) {
-    for (const char* name : {"LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "PASSGATE_UPGRADE_FD="})
+    for (const char* name : {"LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "PASSGATE_UPGRADE_FD=", "PASSGATE_UPGRADE_QUIC_FD="})
         if (std::strncmp(entry, name, std::strlen(name)) == 0) return true;
     return false;
 }
@@ -75,18 +79,29 @@ UpgradeChild::UpgradeChild(const std::string& binary, const std::vector<std::str
     const reactor::Fd child_end(pair[1]);
     const int flags = ::fcntl(channel_.get(), F_GETFL);
     if (flags < 0 || ::fcntl(channel_.get(), F_SETFL, flags | O_NONBLOCK) != 0) throw system_failure("fcntl(O_NONBLOCK)");
+    int forward_pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, forward_pair) != 0)
+        throw system_failure("socketpair (QUIC forwarding)");
+    quic_forward_ = reactor::Fd(forward_pair[0]);
+    const reactor::Fd forward_child_end(forward_pair[1]);
+    // Best effort: the kernel may cap it lower (a full channel drops, counted).
+    ::setsockopt(forward_child_end.get(), SOL_SOCKET, SO_SNDBUF, &quic_forward_buffer, sizeof quic_forward_buffer);
+    ::setsockopt(quic_forward_.get(), SOL_SOCKET, SO_RCVBUF, &quic_forward_buffer, sizeof quic_forward_buffer);
 
-    // The child places the sockets at 3, 4, ... and the channel after them. Their duplicates
+    // The child places the sockets at 3, 4, ... then the channel, then the QUIC forwarding channel. Their duplicates
     // here sit above all of those numbers, so no dup2 in the child overwrites a source.
     const int count = static_cast<int>(sockets.size());
     const int channel_number = first_listen_fd + count;
+    const int forward_number = channel_number + 1;
     std::vector<reactor::Fd> sources;
     for (const PassedSocket& socket : sockets) {
-        sources.emplace_back(::fcntl(socket.fd, F_DUPFD_CLOEXEC, channel_number + 1));
+        sources.emplace_back(::fcntl(socket.fd, F_DUPFD_CLOEXEC, forward_number + 1));
         if (!sources.back()) throw system_failure("fcntl(F_DUPFD_CLOEXEC) of socket " + socket.name);
     }
-    const reactor::Fd channel_source(::fcntl(child_end.get(), F_DUPFD_CLOEXEC, channel_number + 1));
+    const reactor::Fd channel_source(::fcntl(child_end.get(), F_DUPFD_CLOEXEC, forward_number + 1));
     if (!channel_source) throw system_failure("fcntl(F_DUPFD_CLOEXEC) of the upgrade channel");
+    const reactor::Fd forward_source(::fcntl(forward_child_end.get(), F_DUPFD_CLOEXEC, forward_number + 1));
+    if (!forward_source) throw system_failure("fcntl(F_DUPFD_CLOEXEC) of the QUIC forwarding channel");
     std::vector<int> source_numbers;
     for (const reactor::Fd& source : sources) source_numbers.push_back(source.get());
 
@@ -100,6 +115,7 @@ UpgradeChild::UpgradeChild(const std::string& binary, const std::vector<std::str
     environment.push_back("LISTEN_FDS=" + std::to_string(count));
     environment.push_back(names);
     environment.push_back(std::string(upgrade_fd_variable) + "=" + std::to_string(channel_number));
+    environment.push_back(std::string(quic_forward_fd_variable) + "=" + std::to_string(forward_number));
     char listen_pid[40] = "LISTEN_PID=";
     char* const listen_pid_digits = listen_pid + std::strlen(listen_pid);
     std::vector<char*> envp;
@@ -124,7 +140,8 @@ UpgradeChild::UpgradeChild(const std::string& binary, const std::vector<std::str
         for (int index = 0; index < count; ++index)
             if (::dup2(source_numbers[static_cast<std::size_t>(index)], first_listen_fd + index) < 0) ::_exit(126);
         if (::dup2(channel_source.get(), channel_number) < 0) ::_exit(126);
-        ::close_range(static_cast<unsigned>(channel_number + 1), ~0U, 0);
+        if (::dup2(forward_source.get(), forward_number) < 0) ::_exit(126);
+        ::close_range(static_cast<unsigned>(forward_number + 1), ~0U, 0);
         format_decimal(listen_pid_digits, static_cast<long>(::getpid()));
         ::execve(binary.c_str(), argv.data(), envp.data());
         format_decimal(exec_failed_message + prefix, errno);
@@ -184,7 +201,29 @@ std::optional<UpgradeParent> UpgradeParent::from_environment() {
     const int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
         throw system_failure(std::string(upgrade_fd_variable) + ": fcntl");
-    return UpgradeParent(std::move(channel), ::getppid());
+    // The QUIC forwarding channel: absent when the old process predates it (then nothing is
+    // forwarded, as before).
+    reactor::Fd quic_forward;
+    if (const char* forward = std::getenv(quic_forward_fd_variable)) {
+        const std::string forward_text = forward;
+        ::unsetenv(quic_forward_fd_variable);
+        int forward_fd = -1;
+        const auto [forward_end, forward_error] =
+            std::from_chars(forward_text.data(), forward_text.data() + forward_text.size(), forward_fd);
+        int forward_type = 0;
+        socklen_t forward_length = sizeof forward_type;
+        if (forward_error != std::errc() || forward_end != forward_text.data() + forward_text.size() || forward_fd < 3 ||
+            ::getsockopt(forward_fd, SOL_SOCKET, SO_TYPE, &forward_type, &forward_length) != 0 ||
+            forward_type != SOCK_SEQPACKET)
+            throw std::runtime_error(std::string(quic_forward_fd_variable) + "=" + forward_text +
+                                     " is not the QUIC forwarding channel");
+        quic_forward = reactor::Fd(forward_fd);
+        const int forward_flags = ::fcntl(forward_fd, F_GETFL);
+        if (forward_flags < 0 || ::fcntl(forward_fd, F_SETFL, forward_flags | O_NONBLOCK) != 0 ||
+            ::fcntl(forward_fd, F_SETFD, FD_CLOEXEC) != 0)
+            throw system_failure(std::string(quic_forward_fd_variable) + ": fcntl");
+    }
+    return UpgradeParent(std::move(channel), std::move(quic_forward), ::getppid());
 }
 
 bool UpgradeParent::send_ready(const std::string& version) { return send_message(channel_.get(), "ready " + version); }

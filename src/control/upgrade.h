@@ -4,6 +4,9 @@
 //   new -> old  "ready VERSION"     the new process is ready (workers up, endpoints known)
 //   new -> old  "failed REASON"     it cannot start (then it exits 1)
 //   old -> new  "go"                the old process stopped accepting: start
+// A second socketpair (SOCK_SEQPACKET, PASSGATE_UPGRADE_QUIC_FD in the new process) carries QUIC
+// client datagrams the new process holds no flow for back to the old one, which stopped reading
+// its QUIC sockets at the hand-over (src/proxy/quic_flows.h has the message format).
 // The old process starts the new one with UpgradeChild: fork + execve of the binary at its path
 // (the file a package manager replaced), the same arguments, and every listening socket passed
 // the way systemd passes them (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES: src/control/inherited_sockets.h),
@@ -41,6 +44,8 @@ public:
     pid_t pid() const { return pid_; }
     int channel() const { return channel_.get(); }  // readable: a message, or the child's end closed
     int pidfd() const { return pidfd_.get(); }      // readable once the child exited
+    // This process's end of the QUIC forwarding channel (taken at the hand-over).
+    reactor::Fd take_quic_forward() { return std::move(quic_forward_); }
 
     // The next message (non-blocking): nullopt when none is waiting; "" when the child's end is
     // closed (it exited, or closed it).
@@ -58,6 +63,7 @@ private:
     pid_t pid_ = -1;
     reactor::Fd channel_;
     reactor::Fd pidfd_;
+    reactor::Fd quic_forward_;
     bool reaped_ = false;
     bool released_ = false;
 };
@@ -71,6 +77,8 @@ public:
 
     pid_t parent() const { return parent_; }
     int channel() const { return channel_.get(); }
+    // The new process's end of the QUIC forwarding channel; -1 when the old process passed none.
+    int quic_forward() const { return quic_forward_.get(); }
     bool send_ready(const std::string& version);
     bool send_failed(const std::string& reason);
     // The old process's answer (non-blocking): nullopt when none is waiting; "go"; or "" when the
@@ -78,8 +86,10 @@ public:
     std::optional<std::string> read_message();
 
 private:
-    UpgradeParent(reactor::Fd channel, pid_t parent) : channel_(std::move(channel)), parent_(parent) {}
+    UpgradeParent(reactor::Fd channel, reactor::Fd quic_forward, pid_t parent)
+        : channel_(std::move(channel)), quic_forward_(std::move(quic_forward)), parent_(parent) {}
     reactor::Fd channel_;
+    reactor::Fd quic_forward_;
     pid_t parent_ = -1;
 };
 

@@ -96,7 +96,9 @@ AppMetrics::AppMetrics(unsigned workers)
       quic_handoffs(registry.counter("passgate_quic_handoffs_total",
           "Short-header datagrams that matched no flow of the worker that received them, handed to "
           "the other workers (sent), copies refused by a full channel (queue_full), and found by "
-          "their flow's worker (claimed), by listener and result.", {"listener", "result"})),
+          "their flow's worker (claimed); during a binary upgrade, datagrams of no flow the new process "
+          "sent to the old one (upgrade_forwarded) or dropped on a full channel (upgrade_full), and "
+          "those the old one received (upgrade_received); by listener and result.", {"listener", "result"})),
       config_reloads(registry.counter("passgate_config_reloads_total",
           "Configuration reloads (SIGHUP), by result.", {"result"})),
       config_last_reload_success(registry.gauge("passgate_config_last_reload_success_timestamp_seconds",
@@ -231,6 +233,9 @@ SnapshotMetrics::SnapshotMetrics(AppMetrics& metrics, const config::Config& conf
             quic.handoffs_sent = metrics.quic_handoffs.with({listener.name, "sent"});
             quic.handoffs_full = metrics.quic_handoffs.with({listener.name, "queue_full"});
             quic.handoffs_claimed = metrics.quic_handoffs.with({listener.name, "claimed"});
+            quic.upgrade_forwarded = metrics.quic_handoffs.with({listener.name, "upgrade_forwarded"});
+            quic.upgrade_full = metrics.quic_handoffs.with({listener.name, "upgrade_full"});
+            quic.upgrade_received = metrics.quic_handoffs.with({listener.name, "upgrade_received"});
         }
         quic_listeners.push_back(std::move(quic));
     }

@@ -144,6 +144,9 @@ struct QuicListenerMetrics {
     std::array<metrics::Counter, static_cast<std::size_t>(QuicDrop::count)> dropped;
     // Cross-worker hand-offs of short headers matching no flow (src/proxy/quic_flows.h).
     metrics::Counter handoffs_sent, handoffs_full, handoffs_claimed;
+    // A binary upgrade: the new process's datagrams of no flow sent to the old process
+    // (upgrade_forwarded) or dropped on a full channel (upgrade_full); the old one's received.
+    metrics::Counter upgrade_forwarded, upgrade_full, upgrade_received;
 };
 
 struct RouteMetrics {

@@ -10,6 +10,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -77,6 +78,18 @@ struct QuicFlows::Socket final : reactor::WatchHandler {
         watch.poll(fd, POLLIN, false);
     }
     void on_watch(int result) override { owner.on_socket_readable(*this, result); }
+    QuicFlows& owner;
+    int fd;
+    reactor::Watch watch;
+};
+
+// The old process's end of the forwarding channel, read by every worker (each message is taken
+// by one of them; a flow on another worker is reached through the hand-off channels).
+struct QuicFlows::ForwardReader final : reactor::WatchHandler {
+    ForwardReader(QuicFlows& owner_, int fd_) : owner(owner_), fd(fd_), watch(owner_.worker_.loop(), *this) {
+        watch.poll(fd, POLLIN, false);
+    }
+    void on_watch(int result) override { owner.on_forwarded(result); }
     QuicFlows& owner;
     int fd;
     reactor::Watch watch;
@@ -434,6 +447,7 @@ QuicFlows::QuicFlows(Worker& worker, std::uint32_t max_flows, const QuicMesh& me
 
 QuicFlows::~QuicFlows() {
     handoff_from_.clear();
+    forward_reader_.reset();
     flows_.clear();
     sockets_.clear();
 }
@@ -499,7 +513,13 @@ void QuicFlows::on_client_datagram(int fd, std::size_t listener, const reactor::
         // no short-header packet is under 21 bytes.
         if (datagram.data.size() < kMinShortPacket) return drop(QuicDrop::not_quic);
         moved = find_by_short_dcid(fd, datagram.data);
-        if (moved == nullptr && !handoff_to_.empty()) return hand_off(listener, datagram);
+        if (moved == nullptr) {
+            // During an upgrade it is most likely an old flow's: to the old process, and to the
+            // other workers too (one of this process's flows may have moved to another worker).
+            const bool forwarded = forward_to_old(listener, datagram);
+            if (!handoff_to_.empty()) return hand_off(listener, datagram);
+            if (forwarded) return;
+        }
     } else if (ids) {
         moved = find_by_cid(fd, ids->dcid);
     }
@@ -508,7 +528,11 @@ void QuicFlows::on_client_datagram(int fd, std::size_t listener, const reactor::
         return moved->from_client(datagram.data);
     }
     const std::optional<quic::PacketHeader> header = quic::read_header(datagram.data, 0);
-    if (!header) return drop(QuicDrop::not_quic);
+    if (!header) {
+        // A long header with a greased fixed bit (RFC 9287) is a flow's, not a new one.
+        if (ids && ids->version != 0 && forward_to_old(listener, datagram)) return;
+        return drop(QuicDrop::not_quic);
+    }
     switch (header->form) {
         case quic::PacketForm::initial:
             if (draining_) return drop(QuicDrop::draining);
@@ -517,8 +541,78 @@ void QuicFlows::on_client_datagram(int fd, std::size_t listener, const reactor::
         case quic::PacketForm::version_negotiation:
             return drop(QuicDrop::unsupported_version);
         default:
+            // Handshake or 0-RTT of no flow here: an old flow's during an upgrade.
+            if (forward_to_old(listener, datagram)) return;
             return drop(QuicDrop::no_flow);
     }
+}
+
+bool QuicFlows::forward_to_old(std::size_t listener, const reactor::DatagramBatch::Received& datagram) {
+    if (forward_fd_ < 0) return false;
+    const QuicListenerMetrics& counters = metrics(listener);
+    const std::string& name = worker_.current_generation().snapshot->listeners()[listener].listener->name;
+    std::uint8_t name_length = static_cast<std::uint8_t>(std::min<std::size_t>(name.size(), 255));
+    std::uint8_t has_local = datagram.has_local ? 1 : 0;
+    reactor::SocketAddress peer = *datagram.peer;
+    reactor::SocketAddress local = datagram.local;
+    iovec parts[6] = {
+        {&name_length, 1},
+        {const_cast<char*>(name.data()), name_length},
+        {&peer, sizeof peer},
+        {&local, sizeof local},
+        {&has_local, 1},
+        {const_cast<std::uint8_t*>(datagram.data.data()), datagram.data.size()},
+    };
+    msghdr message{};
+    message.msg_iov = parts;
+    message.msg_iovlen = 6;
+    if (::sendmsg(forward_fd_, &message, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+        counters.upgrade_forwarded.inc(shard());
+        return true;
+    }
+    if (errno == EPIPE || errno == ECONNREFUSED || errno == ECONNRESET || errno == ENOTCONN) {
+        // The old process exited: its flows are gone, nothing to forward to any more.
+        forward_fd_ = -1;
+        return false;
+    }
+    counters.upgrade_full.inc(shard());  // EAGAIN/ENOBUFS: the old process is behind
+    return true;
+}
+
+void QuicFlows::hand_over(int forward_fd) {
+    for (const auto& socket : sockets_) socket->watch.stop();
+    if (forward_fd < 0) return;
+    forward_buffer_.resize(kDatagramSize + 512);
+    forward_reader_ = std::make_unique<ForwardReader>(*this, forward_fd);
+}
+
+void QuicFlows::on_forwarded(int result) {
+    ForwardReader& reader = *forward_reader_;
+    if (result >= 0) {
+        // Bounded per wake-up like a listener socket; the one-shot poll is re-armed below.
+        for (std::size_t round = 0; round < kBatch * kBatchesPerWakeup; ++round) {
+            const ssize_t got = ::recv(reader.fd, forward_buffer_.data(), forward_buffer_.size(), MSG_DONTWAIT);
+            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) return;  // the new process is gone
+            if (got < 0) break;
+            const std::span<std::uint8_t> message(forward_buffer_.data(), static_cast<std::size_t>(got));
+            const std::size_t name_length = message[0];
+            const std::size_t header = 1 + name_length + 2 * sizeof(reactor::SocketAddress) + 1;
+            if (message.size() <= header) continue;
+            const std::string name(reinterpret_cast<const char*>(message.data() + 1), name_length);
+            const std::optional<std::pair<int, std::size_t>> socket = worker_.quic_socket_of(name);
+            if (!socket) continue;  // a listener this process does not have
+            reactor::SocketAddress peer{};
+            reactor::DatagramBatch::Received datagram{};
+            std::memcpy(&peer, message.data() + 1 + name_length, sizeof peer);
+            std::memcpy(&datagram.local, message.data() + 1 + name_length + sizeof peer, sizeof datagram.local);
+            datagram.has_local = message[header - 1] != 0;
+            datagram.peer = &peer;
+            datagram.data = message.subspan(header);
+            metrics(socket->second).upgrade_received.inc(shard());
+            on_client_datagram(socket->first, socket->second, datagram);
+        }
+    }
+    reader.watch.poll(reader.fd, POLLIN, false);
 }
 
 void QuicFlows::start_flow(int fd, std::size_t listener, const reactor::DatagramBatch::Received& datagram) {

@@ -19,6 +19,18 @@
 // itself. Connection IDs the server hands out later (NEW_CONNECTION_ID) are encrypted: a
 // client that migrates onto one of them is not followed (QUIC-LB would be needed).
 // Datagrams that are not Initials and belong to no flow are dropped and counted, never answered.
+//
+// A binary upgrade (src/control/upgrade.h): both processes hold the same UDP sockets. At the
+// hand-over the old process stops reading them (it keeps them: its flows' replies leave from
+// them), so every client datagram reaches the new process. The new process sends the ones that
+// are not Initials and match none of its flows to the old process over the upgrade's QUIC
+// forwarding channel (a SOCK_SEQPACKET socketpair shared by all workers of both processes; one
+// message per datagram: [name length: 1][listener name][peer: SocketAddress][local: SocketAddress]
+// [has_local: 1][datagram]). The old process's workers read it and treat each datagram as their
+// own receive path would (by address, by connection ID, moving the flow, handing a short header
+// to the other workers). A full channel drops (counted); once the old process exited (the channel
+// is closed) the new process drops them as no_flow, as before. Initials start flows in the new
+// process: an old flow still assembling its ClientHello at the hand-over is not carried.
 
 #include "reactor/channel.h"
 #include "reactor/datagram.h"
@@ -77,6 +89,13 @@ public:
     void remove_socket(int fd, CloseReason reason);
     // SIGTERM: no new flows; the flows held go on until they idle out or stop().
     void drain() { draining_ = true; }
+    // A binary upgrade handed over (the old process, with drain()): stop reading the listener
+    // sockets and read the new process's forwarded datagrams from `forward_fd` (borrowed; the
+    // control plane keeps it open until the workers are gone).
+    void hand_over(int forward_fd);
+    // A process started by an upgrade: forward datagrams of no flow to the old process through
+    // `forward_fd` (borrowed, as above) until it is closed.
+    void forward_to(int forward_fd) { forward_fd_ = forward_fd; }
     // A reload: flows whose route `next` no longer has close after that route's drain_timeout
     // (none: they run until idle), as TCP connections do.
     void after_reload(const config::Config& next);
@@ -92,6 +111,10 @@ private:
     void start_flow(int fd, std::size_t listener, const reactor::DatagramBatch::Received& datagram);
     void hand_off(std::size_t listener, const reactor::DatagramBatch::Received& datagram);
     void on_handoff(QuicHandoff handoff);
+    // The new process: true when the datagram went (or was dropped, counted) to the old process.
+    bool forward_to_old(std::size_t listener, const reactor::DatagramBatch::Received& datagram);
+    struct ForwardReader;
+    void on_forwarded(int result);
     QuicFlow* find_by_short_dcid(int fd, std::span<const std::uint8_t> datagram);
     QuicFlow* find_by_cid(int fd, std::span<const std::uint8_t> cid);
     // Flow bookkeeping: keys are the socket's descriptor plus the address or connection ID bytes.
@@ -120,6 +143,9 @@ private:
     reactor::DatagramSender sender_;
     std::vector<QuicHandoffChannel*> handoff_to_;
     std::vector<std::unique_ptr<reactor::ChannelReceiver<QuicHandoff>>> handoff_from_;
+    int forward_fd_ = -1;  // the new process's end of the upgrade's forwarding channel
+    std::unique_ptr<ForwardReader> forward_reader_;  // the old process's, after the hand-over
+    std::vector<std::uint8_t> forward_buffer_;
 };
 
 }  // namespace passgate

@@ -215,11 +215,15 @@ void Worker::free_unused_generations() {
     if (freed) collect_pools();
 }
 
-void Worker::on_message(DrainMessage message) { drain(message.timeout); }
+void Worker::on_message(DrainMessage message) {
+    drain(message.timeout);
+    if (message.handed_over) quic_->hand_over(message.quic_forward_fd);
+}
 
 void Worker::on_message(StopMessage) { stop(); }
 
-void Worker::on_message(StartAcceptingMessage) {
+void Worker::on_message(StartAcceptingMessage message) {
+    if (message.quic_forward_fd >= 0) quic_->forward_to(message.quic_forward_fd);
     accepting_ = true;
     start_acceptors();
 }

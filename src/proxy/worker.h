@@ -75,6 +75,10 @@ using EndpointSets = std::vector<std::shared_ptr<const EndpointSet>>;
 // Stop accepting, let connections finish within `timeout`, then close the rest and return from run().
 struct DrainMessage {
     reactor::Millis timeout = 0;
+    // A binary upgrade handed over: stop reading the QUIC listener sockets (the new process
+    // reads them) and read its forwarded datagrams from this channel (the control plane's; -1: none).
+    bool handed_over = false;
+    int quic_forward_fd = -1;
 };
 // Close everything now and return from run().
 struct StopMessage {};
@@ -92,7 +96,10 @@ struct EndpointsMessage {
 };
 // Start accepting (a worker started with WorkerOptions::accepting false: a process started by an
 // upgrade accepts only once the old one hands over).
-struct StartAcceptingMessage {};
+struct StartAcceptingMessage {
+    // The upgrade's QUIC forwarding channel to the old process (the control plane's; -1: none).
+    int quic_forward_fd = -1;
+};
 using WorkerMessage =
     std::variant<DrainMessage, StopMessage, ReloadMessage, EndpointsMessage, StartAcceptingMessage>;
 
