@@ -94,10 +94,11 @@ Fetch fetch(const TempDir& dir, const std::string& name, std::uint16_t port, con
     return out;
 }
 
-std::string config(std::uint16_t listen_port, std::uint16_t backend_port, const std::string& extra_listener = "") {
+std::string config(std::uint16_t listen_port, std::uint16_t backend_port, const std::string& extra_listener = "",
+                   const std::string& shutdown_timeout = "1s") {
     const std::string port = std::to_string(backend_port);
     // Flows end by idle timeout, not by a close: a short shutdown_timeout lets passgate exit soon.
-    return "[runtime]\nshutdown_timeout = \"1s\"\n\n[admin]\naddress = \"@ADMIN@\"\n\n"
+    return "[runtime]\nshutdown_timeout = \"" + shutdown_timeout + "\"\n\n[admin]\naddress = \"@ADMIN@\"\n\n"
            "[[listener]]\nname = \"h3\"\naddress = \"127.0.0.1:" + std::to_string(listen_port) + "\"\n"
            "protocol = \"quic\"\nclient_hello_timeout = \"2s\"\n" + extra_listener + "\n"
            "[[route]]\nname = \"a\"\nlisteners = [\"h3\"]\nhostnames = [\"a.test\"]\nbackends = [ { service = \"a\" } ]\n\n"
@@ -108,12 +109,13 @@ std::string config(std::uint16_t listen_port, std::uint16_t backend_port, const 
 
 // Two backends (a.test on 127.0.0.2, b.test on 127.0.0.3, same port) and passgate before them.
 struct QuicSetup {
-    explicit QuicSetup(unsigned workers = 2, std::vector<std::string> server_extra = {}, const std::string& extra_listener = "")
+    explicit QuicSetup(unsigned workers = 2, std::vector<std::string> server_extra = {}, const std::string& extra_listener = "",
+                       const std::string& shutdown_timeout = "1s")
         : listen_port(free_port()),
           backend_port(free_port()),
           a(dir, "a.test", "127.0.0.2", backend_port, 1, server_extra),
           b(dir, "b.test", "127.0.0.3", backend_port, 2, server_extra),
-          passgate(dir, {config(listen_port, backend_port, extra_listener), {}, workers}) {}
+          passgate(dir, {config(listen_port, backend_port, extra_listener, shutdown_timeout), {}, workers}) {}
     TempDir dir;
     std::uint16_t listen_port;
     std::uint16_t backend_port;
@@ -403,6 +405,60 @@ TEST_CASE("quic: a binary upgrade hands the QUIC listener's UDP sockets to the n
     const Fetch after = fetch(setup.dir, "after-upgrade", setup.listen_port, "b.test", "file", {"-q"});
     REQUIRE(after.body);
     CHECK(*after.body == setup.b.file);
+    CHECK(::kill(new_pid, SIGTERM) == 0);
+    CHECK(wait_until([&] { return ::kill(new_pid, 0) != 0; }, Millis(10000), Millis(20)));
+}
+
+TEST_CASE("quic: a flow established before a binary upgrade completes byte-exact through the old process, "
+          "its client datagrams forwarded by the new one; new flows go to the new process", "[integration][quic]") {
+    // shutdown_timeout 20 s: the old process serves its flow to the end, then exits once the flow
+    // idled out (quic_flow_idle_timeout 1 s).
+    QuicSetup setup(2, {}, "quic_flow_idle_timeout = \"1s\"\n", "20s");
+    Passgate& passgate = setup.passgate;
+    const std::vector<std::uint8_t> big = file_bytes(9, 20 * 1000 * 1000);
+    write_bytes(setup.dir.file("a.test") + "/htdocs/big", big);
+    REQUIRE(passgate.wait_ready());
+    const pid_t old_pid = passgate.pid();
+    // The client completes its handshake with the old process, then waits 2.5 s before asking
+    // for 20 MB: the upgrade hands over in between (or during the download), so the request and
+    // the client's ACKs reach the new process, which holds no flow for them.
+    std::optional<Fetch> result;
+    std::thread client([&] {
+        result = fetch(setup.dir, "across-upgrade", setup.listen_port, "a.test", "big", {"-q", "--delay-stream=2500ms"},
+                       "5s");
+    });
+    const bool routed = wait_until(
+        [&] { return quic_sum(passgate, "passgate_quic_flows_total", {"route=\"a\""}) >= 1; }, Millis(5000), Millis(20));
+    passgate.process().send_signal(SIGUSR2);
+    pid_t new_pid = 0;
+    const bool took_over = wait_until([&] {
+        const std::optional<HttpResponse> status = http_get(passgate.admin_port(), "/upgrade", Millis(500));
+        if (!status || status->status != 200) return false;
+        const std::size_t at = status->body.find("pid: ");
+        if (at == std::string::npos) return false;
+        const pid_t pid = std::atoi(status->body.c_str() + at + 5);
+        if (pid != old_pid && pid > 0) new_pid = pid;
+        return new_pid != 0;
+    }, Millis(15000), Millis(20));
+    client.join();
+    CHECK(routed);
+    REQUIRE(took_over);
+    REQUIRE(result);
+    INFO(result->log);
+    REQUIRE(result->body);
+    CHECK(result->body->size() == big.size());
+    CHECK(*result->body == big);
+    // The new process (its admin socket now) forwarded the client's datagrams and started no flow
+    // for them.
+    CHECK(quic_sum(passgate, "passgate_quic_handoffs_total", {"result=\"upgrade_forwarded\""}) > 0);
+    CHECK(quic_sum(passgate, "passgate_quic_handoffs_total", {"result=\"upgrade_full\""}) == 0);
+    CHECK(quic_sum(passgate, "passgate_quic_flows_total", {"route=\"a\""}) == 0);
+    // The old process ends once its flow idled out, exit status 0; then nothing is forwarded.
+    CHECK(passgate.process().wait_exit(Millis(10000)) == 0);
+    const Fetch after = fetch(setup.dir, "after-upgrade", setup.listen_port, "b.test", "file", {"-q"});
+    REQUIRE(after.body);
+    CHECK(*after.body == setup.b.file);
+    CHECK(quic_sum(passgate, "passgate_quic_flows_total", {"route=\"b\""}) >= 1);
     CHECK(::kill(new_pid, SIGTERM) == 0);
     CHECK(wait_until([&] { return ::kill(new_pid, 0) != 0; }, Millis(10000), Millis(20)));
 }
