@@ -35,9 +35,9 @@ std::string next_message(UpgradeChild& child) {
 }  // namespace
 
 // The new process sees what systemd's socket activation would give it: the sockets at 3, 4, ...
-// with LISTEN_PID its own pid and their names, the channel right after them, and no other
-// descriptor of the old process.
-TEST_CASE("an upgrade's new process gets the sockets the systemd way, the channel, and nothing else",
+// with LISTEN_PID its own pid and their names, the channel right after them, then the QUIC
+// forwarding channel, and no other descriptor of the old process.
+TEST_CASE("an upgrade's new process gets the sockets the systemd way, the channels, and nothing else",
           "[upgrade]") {
     passgate::reactor::Fd tls = listening();
     passgate::reactor::Fd admin = listening();
@@ -52,9 +52,11 @@ TEST_CASE("an upgrade's new process gets the sockets the systemd way, the channe
         "test \"$LISTEN_FDS\" = 2 || exit 11; "
         "test \"$LISTEN_FDNAMES\" = 'tls:[admin]' || exit 12; "
         "test \"$PASSGATE_UPGRADE_FD\" = 5 || exit 13; "
+        "test \"$PASSGATE_UPGRADE_QUIC_FD\" = 6 || exit 19; "
         "case $(readlink /proc/$$/fd/3) in socket:*) ;; *) exit 14;; esac; "
         "case $(readlink /proc/$$/fd/4) in socket:*) ;; *) exit 15;; esac; "
-        "for n in 0 1 2 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do "
+        "test -S /proc/$$/fd/6 || exit 20; "
+        "for n in 0 1 2 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do "
         "test -S /proc/$$/fd/$n && exit 16; done; "
         "printf 'ready test' >&5; answer=$(dd bs=64 count=1 <&5 2>/dev/null) || exit 17; test \"$answer\" = go || exit 18; exit 0";
     UpgradeChild child("/bin/sh", {"sh", "-c", script},
