@@ -165,6 +165,22 @@ std::vector<std::uint8_t> fake_initial(std::uint64_t seed, std::size_t total, st
     return bytes;
 }
 
+// After SIGUSR2: the new process's pid once it took over (GET /upgrade answers from it: the
+// admin socket moves too), or 0 after 15 s.
+pid_t wait_for_new_process(const Passgate& passgate, pid_t old_pid) {
+    pid_t new_pid = 0;
+    wait_until([&] {
+        const std::optional<HttpResponse> status = http_get(passgate.admin_port(), "/upgrade", Millis(500));
+        if (!status || status->status != 200) return false;
+        const std::size_t at = status->body.find("pid: ");
+        if (at == std::string::npos) return false;
+        const pid_t pid = std::atoi(status->body.c_str() + at + 5);
+        if (pid != old_pid && pid > 0) new_pid = pid;
+        return new_pid != 0;
+    }, Millis(15000), Millis(20));
+    return new_pid;
+}
+
 }  // namespace
 
 TEST_CASE("quic: each SNI reaches its own backend with the file intact; an unrouted name is refused and "
@@ -386,17 +402,7 @@ TEST_CASE("quic: a binary upgrade hands the QUIC listener's UDP sockets to the n
     CHECK(*before.body == setup.a.file);
     const pid_t old_pid = passgate.pid();
     passgate.process().send_signal(SIGUSR2);
-    // GET /upgrade answers from the new process once it took over (the admin socket moves too).
-    pid_t new_pid = 0;
-    CHECK(wait_until([&] {
-        const std::optional<HttpResponse> status = http_get(passgate.admin_port(), "/upgrade", Millis(500));
-        if (!status || status->status != 200) return false;
-        const std::size_t at = status->body.find("pid: ");
-        if (at == std::string::npos) return false;
-        const pid_t pid = std::atoi(status->body.c_str() + at + 5);
-        if (pid != old_pid && pid > 0) new_pid = pid;
-        return new_pid != 0;
-    }, Millis(15000), Millis(50)));
+    const pid_t new_pid = wait_for_new_process(passgate, old_pid);
     REQUIRE(new_pid > 0);
     CHECK(passgate.wait_for_log("listener \"h3\": 2 listening socket(s) on 127.0.0.1:" +
                                     std::to_string(setup.listen_port) + " from the old process",
@@ -431,19 +437,10 @@ TEST_CASE("quic: a flow established before a binary upgrade completes byte-exact
     const bool routed = wait_until(
         [&] { return quic_sum(passgate, "passgate_quic_flows_total", {"route=\"a\""}) >= 1; }, Millis(5000), Millis(20));
     passgate.process().send_signal(SIGUSR2);
-    pid_t new_pid = 0;
-    const bool took_over = wait_until([&] {
-        const std::optional<HttpResponse> status = http_get(passgate.admin_port(), "/upgrade", Millis(500));
-        if (!status || status->status != 200) return false;
-        const std::size_t at = status->body.find("pid: ");
-        if (at == std::string::npos) return false;
-        const pid_t pid = std::atoi(status->body.c_str() + at + 5);
-        if (pid != old_pid && pid > 0) new_pid = pid;
-        return new_pid != 0;
-    }, Millis(15000), Millis(20));
+    const pid_t new_pid = wait_for_new_process(passgate, old_pid);
     client.join();
     CHECK(routed);
-    REQUIRE(took_over);
+    REQUIRE(new_pid > 0);
     REQUIRE(result);
     INFO(result->log);
     REQUIRE(result->body);
