@@ -8,8 +8,14 @@
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <utility>
 #include <string>
 #include <thread>
 
@@ -86,4 +92,52 @@ TEST_CASE("an upgrade's new process that cannot be executed says why; one that h
     const auto start = std::chrono::steady_clock::now();
     CHECK(hanging.kill_and_reap() == "killed by signal 9 (Killed)");
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+}
+
+// The new process's end: both channels taken from the environment (and the variables unset); a
+// QUIC forwarding channel that is not a SOCK_SEQPACKET socket is refused by name; without the
+// variable (an old process that predates it) nothing is forwarded.
+TEST_CASE("an upgrade's new process takes the QUIC forwarding channel from PASSGATE_UPGRADE_QUIC_FD", "[upgrade]") {
+    using passgate::UpgradeParent;
+    const auto pair = [](int type) {
+        int fds[2];
+        REQUIRE(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) == 0);
+        return std::pair<passgate::reactor::Fd, passgate::reactor::Fd>(fds[0], fds[1]);
+    };
+    auto channel = pair(SOCK_SEQPACKET);
+    auto forward = pair(SOCK_SEQPACKET);
+    auto datagram = pair(SOCK_DGRAM);
+    // from_environment owns the descriptors it is given: hand it duplicates.
+    const auto set = [](const char* name, int fd) {
+        const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        REQUIRE(copy >= 3);
+        REQUIRE(::setenv(name, std::to_string(copy).c_str(), 1) == 0);
+        return copy;
+    };
+
+    set("PASSGATE_UPGRADE_FD", channel.second.get());
+    const int forward_copy = set("PASSGATE_UPGRADE_QUIC_FD", forward.second.get());
+    {
+        std::optional<UpgradeParent> parent = UpgradeParent::from_environment();
+        REQUIRE(parent);
+        CHECK(parent->quic_forward() == forward_copy);
+        CHECK(std::getenv("PASSGATE_UPGRADE_FD") == nullptr);
+        CHECK(std::getenv("PASSGATE_UPGRADE_QUIC_FD") == nullptr);
+        // Non-blocking: nothing waits, so a read says so at once.
+        char byte = 0;
+        CHECK(::recv(parent->quic_forward(), &byte, 1, 0) == -1);
+        CHECK(errno == EAGAIN);
+    }
+
+    set("PASSGATE_UPGRADE_FD", channel.second.get());
+    const int wrong = set("PASSGATE_UPGRADE_QUIC_FD", datagram.second.get());
+    CHECK_THROWS_WITH(UpgradeParent::from_environment(),
+                      Catch::Contains("PASSGATE_UPGRADE_QUIC_FD=" + std::to_string(wrong)) &&
+                          Catch::Contains("is not the QUIC forwarding channel"));
+    ::close(wrong);
+
+    set("PASSGATE_UPGRADE_FD", channel.second.get());
+    std::optional<UpgradeParent> without = UpgradeParent::from_environment();
+    REQUIRE(without);
+    CHECK(without->quic_forward() == -1);
 }
