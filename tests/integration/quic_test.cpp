@@ -454,6 +454,9 @@ TEST_CASE("quic: a flow established before a binary upgrade completes byte-exact
     // for them.
     CHECK(quic_sum(passgate, "passgate_quic_handoffs_total", {"result=\"upgrade_forwarded\""}) > 0);
     CHECK(quic_sum(passgate, "passgate_quic_handoffs_total", {"result=\"upgrade_full\""}) == 0);
+    // None of the flow's datagrams was dropped by the new process (without forwarding, those it
+    // happened to read were: no_flow).
+    CHECK(quic_sum(passgate, "passgate_quic_datagrams_dropped_total", {"reason=\"no_flow\""}) == 0);
     CHECK(quic_sum(passgate, "passgate_quic_flows_total", {"route=\"a\""}) == 0);
     // The old process ends once its flow idled out, exit status 0; then nothing is forwarded.
     const std::optional<int> old_exit = passgate.process().wait_exit(Millis(10000));
