@@ -39,8 +39,21 @@ struct Case {
     std::size_t wildcards;
 };
 
-std::string exact_name(std::size_t i) { return "tenant-" + std::to_string(i) + ".shop" + std::to_string(i % 97) + ".example.com"; }
-std::string wildcard_suffix(std::size_t i) { return ".c" + std::to_string(i) + ".customers.example.net"; }
+// Built by appending: GCC 12 at -O3 gives a false -Wrestrict on `"literal" + std::string&&`.
+std::string exact_name(std::size_t i) {
+    std::string name = "tenant-";
+    name += std::to_string(i);
+    name += ".shop";
+    name += std::to_string(i % 97);
+    name += ".example.com";
+    return name;
+}
+std::string wildcard_suffix(std::size_t i) {
+    std::string suffix = ".c";
+    suffix += std::to_string(i);
+    suffix += ".customers.example.net";
+    return suffix;
+}
 
 struct Built {
     std::unique_ptr<passgate::config::Config> config;
@@ -54,7 +67,11 @@ Built build(const Case& c) {
     Built out;
     std::string text = "# generated\n";
     for (std::size_t i = 0; i < c.exact; ++i) text += exact_name(i) + "\n";
-    for (std::size_t i = 0; i < c.wildcards; ++i) text += "*" + wildcard_suffix(i) + "\n";
+    for (std::size_t i = 0; i < c.wildcards; ++i) {
+        text += '*';
+        text += wildcard_suffix(i);
+        text += '\n';
+    }
     const long rss_before = rss_kib();
     auto start = Clock::now();
     passgate::HostnamesFileParse parsed = passgate::parse_hostnames_file(text, "bench.txt");
@@ -91,9 +108,18 @@ std::vector<std::string> queries(const Case& c, std::size_t count) {
     for (std::size_t i = 0; i < count; ++i) {
         const std::size_t kind = i % 4;
         if (kind <= 1) out.push_back(exact_name(random() % c.exact));
-        else if (kind == 2 && c.wildcards > 0) out.push_back("www" + wildcard_suffix(random() % c.wildcards));
+        else if (kind == 2 && c.wildcards > 0) {
+            std::string name = "www";
+            name += wildcard_suffix(random() % c.wildcards);
+            out.push_back(std::move(name));
+        }
         else if (kind == 2) out.push_back("www.b.example.org");
-        else out.push_back("nobody-" + std::to_string(random() % 1000000) + ".example.io");
+        else {
+            std::string name = "nobody-";
+            name += std::to_string(random() % 1000000);
+            name += ".example.io";
+            out.push_back(std::move(name));
+        }
     }
     std::shuffle(out.begin(), out.end(), random);
     return out;
