@@ -1,5 +1,6 @@
 #include "reactor/datagram.h"
 
+#include "reactor/socket.h"
 #include "reactor/system_error.h"
 
 #include <netinet/udp.h>
@@ -26,12 +27,7 @@ Fd bind_udp(const sockaddr* address, socklen_t length) {
         throw_errno("setsockopt(SO_REUSEADDR)");
     if (::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
         throw_errno("setsockopt(SO_REUSEPORT)");
-    // "[::]" means IPv4 too, as for TCP listeners (reactor/socket.cpp), whatever the host's
-    // net.ipv6.bindv6only says.
-    const int zero = 0;
-    if (address->sa_family == AF_INET6 &&
-        ::setsockopt(socket.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0)
-        throw_errno("setsockopt(IPV6_V6ONLY)");
+    set_dual_stack(socket.get(), address->sa_family);
     if (is_wildcard(address)) {
         if (address->sa_family == AF_INET) {
             if (::setsockopt(socket.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0)

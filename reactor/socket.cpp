@@ -24,15 +24,16 @@ Fd listen_tcp(const sockaddr* address, socklen_t length, const ListenOptions& op
         throw_errno("setsockopt(SO_REUSEPORT)");
     if (options.no_delay && ::setsockopt(socket.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
         throw_errno("setsockopt(TCP_NODELAY)");
-    // "[::]" means IPv4 too, whatever the host's net.ipv6.bindv6only says: the config's overlap
-    // rules (config/address.h) assume it.
-    const int zero = 0;
-    if (address->sa_family == AF_INET6 &&
-        ::setsockopt(socket.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0)
-        throw_errno("setsockopt(IPV6_V6ONLY)");
+    set_dual_stack(socket.get(), address->sa_family);
     if (::bind(socket.get(), address, length) != 0) throw_errno("bind");
     if (::listen(socket.get(), options.backlog) != 0) throw_errno("listen");
     return socket;
+}
+
+void set_dual_stack(int fd, int family) {
+    const int zero = 0;
+    if (family == AF_INET6 && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0)
+        throw_errno("setsockopt(IPV6_V6ONLY)");
 }
 
 void attach_reuseport_cpu_steering(int listening_fd, const std::vector<int>& cpu_of_index) {

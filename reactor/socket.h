@@ -22,6 +22,11 @@ struct ListenOptions {
 // Throws std::system_error naming the failed call.
 Fd listen_tcp(const sockaddr* address, socklen_t length, const ListenOptions& options = {});
 
+// An IPv6 socket about to be bound: IPV6_V6ONLY off, so "[::]" means IPv4 too whatever the host's
+// net.ipv6.bindv6only says (the config's overlap rules assume it). Other families: nothing.
+// Throws std::system_error.
+void set_dual_stack(int fd, int family);
+
 // Steers new connections of the SO_REUSEPORT group `listening_fd` belongs to by the CPU that
 // received the SYN: a classic BPF program on the group returns index i for CPU cpu_of_index[i]
 // (the first i when a CPU appears twice), so the group's i-th socket (in the order the sockets

@@ -4,17 +4,16 @@
 #include "reactor/datagram.h"
 #include "reactor/socket.h"
 
+#include "tests/reactor/helpers.h"
+
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <string>
-#include <thread>
 
 using namespace passgate::reactor;
 
@@ -161,25 +160,10 @@ TEST_CASE("datagram: a GSO message the kernel refuses goes again datagram by dat
     CHECK(count == 200);
 }
 
-// As listen_tcp (tests/reactor/socket_test.cpp): a thread in a fresh network namespace sets
-// net.ipv6.bindv6only to 1 there, and bind_udp on [::] must still come out dual stack.
+// As listen_tcp (tests/reactor/socket_test.cpp): on a host where net.ipv6.bindv6only is 1,
+// bind_udp on [::] still comes out dual stack.
 TEST_CASE("bind_udp on [::] is dual stack even where net.ipv6.bindv6only is 1", "[reactor][datagram]") {
-    int unshared = -1, sysctl_written = -1, v6only = -1;
-    std::thread in_namespace([&] {
-        unshared = ::unshare(CLONE_NEWNET);
-        if (unshared != 0) return;
-        const int sysctl = ::open("/proc/sys/net/ipv6/bindv6only", O_WRONLY | O_CLOEXEC);
-        sysctl_written = sysctl >= 0 && ::write(sysctl, "1", 1) == 1 ? 0 : -1;
-        if (sysctl >= 0) ::close(sysctl);
-        sockaddr_in6 any{};
-        any.sin6_family = AF_INET6;
-        any.sin6_addr = in6addr_any;
-        Fd socket = bind_udp(reinterpret_cast<const sockaddr*>(&any), sizeof any);
-        socklen_t length = sizeof v6only;
-        if (::getsockopt(socket.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &length) != 0) v6only = -2;
-    });
-    in_namespace.join();
-    REQUIRE(unshared == 0);
-    REQUIRE(sysctl_written == 0);
-    CHECK(v6only == 0);
+    const sockaddr_in6 any = reactor_test::ipv6_any();
+    CHECK(reactor_test::v6only_where_bindv6only_is_1(
+              [&] { return bind_udp(reinterpret_cast<const sockaddr*>(&any), sizeof any); }) == 0);
 }

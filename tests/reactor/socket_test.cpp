@@ -10,14 +10,11 @@
 
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <thread>
 #include <vector>
 
 using namespace passgate::reactor;
@@ -128,25 +125,9 @@ TEST_CASE("reuseport CPU steering: detaching restores the hash, and detaching no
 }
 
 // A host with net.ipv6.bindv6only = 1 makes "[::]" sockets IPv6 only unless the socket says
-// otherwise. The sysctl is per network namespace, and a thread may have its own: this one sets it
-// to 1 in a fresh namespace, where listen_tcp on [::] must still come out dual stack.
+// otherwise: listen_tcp on [::] must still come out dual stack there.
 TEST_CASE("listen_tcp on [::] is dual stack even where net.ipv6.bindv6only is 1", "[reactor][socket]") {
-    int unshared = -1, sysctl_written = -1, v6only = -1;
-    std::thread in_namespace([&] {
-        unshared = ::unshare(CLONE_NEWNET);
-        if (unshared != 0) return;
-        const int sysctl = ::open("/proc/sys/net/ipv6/bindv6only", O_WRONLY | O_CLOEXEC);
-        sysctl_written = sysctl >= 0 && ::write(sysctl, "1", 1) == 1 ? 0 : -1;
-        if (sysctl >= 0) ::close(sysctl);
-        sockaddr_in6 any{};
-        any.sin6_family = AF_INET6;
-        any.sin6_addr = in6addr_any;
-        Fd socket = listen_tcp(reinterpret_cast<const sockaddr*>(&any), sizeof any);
-        socklen_t length = sizeof v6only;
-        if (::getsockopt(socket.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &length) != 0) v6only = -2;
-    });
-    in_namespace.join();
-    REQUIRE(unshared == 0);
-    REQUIRE(sysctl_written == 0);
-    CHECK(v6only == 0);
+    const sockaddr_in6 any = reactor_test::ipv6_any();
+    CHECK(reactor_test::v6only_where_bindv6only_is_1(
+              [&] { return listen_tcp(reinterpret_cast<const sockaddr*>(&any), sizeof any); }) == 0);
 }
