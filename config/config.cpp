@@ -550,6 +550,14 @@ private:
                      d.listener.client_hello_timeout = *value;
                  }
              }},
+            {"defer_accept",
+             [](Builder&, const TableReader& t, ListenerDraft& d) {
+                 if (auto value = t.boolean("defer_accept")) {
+                     if (d.listener.protocol == ListenerProtocol::quic)
+                         t.fail("defer_accept", "does not apply to protocol = \"quic\" (UDP has no accept)");
+                     d.listener.defer_accept = *value;
+                 }
+             }},
             {"max_client_hello_size",
              [](Builder&, const TableReader& t, ListenerDraft& d) {
                  if (auto value = t.integer("max_client_hello_size", kMinHelloSize, kMaxHelloSize)) {

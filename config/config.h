@@ -145,6 +145,9 @@ struct Listener {
     Duration quic_flow_idle_timeout{std::chrono::seconds(30)};
     std::optional<std::string> hostname;  // lowercased; exact or "*.suffix"
     Duration client_hello_timeout{std::chrono::seconds(10)};
+    // tls: TCP_DEFER_ACCEPT on the listening sockets (reactor::set_defer_accept): a connection is
+    // accepted once its first bytes arrived. false: at the end of the handshake.
+    bool defer_accept = true;
     std::uint32_t max_client_hello_size = 64 * 1024;  // bytes of TLS records buffered before routing
     Duration idle_timeout{std::chrono::hours(1)};     // both directions quiet this long: close
     std::optional<std::string> default_route;         // route name, validated to exist

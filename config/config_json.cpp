@@ -146,6 +146,7 @@ Json listener_json(const Listener& listener) {
     out["max_connections"] = or_null(listener.max_connections);
     out["max_connection_rate"] = or_null(listener.max_connection_rate);
     out["accept_proxy_protocol"] = listener.accept_proxy_protocol;
+    if (listener.protocol == ListenerProtocol::tls) out["defer_accept"] = listener.defer_accept;
     out["trusted_proxies"] = cidrs(listener.trusted_proxies);
     add_origin(out, listener.origin);
     return out;

@@ -66,7 +66,7 @@ void detach_reuseport_program(int listening_fd) {
         throw_errno("setsockopt(SO_DETACH_REUSEPORT_BPF)");
 }
 
-ConnectStart start_connect(const sockaddr* address, socklen_t length) {
+ConnectStart start_connect(const sockaddr* address, socklen_t length, const ConnectOptions& options) {
     ConnectStart start;
     start.socket = Fd(::socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!start.socket) {
@@ -76,10 +76,22 @@ ConnectStart start_connect(const sockaddr* address, socklen_t length) {
     const int one = 1;
     // Forwarded bytes are already batched by the peers; do not add Nagle delay on top.
     ::setsockopt(start.socket.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Both best effort: a socket without them works, only less efficiently.
+    // Leaves quick-ACK mode: the kernel then delays the handshake's last ACK (tcp_rcv_synsent_state_process)
+    // and re-enters quick-ACK mode itself right after, so later data is acknowledged as usual.
+    const int zero = 0;
+    if (options.ack_with_first_data)
+        ::setsockopt(start.socket.get(), IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
     if (::connect(start.socket.get(), address, length) == 0) return start;
     start.error = errno;
     if (start.error != EINPROGRESS) start.socket.reset();
     return start;
+}
+
+void set_defer_accept(int listening_fd, bool on) {
+    const int seconds = on ? 1 : 0;
+    if (::setsockopt(listening_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds) != 0)
+        throw_errno("setsockopt(TCP_DEFER_ACCEPT)");
 }
 
 bool is_local_resource_error(int error) {

@@ -44,7 +44,21 @@ struct ConnectStart {
     Fd socket;
     int error = 0;
 };
-ConnectStart start_connect(const sockaddr* address, socklen_t length);
+struct ConnectOptions {
+    // For a caller that writes first as soon as the connect completes (a proxy with the client's
+    // hello in hand): the handshake's last ACK is held back (TCP_QUICKACK off before connect) and
+    // rides on that first data segment, so the peer gets one packet instead of two. The kernel
+    // sends it alone after 200 ms if nothing is written by then. HAProxy's tcp-smart-connect.
+    bool ack_with_first_data = false;
+};
+ConnectStart start_connect(const sockaddr* address, socklen_t length, const ConnectOptions& options = {});
+
+// TCP_DEFER_ACCEPT on a listening socket, on (1 s) or off: with it on, the kernel completes an
+// accept only once the client's first data arrived (one packet fewer processed per connection,
+// and the data is there at the first read). A client that connects and says nothing is accepted
+// after about a second anyway (when it answers the SYN-ACK the kernel sends again), so its
+// read deadline still applies, a second late. Throws std::system_error.
+void set_defer_accept(int listening_fd, bool on);
 
 // An errno that says this process or machine is short of something (descriptors, socket buffers,
 // memory: EMFILE, ENFILE, ENOBUFS, ENOMEM), not that the peer failed. A connect or probe that

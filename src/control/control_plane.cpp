@@ -47,6 +47,19 @@ reactor::Fd bind_listener(const config::Listener& listener) {
     }
 }
 
+// [[listener]] defer_accept, set on every socket of a TLS listener: bound here, passed by systemd
+// or by the old process (whatever they had), and a kept listener's on each reload (the option
+// belongs to the socket, which the workers' duplicates share).
+void apply_defer_accept(const config::Listener& listener, const std::vector<reactor::Fd>& sockets) {
+    if (listener.protocol != config::ListenerProtocol::tls) return;
+    try {
+        for (const reactor::Fd& socket : sockets) reactor::set_defer_accept(socket.get(), listener.defer_accept);
+    } catch (const std::system_error& error) {
+        throw std::runtime_error("listener \"" + listener.name + "\" on " + listener.address.to_string() +
+                                 ": defer_accept: " + error.what());
+    }
+}
+
 // [runtime] reuseport_cpu_steering: `group` holds a listener's sockets in the order they started
 // listening, worker i's at i (workers are pinned to reactor::pinned_cpus in index order), so the
 // group sends the connections whose SYN arrived on worker i's CPU to worker i.
@@ -258,6 +271,7 @@ void ControlPlane::bind_sockets() {
             for (unsigned worker = 0; worker < worker_count_; ++worker) sockets.push_back(bind_listener(listener));
             if (steering) steer_by_cpu(listener, sockets);
         }
+        apply_defer_accept(listener, sockets);
         HeldListener held{.name = listener.name, .address = listener.address, .sockets = {}};
         for (const reactor::Fd& socket : sockets) held.sockets.push_back(duplicate(socket.get()));
         held_listeners_.push_back(std::move(held));
@@ -543,6 +557,10 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
                 sockets[worker].push_back(kept ? reactor::Fd() : bind_listener(listener));
                 if (!kept) bound[index].push_back(duplicate(sockets[worker].back().get()));
             }
+            apply_defer_accept(listener, bound[index]);
+            if (kept)
+                for (const HeldListener& had : held_listeners_)
+                    if (had.name == listener.name && had.address == listener.address) apply_defer_accept(listener, had.sockets);
             // A restart-only key: the workers were pinned, and the groups set up, at start.
             if (!kept && started_->runtime.reuseport_cpu_steering) steer_by_cpu(listener, bound[index]);
         }

@@ -357,7 +357,10 @@ void ProxyConnection::connect_next() {
         ++connect_attempts_;
         phase_started_us_ = reactor::monotonic_micros();
         const config::Address& address = endpoint_->endpoint.address;
-        reactor::ConnectStart attempt = reactor::start_connect(address.sockaddr_ptr(), address.length);
+        // The hello (or PROXY header) is written the moment the connect completes: the
+        // handshake's last ACK goes with it.
+        reactor::ConnectStart attempt = reactor::start_connect(address.sockaddr_ptr(), address.length,
+                                                               reactor::ConnectOptions{.ack_with_first_data = true});
         if (!attempt.socket) {
             error_ = attempt.error;
             if (reactor::is_local_resource_error(attempt.error)) {

@@ -106,6 +106,7 @@ TEST_CASE("effective config JSON: defaults filled in, TOML names, durations as t
     CHECK(listener["client_hello_timeout"] == "10s");
     CHECK(listener["idle_timeout"] == "1h");
     CHECK(listener["max_client_hello_size"] == 65536);
+    CHECK(listener["defer_accept"] == true);
     CHECK(listener["default_route"] == "fallback");
     CHECK(listener["allow"] == Json::parse(R"(["10.0.0.0/8"])"));
     CHECK(listener["deny"] == Json::array());

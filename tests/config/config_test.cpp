@@ -164,6 +164,7 @@ TEST_CASE("defaults apply when optional keys are absent", "[config]") {
     const Listener& listener = config.listeners.at(0);
     CHECK_FALSE(listener.hostname);
     CHECK(listener.client_hello_timeout == 10s);
+    CHECK(listener.defer_accept);
     CHECK(listener.max_client_hello_size == 64 * 1024);
     CHECK(listener.idle_timeout == 1h);
     CHECK_FALSE(listener.default_route);
@@ -197,6 +198,7 @@ default_route = "catch-all"
 [[listener]]
 name = "plain_2"
 address = "0.0.0.0:8443"
+defer_accept = false
 max_client_hello_size = 512
 idle_timeout = "8760h"
 
@@ -240,8 +242,10 @@ connect_attempts = 1
     CHECK(v6.max_client_hello_size == 1048576);
     CHECK(v6.idle_timeout == 5min);
     CHECK(v6.default_route == "catch-all");
+    CHECK(v6.defer_accept);
     const Listener& plain = config.listeners[1];
     CHECK(plain.name == "plain_2");
+    CHECK_FALSE(plain.defer_accept);
     CHECK(plain.max_client_hello_size == 512);
     CHECK(plain.idle_timeout == 8760h);
 
@@ -425,12 +429,12 @@ TEST_CASE("unknown keys are errors at every level", "[config][errors]") {
           "address, departed_series_retention, request_timeout, max_connections, max_connections_per_source");
     CHECK(error_of(listener_with("sni = \"x\"")) ==
           "t.toml:4: listener[0].sni: unknown key; allowed keys: name, address, protocol, quic_flow_idle_timeout, hostname, "
-          "client_hello_timeout, max_client_hello_size, idle_timeout, default_route, allow, deny, "
+          "client_hello_timeout, defer_accept, max_client_hello_size, idle_timeout, default_route, allow, deny, "
           "max_connections, max_connection_rate, accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(listener_with("hostnames = [\"a.example.com\"]")) ==
           "t.toml:4: listener[0].hostnames: unknown key (did you mean \"hostname\"?); allowed "
-          "keys: name, address, protocol, quic_flow_idle_timeout, hostname, client_hello_timeout, max_client_hello_size, "
-          "idle_timeout, default_route, allow, deny, max_connections, max_connection_rate, "
+          "keys: name, address, protocol, quic_flow_idle_timeout, hostname, client_hello_timeout, defer_accept, "
+          "max_client_hello_size, idle_timeout, default_route, allow, deny, max_connections, max_connection_rate, "
           "accept_proxy_protocol, trusted_proxies");
     CHECK(error_of(route_with("hostname = \"a.example.com\"")) ==
           "t.toml:10: route[0].hostname: unknown key (did you mean \"hostnames\"?); allowed "

@@ -66,4 +66,6 @@ TEST_CASE("protocol: what does not apply to QUIC is refused at its line", "[conf
           "listener \"h3\" cannot: its backends get the client's datagrams unchanged");
     CHECK(error_of(quic_config("quic_flow_idle_timeout = \"5s\"", "", "tls")) ==
           "t.toml:5: listener[0].quic_flow_idle_timeout: only applies with protocol = \"quic\"");
+    CHECK(error_of(quic_config("defer_accept = false")) ==
+          "t.toml:5: listener[0].defer_accept: does not apply to protocol = \"quic\" (UDP has no accept)");
 }

@@ -40,11 +40,14 @@ Socket connect_from(const char* source_ip, std::uint16_t port) {
     return socket;
 }
 
+// defer_accept = false: these clients connect and say nothing, and the checks at accept (allow,
+// deny, limits) must meet them at once; with the default, a silent client is accepted about a
+// second later (tests/integration/defer_accept_test.cpp checks a refusal with the default).
 std::string config_for(std::uint16_t listen_port, std::uint16_t backend_port,
                        const std::string& listener_extra, const std::string& route_extra) {
     return "[admin]\naddress = \"@ADMIN@\"\n"
            "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(listen_port) + "\"\n" +
-           listener_extra +
+           "defer_accept = false\n" + listener_extra +
            "\n[[route]]\nname = \"echo\"\nlisteners = [\"tls\"]\n"
            "backends = [ { service = \"echo\" } ]\n" + route_extra +
            "\n[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend_port) + "\"]\n";

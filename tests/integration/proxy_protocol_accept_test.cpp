@@ -61,11 +61,13 @@ private:
     std::unique_ptr<Process> process_;
 };
 
+// defer_accept = false: an untrusted peer is refused at accept, before it sends anything; with
+// the default a silent peer is accepted (and refused) about a second later.
 std::string config_for(std::uint16_t listen_port, std::uint16_t backend_port,
                        const std::string& listener_extra) {
     return "[admin]\naddress = \"@ADMIN@\"\n"
            "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(listen_port) + "\"\n"
-           "client_hello_timeout = \"1s\"\naccept_proxy_protocol = true\n"
+           "client_hello_timeout = \"1s\"\naccept_proxy_protocol = true\ndefer_accept = false\n"
            "trusted_proxies = [\"127.0.0.1\"]\n" + listener_extra + "\n"
            "[[route]]\nname = \"corpus\"\nlisteners = [\"tls\"]\nhostnames = [\"*.corpus.test\"]\n"
            "backends = [ { service = \"nginx\" } ]\n"
