@@ -69,6 +69,15 @@ TEST_CASE("defer_accept: a silent connection is not accepted until its bytes com
     REQUIRE(passgate.wait_ready());
     auto accepted = [&] { return passgate.metric({"passgate_worker_accepted_total"}).value_or(-1); };
     REQUIRE(accepted() == 0);
+    // Reloads to the listener with `extra` (the `count`th reload), then connects and says nothing.
+    auto reload_then_connect = [&](const std::string& extra, int count) {
+        reload_with(passgate, config_with(port, backend.port(), extra));
+        REQUIRE(wait_for_reloads(passgate, count));
+        REQUIRE(reload_successes(passgate) == count);
+        Socket client = connect_to(port);
+        REQUIRE(client);
+        return client;
+    };
 
     // Default (on): the handshake completes in the kernel, and passgate sees nothing. A bounded
     // look (300 ms, well inside the kernel's one second) at something that must not happen.
@@ -82,22 +91,14 @@ TEST_CASE("defer_accept: a silent connection is not accepted until its bytes com
     silent.reset();
 
     // Off by reload: the listener's running sockets accept at the handshake, before any byte.
-    reload_with(passgate, config_with(port, backend.port(), "defer_accept = false\n"));
-    REQUIRE(wait_for_reloads(passgate, 1));
-    REQUIRE(reload_successes(passgate) == 1);
-    Socket early = connect_to(port);
-    REQUIRE(early);
+    Socket early = reload_then_connect("defer_accept = false\n", 1);
     // Within 600 ms: a deferred one waits for the kernel's SYN-ACK timer (1 s) at the least.
     CHECK(wait_until([&] { return accepted() == 2; }, Millis(600)));
     CHECK(served(early.get(), "off").empty());
     early.reset();
 
     // On again by reload.
-    reload_with(passgate, config_with(port, backend.port(), "defer_accept = true\n"));
-    REQUIRE(wait_for_reloads(passgate, 2));
-    REQUIRE(reload_successes(passgate) == 2);
-    Socket deferred = connect_to(port);
-    REQUIRE(deferred);
+    Socket deferred = reload_then_connect("defer_accept = true\n", 2);
     std::this_thread::sleep_for(Millis(300));
     CHECK(accepted() == 2);
     // Still silent: the kernel hands it over after about a second, and the hello deadline
