@@ -558,9 +558,6 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
                 if (!kept) bound[index].push_back(duplicate(sockets[worker].back().get()));
             }
             apply_defer_accept(listener, bound[index]);
-            if (kept)
-                for (const HeldListener& had : held_listeners_)
-                    if (had.name == listener.name && had.address == listener.address) apply_defer_accept(listener, had.sockets);
             // A restart-only key: the workers were pinned, and the groups set up, at start.
             if (!kept && started_->runtime.reuseport_cpu_steering) steer_by_cpu(listener, bound[index]);
         }
@@ -588,9 +585,20 @@ std::string ControlPlane::install(std::shared_ptr<const config::Config> next) {
     for (std::size_t index = 0; index < next->listeners.size() && !stopping_; ++index) {
         const config::Listener& listener = next->listeners[index];
         HeldListener holding{.name = listener.name, .address = listener.address, .sockets = std::move(bound[index])};
-        if (holding.sockets.empty())
+        const bool kept = holding.sockets.empty();
+        if (kept)
             for (HeldListener& had : held_listeners_)
                 if (had.name == listener.name && had.address == listener.address) holding.sockets = std::move(had.sockets);
+        // A kept listener's defer_accept changes here, where nothing can reject the reload any more
+        // (a rejected reload leaves the running sockets as they were). A kernel that refused it
+        // leaves the socket as it was: said, not fatal.
+        if (kept) {
+            try {
+                apply_defer_accept(listener, holding.sockets);
+            } catch (const std::runtime_error& error) {
+                log_line(LogLevel::warning, std::string("reload: ") + error.what());
+            }
+        }
         held.push_back(std::move(holding));
     }
     held_listeners_ = std::move(held);

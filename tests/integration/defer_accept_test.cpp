@@ -15,11 +15,12 @@ using namespace integration;
 
 namespace {
 
-std::string config_with(std::uint16_t port, std::uint16_t backend_port, const std::string& listener_extra) {
+std::string config_with(std::uint16_t port, std::uint16_t backend_port, const std::string& listener_extra,
+                        const std::string& route_extra = "") {
     return "[admin]\naddress = \"@ADMIN@\"\n\n"
            "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n" +
            "client_hello_timeout = \"3s\"\n" + listener_extra +
-           "\n[[route]]\nname = \"r\"\nlisteners = [\"tls\"]\nbackends = [ { service = \"echo\" } ]\n\n"
+           "\n[[route]]\nname = \"r\"\nlisteners = [\"tls\"]\nbackends = [ { service = \"echo\" } ]\n" + route_extra + "\n"
            "[[service]]\nname = \"echo\"\nendpoints = [\"127.0.0.1:" + std::to_string(backend_port) + "\"]\n";
 }
 
@@ -106,5 +107,25 @@ TEST_CASE("defer_accept: a silent connection is not accepted until its bytes com
     CHECK(wait_until([&] { return accepted() == 3; }, Millis(5000)));
     CHECK(wait_closed(deferred.get(), Millis(6000)).closed);
     CHECK(labelled_sum(passgate, "passgate_client_hello_rejected_total", {"reason=\"timeout\""}) == 1);
+    stop_and_check(passgate);
+}
+
+// A reload rejected after its listeners were looked at (here: a hostnames_file that is missing,
+// found when the reload is installed) changes nothing on the running sockets.
+TEST_CASE("defer_accept: a rejected reload leaves the running sockets as they were", "[integration][defer_accept]") {
+    TempDir dir;
+    EchoBackend backend;
+    const std::uint16_t port = free_port();
+    Passgate passgate(dir, {config_with(port, backend.port(), ""), {}, 1});
+    REQUIRE(passgate.wait_ready());
+    reload_with(passgate, config_with(port, backend.port(), "defer_accept = false\n", "hostnames_file = \"missing.txt\"\n"));
+    REQUIRE(wait_for_reloads(passgate, 1));
+    REQUIRE(metric_sample(passgate, "passgate_config_reloads_total{result=\"failure\"}") == 1.0);
+    Socket silent = connect_to(port);
+    REQUIRE(silent);
+    std::this_thread::sleep_for(Millis(300));
+    CHECK(passgate.metric({"passgate_worker_accepted_total"}) == 0.0);
+    CHECK(served(silent.get(), "still deferred").empty());
+    silent.reset();  // closed before the stop, which would otherwise drain it for 30 s
     stop_and_check(passgate);
 }
